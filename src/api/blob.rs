@@ -1,0 +1,131 @@
+//! The model's `blob` and `timestamp` shapes, written by hand and referred to by the
+//! generated types.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Binary data (`Data` in PutRecord, GetRecords' records): base64 in JSON, a byte string in
+/// binary encodings (decided by `is_human_readable`).
+///
+/// `Debug` prints the length only, so logs never carry record data.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Blob(pub Vec<u8>);
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blob({} bytes)", self.0.len())
+    }
+}
+
+impl Blob {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Self {
+        Blob(v)
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            use base64::Engine;
+            serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BlobVisitor;
+        impl<'de> Visitor<'de> for BlobVisitor {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a base64 string or a byte string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                use base64::Engine;
+                // AWS (Coral) accepts padded standard base64 only.
+                base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map(Blob)
+                    .map_err(|_| E::custom("Base64 encoded data is invalid"))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(BlobVisitor)
+        } else {
+            deserializer.deserialize_bytes(BlobVisitor)
+        }
+    }
+}
+
+/// A point in time, kept as milliseconds since the Unix epoch.
+///
+/// On the JSON wire it is epoch seconds as a number with a fraction (`1700000000.123`),
+/// as AWS sends and the SDKs send; binary encodings may override this later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    pub millis: i64,
+}
+
+impl Timestamp {
+    /// From milliseconds since the epoch.
+    pub fn from_millis(millis: i64) -> Self {
+        Self { millis }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.millis as f64 / 1000.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TsVisitor;
+        impl<'de> Visitor<'de> for TsVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("epoch seconds")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("timestamp must be a finite number"));
+                }
+                Ok(Timestamp::from_millis((v * 1000.0).round() as i64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_millis(v.saturating_mul(1000)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_millis(
+                    i64::try_from(v).unwrap_or(i64::MAX).saturating_mul(1000),
+                ))
+            }
+        }
+        deserializer.deserialize_any(TsVisitor)
+    }
+}

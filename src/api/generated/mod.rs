@@ -1,0 +1,1 @@
+//! Generated from the AWS service model by `cargo run -p xtask -- codegen`.

@@ -1,0 +1,1 @@
+//! The broker domain: streams, shards, routing, sequence numbers, iterators.

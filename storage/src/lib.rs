@@ -1,0 +1,1 @@
+//! Append-only segment logs with crash recovery. See `storage/README.md`.
