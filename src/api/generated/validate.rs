@@ -165,12 +165,21 @@ impl Render for Blob {
     }
 }
 
+/// Collections longer than this are rendered up to it, then `, ...`. AWS prints them
+/// whole; the cap (well above every list maximum of the model, 500 records) keeps a
+/// request of a million tiny entries from producing a message many times its size.
+const MAX_RENDERED_ENTRIES: usize = 1000;
+
 impl<T: Render> Render for Vec<T> {
     fn render(&self, out: &mut String) {
         out.push('[');
         for (i, item) in self.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
+            }
+            if i == MAX_RENDERED_ENTRIES {
+                out.push_str("...");
+                break;
             }
             item.render(out);
         }
@@ -184,6 +193,10 @@ impl<K: Render, V: Render> Render for BTreeMap<K, V> {
         for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
+            }
+            if i == MAX_RENDERED_ENTRIES {
+                out.push_str("...");
+                break;
             }
             k.render(out);
             out.push('=');

@@ -41,6 +41,19 @@ pub fn run(root: &Path, model_path: &Path, check: bool) -> ExitCode {
     ];
     let out_dir = root.join(OUT_DIR);
     let mut stale = Vec::new();
+    // Nothing hand-written may sit in the generated directory.
+    if let Ok(entries) = std::fs::read_dir(&out_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !files.iter().any(|(f, _)| *f == name) {
+                eprintln!(
+                    "unexpected file {} in the generated directory",
+                    entry.path().display()
+                );
+                stale.push(entry.path());
+            }
+        }
+    }
     for (name, text) in files {
         let text = util::rustfmt(&text, name);
         let path = out_dir.join(name);

@@ -190,3 +190,59 @@ pub fn doc_lines(doc: Option<&str>, indent: &str) -> String {
 pub fn lit(s: &str) -> String {
     format!("{s:?}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_names() {
+        assert_eq!(snake("StreamARN"), "stream_arn");
+        assert_eq!(snake("GSRSchemaARN"), "gsr_schema_arn");
+        assert_eq!(snake("ShardId"), "shard_id");
+        assert_eq!(
+            snake("KMSAccessDeniedException"),
+            "kms_access_denied_exception"
+        );
+        assert_eq!(snake("MaxRecordSizeInKiB"), "max_record_size_in_kib");
+        assert_eq!(snake("CurrentMiBps"), "current_mibps");
+        assert_eq!(snake("Type"), "r#type");
+        assert_eq!(snake("message"), "message");
+        assert_eq!(
+            snake("UpdateStreamRecordDistributionStrategy"),
+            "update_stream_record_distribution_strategy"
+        );
+    }
+
+    #[test]
+    fn enum_variants() {
+        assert_eq!(upper_camel("AT_SEQUENCE_NUMBER"), "AtSequenceNumber");
+        assert_eq!(upper_camel("IncomingBytes"), "IncomingBytes");
+        assert_eq!(upper_camel("S3_TABLES"), "S3Tables");
+        assert_eq!(upper_camel("KMS"), "Kms");
+        assert_eq!(upper_camel("ALL"), "All");
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(lower_first("StreamARN"), "streamARN");
+        assert_eq!(lower_first("ShardIteratorType"), "shardIteratorType");
+    }
+
+    #[test]
+    fn doc_first_sentence() {
+        assert_eq!(
+            doc_summary(Some(
+                "<p>Writes a <code>PutRecords</code> request. More text.</p>"
+            ))
+            .as_deref(),
+            Some("Writes a PutRecords request.")
+        );
+        assert_eq!(
+            doc_summary(Some("<p>Range: [0, 2^128-1] &amp; &lt;tag&gt;</p>")).as_deref(),
+            Some("Range: \\[0, 2^128-1\\] & \\<tag\\>")
+        );
+        assert_eq!(doc_summary(Some("<p> </p>")), None);
+        assert_eq!(doc_summary(None), None);
+    }
+}
