@@ -1,0 +1,434 @@
+//! Group commit: the flusher thread and the futures that wait on it.
+//!
+//! # Thread model
+//!
+//! Each [`Log`](crate::Log) owns one flusher thread (named `storage-flush`). Appends never flush:
+//! they copy into the map, publish, and record in [`FlushState`] how far the log is written.
+//! The flusher sleeps on a `Condvar` until a waiter asks for durability (`Flush` mode) or the
+//! interval passes (`PageCache` mode); then it takes a snapshot of *everything written so far*,
+//! flushes it with one `fsync` per newly sealed segment, one `fsync` of the directory if a
+//! segment was created, and one `msync` of the new range of the active segment, and finally
+//! marks the snapshot durable and wakes every waiter whose target it covers.
+//!
+//! # What a woken waiter is promised
+//!
+//! A [`WaitDurable`] for target `n` resolves `Ok(())` only after a flush *that started after
+//! offsets `< n` were appended* completed successfully: those records are on stable storage (as
+//! far as `msync`/`fsync` promise). Every waiter queued before a flush started is served by that
+//! flush: one flush for the whole group. If a flush fails, that waiter and every later one gets
+//! [`Error::FlushFailed`], and appends are refused from then on (after a failed fsync the kernel
+//! may have dropped the dirty pages, so retrying would be a lie).
+//!
+//! Futures do not block: they register their `Waker` in the state and return `Pending`; only the
+//! flusher thread and [`FlushShared::wait_blocking`] (for synchronous callers) sleep.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::segment::Segment;
+use crate::{Durability, Error, Result};
+
+/// Shared between the writer, the flusher thread and the waiters. One std `Mutex`: every
+/// critical section is a few field updates (never an fsync), and the futures must not depend on
+/// an async runtime.
+pub(crate) struct FlushShared {
+    state: Mutex<FlushState>,
+    /// Wakes the flusher thread.
+    work: Condvar,
+    /// Wakes blocking waiters (`sync`, `wait_durable_blocking`).
+    done: Condvar,
+    durability: Durability,
+    dir: PathBuf,
+}
+
+/// What has been written and what is durable. Guarded by [`FlushShared::state`].
+pub(crate) struct FlushState {
+    /// Offset after the last appended (published) record.
+    written: u64,
+    /// Published end position in `active` matching `written`.
+    written_end: u64,
+    /// The active segment (None once the log is sealed).
+    active: Option<Arc<Segment>>,
+    /// Segments sealed since the last flush: fsync the file (its length changed) and its index.
+    sealed_pending: Vec<Arc<Segment>>,
+    /// A segment file was created since the last flush: fsync the directory.
+    dir_dirty: bool,
+    /// Highest target any waiter asked for.
+    requested: u64,
+    /// Every offset below this is durable.
+    durable: u64,
+    waiters: Vec<Waiter>,
+    next_waiter_id: u64,
+    failed: Option<(PathBuf, String)>,
+    /// A blocking caller wants a flush round now, whatever the mode.
+    force: bool,
+    /// Flush rounds that have taken their snapshot / completed.
+    rounds_started: u64,
+    rounds_done: u64,
+    shutdown: bool,
+    /// The flusher thread has exited.
+    exited: bool,
+}
+
+struct Waiter {
+    id: u64,
+    target: u64,
+    waker: Waker,
+}
+
+impl FlushShared {
+    pub(crate) fn new(
+        durability: Durability,
+        dir: PathBuf,
+        written: u64,
+        written_end: u64,
+        active: Option<Arc<Segment>>,
+    ) -> FlushShared {
+        FlushShared {
+            state: Mutex::new(FlushState {
+                written,
+                written_end,
+                active,
+                sealed_pending: Vec::new(),
+                dir_dirty: false,
+                requested: written,
+                durable: written, // recovery leaves the log as it is on disk
+                waiters: Vec::new(),
+                next_waiter_id: 0,
+                failed: None,
+                force: false,
+                rounds_started: 0,
+                rounds_done: 0,
+                shutdown: false,
+                exited: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            durability,
+            dir,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FlushState> {
+        // A panic while holding this lock leaves consistent counters (only plain stores), so a
+        // poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer reports progress after each append (one lock per append, not per record).
+    pub(crate) fn written(&self, written: u64, written_end: u64) {
+        let mut s = self.lock();
+        s.written = written;
+        s.written_end = written_end;
+    }
+
+    /// The writer reports a roll: `sealed` must be fsynced, `new_active` is the new target of msync.
+    pub(crate) fn rolled(
+        &self,
+        sealed: Arc<Segment>,
+        new_active: Option<Arc<Segment>>,
+        written_end: u64,
+        created_file: bool,
+    ) {
+        let mut s = self.lock();
+        s.sealed_pending.push(sealed);
+        s.active = new_active;
+        s.written_end = written_end;
+        s.dir_dirty |= created_file;
+    }
+
+    /// Err if an earlier flush failed.
+    pub(crate) fn check_failed(&self) -> Result<()> {
+        Self::failed_err(&self.lock())
+    }
+
+    /// A future resolving when offsets `< target` are durable (targets beyond what is written are
+    /// clamped to it: offsets that do not exist yet are not waited for).
+    pub(crate) fn wait(self: &Arc<Self>, target: u64) -> WaitDurable {
+        if let Durability::PageCache { .. } = self.durability {
+            return WaitDurable {
+                shared: None,
+                target,
+                id: None,
+            };
+        }
+        let target = target.min(self.lock().written);
+        WaitDurable {
+            shared: Some(self.clone()),
+            target,
+            id: None,
+        }
+    }
+
+    /// Blocks the calling thread until everything written before the call (including sealed
+    /// segments and created files) is flushed, forcing a flush round now in either mode.
+    /// Used by `sync`, `seal` and `wait_durable_blocking`.
+    pub(crate) fn wait_blocking(&self) -> Result<()> {
+        let mut s = self.lock();
+        if s.durable >= s.written && s.sealed_pending.is_empty() && !s.dir_dirty {
+            return Self::failed_err(&s);
+        }
+        s.force = true;
+        let my_round = s.rounds_started + 1;
+        self.work.notify_one();
+        loop {
+            Self::failed_err(&s)?;
+            if s.rounds_done >= my_round {
+                return Ok(());
+            }
+            if s.exited {
+                return Err(Error::Closed);
+            }
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn failed_err(s: &FlushState) -> Result<()> {
+        match &s.failed {
+            Some((path, message)) => Err(Error::FlushFailed {
+                path: path.clone(),
+                message: message.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the flusher thread to do a last flush and exit.
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.work.notify_one();
+    }
+
+    /// The flusher thread's body.
+    pub(crate) fn run(&self) {
+        let mut active_flushed: (u64, u64) = (u64::MAX, 0); // (segment base, position flushed to)
+        let mut s = self.lock();
+        loop {
+            // Sleep until there is a reason to flush.
+            loop {
+                if s.shutdown || s.force || s.requested > s.durable {
+                    break;
+                }
+                match self.durability {
+                    Durability::Flush => s = self.work.wait(s).unwrap_or_else(|p| p.into_inner()),
+                    Durability::PageCache { interval } => {
+                        let (g, timeout) = self
+                            .work
+                            .wait_timeout(s, interval.max(Duration::from_millis(1)))
+                            .unwrap_or_else(|p| p.into_inner());
+                        s = g;
+                        if timeout.timed_out()
+                            && (s.written > s.durable
+                                || !s.sealed_pending.is_empty()
+                                || s.dir_dirty)
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            let shutdown = s.shutdown;
+            s.force = false;
+            s.rounds_started += 1;
+            if s.failed.is_none() {
+                let target = s.written;
+                let end = s.written_end;
+                let active = s.active.clone();
+                let sealed = std::mem::take(&mut s.sealed_pending);
+                let dir_dirty = std::mem::take(&mut s.dir_dirty);
+                drop(s);
+                let result = self.flush_once(
+                    &sealed,
+                    dir_dirty,
+                    active.as_deref(),
+                    end,
+                    &mut active_flushed,
+                );
+                s = self.lock();
+                match result {
+                    Ok(()) => s.durable = s.durable.max(target),
+                    Err((path, e)) => {
+                        tracing::error!(path = %path.display(), error = %e, "flush failed; the log refuses further appends");
+                        s.failed = Some((path, e.to_string()));
+                    }
+                }
+            }
+            if s.failed.is_some() {
+                // Nothing more can be promised: fail every waiter, and stop asking for rounds.
+                s.requested = s.durable;
+            }
+            s.rounds_done = s.rounds_started;
+            Self::wake_ready(&mut s);
+            self.done.notify_all();
+            if shutdown {
+                s.exited = true;
+                Self::wake_all(&mut s);
+                self.done.notify_all();
+                return;
+            }
+        }
+    }
+
+    fn flush_once(
+        &self,
+        sealed: &[Arc<Segment>],
+        dir_dirty: bool,
+        active: Option<&Segment>,
+        end: u64,
+        active_flushed: &mut (u64, u64),
+    ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+        for seg in sealed {
+            seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
+            match std::fs::File::open(&seg.idx_path).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                // The index is a hint (rebuilt if lost) and retention may have deleted it already.
+                Err(e) => {
+                    tracing::debug!(path = %seg.idx_path.display(), error = %e, "index fsync skipped")
+                }
+            }
+        }
+        if dir_dirty {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| (self.dir.clone(), e))?;
+        }
+        if let Some(seg) = active {
+            let from = if active_flushed.0 == seg.base {
+                active_flushed.1
+            } else {
+                0
+            };
+            if end > from {
+                seg.flush_range(from, end)
+                    .map_err(|e| (seg.path.clone(), e))?;
+            }
+            *active_flushed = (seg.base, end.max(from));
+        }
+        Ok(())
+    }
+
+    fn wake_ready(s: &mut FlushState) {
+        if s.failed.is_some() {
+            return Self::wake_all(s);
+        }
+        let durable = s.durable;
+        s.waiters.retain(|w| {
+            if w.target <= durable {
+                w.waker.wake_by_ref();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn wake_all(s: &mut FlushState) {
+        for w in s.waiters.drain(..) {
+            w.waker.wake();
+        }
+    }
+}
+
+/// Future returned by [`Log::wait_durable`](crate::Log::wait_durable): resolves when every offset
+/// below its target is durable under the log's [`Durability`] mode. It needs no async runtime:
+/// it registers its waker with the log's flusher thread, which wakes it after the covering flush.
+/// Dropping it unregisters it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct WaitDurable {
+    /// None in `PageCache` mode: ready at once.
+    shared: Option<Arc<FlushShared>>,
+    target: u64,
+    id: Option<u64>,
+}
+
+impl std::fmt::Debug for WaitDurable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitDurable")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Future for WaitDurable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let Some(shared) = &this.shared else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut s = shared.lock();
+        if s.durable >= this.target {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some((path, message)) = &s.failed {
+            return Poll::Ready(Err(Error::FlushFailed {
+                path: path.clone(),
+                message: message.clone(),
+            }));
+        }
+        if s.exited {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        match this
+            .id
+            .and_then(|id| s.waiters.iter_mut().find(|w| w.id == id))
+        {
+            Some(w) => {
+                if !w.waker.will_wake(cx.waker()) {
+                    w.waker = cx.waker().clone();
+                }
+            }
+            None => {
+                let id = s.next_waiter_id;
+                s.next_waiter_id += 1;
+                this.id = Some(id);
+                s.waiters.push(Waiter {
+                    id,
+                    target: this.target,
+                    waker: cx.waker().clone(),
+                });
+            }
+        }
+        if s.requested < this.target {
+            s.requested = this.target;
+            shared.work.notify_one();
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitDurable {
+    fn drop(&mut self) {
+        if let (Some(shared), Some(id)) = (&self.shared, self.id) {
+            shared.lock().waiters.retain(|w| w.id != id);
+        }
+    }
+}
+
+/// Runs a future to completion on the current thread (tests and doc examples; the broker awaits
+/// on its own runtime). Parks the thread between polls.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}

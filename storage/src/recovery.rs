@@ -1,0 +1,292 @@
+//! Opening segments: tail recovery of the newest segment, lazy loading of sealed ones, and the
+//! frame scan both share.
+//!
+//! Recovery policy (after raft-engine's `TolerateTailCorruption`): only the *newest* segment can
+//! have a torn tail, because only it was being written. Its tail is scanned from the last index
+//! entry that verifies (so the work is bounded by the index interval plus whatever the index
+//! missed, never by the data stored); the first frame with a bad length, CRC, offset or time ends
+//! the log, a `warn!` names what was cut, and everything after it is zeroed (truncate, then
+//! preallocate again). Sealed segments are never truncated: damage found in them is kept as
+//! [`Segment::damage`] and reported as [`Error::Corrupt`] by the read that reaches it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::frame::{self, Decoded};
+use crate::index::{self, IndexEntry};
+use crate::segment::{self, Published, SEGMENT_HEADER_BYTES, Segment};
+use crate::{Error, Result};
+
+/// Result of scanning frames forward from a known-good position.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// Position after the last good frame.
+    pub end: u64,
+    /// Offset after the last good frame.
+    pub next_offset: u64,
+    /// Arrival of the last good frame (or the one passed in).
+    pub last_arrival: Option<i64>,
+    /// Index entries for the frames scanned, by the writer's rule.
+    pub new_entries: Vec<IndexEntry>,
+    /// Where and why the scan stopped, if it stopped at a bad frame rather than at the end.
+    pub stop: Option<(u64, &'static str)>,
+}
+
+/// Whether the writer indexes a frame at `pos`, given the position of the last entry.
+/// Recovery and the writer must agree, so both call this.
+#[inline]
+pub(crate) fn wants_index_entry(last_entry_pos: Option<u64>, pos: u64, interval: u64) -> bool {
+    match last_entry_pos {
+        None => true,
+        Some(last) => pos - last >= interval,
+    }
+}
+
+/// Scans frames in `buf` from `pos`, expecting offset `offset` there, until the end of the
+/// written data or the first bad frame.
+pub(crate) fn scan(
+    buf: &[u8],
+    mut pos: u64,
+    mut offset: u64,
+    mut last_entry_pos: Option<u64>,
+    mut last_arrival: Option<i64>,
+    interval: u64,
+) -> Scan {
+    let mut new_entries = Vec::new();
+    let mut stop = None;
+    while let Some(rest) = buf.get(pos as usize..) {
+        match frame::decode(rest, true) {
+            Decoded::End => break,
+            Decoded::Bad(reason) => {
+                stop = Some((pos, reason));
+                break;
+            }
+            Decoded::Frame(v, len) => {
+                if v.offset != offset {
+                    stop = Some((pos, "frame offset out of sequence"));
+                    break;
+                }
+                if last_arrival.is_some_and(|t| v.arrival_ms < t) {
+                    stop = Some((pos, "arrival time goes backwards"));
+                    break;
+                }
+                if wants_index_entry(last_entry_pos, pos, interval) {
+                    // Positions fit u32: segment_bytes is capped at u32::MAX by LogOptions checks.
+                    new_entries.push(IndexEntry {
+                        offset,
+                        arrival_ms: v.arrival_ms,
+                        position: pos as u32,
+                    });
+                    last_entry_pos = Some(pos);
+                }
+                last_arrival = Some(v.arrival_ms);
+                offset += 1;
+                pos += len as u64;
+            }
+        }
+    }
+    Scan {
+        end: pos,
+        next_offset: offset,
+        last_arrival,
+        new_entries,
+        stop,
+    }
+}
+
+/// Drops trailing entries that do not point at a verifying frame with their offset, and returns
+/// where a scan should resume: (position, offset, last entry position, arrival).
+fn trust_entries(
+    buf: &[u8],
+    base: u64,
+    entries: &mut Vec<IndexEntry>,
+) -> (u64, u64, Option<u64>, Option<i64>) {
+    while let Some(e) = entries.last().copied() {
+        let ok = buf.get(e.position as usize..).is_some_and(|rest| {
+            matches!(frame::decode(rest, true), Decoded::Frame(v, _) if v.offset == e.offset && v.arrival_ms == e.arrival_ms)
+        });
+        if ok {
+            return (
+                u64::from(e.position),
+                e.offset,
+                Some(u64::from(e.position)),
+                Some(e.arrival_ms),
+            );
+        }
+        entries.pop();
+    }
+    (SEGMENT_HEADER_BYTES as u64, base, None, None)
+}
+
+fn map_read_only(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: the segment is not shared with any reader or writer yet (we are opening it), this
+    // process owns the log directory, and the map is dropped before the file is modified
+    // (recovery truncates only after dropping it). The file is at least one header long.
+    unsafe { Mmap::map(file) }.map_err(|e| Error::io("mapping segment", path, e))
+}
+
+/// Recovers the newest segment of a log and returns it ready to use: writable and preallocated to
+/// `capacity` (or trimmed and read-only if the log is sealed), plus the index file opened for
+/// appending (active case).
+pub(crate) fn recover_newest(
+    dir: &Path,
+    base: u64,
+    capacity: u64,
+    interval: u64,
+    log_sealed: bool,
+) -> Result<(Segment, Option<File>)> {
+    let (path, idx_path) = Segment::paths(dir, base);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening segment", &path, e))?;
+    let mut len = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", &path, e))?
+        .len();
+    let mut hdr = [0u8; SEGMENT_HEADER_BYTES];
+    let n = read_up_to(&file, &path, &mut hdr)?;
+    if !segment::check_header(&path, &hdr[..n], base)? {
+        // Creation was interrupted before the header reached the disk: an empty segment.
+        tracing::warn!(path = %path.display(), "segment header missing (interrupted creation); starting it empty");
+        file.write_all_at(&segment::header(base), 0)
+            .map_err(|e| Error::io("writing segment header", &path, e))?;
+        len = len.max(SEGMENT_HEADER_BYTES as u64);
+    }
+    let map = map_read_only(&file, &path)?;
+    let loaded = index::load(&idx_path, base, len)?;
+    let mut entries = loaded.entries;
+    let (pos, off, last_pos, arrival) = trust_entries(&map, base, &mut entries);
+    let s = scan(&map, pos, off, last_pos, arrival, interval);
+    drop(map);
+    if let Some((at, reason)) = s.stop {
+        tracing::warn!(
+            path = %path.display(),
+            position = at,
+            reason,
+            kept_records_up_to_offset = s.next_offset,
+            cut_bytes_at_most = len - at,
+            "truncating the torn tail of the newest segment"
+        );
+    }
+    entries.extend_from_slice(&s.new_entries);
+    // Zero everything after the last good frame so no stale bytes can ever be read as a frame:
+    // truncate, then preallocate again (metadata operations; no data is written).
+    file.set_len(s.end)
+        .map_err(|e| Error::io("truncating segment", &path, e))?;
+    let published = Published {
+        end: s.end,
+        next_offset: s.next_offset,
+        last_arrival: s.last_arrival,
+    };
+    if log_sealed {
+        if !loaded.clean || !s.new_entries.is_empty() {
+            index::write_whole(&idx_path, base, &entries)?;
+        }
+        file.sync_all()
+            .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        let seg = Segment::sealed_from(base, path, idx_path, file, published, entries, None)?;
+        return Ok((seg, None));
+    }
+    segment::preallocate(&file, &path, capacity.max(s.end))?;
+    let idx_file = index::open_for_append(&idx_path, base, &entries)?;
+    let seg = Segment::active_from(base, path, idx_path, file, published, entries)?;
+    Ok((seg, Some(idx_file)))
+}
+
+/// Opens a sealed segment (not the newest) read-only. `expected_next` is the base offset of the
+/// following segment. The index is loaded and its last entry verified; if it is missing or
+/// damaged it is rebuilt from the segment (and rewritten, best effort).
+pub(crate) fn load_sealed(
+    dir: &Path,
+    base: u64,
+    expected_next: u64,
+    interval: u64,
+) -> Result<Segment> {
+    let (path, idx_path) = Segment::paths(dir, base);
+    let file = File::open(&path).map_err(|e| Error::io("opening sealed segment", &path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", &path, e))?
+        .len();
+    if len < SEGMENT_HEADER_BYTES as u64 {
+        return Err(Error::corrupt(
+            &path,
+            len,
+            "sealed segment shorter than its header",
+        ));
+    }
+    let map = map_read_only(&file, &path)?;
+    if !segment::check_header(&path, &map, base)? {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "sealed segment has an all-zero header",
+        ));
+    }
+    let loaded = index::load(&idx_path, base, len)?;
+    let mut entries = loaded.entries;
+    let clean = loaded.clean && !entries.is_empty();
+    let s = if clean {
+        let (pos, off, last_pos, arrival) = trust_entries(&map, base, &mut entries);
+        let s = scan(&map, pos, off, last_pos, arrival, interval);
+        entries.extend_from_slice(&s.new_entries);
+        s
+    } else {
+        entries.clear();
+        let s = scan(
+            &map,
+            SEGMENT_HEADER_BYTES as u64,
+            base,
+            None,
+            None,
+            interval,
+        );
+        entries.extend_from_slice(&s.new_entries);
+        tracing::warn!(path = %idx_path.display(), entries = entries.len(), "index missing or damaged; rebuilt from the segment");
+        if let Err(e) = index::write_whole(&idx_path, base, &entries) {
+            tracing::warn!(error = %e, "could not rewrite the rebuilt index; it will be rebuilt again next time");
+        }
+        s
+    };
+    drop(map);
+    let mut damage = s.stop.map(|(at, reason)| (at, reason.to_string()));
+    if damage.is_none() && s.end < len {
+        damage = Some((s.end, "zero bytes inside a sealed segment".to_string()));
+    }
+    if damage.is_none() && s.next_offset != expected_next {
+        damage = Some((
+            s.end,
+            format!(
+                "segment ends at offset {} but the next segment starts at offset {expected_next}",
+                s.next_offset
+            ),
+        ));
+    }
+    if let Some((at, reason)) = &damage {
+        tracing::warn!(path = %path.display(), position = at, reason, "sealed segment is damaged; reads reaching it will fail");
+    }
+    let published = Published {
+        end: s.end,
+        next_offset: s.next_offset,
+        last_arrival: s.last_arrival,
+    };
+    Segment::sealed_from(base, path, idx_path, file, published, entries, damage)
+}
+
+fn read_up_to(file: &File, path: &Path, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading segment header", path, e)),
+        }
+    }
+    Ok(n)
+}

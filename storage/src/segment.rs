@@ -1,0 +1,511 @@
+//! One segment file (`<base>.log`): its name, its header, its mapping and its published end.
+//!
+//! # Segment file format (version 1)
+//!
+//! ```text
+//! +------------------+---------+---------+-----+---------+----------------------------+
+//! | header, 16 bytes | frame 0 | frame 1 | ... | frame n | zeros (active segment only) |
+//! +------------------+---------+---------+-----+---------+----------------------------+
+//!                                                        ^ published end
+//! ```
+//!
+//! | Bytes  | Field       | Encoding | Meaning                                           |
+//! |--------|-------------|----------|---------------------------------------------------|
+//! | 0..4   | magic       | `KBSG`   | identifies a segment file                         |
+//! | 4..6   | version     | u16 LE   | frame format version, 1 (see [`crate::frame`])    |
+//! | 6..8   | flags       | u16 LE   | 0; reserved                                       |
+//! | 8..16  | base offset | u64 LE   | offset of the first frame; equals the file name   |
+//!
+//! The magic lets the format change later (a reader that meets an unknown version refuses the
+//! file with [`Error::Corrupt`] naming the version instead of misreading it) and guarantees no
+//! frame starts at position 0. The active segment is preallocated to its full size with
+//! `fallocate`, so a full disk is reported when the segment is created, never as `SIGBUS` while
+//! writing into the map. A sealed segment is trimmed to its published end and mapped read-only.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use memmap2::{Mmap, MmapRaw};
+
+use crate::index::IndexEntry;
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 4] = b"KBSG";
+const VERSION: u16 = 1;
+/// Size of the segment header; the first frame starts here.
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 16;
+/// Width of the zero-padded base offset in file names (`u64::MAX` has 20 digits).
+const NAME_DIGITS: usize = 20;
+/// Extension of segment files.
+pub(crate) const LOG_EXT: &str = "log";
+/// Extension of index files.
+pub(crate) const INDEX_EXT: &str = "idx";
+
+/// The two kinds of per-segment files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// `<base>.log`, the frames.
+    Log,
+    /// `<base>.idx`, the sparse index.
+    Index,
+}
+
+/// Builds the file name of the segment (or its index) based at `base`: `00000000000000000042.log`.
+/// [`parse_file_name`] is its inverse; keep the two together.
+pub(crate) fn file_name(base: u64, kind: FileKind) -> String {
+    let ext = match kind {
+        FileKind::Log => LOG_EXT,
+        FileKind::Index => INDEX_EXT,
+    };
+    format!("{base:0width$}.{ext}", width = NAME_DIGITS)
+}
+
+/// Parses a name built by [`file_name`]. `None` for anything else, including names with the right
+/// extension but a wrong stem (the caller reports those with their path).
+pub(crate) fn parse_file_name(name: &str) -> Option<(u64, FileKind)> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    let kind = match ext {
+        LOG_EXT => FileKind::Log,
+        INDEX_EXT => FileKind::Index,
+        _ => return None,
+    };
+    if stem.len() != NAME_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, kind))
+}
+
+/// The header of the segment based at `base`.
+pub(crate) fn header(base: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    let mut h = [0u8; SEGMENT_HEADER_BYTES];
+    h[0..4].copy_from_slice(MAGIC);
+    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..16].copy_from_slice(&base.to_le_bytes());
+    h
+}
+
+/// Checks a segment header. `Ok(false)` for an all-zero header (a segment whose creation was
+/// interrupted), `Err(Corrupt)` for anything else that is wrong.
+pub(crate) fn check_header(path: &Path, bytes: &[u8], base: u64) -> Result<bool> {
+    let Some(h) = bytes.get(..SEGMENT_HEADER_BYTES) else {
+        return Ok(false);
+    };
+    if h.iter().all(|&b| b == 0) {
+        return Ok(false);
+    }
+    if &h[0..4] != MAGIC {
+        return Err(Error::corrupt(
+            path,
+            0,
+            "bad segment magic (not a kinesis-broker segment)",
+        ));
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(Error::corrupt(
+            path,
+            4,
+            format!("unsupported segment format version {version} (this build reads {VERSION})"),
+        ));
+    }
+    let in_header = u64::from_le_bytes(h[8..16].try_into().unwrap_or([0; 8]));
+    if in_header != base {
+        return Err(Error::corrupt(
+            path,
+            8,
+            format!("header says base offset {in_header}, file name says {base}"),
+        ));
+    }
+    Ok(true)
+}
+
+/// Reserves `len` bytes of disk for `file` so later writes through a map cannot hit `ENOSPC`.
+pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    #[cfg(test)]
+    if crate::segment::fault::take_no_space() {
+        return Err(Error::NoSpace {
+            path: path.to_owned(),
+            bytes: len,
+        });
+    }
+    let len_i = libc::off_t::try_from(len)
+        .map_err(|_| Error::InvalidOptions(format!("segment size {len} too large")))?;
+    loop {
+        // SAFETY: plain syscall on a file descriptor we own for the duration of the call;
+        // no memory is passed to the kernel.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_i) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                return Err(Error::NoSpace {
+                    path: path.to_owned(),
+                    bytes: len,
+                });
+            }
+            // File systems without fallocate: fall back to set_len (sparse; documented risk).
+            Some(libc::EOPNOTSUPP) => {
+                tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may raise SIGBUS");
+                return file
+                    .set_len(len)
+                    .map_err(|e| Error::io("extending segment", path, e));
+            }
+            _ => return Err(Error::io("preallocating segment", path, err)),
+        }
+    }
+}
+
+/// Test-only fault injection for preallocation.
+#[cfg(test)]
+pub(crate) mod fault {
+    use std::cell::Cell;
+    thread_local! { static NO_SPACE: Cell<u32> = const { Cell::new(0) }; }
+    /// Makes the next `n` preallocations on this thread fail with `NoSpace`.
+    pub(crate) fn inject_no_space(n: u32) {
+        NO_SPACE.with(|c| c.set(n));
+    }
+    pub(super) fn take_no_space() -> bool {
+        NO_SPACE.with(|c| {
+            let n = c.get();
+            if n > 0 {
+                c.set(n - 1);
+            }
+            n > 0
+        })
+    }
+}
+
+/// The mapping of a segment.
+enum Map {
+    /// The active segment: writable, preallocated to capacity. Written through a raw pointer by
+    /// the single writer, read by readers below the published end.
+    Writable(MmapRaw),
+    /// A sealed segment: trimmed and mapped read-only.
+    ReadOnly(Mmap),
+}
+
+/// One segment, shared by the writer, readers and the flusher through `Arc<Segment>`.
+///
+/// Who touches what: only the writer (under the log's writer mutex) writes frames and advances
+/// `end`, `next_offset` and `last_arrival`, in that order, after the bytes are in place;
+/// readers only load them (Acquire) and only read bytes below `end`. `index` is a std `RwLock`
+/// because both sides hold it for microseconds (a push per append, a binary search per read).
+pub(crate) struct Segment {
+    /// Offset of the first record.
+    pub base: u64,
+    /// The `.log` file.
+    pub path: PathBuf,
+    /// The `.idx` file.
+    pub idx_path: PathBuf,
+    /// Open handle, for fsync and trimming.
+    pub file: File,
+    map: Map,
+    /// Published end position: every byte in `[0, end)` is a complete, immutable frame
+    /// (or the header). Stored with Release after the bytes are written, loaded with Acquire.
+    end: AtomicU64,
+    /// Offset after the last published record.
+    next_offset: AtomicU64,
+    /// Arrival of the last published record, `i64::MIN` if none.
+    last_arrival: AtomicI64,
+    /// Sparse index of the published records (entries may briefly run ahead of `end`: readers
+    /// ignore entries at or after the `end` they loaded).
+    pub index: RwLock<Vec<IndexEntry>>,
+    /// For a sealed segment: where a frame failed to verify when the segment was loaded, and why.
+    /// A read that reaches this position reports [`Error::Corrupt`].
+    pub damage: Option<(u64, String)>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("end", &self.end())
+            .finish()
+    }
+}
+
+/// What the published state of a segment is, built by recovery or by the writer.
+pub(crate) struct Published {
+    pub end: u64,
+    pub next_offset: u64,
+    pub last_arrival: Option<i64>,
+}
+
+impl Segment {
+    /// Paths of the segment based at `base` in `dir`.
+    pub(crate) fn paths(dir: &Path, base: u64) -> (PathBuf, PathBuf) {
+        (
+            dir.join(file_name(base, FileKind::Log)),
+            dir.join(file_name(base, FileKind::Index)),
+        )
+    }
+
+    /// Creates a new, empty active segment of `capacity` bytes: file, preallocation, header, map.
+    /// On failure the file is removed again.
+    pub(crate) fn create(dir: &Path, base: u64, capacity: u64) -> Result<Segment> {
+        let (path, idx_path) = Segment::paths(dir, base);
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Error::io("creating segment", &path, e))?;
+            preallocate(&file, &path, capacity)?;
+            let map =
+                MmapRaw::map_raw(&file).map_err(|e| Error::io("mapping segment", &path, e))?;
+            let seg = Segment {
+                base,
+                path: path.clone(),
+                idx_path: idx_path.clone(),
+                file,
+                map: Map::Writable(map),
+                end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
+                next_offset: AtomicU64::new(base),
+                last_arrival: AtomicI64::new(i64::MIN),
+                index: RwLock::new(Vec::new()),
+                damage: None,
+            };
+            // SAFETY: the segment was just created and is not shared yet; [0, 16) is inside the
+            // preallocated map and nothing else references it.
+            let out = unsafe { seg.write_slice(0, SEGMENT_HEADER_BYTES) };
+            out.copy_from_slice(&header(base));
+            Ok(seg)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result
+    }
+
+    /// Wraps an open, already recovered file as the writable active segment.
+    pub(crate) fn active_from(
+        base: u64,
+        path: PathBuf,
+        idx_path: PathBuf,
+        file: File,
+        published: Published,
+        index: Vec<IndexEntry>,
+    ) -> Result<Segment> {
+        let map = MmapRaw::map_raw(&file).map_err(|e| Error::io("mapping segment", &path, e))?;
+        Ok(Segment::assemble(
+            base,
+            path,
+            idx_path,
+            file,
+            Map::Writable(map),
+            published,
+            index,
+            None,
+        ))
+    }
+
+    /// Wraps a sealed (trimmed, immutable) file as a read-only segment.
+    pub(crate) fn sealed_from(
+        base: u64,
+        path: PathBuf,
+        idx_path: PathBuf,
+        file: File,
+        published: Published,
+        index: Vec<IndexEntry>,
+        damage: Option<(u64, String)>,
+    ) -> Result<Segment> {
+        // SAFETY: a sealed segment file is never written again by this crate (the writer only
+        // writes the active segment, and recovery only touches the newest segment before any
+        // map of it exists); the log directory is owned by this process. Its length is at
+        // least the header, so the map is not empty.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| Error::io("mapping sealed segment", &path, e))?;
+        Ok(Segment::assemble(
+            base,
+            path,
+            idx_path,
+            file,
+            Map::ReadOnly(map),
+            published,
+            index,
+            damage,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)] // private constructor shared by the three public ones
+    fn assemble(
+        base: u64,
+        path: PathBuf,
+        idx_path: PathBuf,
+        file: File,
+        map: Map,
+        p: Published,
+        index: Vec<IndexEntry>,
+        damage: Option<(u64, String)>,
+    ) -> Segment {
+        Segment {
+            base,
+            path,
+            idx_path,
+            file,
+            map,
+            end: AtomicU64::new(p.end),
+            next_offset: AtomicU64::new(p.next_offset),
+            last_arrival: AtomicI64::new(p.last_arrival.unwrap_or(i64::MIN)),
+            index: RwLock::new(index),
+            damage,
+        }
+    }
+
+    /// True for the writable (active) segment.
+    pub(crate) fn is_writable(&self) -> bool {
+        matches!(self.map, Map::Writable(_))
+    }
+
+    /// Size of the mapping: the preallocated capacity of the active segment, the file length of a
+    /// sealed one.
+    pub(crate) fn capacity(&self) -> u64 {
+        match &self.map {
+            Map::Writable(m) => m.len() as u64,
+            Map::ReadOnly(m) => m.len() as u64,
+        }
+    }
+
+    /// The published end position (Acquire).
+    pub(crate) fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Offset after the last published record.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Arrival of the last published record.
+    pub(crate) fn last_arrival(&self) -> Option<i64> {
+        match self.last_arrival.load(Ordering::Acquire) {
+            i64::MIN => None,
+            t => Some(t),
+        }
+    }
+
+    /// Arrival of the first record (entry 0 of the index is always the first record).
+    pub(crate) fn first_arrival(&self) -> Option<i64> {
+        let end = self.end();
+        let idx = self.index.read().unwrap_or_else(|p| p.into_inner());
+        idx.first()
+            .filter(|e| u64::from(e.position) < end)
+            .map(|e| e.arrival_ms)
+    }
+
+    /// The published bytes `[0, end)`: header plus complete frames.
+    pub(crate) fn published(&self) -> &[u8] {
+        let end = self.end();
+        match &self.map {
+            Map::Writable(m) => {
+                // SAFETY: `end` was loaded with Acquire and the writer stores it with Release only
+                // after every byte below it is written; the writer never writes below the
+                // published end again (it appends at or after it, and recovery/trimming happen
+                // before the segment is shared or beyond `end`). So `[0, end)` is initialised and
+                // immutable for as long as `self` (which owns the map) lives. `end <= len`
+                // because the writer only publishes positions inside the map.
+                unsafe { std::slice::from_raw_parts(m.as_ptr(), end as usize) }
+            }
+            Map::ReadOnly(m) => &m[..(end as usize).min(m.len())],
+        }
+    }
+
+    /// Mutable view of `[pos, pos + len)` of the active segment, for the writer.
+    ///
+    /// # Safety
+    /// The caller must be the only writer (hold the log's writer mutex or own the unshared
+    /// segment), `pos` must be at or after the published end, and `pos + len <= capacity()`.
+    /// Then no reader can hold a reference into the range (readers stay below the end) and no
+    /// other mutable reference to it exists.
+    #[allow(clippy::mut_from_ref)] // exclusivity is the documented precondition of this unsafe fn
+    pub(crate) unsafe fn write_slice(&self, pos: usize, len: usize) -> &mut [u8] {
+        let Map::Writable(m) = &self.map else {
+            // The writer only holds writable segments; an attempt to write a sealed one is a bug.
+            panic!("write to sealed segment {}", self.path.display());
+        };
+        assert!(
+            pos + len <= m.len(),
+            "write past the end of segment {}",
+            self.path.display()
+        );
+        // SAFETY: in bounds (checked above); exclusivity and "at or after the published end"
+        // are this function's preconditions.
+        unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr().add(pos), len) }
+    }
+
+    /// Publishes frames written below `end`: the new end, next offset and last arrival.
+    /// Only the writer calls this; the Release stores pair with the readers' Acquire loads.
+    pub(crate) fn publish(&self, end: u64, next_offset: u64, last_arrival: i64) {
+        debug_assert!(end <= self.capacity());
+        self.last_arrival.store(last_arrival, Ordering::Release);
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.end.store(end, Ordering::Release);
+    }
+
+    /// msync of `[from, to)` of the active segment (a no-op for sealed segments, which are
+    /// fsynced whole when sealed).
+    pub(crate) fn flush_range(&self, from: u64, to: u64) -> std::io::Result<()> {
+        match &self.map {
+            Map::Writable(m) if to > from => m.flush_range(from as usize, (to - from) as usize),
+            _ => Ok(()),
+        }
+    }
+
+    /// A snapshot of the index entries that point below `end`.
+    pub(crate) fn index_snapshot(&self) -> Vec<IndexEntry> {
+        let end = self.end();
+        let idx = self.index.read().unwrap_or_else(|p| p.into_inner());
+        idx.iter()
+            .copied()
+            .filter(|e| u64::from(e.position) < end)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_name_round_trip_breaks() {
+        for base in [0u64, 1, 42, 99_999_999_999, u64::MAX] {
+            for kind in [FileKind::Log, FileKind::Index] {
+                let n = file_name(base, kind);
+                assert_eq!(n.len(), 24);
+                assert_eq!(parse_file_name(&n), Some((base, kind)), "{n}");
+            }
+        }
+        assert_eq!(file_name(42, FileKind::Log), "00000000000000000042.log");
+        for bad in [
+            "42.log",
+            "0000000000000000004x.log",
+            "00000000000000000042.tmp",
+            "00000000000000000042",
+            "99999999999999999999.log",
+            "+0000000000000000042.log",
+        ] {
+            assert_eq!(parse_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_check_accepts_foreign_file() {
+        let p = Path::new("x.log");
+        assert!(check_header(p, &header(5), 5).unwrap());
+        assert!(!check_header(p, &[0u8; 16], 5).unwrap());
+        assert!(!check_header(p, &[0u8; 3], 5).unwrap());
+        assert!(check_header(p, &header(6), 5).is_err());
+        let mut h = header(5);
+        h[4] = 2;
+        let e = check_header(p, &h, 5).unwrap_err().to_string();
+        assert!(e.contains("unsupported segment format version 2"), "{e}");
+        assert!(check_header(p, b"XXXXXXXXXXXXXXXX", 5).is_err());
+    }
+}
