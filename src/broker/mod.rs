@@ -1,1 +1,876 @@
-//! The broker domain: streams, shards, routing, sequence numbers, iterators.
+//! The broker domain: the stream registry, stream and shard state, hash-key routing,
+//! sequence numbers and shard iterators, on top of the `storage` crate's logs.
+//!
+//! Nothing here knows HTTP, JSON or AWS's error wording: operations in `api` call these
+//! methods and turn [`Error`] into AWS errors.
+
+pub mod catalog;
+pub mod clock;
+mod error;
+pub mod hash;
+pub mod iterator;
+pub mod sequence;
+pub mod stream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use catalog::{Catalog, CatalogStore, StreamMeta, StreamMode, StreamStatus};
+pub use clock::Clock;
+pub use error::{Error, Result};
+use iterator::{ITERATOR_TTL_MS, IteratorCodec, ShardIterator};
+use stream::{Shard, Stream, StreamKey, StreamState};
+
+use crate::config::{Config, DurabilityMode};
+
+/// Default retention: 24 hours, as on AWS.
+pub const DEFAULT_RETENTION_HOURS: u32 = 24;
+/// Default largest record (data plus partition key): 1 MiB, as on AWS.
+pub const DEFAULT_MAX_RECORD_SIZE_KIB: u32 = 1024;
+/// Open shards an account may have in a region: 500, AWS's default quota in its largest
+/// regions (200 elsewhere). Configurable in a later issue.
+pub const DEFAULT_SHARD_LIMIT: u32 = 500;
+/// The smallest segment the broker uses: room for one 10 MiB record (the largest
+/// `MaxRecordSizeInKiB` allows) with its frame and key.
+pub const MIN_SEGMENT_BYTES: u64 = 11 * 1024 * 1024;
+/// Shards of a new on-demand stream, as on AWS.
+pub const ON_DEMAND_INITIAL_SHARDS: u32 = 4;
+
+/// The settings the broker takes from [`Config`].
+#[derive(Debug, Clone)]
+struct Settings {
+    data_dir: PathBuf,
+    create_delay: Duration,
+    delete_delay: Duration,
+    shard_limit: u32,
+    log_options: storage::LogOptions,
+}
+
+/// All streams, by uid and by key.
+#[derive(Default)]
+struct Registry {
+    next_uid: u64,
+    streams: HashMap<u64, Arc<Stream>>,
+    by_key: BTreeMap<StreamKey, u64>,
+    /// Streams deleted while this process runs, so a stale iterator's error can still
+    /// name its stream.
+    deleted: HashMap<u64, StreamKey>,
+}
+
+/// Where a new iterator points, before it is resolved to an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The oldest record still retained.
+    TrimHorizon,
+    /// Just after the newest record.
+    Latest,
+    /// At this offset.
+    AtOffset(u64),
+    /// Just after this offset.
+    AfterOffset(u64),
+    /// The first record that arrived at or after this time (ms).
+    AtTimestamp(i64),
+}
+
+/// One record of a PutRecord(s) call, already validated and hashed.
+#[derive(Debug)]
+pub struct PutEntry<'a> {
+    /// The hash key that routes it: MD5 of the partition key, or the explicit hash key.
+    pub hash_key: u128,
+    /// Partition key bytes.
+    pub partition_key: &'a [u8],
+    /// The explicit hash key as sent, if any.
+    pub explicit_hash_key: Option<&'a [u8]>,
+    /// The data.
+    pub data: &'a [u8],
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The shard id.
+    pub shard_id: String,
+    /// Its sequence number.
+    pub sequence_number: String,
+}
+
+/// What a GetRecords call read.
+pub struct ReadResult {
+    /// The shard read.
+    pub shard: Arc<Shard>,
+    /// The records (borrowed views into the mapped segments).
+    pub batch: storage::ReadBatch,
+    /// The next iterator; `None` at the end of a closed shard.
+    pub next_iterator: Option<String>,
+    /// How far behind the newest record the reader is.
+    pub millis_behind_latest: i64,
+    /// The children of a closed shard whose end was reached.
+    pub child_shards: Vec<Arc<Shard>>,
+}
+
+/// The broker. Shared as `Arc<Broker>` by every request.
+pub struct Broker {
+    settings: Settings,
+    clock: Clock,
+    iterators: IteratorCodec,
+    catalog: CatalogStore,
+    /// Serialises catalog writes so the file on disk always follows the order of
+    /// changes; taken before the registry snapshot is made.
+    persist_lock: Mutex<()>,
+    /// `std` lock: held only for map look-ups and inserts, never across `.await`.
+    registry: RwLock<Registry>,
+    /// Tells background tasks (lifecycle timers) to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("data_dir", &self.settings.data_dir).finish()
+    }
+}
+
+const CATALOG_FILE: &str = "catalog.json";
+const SECRET_FILE: &str = "iterator-secret";
+const STREAMS_DIR: &str = "streams";
+
+impl Broker {
+    /// Opens the data directory: loads the catalog, reopens every shard log (recovering
+    /// their tails), finishes lifecycle transitions interrupted by a stop, and creates
+    /// the configured start-up streams. Must run inside the tokio runtime.
+    pub fn open(config: &Config) -> Result<Arc<Broker>> {
+        Self::open_with_clock(config, Clock::system())
+    }
+
+    /// [`Broker::open`] with a given clock (tests move time forward with it).
+    pub fn open_with_clock(config: &Config, clock: Clock) -> Result<Arc<Broker>> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(data_dir.join(STREAMS_DIR)).map_err(|e| {
+            Error::Catalog(format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let durability = match config.durability {
+            DurabilityMode::Flush => storage::Durability::Flush,
+            DurabilityMode::PageCache => {
+                storage::Durability::PageCache { interval: config.flush_interval }
+            }
+        };
+        let log_options = storage::LogOptions {
+            // A segment must hold the largest record a stream can accept.
+            segment_bytes: config.segment_bytes.max(MIN_SEGMENT_BYTES),
+            durability,
+            ..storage::LogOptions::default()
+        };
+        let settings = Settings {
+            data_dir: data_dir.clone(),
+            create_delay: config.create_stream_delay,
+            delete_delay: config.delete_stream_delay,
+            shard_limit: DEFAULT_SHARD_LIMIT,
+            log_options,
+        };
+        let iterators = IteratorCodec::new(load_or_create_secret(&data_dir)?);
+        let catalog = CatalogStore::open(&data_dir.join(CATALOG_FILE))?;
+        let stored = catalog.load()?;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let broker = Arc::new(Broker {
+            settings,
+            clock,
+            iterators,
+            catalog,
+            persist_lock: Mutex::new(()),
+            registry: RwLock::new(Registry { next_uid: stored.next_stream_uid.max(1), ..Default::default() }),
+            shutdown,
+        });
+        broker.restore(stored)?;
+        for spec in &config.create_streams {
+            let key = StreamKey {
+                account: crate::api::RequestContext::DEFAULT_ACCOUNT_ID.to_string(),
+                region: crate::api::RequestContext::DEFAULT_REGION.to_string(),
+                name: spec.name.clone(),
+            };
+            if broker.stream(&key).is_err() {
+                broker.create_stream_now(key, spec.shard_count, StreamMode::Provisioned, BTreeMap::new())?;
+            }
+        }
+        Ok(broker)
+    }
+
+    /// Reopens the streams of a stored catalog.
+    fn restore(self: &Arc<Self>, stored: Catalog) -> Result<()> {
+        let mut pending_deletes = Vec::new();
+        for meta in stored.streams {
+            let key = StreamKey { account: meta.account.clone(), region: meta.region.clone(), name: meta.name.clone() };
+            let status = match meta.status {
+                // The creation delay has certainly passed while the broker was down.
+                StreamStatus::Creating | StreamStatus::Updating => StreamStatus::Active,
+                other => other,
+            };
+            let mut shards = Vec::with_capacity(meta.shards.len());
+            for sm in &meta.shards {
+                let log = storage::Log::open(self.shard_dir(meta.uid, sm.index), self.settings.log_options.clone())?;
+                shards.push(Arc::new(Shard {
+                    index: sm.index,
+                    id: stream::shard_id(sm.index),
+                    range: sm.range,
+                    parent: sm.parent,
+                    adjacent_parent: sm.adjacent_parent,
+                    created_ms: sm.created_ms,
+                    closed: sm.closed,
+                    log: Arc::new(log),
+                }));
+            }
+            let mut state = StreamState {
+                status,
+                mode: meta.mode,
+                retention_hours: meta.retention_hours,
+                max_record_size_kib: meta.max_record_size_kib,
+                tags: meta.tags.clone(),
+                shards,
+                open: Vec::new(),
+            };
+            state.reindex();
+            let stream = Arc::new(Stream::new(meta.uid, key.clone(), meta.stream_id.clone(), meta.created_ms, state));
+            if status == StreamStatus::Deleting {
+                pending_deletes.push(meta.uid);
+            }
+            let mut reg = self.registry_mut();
+            reg.next_uid = reg.next_uid.max(meta.uid + 1);
+            reg.by_key.insert(key, meta.uid);
+            reg.streams.insert(meta.uid, stream);
+        }
+        for uid in pending_deletes {
+            self.finish_delete(uid)?;
+        }
+        self.persist()
+    }
+
+    /// The broker's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registry_mut(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shard_dir(&self, uid: u64, index: u32) -> PathBuf {
+        self.settings.data_dir.join(STREAMS_DIR).join(format!("{uid:020}")).join(stream::shard_id(index))
+    }
+
+    fn stream_dir(&self, uid: u64) -> PathBuf {
+        self.settings.data_dir.join(STREAMS_DIR).join(format!("{uid:020}"))
+    }
+
+    /// Writes the catalog as it is now (blocking: fsync). The persist lock is taken
+    /// before the snapshot so concurrent changes reach the disk in order.
+    fn persist(&self) -> Result<()> {
+        let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let catalog = {
+            let reg = self.registry();
+            let mut streams: Vec<StreamMeta> = reg.streams.values().map(|s| s.meta()).collect();
+            streams.sort_by_key(|s| s.uid);
+            Catalog { version: catalog::CATALOG_VERSION, next_stream_uid: reg.next_uid, streams }
+        };
+        self.catalog.save(&catalog)
+    }
+
+    /// Runs [`Broker::persist`] off the async worker threads.
+    async fn persist_async(self: &Arc<Self>) -> Result<()> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.persist())
+            .await
+            .map_err(|e| Error::Catalog(format!("catalog writer failed: {e}")))?
+    }
+
+    /// The stream with this key, in any state.
+    pub fn stream(&self, key: &StreamKey) -> Result<Arc<Stream>> {
+        let reg = self.registry();
+        reg.by_key
+            .get(key)
+            .and_then(|uid| reg.streams.get(uid))
+            .cloned()
+            .ok_or_else(|| Error::StreamNotFound { name: key.name.clone(), account: key.account.clone() })
+    }
+
+    /// Every stream of an account and region, sorted by name.
+    pub fn list_streams(&self, account: &str, region: &str) -> Vec<Arc<Stream>> {
+        let reg = self.registry();
+        reg.by_key
+            .iter()
+            .filter(|(k, _)| k.account == account && k.region == region)
+            .filter_map(|(_, uid)| reg.streams.get(uid).cloned())
+            .collect()
+    }
+
+    /// Fails with [`Error::LimitExceeded`] when creating `additional` shards would take the
+    /// account past its shard limit in the stream's region.
+    pub fn check_shard_limit(&self, key: &StreamKey, additional: u32) -> Result<()> {
+        let current: usize = self
+            .list_streams(&key.account, &key.region)
+            .iter()
+            .map(|s| s.state().open.len())
+            .sum();
+        let limit = self.settings.shard_limit as usize;
+        if current + additional as usize > limit {
+            return Err(Error::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {limit}. Number of additional shards that would have resulted from this request: {additional}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+                key.account, key.region
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates a stream in CREATING; it turns ACTIVE after the configured delay.
+    pub async fn create_stream(
+        self: &Arc<Self>,
+        key: StreamKey,
+        shard_count: u32,
+        mode: StreamMode,
+        tags: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let delay = self.settings.create_delay;
+        let me = self.clone();
+        let uid = tokio::task::spawn_blocking(move || {
+            let status = if delay.is_zero() { StreamStatus::Active } else { StreamStatus::Creating };
+            me.insert_stream(key, shard_count, mode, tags, status)
+        })
+        .await
+        .map_err(|e| Error::Catalog(format!("stream creation failed: {e}")))??;
+        if !delay.is_zero() {
+            self.after(delay, move |broker| broker.finish_create(uid));
+        }
+        Ok(())
+    }
+
+    /// Creates an ACTIVE stream right away (start-up streams).
+    fn create_stream_now(
+        &self,
+        key: StreamKey,
+        shard_count: u32,
+        mode: StreamMode,
+        tags: BTreeMap<String, String>,
+    ) -> Result<u64> {
+        self.insert_stream(key, shard_count, mode, tags, StreamStatus::Active)
+    }
+
+    /// Opens the shard logs of a new stream and records it (blocking).
+    fn insert_stream(
+        &self,
+        key: StreamKey,
+        shard_count: u32,
+        mode: StreamMode,
+        tags: BTreeMap<String, String>,
+        status: StreamStatus,
+    ) -> Result<u64> {
+        let now = self.clock.now_ms();
+        // Reserve the name and a uid first, so two concurrent creates cannot both win.
+        let uid = {
+            let mut reg = self.registry_mut();
+            if reg.by_key.contains_key(&key) {
+                return Err(Error::StreamExists { name: key.name, account: key.account });
+            }
+            let uid = reg.next_uid;
+            reg.next_uid += 1;
+            reg.by_key.insert(key.clone(), uid);
+            uid
+        };
+        let build = || -> Result<Arc<Stream>> {
+            let mut shards = Vec::with_capacity(shard_count as usize);
+            for (i, range) in hash::even_split(shard_count).into_iter().enumerate() {
+                let index = i as u32;
+                let log = storage::Log::open(self.shard_dir(uid, index), self.settings.log_options.clone())?;
+                shards.push(Arc::new(Shard {
+                    index,
+                    id: stream::shard_id(index),
+                    range,
+                    parent: None,
+                    adjacent_parent: None,
+                    created_ms: now,
+                    closed: None,
+                    log: Arc::new(log),
+                }));
+            }
+            let mut state = StreamState {
+                status,
+                mode,
+                retention_hours: DEFAULT_RETENTION_HOURS,
+                max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+                tags,
+                shards,
+                open: Vec::new(),
+            };
+            state.reindex();
+            Ok(Arc::new(Stream::new(uid, key.clone(), make_stream_id(uid, now), now, state)))
+        };
+        match build() {
+            Ok(stream) => {
+                self.registry_mut().streams.insert(uid, stream);
+                if let Err(e) = self.persist() {
+                    self.forget_stream(uid);
+                    return Err(e);
+                }
+                tracing::info!(stream = %key.name, account = %key.account, shards = shard_count, "stream created");
+                Ok(uid)
+            }
+            Err(e) => {
+                self.forget_stream(uid);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a stream from the registry and deletes its files.
+    fn forget_stream(&self, uid: u64) {
+        let removed = {
+            let mut reg = self.registry_mut();
+            let removed = reg.streams.remove(&uid);
+            reg.by_key.retain(|_, v| *v != uid);
+            if let Some(s) = &removed {
+                reg.deleted.insert(uid, s.key.clone());
+            }
+            removed
+        };
+        drop(removed);
+        let dir = self.stream_dir(uid);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted stream's files");
+        }
+    }
+
+    /// Runs `action` after `delay` unless the broker shuts down first. Lifecycle
+    /// transitions interrupted by a shutdown are completed by [`Broker::open`].
+    fn after(self: &Arc<Self>, delay: Duration, action: impl FnOnce(&Arc<Broker>) -> Result<()> + Send + 'static) {
+        let weak = Arc::downgrade(self);
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+            if let Some(broker) = weak.upgrade() {
+                let result = tokio::task::spawn_blocking(move || action(&broker)).await;
+                match result {
+                    Ok(Err(e)) => tracing::error!(error = %e, "stream lifecycle transition failed"),
+                    Err(e) => tracing::error!(error = %e, "stream lifecycle task panicked"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+    }
+
+    fn finish_create(&self, uid: u64) -> Result<()> {
+        let Some(stream) = self.registry().streams.get(&uid).cloned() else { return Ok(()) };
+        {
+            let mut st = stream.state_mut();
+            if st.status != StreamStatus::Creating {
+                return Ok(());
+            }
+            st.status = StreamStatus::Active;
+        }
+        self.persist()
+    }
+
+    fn finish_delete(&self, uid: u64) -> Result<()> {
+        self.forget_stream(uid);
+        self.persist()
+    }
+
+    /// Deletes a stream: DELETING now, gone after the configured delay.
+    pub async fn delete_stream(self: &Arc<Self>, stream: &Arc<Stream>) -> Result<()> {
+        {
+            let mut st = stream.state_mut();
+            // AWS lets a stream be deleted while CREATING, not while UPDATING or DELETING.
+            if !matches!(st.status, StreamStatus::Active | StreamStatus::Creating) {
+                return Err(Error::StreamNotActive {
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                    status: st.status,
+                });
+            }
+            st.status = StreamStatus::Deleting;
+        }
+        let uid = stream.uid;
+        let delay = self.settings.delete_delay;
+        if delay.is_zero() {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.finish_delete(uid))
+                .await
+                .map_err(|e| Error::Catalog(format!("stream deletion failed: {e}")))??;
+        } else {
+            self.persist_async().await?;
+            self.after(delay, move |broker| broker.finish_delete(uid));
+        }
+        Ok(())
+    }
+
+    /// Appends records to the stream's shards: grouped by shard, one append per shard,
+    /// then one wait for durability per shard. Results come back in request order.
+    ///
+    /// A failed append fails only the records of that shard.
+    ///
+    /// `not_before_ms` is the earliest arrival time the records may get (PutRecord's
+    /// SequenceNumberForOrdering); 0 for none.
+    pub async fn put(
+        &self,
+        stream: &Stream,
+        entries: &[PutEntry<'_>],
+        not_before_ms: i64,
+    ) -> Result<Vec<Result<Written>>> {
+        let routed: Vec<Arc<Shard>> = {
+            let st = stream.state();
+            // AWS answers writes to a stream that is not ACTIVE or UPDATING as if it did
+            // not exist (pinned by kinesalite's tests against AWS).
+            if !matches!(st.status, StreamStatus::Active | StreamStatus::Updating) {
+                return Err(Error::StreamNotFound {
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                });
+            }
+            let mut routed = Vec::with_capacity(entries.len());
+            for e in entries {
+                let shard = st.route(e.hash_key).ok_or_else(|| {
+                    Error::Catalog(format!("stream {} has no open shard for a hash key", stream.key.name))
+                })?;
+                routed.push(shard.clone());
+            }
+            routed
+        };
+        // Group record positions by shard index, keeping request order inside a group.
+        let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
+        for (pos, shard) in routed.iter().enumerate() {
+            groups.entry(shard.index).or_insert_with(|| (shard.clone(), Vec::new())).1.push(pos);
+        }
+        let now = self.clock.now_ms().max(not_before_ms);
+        let mut results: Vec<Option<Result<Written>>> = (0..entries.len()).map(|_| None).collect();
+        let mut pending = Vec::with_capacity(groups.len());
+        for (shard, positions) in groups.values() {
+            let records: Vec<storage::Record<'_>> = positions
+                .iter()
+                .map(|&p| storage::Record {
+                    partition_key: entries[p].partition_key,
+                    explicit_hash_key: entries[p].explicit_hash_key,
+                    data: entries[p].data,
+                })
+                .collect();
+            match shard.log.append(now.max(shard.created_ms), &records) {
+                Ok(appended) => {
+                    for (k, &p) in positions.iter().enumerate() {
+                        results[p] = Some(Ok(Written {
+                            shard_id: shard.id.clone(),
+                            sequence_number: shard.sequence_number(appended.arrival_ms, appended.first_offset + k as u64),
+                        }));
+                    }
+                    pending.push((shard.clone(), positions, appended.next_offset));
+                }
+                Err(e) => {
+                    tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
+                    let msg = e.to_string();
+                    for &p in positions.iter() {
+                        results[p] = Some(Err(Error::Catalog(msg.clone())));
+                    }
+                }
+            }
+        }
+        for (shard, positions, next_offset) in pending {
+            if let Err(e) = shard.log.wait_durable(next_offset).await {
+                tracing::error!(shard = %shard.id, error = %e, "flush failed; records not acknowledged");
+                let msg = e.to_string();
+                for &p in positions.iter() {
+                    results[p] = Some(Err(Error::Catalog(msg.clone())));
+                }
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Catalog("record not routed".into())))).collect())
+    }
+
+    /// The shard with this id, for GetShardIterator. A stream being created or deleted
+    /// has no readable shards, as on AWS.
+    pub fn readable_shard(&self, stream: &Stream, shard_id: &str) -> Result<Arc<Shard>> {
+        let st = stream.state();
+        let readable = !matches!(st.status, StreamStatus::Creating | StreamStatus::Deleting);
+        st.shard(shard_id).filter(|_| readable).cloned().ok_or_else(|| Error::ShardNotFound {
+            shard_id: stream::parse_shard_id(shard_id).map(stream::shard_id).unwrap_or_else(|| shard_id.to_string()),
+            name: stream.key.name.clone(),
+            account: stream.key.account.clone(),
+        })
+    }
+
+    /// The oldest offset a reader may see: the log's first offset, or later when records
+    /// before it have outlived the retention period (they are never returned, even before
+    /// their segment is deleted).
+    fn trim_horizon(&self, stream: &Stream, shard: &Shard) -> Result<u64> {
+        let retention_ms = stream.state().retention_hours as i64 * 3_600_000;
+        let first = shard.log.bounds().first_offset;
+        let by_time = shard.log.offset_at_time(self.clock.now_ms() - retention_ms)?;
+        Ok(first.max(by_time))
+    }
+
+    /// The end of a shard for readers: its closing offset, or the log's end.
+    fn shard_end(shard: &Shard) -> u64 {
+        match shard.closed {
+            Some(c) => c.end_offset,
+            None => shard.log.bounds().next_offset,
+        }
+    }
+
+    /// Issues an iterator for a position in a shard.
+    pub fn issue_iterator(&self, stream: &Stream, shard: &Shard, position: Position) -> Result<String> {
+        let end = Self::shard_end(shard);
+        let horizon = self.trim_horizon(stream, shard)?;
+        let offset = match position {
+            Position::TrimHorizon => horizon,
+            Position::Latest => end,
+            Position::AtOffset(o) => o.max(horizon).min(end),
+            Position::AfterOffset(o) => o.saturating_add(1).max(horizon).min(end),
+            Position::AtTimestamp(t) => shard.log.offset_at_time(t)?.max(horizon).min(end),
+        };
+        Ok(self.iterators.encode(&ShardIterator {
+            stream_uid: stream.uid,
+            shard_index: shard.index,
+            offset,
+            issued_ms: self.clock.now_ms(),
+        }))
+    }
+
+    /// Reads records at an iterator: up to `limit` records and `max_bytes` of data.
+    pub fn get_records(&self, token: &str, limit: usize, max_bytes: usize) -> Result<ReadResult> {
+        let it = self.iterators.decode(token).ok_or(Error::InvalidIterator)?;
+        let now = self.clock.now_ms();
+        let (stream, gone) = {
+            let reg = self.registry();
+            (reg.streams.get(&it.stream_uid).cloned(), reg.deleted.get(&it.stream_uid).cloned())
+        };
+        let Some(stream) = stream else {
+            return Err(Error::IteratorStreamGone {
+                shard_id: stream::shard_id(it.shard_index),
+                name: gone.as_ref().map(|k| k.name.clone()),
+                account: gone.map(|k| k.account),
+            });
+        };
+        if now - it.issued_ms > ITERATOR_TTL_MS {
+            return Err(Error::IteratorExpired { issued_ms: it.issued_ms, now_ms: now });
+        }
+        let shard = stream.state().shards.get(it.shard_index as usize).cloned().ok_or(Error::InvalidIterator)?;
+        let end = Self::shard_end(&shard);
+        let from = it.offset.max(self.trim_horizon(&stream, &shard)?);
+        let batch = if from >= end {
+            shard.log.read(end, 0, 0)?
+        } else {
+            let max_records = limit.min((end - from).try_into().unwrap_or(usize::MAX));
+            shard.log.read(from, max_records, max_bytes)?
+        };
+        let next_offset = if batch.is_empty() { from.min(end) } else { batch.next_offset() };
+        let bounds = shard.log.bounds();
+        let caught_up = next_offset >= end;
+        let millis_behind_latest = if caught_up {
+            0
+        } else {
+            let last_seen = batch.iter().filter_map(|r| r.ok()).last().map(|r| r.arrival_ms);
+            last_seen.or(bounds.first_arrival_ms).map(|t| (now - t).max(0)).unwrap_or(0)
+        };
+        let (next_iterator, child_shards) = if shard.closed.is_some() && caught_up {
+            let children = stream
+                .state()
+                .shards
+                .iter()
+                .filter(|s| s.parent == Some(shard.index) || s.adjacent_parent == Some(shard.index))
+                .cloned()
+                .collect();
+            (None, children)
+        } else {
+            let next = ShardIterator { stream_uid: stream.uid, shard_index: shard.index, offset: next_offset, issued_ms: now };
+            (Some(self.iterators.encode(&next)), Vec::new())
+        };
+        Ok(ReadResult { shard, batch, next_iterator, millis_behind_latest, child_shards })
+    }
+
+    /// Stops background tasks and flushes every log to disk.
+    pub async fn shutdown(self: &Arc<Self>) {
+        let _ = self.shutdown.send(true);
+        let me = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let streams: Vec<Arc<Stream>> = me.registry().streams.values().cloned().collect();
+            for stream in streams {
+                let shards = stream.state().shards.clone();
+                for shard in shards {
+                    if let Err(e) = shard.log.sync() {
+                        tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "final flush failed");
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "final flush task failed");
+        }
+    }
+}
+
+/// The `StreamId` AWS reports (`[a-z0-9]{20}-[a-z0-9]{3}`), derived from the uid and the
+/// creation time so it is unique and stable.
+fn make_stream_id(uid: u64, created_ms: i64) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(format!("{uid}:{created_ms}").as_bytes());
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut id = String::with_capacity(24);
+    for (i, b) in digest.iter().cycle().take(23).enumerate() {
+        if i == 20 {
+            id.push('-');
+        }
+        id.push(ALPHABET[(*b as usize + i * 7) % 36] as char);
+    }
+    id
+}
+
+/// The iterator-signing secret: 32 random bytes kept in the data directory, so iterators
+/// survive a restart but cannot be forged.
+fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
+    let store = storage::MetaStore::open(data_dir.join(SECRET_FILE))?;
+    if let Some(bytes) = store.load()?
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| Error::Catalog(format!("no randomness for the iterator secret: {e}")))?;
+    store.store(&key)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        let mut c = Config::new();
+        c.data_dir = dir.to_path_buf();
+        c.create_stream_delay = Duration::ZERO;
+        c.delete_stream_delay = Duration::ZERO;
+        c.segment_bytes = MIN_SEGMENT_BYTES;
+        c
+    }
+
+    fn key(name: &str) -> StreamKey {
+        StreamKey { account: "000000000000".into(), region: "us-east-1".into(), name: name.into() }
+    }
+
+    fn entry(pk: &'static str, data: &'static [u8]) -> PutEntry<'static> {
+        PutEntry { hash_key: hash::partition_key_hash(pk.as_bytes()), partition_key: pk.as_bytes(), explicit_hash_key: None, data }
+    }
+
+    fn read_all(broker: &Broker, stream: &Stream, shard: &Shard) -> Vec<(String, Vec<u8>)> {
+        let it = broker.issue_iterator(stream, shard, Position::TrimHorizon).unwrap();
+        let read = broker.get_records(&it, 10_000, usize::MAX).unwrap();
+        read.batch
+            .iter()
+            .map(|r| r.unwrap())
+            .map(|r| (shard.sequence_number(r.arrival_ms, r.offset), r.data.to_vec()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_and_sequence_numbers_survive_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seq, stream_uid) = {
+            let broker = Broker::open(&config(dir.path())).unwrap();
+            broker.create_stream(key("s"), 2, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+            let stream = broker.stream(&key("s")).unwrap();
+            let written = broker.put(&stream, &[entry("a", b"one"), entry("a", b"two")], 0).await.unwrap();
+            let seq: Vec<String> = written.into_iter().map(|w| w.unwrap().sequence_number).collect();
+            broker.shutdown().await;
+            (seq, stream.uid)
+        };
+        let broker = Broker::open(&config(dir.path())).unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        assert_eq!(stream.uid, stream_uid);
+        let shard = stream.state().route(hash::partition_key_hash(b"a")).unwrap().clone();
+        let records = read_all(&broker, &stream, &shard);
+        assert_eq!(records, vec![(seq[0].clone(), b"one".to_vec()), (seq[1].clone(), b"two".to_vec())]);
+        let more = broker.put(&stream, &[entry("a", b"three")], 0).await.unwrap();
+        let next: u128 = more[0].as_ref().unwrap().sequence_number.parse().unwrap();
+        assert!(next > seq[1].parse::<u128>().unwrap(), "sequence numbers keep increasing after a restart");
+    }
+
+    #[tokio::test]
+    async fn deleted_and_recreated_stream_rejects_old_iterators() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(&config(dir.path())).unwrap();
+        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        let old = broker.stream(&key("s")).unwrap();
+        let shard = old.state().shards[0].clone();
+        let it = broker.issue_iterator(&old, &shard, Position::TrimHorizon).unwrap();
+        broker.delete_stream(&old).await.unwrap();
+        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        assert!(matches!(broker.get_records(&it, 10, usize::MAX), Err(Error::IteratorStreamGone { .. })));
+    }
+
+    #[tokio::test]
+    async fn iterator_expires_after_five_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::system();
+        let broker = Broker::open_with_clock(&config(dir.path()), clock.clone()).unwrap();
+        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        let shard = stream.state().shards[0].clone();
+        let it = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
+        clock.advance_ms(ITERATOR_TTL_MS - 1000);
+        assert!(broker.get_records(&it, 10, usize::MAX).is_ok());
+        clock.advance_ms(2000);
+        assert!(matches!(broker.get_records(&it, 10, usize::MAX), Err(Error::IteratorExpired { .. })));
+    }
+
+    #[tokio::test]
+    async fn creating_stream_takes_no_writes_and_existing_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.create_stream_delay = Duration::from_secs(3600);
+        let broker = Broker::open(&c).unwrap();
+        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        assert_eq!(stream.state().status, StreamStatus::Creating);
+        assert!(matches!(broker.put(&stream, &[entry("a", b"x")], 0).await, Err(Error::StreamNotFound { .. })));
+        assert!(matches!(
+            broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await,
+            Err(Error::StreamExists { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn at_and_after_offset_and_latest_position_correctly() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(&config(dir.path())).unwrap();
+        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        let shard = stream.state().shards[0].clone();
+        let latest = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
+        broker.put(&stream, &[entry("a", b"0"), entry("b", b"1"), entry("c", b"2")], 0).await.unwrap();
+        let data = |it: &str| -> Vec<Vec<u8>> {
+            broker.get_records(it, 100, usize::MAX).unwrap().batch.iter().map(|r| r.unwrap().data.to_vec()).collect()
+        };
+        assert_eq!(data(&latest), vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]);
+        let at1 = broker.issue_iterator(&stream, &shard, Position::AtOffset(1)).unwrap();
+        assert_eq!(data(&at1), vec![b"1".to_vec(), b"2".to_vec()]);
+        let after1 = broker.issue_iterator(&stream, &shard, Position::AfterOffset(1)).unwrap();
+        assert_eq!(data(&after1), vec![b"2".to_vec()]);
+        let end = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
+        let read = broker.get_records(&end, 100, usize::MAX).unwrap();
+        assert!(read.batch.is_empty());
+        assert_eq!(read.millis_behind_latest, 0);
+        assert!(read.next_iterator.is_some());
+    }
+
+    #[test]
+    fn stream_id_has_aws_shape() {
+        let id = make_stream_id(1, 1_764_000_000_000);
+        assert_eq!(id.len(), 24);
+        assert_eq!(&id[20..21], "-");
+        assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert_ne!(id, make_stream_id(2, 1_764_000_000_000));
+    }
+}

@@ -1,0 +1,193 @@
+//! What several operations share: naming the stream a request is about, turning broker
+//! errors into AWS's, and shaping shards for output.
+
+use crate::api::generated::{HashKeyRange, SequenceNumberRange, Shard as ShardOutput};
+use crate::api::{ApiError, RequestContext};
+use crate::api_error;
+use crate::broker::stream::{Shard, StreamKey};
+use crate::broker::{Error, catalog::StreamStatus};
+
+/// The stream a request names by `StreamName` and/or `StreamARN`, scoped to the caller's
+/// account and region (or, for an ARN, to the ARN's).
+pub fn stream_key(
+    ctx: &RequestContext,
+    name: Option<&str>,
+    arn: Option<&str>,
+) -> Result<StreamKey, ApiError> {
+    match (name, arn) {
+        (_, Some(arn)) => {
+            let key = parse_stream_arn(arn).ok_or_else(|| {
+                api_error!(InvalidArgumentException, "Invalid StreamARN: {arn}.")
+            })?;
+            if let Some(name) = name
+                && name != key.name
+            {
+                return Err(api_error!(
+                    InvalidArgumentException,
+                    "StreamARN {arn} does not name stream {name}."
+                ));
+            }
+            Ok(key)
+        }
+        (Some(name), None) => Ok(StreamKey {
+            account: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+            name: name.to_string(),
+        }),
+        // Same wording as ListShards' pinned "Either NextToken or StreamName should be provided."
+        (None, None) => Err(api_error!(
+            InvalidArgumentException,
+            "Either StreamName or StreamARN should be provided."
+        )),
+    }
+}
+
+/// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` (any `aws*` partition).
+pub fn parse_stream_arn(arn: &str) -> Option<StreamKey> {
+    let mut parts = arn.splitn(6, ':');
+    let (prefix, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if prefix != "arn" || !partition.starts_with("aws") || service != "kinesis" {
+        return None;
+    }
+    let name = resource.strip_prefix("stream/")?;
+    let valid_name = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid_name || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(StreamKey { account: account.to_string(), region: region.to_string(), name: name.to_string() })
+}
+
+/// The output shape of a shard.
+pub fn shard_output(shard: &Shard) -> ShardOutput {
+    ShardOutput {
+        shard_id: shard.id.clone(),
+        parent_shard_id: shard.parent.map(crate::broker::stream::shard_id),
+        adjacent_parent_shard_id: shard.adjacent_parent.map(crate::broker::stream::shard_id),
+        hash_key_range: HashKeyRange {
+            starting_hash_key: shard.range.start.to_string(),
+            ending_hash_key: shard.range.end.to_string(),
+        },
+        sequence_number_range: SequenceNumberRange {
+            starting_sequence_number: shard.starting_sequence_number(),
+            ending_sequence_number: shard.ending_sequence_number(),
+        },
+    }
+}
+
+/// A date as Java's `Date.toString()` prints it in UTC (`Thu Jan 22 01:22:02 UTC 2015`),
+/// which is how AWS words times in ExpiredIteratorException.
+pub fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        y
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+impl From<Error> for ApiError {
+    /// AWS's wording for each domain error (sources in compat-tests/AWS_BEHAVIOUR.md).
+    fn from(e: Error) -> Self {
+        match e {
+            Error::StreamNotFound { name, account } => {
+                api_error!(ResourceNotFoundException, "Stream {name} under account {account} not found.")
+            }
+            Error::StreamExists { name, account } => {
+                api_error!(ResourceInUseException, "Stream {name} under account {account} already exists.")
+            }
+            Error::StreamNotActive { name, account, status } => api_error!(
+                ResourceInUseException,
+                "Stream {name} under account {account} not ACTIVE, instead in state {}",
+                status_name(status)
+            ),
+            Error::ShardNotFound { shard_id, name, account } => api_error!(
+                ResourceNotFoundException,
+                "Shard {shard_id} in stream {name} under account {account} does not exist"
+            ),
+            Error::InvalidIterator => api_error!(InvalidArgumentException, "Invalid ShardIterator."),
+            Error::IteratorExpired { issued_ms, now_ms } => api_error!(
+                ExpiredIteratorException,
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of 300000 milliseconds.",
+                java_date(issued_ms),
+                java_date(now_ms)
+            ),
+            Error::IteratorStreamGone { shard_id, name: Some(name), account: Some(account) } => api_error!(
+                ResourceNotFoundException,
+                "Shard {shard_id} in stream {name} under account {account} does not exist"
+            ),
+            Error::IteratorStreamGone { .. } => {
+                api_error!(InvalidArgumentException, "Invalid ShardIterator.")
+            }
+            Error::LimitExceeded(message) => ApiError::new(crate::api::ErrorCode::LimitExceededException, message),
+            Error::Storage(e) => {
+                tracing::error!(error = %e, "storage failure");
+                api_error!(InternalFailure, "Internal service failure: {e}")
+            }
+            Error::Catalog(e) => {
+                tracing::error!(error = %e, "catalog failure");
+                api_error!(InternalFailure, "Internal service failure: {e}")
+            }
+        }
+    }
+}
+
+/// The wire name of a status.
+pub fn status_name(status: StreamStatus) -> &'static str {
+    status.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_date_matches_aws_example() {
+        // 2015-01-22T01:22:02Z, the date in AWS's pinned ExpiredIteratorException.
+        assert_eq!(java_date(1_421_889_722_000), "Thu Jan 22 01:22:02 UTC 2015");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    #[test]
+    fn stream_arn_parses_and_rejects_other_resources() {
+        let k = parse_stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders").unwrap();
+        assert_eq!((k.region.as_str(), k.account.as_str(), k.name.as_str()), ("eu-west-1", "123456789012", "orders"));
+        assert!(parse_stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders/consumer/c:1").is_none());
+        assert!(parse_stream_arn("arn:aws:sqs:eu-west-1:123456789012:stream/orders").is_none());
+        assert!(parse_stream_arn("arn:aws:kinesis:eu-west-1:1234:stream/orders").is_none());
+    }
+}

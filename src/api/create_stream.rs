@@ -1,0 +1,41 @@
+//! CreateStream: a new stream in CREATING, ACTIVE after the configured delay.
+
+use std::sync::Arc;
+
+use crate::api::generated::{CreateStreamInput, StreamMode as WireStreamMode};
+use crate::api::{ApiError, RequestContext};
+use crate::api_error;
+use crate::broker::catalog::StreamMode;
+use crate::broker::stream::StreamKey;
+use crate::broker::{Broker, ON_DEMAND_INITIAL_SHARDS};
+
+#[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: CreateStreamInput) -> Result<(), ApiError> {
+    // Validation guarantees the name is present.
+    let name = input.stream_name.unwrap_or_default();
+    let mode = match input.stream_mode_details.and_then(|d| d.stream_mode) {
+        Some(WireStreamMode::OnDemand) => StreamMode::OnDemand,
+        _ => StreamMode::Provisioned,
+    };
+    let shard_count = match (mode, input.shard_count) {
+        (StreamMode::Provisioned, Some(n)) => u32::try_from(n).unwrap_or(0),
+        (StreamMode::Provisioned, None) => {
+            return Err(api_error!(
+                InvalidArgumentException,
+                "ShardCount must be specified for a stream in PROVISIONED mode."
+            ));
+        }
+        (StreamMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS,
+        (StreamMode::OnDemand, Some(_)) => {
+            return Err(api_error!(
+                InvalidArgumentException,
+                "ShardCount must not be specified for a stream in ON_DEMAND mode."
+            ));
+        }
+    };
+    let key = StreamKey { account: ctx.account_id.clone(), region: ctx.region.clone(), name };
+    broker.check_shard_limit(&key, shard_count)?;
+    let tags = input.tags.unwrap_or_default();
+    broker.create_stream(key, shard_count, mode, tags).await?;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! PutRecord: one record, routed by the MD5 of its partition key (or its explicit hash
+//! key), acknowledged once durable.
+
+use std::sync::Arc;
+
+use crate::api::common::stream_key;
+use crate::api::generated::{PutRecordInput, PutRecordOutput};
+use crate::api::put_records::{check_record, hash_key};
+use crate::api::{ApiError, RequestContext};
+use crate::api_error;
+use crate::broker::sequence::SequenceNumber;
+use crate::broker::{Broker, PutEntry};
+
+#[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
+    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let stream = broker.stream(&key)?;
+    let data = input.data.as_ref().map(|d| d.as_slice()).unwrap_or_default();
+    let partition_key = check_record(&stream, None, input.partition_key.as_deref(), data)?;
+    let hash_key = hash_key(partition_key, input.explicit_hash_key.as_deref())?;
+    // SequenceNumberForOrdering: the new record must sort after it. Arrival time is the
+    // most significant part of a sequence number, so arriving no earlier than one ms after
+    // it is enough.
+    let mut not_before_ms = 0;
+    if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
+        let now = broker.clock().now_ms();
+        match SequenceNumber::decode(ordering) {
+            Some(seq) if (seq.arrival_ms as i64) <= now => not_before_ms = seq.arrival_ms as i64 + 1,
+            _ => {
+                return Err(api_error!(
+                    InvalidArgumentException,
+                    "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {} under account {} is invalid.",
+                    key.name,
+                    key.account
+                ));
+            }
+        }
+    }
+    let entry = PutEntry {
+        hash_key,
+        partition_key: partition_key.as_bytes(),
+        explicit_hash_key: input.explicit_hash_key.as_deref().map(str::as_bytes),
+        data,
+    };
+    let mut written = broker.put(&stream, std::slice::from_ref(&entry), not_before_ms).await?;
+    let written = written.pop().ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
+    Ok(PutRecordOutput { shard_id: written.shard_id, sequence_number: written.sequence_number, encryption_type: None })
+}

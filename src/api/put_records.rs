@@ -1,0 +1,121 @@
+//! PutRecords: up to 500 records in one call; each is routed alone, records of one shard
+//! are appended together, and the results come back in request order.
+
+use std::sync::Arc;
+
+use crate::api::common::stream_key;
+use crate::api::generated::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
+use crate::api::{ApiError, RequestContext};
+use crate::api_error;
+use crate::broker::stream::Stream;
+use crate::broker::{Broker, PutEntry, hash};
+
+/// The most a PutRecords request may carry, data plus partition keys: 10 MiB, as AWS
+/// documents for the current service.
+pub const MAX_PUT_RECORDS_BYTES: usize = 10 * 1024 * 1024;
+
+/// Checks one record against the stream's limits; returns its partition key.
+///
+/// `index` is the record's 1-based position in PutRecords (None for PutRecord), used in
+/// the member path of validation messages exactly as AWS prints them.
+pub fn check_record<'a>(
+    stream: &Stream,
+    index: Option<usize>,
+    partition_key: Option<&'a str>,
+    data: &[u8],
+) -> Result<&'a str, ApiError> {
+    let path = |member: &str| match index {
+        Some(i) => format!("records.{i}.member.{member}"),
+        None => member.to_string(),
+    };
+    // The model made PartitionKey optional for streams with the AUTO distribution
+    // strategy; with the default USER_PARTITION_KEY strategy AWS still requires it, with
+    // the wording of a missing required member.
+    let Some(partition_key) = partition_key else {
+        return Err(api_error!(
+            ValidationException,
+            "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+            path("partitionKey")
+        ));
+    };
+    let max = stream.state().max_record_size_kib as usize * 1024;
+    if data.len() > max {
+        // AWS's wording when Data exceeded the 1 MiB model limit (awslabs/kinesis-aggregation#30).
+        return Err(api_error!(
+            ValidationException,
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]' at '{}' failed to satisfy constraint: Member must have length less than or equal to {max}",
+            path("data"),
+            n = data.len()
+        ));
+    }
+    if data.len() + partition_key.len() > max {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "The size of the record (data plus partition key) is {} bytes, larger than the stream's maximum record size of {} KiB.",
+            data.len() + partition_key.len(),
+            max / 1024
+        ));
+    }
+    Ok(partition_key)
+}
+
+/// The hash key routing a record: its explicit hash key, or the MD5 of its partition key.
+pub fn hash_key(partition_key: &str, explicit_hash_key: Option<&str>) -> Result<u128, ApiError> {
+    match explicit_hash_key {
+        None => Ok(hash::partition_key_hash(partition_key.as_bytes())),
+        Some(ehk) => hash::parse_hash_key(ehk).ok_or_else(|| {
+            api_error!(
+                InvalidArgumentException,
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {ehk}"
+            )
+        }),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref(), records = input.records.as_ref().map(Vec::len)))]
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecordsInput) -> Result<PutRecordsOutput, ApiError> {
+    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let stream = broker.stream(&key)?;
+    let records = input.records.as_deref().unwrap_or_default();
+    let mut total = 0usize;
+    let mut entries = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        let data = record.data.as_ref().map(|d| d.as_slice()).unwrap_or_default();
+        let partition_key = check_record(&stream, Some(i + 1), record.partition_key.as_deref(), data)?;
+        total += data.len() + partition_key.len();
+        entries.push(PutEntry {
+            hash_key: hash_key(partition_key, record.explicit_hash_key.as_deref())?,
+            partition_key: partition_key.as_bytes(),
+            explicit_hash_key: record.explicit_hash_key.as_deref().map(str::as_bytes),
+            data,
+        });
+    }
+    if total > MAX_PUT_RECORDS_BYTES {
+        // AWS said "Records size exceeds 5 MB limit" while the limit was 5 MiB.
+        return Err(api_error!(InvalidArgumentException, "Records size exceeds 10 MB limit"));
+    }
+    let results = broker.put(&stream, &entries, 0).await?;
+    let mut failed = 0;
+    let records = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(w) => PutRecordsResultEntry {
+                sequence_number: Some(w.sequence_number),
+                shard_id: Some(w.shard_id),
+                error_code: None,
+                error_message: None,
+            },
+            Err(e) => {
+                failed += 1;
+                let e = ApiError::from(e);
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some(e.code.as_str().to_string()),
+                    error_message: Some(e.message),
+                }
+            }
+        })
+        .collect();
+    Ok(PutRecordsOutput { failed_record_count: Some(failed), records, encryption_type: None })
+}

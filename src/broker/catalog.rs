@@ -1,0 +1,166 @@
+//! The persisted description of every stream and shard (names, hash ranges, lineage,
+//! status, settings), kept as one JSON document in a crash-safe `storage::MetaStore`.
+//!
+//! It changes only on control-plane operations, so rewriting it whole on each change is
+//! cheap and keeps recovery trivial: the document on disk is always a complete, valid
+//! version (old or new), never a mix. Record data and sequence numbers are not in it:
+//! they live in the shard logs, whose offsets survive a restart by themselves.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::HashRange;
+
+/// The version of the catalog document; a broker refuses a newer one it cannot read.
+pub const CATALOG_VERSION: u32 = 1;
+
+/// The whole catalog.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Document format version.
+    pub version: u32,
+    /// Next stream uid to hand out; uids are never reused.
+    pub next_stream_uid: u64,
+    /// Every stream, in any state.
+    pub streams: Vec<StreamMeta>,
+}
+
+/// A stream's lifecycle state, as `StreamStatus` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamStatus {
+    /// Being created; becomes ACTIVE after the configured delay.
+    Creating,
+    /// Usable.
+    Active,
+    /// Resharding or changing mode; readable and writable.
+    Updating,
+    /// Being deleted; gone after the configured delay.
+    Deleting,
+}
+
+impl StreamStatus {
+    /// The wire name (`ACTIVE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Creating => "CREATING",
+            StreamStatus::Active => "ACTIVE",
+            StreamStatus::Updating => "UPDATING",
+            StreamStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// Capacity mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    /// A fixed number of shards.
+    Provisioned,
+    /// Shards managed by the broker (starts with 4).
+    OnDemand,
+}
+
+impl StreamMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// One stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// Unique, never reused; names the stream's directory and goes into iterators.
+    pub uid: u64,
+    /// The `StreamId` AWS reports (`[a-z0-9]{20}-[a-z0-9]{3}`).
+    pub stream_id: String,
+    /// Account id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Stream name.
+    pub name: String,
+    /// Lifecycle state.
+    pub status: StreamStatus,
+    /// Capacity mode.
+    pub mode: StreamMode,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+    /// Retention period in hours (24..=8760).
+    pub retention_hours: u32,
+    /// Largest record (data plus partition key) accepted, in KiB.
+    pub max_record_size_kib: u32,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Every shard, open and closed, in index order.
+    pub shards: Vec<ShardMeta>,
+}
+
+/// One shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardMeta {
+    /// Index: the number in `shardId-000000000007`.
+    pub index: u32,
+    /// The hash keys it owns.
+    pub range: HashRange,
+    /// Parent shard index (after a split or merge).
+    pub parent: Option<u32>,
+    /// The second parent of a merge.
+    pub adjacent_parent: Option<u32>,
+    /// Creation time, ms since the epoch; the time part of its starting sequence number.
+    pub created_ms: i64,
+    /// Set when the shard is closed: the offset one past its last record, and when.
+    pub closed: Option<ClosedShard>,
+}
+
+/// How a closed shard ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ClosedShard {
+    /// One past the offset of its last record.
+    pub end_offset: u64,
+    /// The arrival time of its last record (for the ending sequence number).
+    pub last_arrival_ms: i64,
+    /// When it was closed.
+    pub closed_ms: i64,
+}
+
+/// Reads and writes the catalog document.
+pub struct CatalogStore {
+    store: storage::MetaStore,
+}
+
+impl CatalogStore {
+    /// Opens (or prepares) the catalog file at `path`.
+    pub fn open(path: &std::path::Path) -> Result<Self, super::Error> {
+        Ok(Self { store: storage::MetaStore::open(path)? })
+    }
+
+    /// The stored catalog, or an empty one for a new data directory.
+    pub fn load(&self) -> Result<Catalog, super::Error> {
+        match self.store.load()? {
+            None => Ok(Catalog { version: CATALOG_VERSION, next_stream_uid: 1, streams: Vec::new() }),
+            Some(bytes) => {
+                let catalog: Catalog = serde_json::from_slice(&bytes)
+                    .map_err(|e| super::Error::Catalog(format!("unreadable catalog: {e}")))?;
+                if catalog.version > CATALOG_VERSION {
+                    return Err(super::Error::Catalog(format!(
+                        "catalog version {} is newer than this broker understands ({CATALOG_VERSION})",
+                        catalog.version
+                    )));
+                }
+                Ok(catalog)
+            }
+        }
+    }
+
+    /// Replaces the stored catalog atomically (blocking: fsyncs).
+    pub fn save(&self, catalog: &Catalog) -> Result<(), super::Error> {
+        let bytes = serde_json::to_vec_pretty(catalog)
+            .map_err(|e| super::Error::Catalog(format!("cannot encode catalog: {e}")))?;
+        self.store.store(&bytes)?;
+        Ok(())
+    }
+}

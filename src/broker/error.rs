@@ -1,0 +1,77 @@
+//! The broker's errors: domain facts, without AWS wording (that lives in `api`).
+
+use super::catalog::StreamStatus;
+
+/// What can go wrong in the domain.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No stream of that name in the account and region.
+    #[error("stream {name} not found in account {account}")]
+    StreamNotFound {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// A stream of that name already exists.
+    #[error("stream {name} already exists in account {account}")]
+    StreamExists {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The stream is not in a state that allows the operation.
+    #[error("stream {name} in account {account} is {status:?}")]
+    StreamNotActive {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// Its current status.
+        status: StreamStatus,
+    },
+    /// No shard with that id in the stream.
+    #[error("shard {shard_id} not found in stream {name} of account {account}")]
+    ShardNotFound {
+        /// The shard id asked for.
+        shard_id: String,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The shard iterator is not one of ours, or was altered.
+    #[error("invalid shard iterator")]
+    InvalidIterator,
+    /// The shard iterator is older than five minutes.
+    #[error("shard iterator issued at {issued_ms} expired at {now_ms}")]
+    IteratorExpired {
+        /// When it was issued.
+        issued_ms: i64,
+        /// Now.
+        now_ms: i64,
+    },
+    /// The stream the iterator names no longer exists.
+    #[error("the stream of this iterator no longer exists")]
+    IteratorStreamGone {
+        /// Shard id of the iterator.
+        shard_id: String,
+        /// Name of the deleted stream when still known.
+        name: Option<String>,
+        /// Account of the deleted stream when still known.
+        account: Option<String>,
+    },
+    /// An account limit would be exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// Storage failed (I/O, corruption, no space).
+    #[error("storage: {0}")]
+    Storage(#[from] storage::Error),
+    /// The metadata catalog could not be read or written.
+    #[error("catalog: {0}")]
+    Catalog(String),
+}
+
+/// The broker's result type.
+pub type Result<T> = std::result::Result<T, Error>;

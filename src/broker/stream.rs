@@ -1,0 +1,224 @@
+//! A stream and its shards, as held in memory while the broker runs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::catalog::{ClosedShard, ShardMeta, StreamMeta, StreamMode, StreamStatus};
+use super::hash::HashRange;
+use super::sequence::SequenceNumber;
+
+/// Identifies a stream the way AWS scopes it: by account, region and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// Account id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Stream name.
+    pub name: String,
+}
+
+impl StreamKey {
+    /// The stream ARN: `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:kinesis:{}:{}:stream/{}", self.region, self.account, self.name)
+    }
+}
+
+/// A shard: its place in the hash key space and lineage, and its log.
+pub struct Shard {
+    /// Index: the number in the shard id.
+    pub index: u32,
+    /// `shardId-000000000007`.
+    pub id: String,
+    /// The hash keys it owns.
+    pub range: HashRange,
+    /// Parent index after a split or merge.
+    pub parent: Option<u32>,
+    /// Second parent of a merge.
+    pub adjacent_parent: Option<u32>,
+    /// Creation time (ms); the time part of its starting sequence number.
+    pub created_ms: i64,
+    /// Set once the shard is closed.
+    pub closed: Option<ClosedShard>,
+    /// The records. Appends go through the log's single writer; reads never block it.
+    pub log: Arc<storage::Log>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("id", &self.id).field("range", &self.range).finish()
+    }
+}
+
+/// The shard id for an index: `shardId-` and twelve digits.
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// Resolves a shard id as AWS does: the digits after the first `-` (or the whole id when it
+/// has none) are the index, so `shardId-000000000007`, `shardId-7` and `7` all name shard 7.
+/// (Same rule as kinesalite's `resolveShardId`, which mirrors AWS.)
+pub fn parse_shard_id(id: &str) -> Option<u32> {
+    let digits = id.split('-').nth(1).unwrap_or(id);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().filter(|&i| i < (1 << 31))
+}
+
+impl Shard {
+    /// The sequence number of the record at `offset` that arrived at `arrival_ms`.
+    pub fn sequence_number(&self, arrival_ms: i64, offset: u64) -> String {
+        SequenceNumber { arrival_ms: arrival_ms.max(0) as u64, shard_index: self.index, offset }
+            .encode()
+    }
+
+    /// The first sequence number the shard can hold.
+    pub fn starting_sequence_number(&self) -> String {
+        self.sequence_number(self.created_ms, 0)
+    }
+
+    /// The last sequence number of a closed shard.
+    pub fn ending_sequence_number(&self) -> Option<String> {
+        self.closed.map(|c| {
+            if c.end_offset == 0 {
+                // A shard closed before any record: end at its start.
+                self.starting_sequence_number()
+            } else {
+                self.sequence_number(c.last_arrival_ms, c.end_offset - 1)
+            }
+        })
+    }
+
+    /// True while the shard takes writes.
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    fn meta(&self) -> ShardMeta {
+        ShardMeta {
+            index: self.index,
+            range: self.range,
+            parent: self.parent,
+            adjacent_parent: self.adjacent_parent,
+            created_ms: self.created_ms,
+            closed: self.closed,
+        }
+    }
+}
+
+/// The mutable part of a stream.
+#[derive(Debug)]
+pub struct StreamState {
+    /// Lifecycle state.
+    pub status: StreamStatus,
+    /// Capacity mode.
+    pub mode: StreamMode,
+    /// Retention in hours.
+    pub retention_hours: u32,
+    /// Largest record accepted, KiB.
+    pub max_record_size_kib: u32,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Every shard in index order.
+    pub shards: Vec<Arc<Shard>>,
+    /// Open shards sorted by starting hash key, for routing by binary search.
+    pub open: Vec<Arc<Shard>>,
+}
+
+impl StreamState {
+    /// Rebuilds the routing table after the shard list changed.
+    pub fn reindex(&mut self) {
+        let mut open: Vec<Arc<Shard>> = self.shards.iter().filter(|s| s.is_open()).cloned().collect();
+        open.sort_by_key(|s| s.range.start);
+        self.open = open;
+    }
+
+    /// The open shard owning `hash_key`. Open shards cover the key space exactly, so
+    /// there is always one while the stream has shards.
+    pub fn route(&self, hash_key: u128) -> Option<&Arc<Shard>> {
+        let i = self.open.partition_point(|s| s.range.start <= hash_key);
+        let shard = self.open.get(i.checked_sub(1)?)?;
+        shard.range.contains(hash_key).then_some(shard)
+    }
+
+    /// The shard with this id, open or closed.
+    pub fn shard(&self, id: &str) -> Option<&Arc<Shard>> {
+        let index = parse_shard_id(id)?;
+        self.shards.get(index as usize).filter(|s| s.index == index)
+    }
+}
+
+/// A stream. The identity never changes; the state sits behind a lock.
+#[derive(Debug)]
+pub struct Stream {
+    /// Unique across the broker's life; names its directory, goes into iterators.
+    pub uid: u64,
+    /// Account, region, name.
+    pub key: StreamKey,
+    /// The `StreamId` AWS reports.
+    pub stream_id: String,
+    /// Creation time (ms).
+    pub created_ms: i64,
+    /// `std::sync::RwLock`, not tokio's: critical sections are short and never span an
+    /// `.await`; the write path takes it for reading only, to route records.
+    state: RwLock<StreamState>,
+}
+
+impl Stream {
+    /// Builds a stream from its parts.
+    pub fn new(uid: u64, key: StreamKey, stream_id: String, created_ms: i64, state: StreamState) -> Self {
+        Self { uid, key, stream_id, created_ms, state: RwLock::new(state) }
+    }
+
+    /// Reads the state. A poisoned lock means a panic elsewhere while writing it; the
+    /// state is still the last consistent one since every writer assigns whole fields.
+    pub fn state(&self) -> RwLockReadGuard<'_, StreamState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the state.
+    pub fn state_mut(&self) -> RwLockWriteGuard<'_, StreamState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream ARN.
+    pub fn arn(&self) -> String {
+        self.key.arn()
+    }
+
+    /// The catalog entry for this stream.
+    pub fn meta(&self) -> StreamMeta {
+        let st = self.state();
+        StreamMeta {
+            uid: self.uid,
+            stream_id: self.stream_id.clone(),
+            account: self.key.account.clone(),
+            region: self.key.region.clone(),
+            name: self.key.name.clone(),
+            status: st.status,
+            mode: st.mode,
+            created_ms: self.created_ms,
+            retention_hours: st.retention_hours,
+            max_record_size_kib: st.max_record_size_kib,
+            tags: st.tags.clone(),
+            shards: st.shards.iter().map(|s| s.meta()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_id_round_trips() {
+        assert_eq!(shard_id(7), "shardId-000000000007");
+        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
+        assert_eq!(parse_shard_id("shardId-7"), Some(7));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("shardId-00000000000x"), None);
+        assert_eq!(parse_shard_id("shardId-"), None);
+    }
+}
