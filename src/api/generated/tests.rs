@@ -67,6 +67,25 @@ fn number_above_max() {
 }
 
 #[test]
+fn integers_are_read_as_aws_reads_them() {
+    // kinesalite test/createStream.js 'long StreamName': a huge ShardCount is no decoding error.
+    let input: CreateStreamInput = decode(r#"{"StreamName": "s", "ShardCount": 100000000000}"#);
+    assert_eq!(input.shard_count, Some(i32::MAX));
+    let input: CreateStreamInput = decode(r#"{"StreamName": "s", "ShardCount": 2.7}"#);
+    assert_eq!(input.shard_count, Some(2));
+    let input: CreateStreamInput = decode(r#"{"StreamName": "s", "ShardCount": null}"#);
+    assert_eq!(input.shard_count, None);
+    let input: CreateStreamInput = decode(r#"{"StreamName": "s", "ShardCount": -0.5}"#);
+    assert_eq!(
+        message(&input),
+        "1 validation error detected: Value '-1' at 'shardCount' failed to satisfy constraint: \
+         Member must have value greater than or equal to 1"
+    );
+    assert!(serde_json::from_str::<CreateStreamInput>(r#"{"ShardCount": "1"}"#).is_err());
+    assert!(serde_json::from_str::<CreateStreamInput>(r#"{"ShardCount": true}"#).is_err());
+}
+
+#[test]
 fn string_too_long() {
     let name = "a".repeat(129);
     let input = DeleteStreamInput {

@@ -28,6 +28,42 @@ impl<T: for<'a> From<&'a str>> serde::de::Visitor<'_> for EnumVisitor<T> {
     }
 }
 
+/// An integer read as AWS reads it: any number, floored, saturated.
+struct LenientInt(i64);
+
+impl<'de> Deserialize<'de> for LenientInt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = LenientInt;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LenientInt, E> {
+                Ok(LenientInt(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LenientInt, E> {
+                Ok(LenientInt(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<LenientInt, E> {
+                if v.is_nan() {
+                    return Err(E::custom("NaN is not a number"));
+                }
+                // `as` saturates at the bounds.
+                Ok(LenientInt(v.floor() as i64))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Reads an optional `integer` member: any number, floored (as AWS reads it), saturated to
+/// `i32`; `null` is absent.
+fn lenient_i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    Ok(Option::<LenientInt>::deserialize(deserializer)?
+        .map(|n| i32::try_from(n.0).unwrap_or(if n.0 < 0 { i32::MIN } else { i32::MAX })))
+}
+
 /// A dead-letter record that was not acknowledged, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AcknowledgeDeadLetterQueueRecordsErrorEntry {
@@ -558,7 +594,8 @@ pub struct CreateStreamInput {
     #[serde(
         rename = "ShardCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub shard_count: Option<i32>,
     /// Indicates the capacity mode of the data stream.
@@ -575,14 +612,16 @@ pub struct CreateStreamInput {
     #[serde(
         rename = "WarmThroughputMiBps",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub warm_throughput_mibps: Option<i32>,
     /// The maximum record size of a single record in kibibyte (KiB) that you can write to, and read from a stream.
     #[serde(
         rename = "MaxRecordSizeInKiB",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_record_size_in_kib: Option<i32>,
     /// The record distribution strategy for the stream, which determines how Amazon Kinesis Data Streams distributes records across shards.
@@ -610,7 +649,8 @@ pub struct DeadLetterConfiguration {
     #[serde(
         rename = "MaxReceiveCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_receive_count: Option<i32>,
 }
@@ -655,7 +695,8 @@ pub struct DecreaseStreamRetentionPeriodInput {
     #[serde(
         rename = "RetentionPeriodHours",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub retention_period_hours: Option<i32>,
     /// The ARN of the stream.
@@ -881,7 +922,12 @@ pub struct DescribeStreamInput {
     )]
     pub stream_name: Option<String>,
     /// The maximum number of shards to return in a single call.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The shard ID of the shard to start with.
     #[serde(
@@ -1039,7 +1085,12 @@ pub struct GetRecordsInput {
     )]
     pub shard_iterator: Option<String>,
     /// The maximum number of records to return.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The ARN of the stream.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -1185,7 +1236,8 @@ pub struct IncreaseStreamRetentionPeriodInput {
     #[serde(
         rename = "RetentionPeriodHours",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub retention_period_hours: Option<i32>,
     /// The ARN of the stream.
@@ -1210,7 +1262,8 @@ pub struct ListChannelsInput {
     #[serde(
         rename = "MaxResults",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_results: Option<i32>,
     /// The pagination token returned by a previous call.
@@ -1235,7 +1288,8 @@ pub struct ListQueuesInput {
     #[serde(
         rename = "MaxResults",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_results: Option<i32>,
     /// The NextToken returned by a previous ListQueues request.
@@ -1284,7 +1338,8 @@ pub struct ListShardsInput {
     #[serde(
         rename = "MaxResults",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_results: Option<i32>,
     /// Specify this input parameter to distinguish data streams that have the same name.
@@ -1332,7 +1387,8 @@ pub struct ListStreamConsumersInput {
     #[serde(
         rename = "MaxResults",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_results: Option<i32>,
     /// Specify this input parameter to distinguish data streams that have the same name.
@@ -1363,7 +1419,12 @@ pub struct ListStreamConsumersOutput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListStreamsInput {
     /// The maximum number of streams to list.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The name of the stream to start the list with.
     #[serde(
@@ -1437,7 +1498,12 @@ pub struct ListTagsForStreamInput {
     )]
     pub exclusive_start_tag_key: Option<String>,
     /// The number of tags to return.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The ARN of the stream.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -1743,7 +1809,8 @@ pub struct QueueAttributes {
     #[serde(
         rename = "VisibilityTimeoutSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
     /// The dead-letter handling configuration for the queue.
@@ -1897,20 +1964,27 @@ pub struct ReceiveDeadLetterQueueRecordsInput {
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
     pub queue_arn: Option<String>,
     /// The maximum number of records to return.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The duration, in seconds, that the call waits for a record to become visible before returning.
     #[serde(
         rename = "WaitTimeSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub wait_time_seconds: Option<i32>,
     /// The duration, in seconds, that the records returned by this request are in flight and not visible to any consumer instance.
     #[serde(
         rename = "VisibilityTimeoutSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
 }
@@ -1929,20 +2003,27 @@ pub struct ReceiveQueueRecordsInput {
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
     pub queue_arn: Option<String>,
     /// The maximum number of records to return.
-    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Limit",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
+    )]
     pub limit: Option<i32>,
     /// The duration, in seconds, that the call waits for a record to become visible before returning.
     #[serde(
         rename = "WaitTimeSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub wait_time_seconds: Option<i32>,
     /// The duration, in seconds, that the records returned by this request are in flight and not visible to any consumer instance.
     #[serde(
         rename = "VisibilityTimeoutSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
 }
@@ -2128,7 +2209,8 @@ pub struct S3DestinationConfiguration {
     #[serde(
         rename = "DataFreshnessInSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub data_freshness_in_seconds: Option<i32>,
     /// The dead-letter queue configuration for records that cannot be delivered.
@@ -2170,7 +2252,8 @@ pub struct S3DestinationUpdateInput {
     #[serde(
         rename = "DataFreshnessInSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub data_freshness_in_seconds: Option<i32>,
 }
@@ -2256,7 +2339,8 @@ pub struct S3TablesDestinationConfiguration {
     #[serde(
         rename = "DataFreshnessInSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub data_freshness_in_seconds: Option<i32>,
     /// The dead-letter queue configuration for records that cannot be delivered.
@@ -2298,7 +2382,8 @@ pub struct S3TablesDestinationUpdateInput {
     #[serde(
         rename = "DataFreshnessInSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub data_freshness_in_seconds: Option<i32>,
 }
@@ -2881,7 +2966,8 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
     #[serde(
         rename = "VisibilityTimeoutSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
 }
@@ -2907,7 +2993,8 @@ pub struct UpdateMaxRecordSizeInput {
     #[serde(
         rename = "MaxRecordSizeInKiB",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub max_record_size_in_kib: Option<i32>,
 }
@@ -2989,7 +3076,8 @@ pub struct UpdateQueueRecordsVisibilityRequestEntry {
     #[serde(
         rename = "VisibilityTimeoutSeconds",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
 }
@@ -3016,7 +3104,8 @@ pub struct UpdateShardCountInput {
     #[serde(
         rename = "TargetShardCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub target_shard_count: Option<i32>,
     /// The scaling type.
@@ -3082,7 +3171,8 @@ pub struct UpdateStreamModeInput {
     #[serde(
         rename = "WarmThroughputMiBps",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub warm_throughput_mibps: Option<i32>,
 }
@@ -3125,7 +3215,8 @@ pub struct UpdateStreamWarmThroughputInput {
     #[serde(
         rename = "WarmThroughputMiBps",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i32"
     )]
     pub warm_throughput_mibps: Option<i32>,
 }

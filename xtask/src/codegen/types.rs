@@ -53,6 +53,21 @@ impl<T: for<'a> From<&'a str>> serde::de::Visitor<'_> for EnumVisitor<T> {
 
 "#,
     );
+    let input_int = |t: Ty| {
+        ir.structs
+            .iter()
+            .any(|st| st.kind == Kind::Input && st.fields.iter().any(|f| f.ty == t))
+    };
+    let (i32s, i64s) = (input_int(Ty::I32), input_int(Ty::I64));
+    if i32s || i64s {
+        s.push_str(LENIENT_INT);
+    }
+    if i32s {
+        s.push_str(LENIENT_I32);
+    }
+    if i64s {
+        s.push_str(LENIENT_I64);
+    }
     for st in &ir.structs {
         emit_struct(&mut s, st);
     }
@@ -96,10 +111,15 @@ fn emit_struct(s: &mut String, st: &Struct) {
     for f in &st.fields {
         s.push_str(&doc_lines(f.doc.as_deref(), "    "));
         let optional = st.kind == Kind::Input || !f.required;
+        let reader = match (st.kind, &f.ty) {
+            (Kind::Input, Ty::I32) => ", deserialize_with = \"lenient_i32\"",
+            (Kind::Input, Ty::I64) => ", deserialize_with = \"lenient_i64\"",
+            _ => "",
+        };
         if optional {
             writeln!(
                 s,
-                "    #[serde(rename = {}, default, skip_serializing_if = \"Option::is_none\")]",
+                "    #[serde(rename = {}, default, skip_serializing_if = \"Option::is_none\"{reader})]",
                 lit(&f.name)
             )
             .unwrap();
@@ -189,3 +209,58 @@ fn emit_enum(s: &mut String, e: &Enum) {
     )
     .unwrap();
 }
+
+/// How input integers are read: as AWS (Coral) reads them, any JSON number is accepted, a
+/// fraction is dropped (kinesalite validations/index.js `checkType`: `Math.floor` for
+/// Integer/Long; AWS's own errors name `TruncatingBigNumber`) and a value out of range is
+/// accepted rather than refused (kinesalite test/createStream.js 'long StreamName': AWS
+/// reports only the name for `ShardCount: 100000000000`). Out-of-range values saturate (AWS
+/// probably wraps them like Java's `intValue()`; saturating keeps them out of range for the
+/// operation's own checks). Non-numbers are still decoding errors.
+const LENIENT_INT: &str = r#"/// An integer read as AWS reads it: any number, floored, saturated.
+struct LenientInt(i64);
+
+impl<'de> Deserialize<'de> for LenientInt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = LenientInt;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LenientInt, E> {
+                Ok(LenientInt(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LenientInt, E> {
+                Ok(LenientInt(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<LenientInt, E> {
+                if v.is_nan() {
+                    return Err(E::custom("NaN is not a number"));
+                }
+                // `as` saturates at the bounds.
+                Ok(LenientInt(v.floor() as i64))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+"#;
+
+const LENIENT_I32: &str = r#"/// Reads an optional `integer` member: any number, floored (as AWS reads it), saturated to
+/// `i32`; `null` is absent.
+fn lenient_i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    Ok(Option::<LenientInt>::deserialize(deserializer)?
+        .map(|n| i32::try_from(n.0).unwrap_or(if n.0 < 0 { i32::MIN } else { i32::MAX })))
+}
+
+"#;
+
+const LENIENT_I64: &str = r#"/// Reads an optional `long` member: any number, floored (as AWS reads it), saturated to
+/// `i64`; `null` is absent.
+fn lenient_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<LenientInt>::deserialize(deserializer)?.map(|n| n.0))
+}
+
+"#;
