@@ -360,6 +360,26 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[test]
+fn dispatch_future_is_send() {
+    // The HTTP layer spawns it on a multi-threaded runtime.
+    fn check<K: Kinesis, C: crate::api::Codec>(
+        service: &K,
+        ctx: &crate::api::RequestContext,
+        codec: &C,
+    ) {
+        fn is_send<T: Send>(_: &T) {}
+        let f = dispatch(service, ctx, Operation::PutRecords, codec, b"");
+        is_send(&f);
+    }
+    let ctx = crate::api::RequestContext {
+        account_id: "000000000000".into(),
+        region: "us-east-1".into(),
+        request_id: "r".into(),
+    };
+    check(&Nothing, &ctx, &JsonCodec);
+}
+
+#[test]
 fn dispatch_validates_then_calls() {
     let ctx = crate::api::RequestContext {
         account_id: "000000000000".into(),
