@@ -46,6 +46,10 @@ pub fn even_split(count: u32) -> Vec<HashRange> {
     assert!(count > 0, "a stream has at least one shard");
     // 2^128 / count without overflowing: (2^128 - 1) / count, corrected for the cases where
     // count divides 2^128 exactly (powers of two).
+    if count == 1 {
+        // 2^128 / 1 does not fit in a u128.
+        return vec![HashRange { start: 0, end: MAX_HASH_KEY }];
+    }
     let count128 = count as u128;
     let mut step = MAX_HASH_KEY / count128;
     if MAX_HASH_KEY % count128 == count128 - 1 {
@@ -54,7 +58,11 @@ pub fn even_split(count: u32) -> Vec<HashRange> {
     (0..count128)
         .map(|i| HashRange {
             start: i * step,
-            end: if i + 1 == count128 { MAX_HASH_KEY } else { (i + 1) * step - 1 },
+            end: if i + 1 == count128 {
+                MAX_HASH_KEY
+            } else {
+                (i + 1) * step - 1
+            },
         })
         .collect()
 }
@@ -106,14 +114,26 @@ mod tests {
 
     #[test]
     fn one_shard_covers_everything() {
-        assert_eq!(even_split(1), vec![HashRange { start: 0, end: MAX_HASH_KEY }]);
+        assert_eq!(
+            even_split(1),
+            vec![HashRange {
+                start: 0,
+                end: MAX_HASH_KEY
+            }]
+        );
     }
 
     #[test]
     fn parse_hash_key_rejects_out_of_range_and_junk() {
         assert_eq!(parse_hash_key("0"), Some(0));
-        assert_eq!(parse_hash_key("340282366920938463463374607431768211455"), Some(MAX_HASH_KEY));
-        assert_eq!(parse_hash_key("340282366920938463463374607431768211456"), None);
+        assert_eq!(
+            parse_hash_key("340282366920938463463374607431768211455"),
+            Some(MAX_HASH_KEY)
+        );
+        assert_eq!(
+            parse_hash_key("340282366920938463463374607431768211456"),
+            None
+        );
         assert_eq!(parse_hash_key("-1"), None);
         assert_eq!(parse_hash_key(""), None);
         assert_eq!(parse_hash_key("1a"), None);
