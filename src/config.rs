@@ -1,11 +1,14 @@
-//! Server configuration: everything `Server::start` needs, with documented defaults.
+//! Server configuration: everything `Server::start` needs, with documented defaults, and the
+//! command line that fills it in ([`Args`], flags and `KINESIS_BROKER_*` environment
+//! variables).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// How an append is acknowledged. Mirrors `storage::Durability`, chosen on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityMode {
     /// Acknowledge once the records are on disk (group commit). Survives process crash and
     /// power loss. The default.
@@ -13,6 +16,15 @@ pub enum DurabilityMode {
     /// Acknowledge once the records are in the OS page cache; flushed every `flush_interval`.
     /// Survives a process crash, not power loss.
     PageCache,
+}
+
+impl std::fmt::Display for DurabilityMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Flush => "flush",
+            Self::PageCache => "page-cache",
+        })
+    }
 }
 
 /// A stream to create at start-up if it does not exist yet (`--create-stream NAME[:SHARDS]`).
@@ -24,6 +36,88 @@ pub struct StreamSpec {
     pub shard_count: u32,
 }
 
+/// Longest stream name AWS accepts (service model `StreamName`: length 1..=128).
+const MAX_STREAM_NAME_LEN: usize = 128;
+
+impl FromStr for StreamSpec {
+    type Err = ConfigError;
+
+    /// `NAME` or `NAME:SHARDS`; the name must fit AWS's `[a-zA-Z0-9_.-]+`, 1 to 128
+    /// characters, and the shard count must be at least 1.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| ConfigError::StreamSpec {
+            spec: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, shards) = match s.trim().split_once(':') {
+            Some((name, shards)) => (name, Some(shards)),
+            None => (s.trim(), None),
+        };
+        if name.is_empty() || name.len() > MAX_STREAM_NAME_LEN {
+            return Err(bad("the name must be 1 to 128 characters"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            return Err(bad(
+                "the name may only hold letters, digits, '_', '.' and '-'",
+            ));
+        }
+        let shard_count = match shards {
+            None => 1,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(bad("the shard count must be a whole number of at least 1")),
+            },
+        };
+        Ok(Self {
+            name: name.to_string(),
+            shard_count,
+        })
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--create-stream` value that does not parse.
+    #[error("invalid stream '{spec}': {reason}")]
+    StreamSpec {
+        /// The value given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The same stream asked for twice with different shard counts.
+    #[error("stream '{0}' is listed twice in --create-stream with different shard counts")]
+    DuplicateStream(String),
+    /// `--host` that resolves to no address.
+    #[error("cannot resolve listen address '{host}:{port}': {reason}")]
+    Listen {
+        /// Host given.
+        host: String,
+        /// Port given.
+        port: u16,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A value out of its allowed range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Smallest segment file accepted: 64 KiB. Tests may go this low to force segment rolls;
+/// below it, a segment could not hold even a few small records.
+pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
+/// Largest segment file accepted: 4 GiB, so positions within a segment fit in 32 bits.
+pub const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Longest lifecycle delay accepted (CREATING → ACTIVE and the like): 10 minutes, beyond
+/// which SDK waiters give up anyway.
+pub const MAX_LIFECYCLE_DELAY: Duration = Duration::from_secs(600);
+/// Longest page-cache flush interval accepted: 60 s.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Everything the broker is started with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,7 +127,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default `Flush`: never loses an acknowledged record.
     pub durability: DurabilityMode,
-    /// Background flush period in `PageCache` mode. Default 200 ms.
+    /// Background flush period in `PageCache` mode. Default 200 ms. Minimum 1 ms, maximum
+    /// [`MAX_FLUSH_INTERVAL`].
     pub flush_interval: Duration,
     /// Streams created at start-up if absent.
     pub create_streams: Vec<StreamSpec>,
@@ -43,7 +138,8 @@ pub struct Config {
     pub delete_stream_delay: Duration,
     /// UPDATING → ACTIVE delay for resharding and mode changes. Default 500 ms.
     pub update_stream_delay: Duration,
-    /// Segment file size for shard logs. Default 64 MiB.
+    /// Segment file size for shard logs. Default 64 MiB. Minimum [`MIN_SEGMENT_BYTES`],
+    /// maximum [`MAX_SEGMENT_BYTES`].
     pub segment_bytes: u64,
 }
 
@@ -62,10 +158,322 @@ impl Config {
             segment_bytes: 64 * 1024 * 1024,
         }
     }
+
+    /// Defaults for tests: an ephemeral port on 127.0.0.1, the given data directory and no
+    /// lifecycle delays.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            create_stream_delay: Duration::ZERO,
+            delete_stream_delay: Duration::ZERO,
+            update_stream_delay: Duration::ZERO,
+            ..Self::new()
+        }
+    }
+
+    /// Checks the settings agree with each other (raft-engine `Config::sanitize`): errors
+    /// for what cannot work, a warning and a clamp for what is merely out of range.
+    /// `Server::start` calls it first.
+    pub fn sanitize(&mut self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "the data directory must not be empty".into(),
+            ));
+        }
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "segment size {} bytes is outside {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}",
+                self.segment_bytes
+            )));
+        }
+        if self.durability == DurabilityMode::PageCache && self.flush_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "page-cache durability needs a flush interval of at least 1 ms".into(),
+            ));
+        }
+        if self.flush_interval > MAX_FLUSH_INTERVAL {
+            tracing::warn!(
+                requested_ms = self.flush_interval.as_millis() as u64,
+                max_ms = MAX_FLUSH_INTERVAL.as_millis() as u64,
+                "flush interval clamped"
+            );
+            self.flush_interval = MAX_FLUSH_INTERVAL;
+        }
+        for (what, delay) in [
+            ("create-stream", &mut self.create_stream_delay),
+            ("delete-stream", &mut self.delete_stream_delay),
+            ("update-stream", &mut self.update_stream_delay),
+        ] {
+            if *delay > MAX_LIFECYCLE_DELAY {
+                tracing::warn!(
+                    delay = what,
+                    requested_ms = delay.as_millis() as u64,
+                    max_ms = MAX_LIFECYCLE_DELAY.as_millis() as u64,
+                    "lifecycle delay clamped"
+                );
+                *delay = MAX_LIFECYCLE_DELAY;
+            }
+        }
+        // The same stream twice is fine if it agrees with itself (a flag and an env var
+        // both naming it); with two shard counts there is no right answer.
+        let mut seen: Vec<StreamSpec> = Vec::with_capacity(self.create_streams.len());
+        for spec in &self.create_streams {
+            match seen.iter().find(|s| s.name == spec.name) {
+                Some(s) if s.shard_count != spec.shard_count => {
+                    return Err(ConfigError::DuplicateStream(spec.name.clone()));
+                }
+                Some(_) => {}
+                None => seen.push(spec.clone()),
+            }
+        }
+        self.create_streams = seen;
+        Ok(())
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The command line. Every flag can also come from the environment variable named beside
+/// it; a flag given on the command line wins.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "kinesis-broker",
+    version,
+    about = "A Kinesis Data Streams compatible broker: point the AWS SDKs and CLI at \
+             http://127.0.0.1:4567 (e.g. AWS_ENDPOINT_URL_KINESIS) and keep your streams on local disk."
+)]
+pub struct Args {
+    /// Address to listen on; 0.0.0.0 to accept connections from other machines.
+    #[arg(long, env = "KINESIS_BROKER_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on; 0 picks a free one (the start-up log line says which).
+    #[arg(long, env = "KINESIS_BROKER_PORT", default_value_t = 4567)]
+    pub port: u16,
+
+    /// Directory holding every stream's data; created if missing, reopened on restart.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_DATA_DIR",
+        default_value = "./kinesis-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// When a write is acknowledged: `flush` waits until the records are on disk (survives
+    /// power loss), `page-cache` only until the OS has them (survives a crash of this
+    /// process, not of the machine) and flushes every --flush-interval-ms.
+    #[arg(long, env = "KINESIS_BROKER_DURABILITY", value_enum, default_value_t = DurabilityMode::Flush)]
+    pub durability: DurabilityMode,
+
+    /// How often page-cache durability flushes to disk, in milliseconds.
+    #[arg(long, env = "KINESIS_BROKER_FLUSH_INTERVAL_MS", default_value_t = 200)]
+    pub flush_interval_ms: u64,
+
+    /// Stream to create at start-up if it does not exist, as NAME or NAME:SHARDS (1 shard by
+    /// default); repeat the flag for several, or separate them with commas.
+    #[arg(
+        long = "create-stream",
+        env = "KINESIS_BROKER_CREATE_STREAM",
+        value_name = "NAME[:SHARDS]",
+        value_delimiter = ','
+    )]
+    pub create_stream: Vec<StreamSpec>,
+
+    /// How long a new stream stays CREATING before it becomes ACTIVE, in milliseconds (0 for tests).
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_CREATE_STREAM_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub create_stream_delay_ms: u64,
+
+    /// How long a deleted stream stays DELETING before it is gone, in milliseconds.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_DELETE_STREAM_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub delete_stream_delay_ms: u64,
+
+    /// How long a stream stays UPDATING while resharding or changing mode, in milliseconds.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_UPDATE_STREAM_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub update_stream_delay_ms: u64,
+
+    /// Size of each shard's segment files in bytes; larger means fewer files, smaller means
+    /// retention frees space in finer steps.
+    #[arg(long, env = "KINESIS_BROKER_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub segment_bytes: u64,
+
+    /// Log filter, e.g. `info`, `debug` or `kinesis_broker=debug,storage=info` (RUST_LOG
+    /// syntax); when not given, RUST_LOG is used, else `info`.
+    #[arg(long, env = "KINESIS_BROKER_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl Args {
+    /// The configuration these arguments describe (not yet sanitized).
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let listen = resolve(&self.host, self.port)?;
+        Ok(Config {
+            listen,
+            data_dir: self.data_dir.clone(),
+            durability: self.durability,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            create_streams: self.create_stream.clone(),
+            create_stream_delay: Duration::from_millis(self.create_stream_delay_ms),
+            delete_stream_delay: Duration::from_millis(self.delete_stream_delay_ms),
+            update_stream_delay: Duration::from_millis(self.update_stream_delay_ms),
+            segment_bytes: self.segment_bytes,
+        })
+    }
+}
+
+/// `host:port` → a socket address; an IP literal needs no lookup.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let err = |reason: String| ConfigError::Listen {
+        host: host.to_string(),
+        port,
+        reason,
+    };
+    let host_trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host_trimmed.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address found".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn stream_spec_parses_name_and_shards() {
+        assert_eq!(
+            "orders".parse::<StreamSpec>().unwrap(),
+            StreamSpec {
+                name: "orders".into(),
+                shard_count: 1
+            }
+        );
+        assert_eq!(
+            "a.b-c_d:4".parse::<StreamSpec>().unwrap(),
+            StreamSpec {
+                name: "a.b-c_d".into(),
+                shard_count: 4
+            }
+        );
+    }
+
+    #[test]
+    fn stream_spec_rejects_bad_names_and_counts() {
+        for bad in [
+            "",
+            ":3",
+            "a b",
+            "a:0",
+            "a:-1",
+            "a:x",
+            "a/b",
+            &"x".repeat(129),
+        ] {
+            assert!(bad.parse::<StreamSpec>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let args = Args::try_parse_from(["kinesis-broker"]).unwrap();
+        let mut config = args.to_config().unwrap();
+        config.sanitize().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:4567".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./kinesis-data"));
+        assert_eq!(config.durability, DurabilityMode::Flush);
+        assert_eq!(config.create_stream_delay, Duration::from_millis(500));
+        assert_eq!(config.segment_bytes, 64 * 1024 * 1024);
+        assert_eq!(args.log_level, None);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let args = Args::try_parse_from([
+            "kinesis-broker",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--durability",
+            "page-cache",
+            "--create-stream",
+            "a:2",
+            "--create-stream",
+            "b,c:3",
+            "--create-stream-delay-ms",
+            "0",
+            "--segment-bytes",
+            "65536",
+        ])
+        .unwrap();
+        let config = args.to_config().unwrap();
+        assert_eq!(config.listen, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(config.durability, DurabilityMode::PageCache);
+        let names: Vec<_> = config
+            .create_streams
+            .iter()
+            .map(|s| (s.name.as_str(), s.shard_count))
+            .collect();
+        assert_eq!(names, [("a", 2), ("b", 1), ("c", 3)]);
+        assert_eq!(config.create_stream_delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_stream_flag_is_a_parse_error() {
+        assert!(Args::try_parse_from(["kinesis-broker", "--create-stream", "a:0"]).is_err());
+        assert!(Args::try_parse_from(["kinesis-broker", "--durability", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn sanitize_rejects_contradictions() {
+        let mut c = Config::new();
+        c.segment_bytes = 10;
+        assert!(c.sanitize().is_err());
+
+        let mut c = Config::new();
+        c.durability = DurabilityMode::PageCache;
+        c.flush_interval = Duration::ZERO;
+        assert!(c.sanitize().is_err());
+
+        let mut c = Config::new();
+        c.create_streams = vec!["a:1".parse().unwrap(), "a:2".parse().unwrap()];
+        assert!(matches!(c.sanitize(), Err(ConfigError::DuplicateStream(_))));
+    }
+
+    #[test]
+    fn sanitize_merges_identical_duplicates_and_clamps() {
+        let mut c = Config::new();
+        c.create_streams = vec!["a:2".parse().unwrap(), "a:2".parse().unwrap()];
+        c.create_stream_delay = Duration::from_secs(3600);
+        c.sanitize().unwrap();
+        assert_eq!(c.create_streams.len(), 1);
+        assert_eq!(c.create_stream_delay, MAX_LIFECYCLE_DELAY);
+    }
+
+    #[test]
+    fn ipv6_host_is_accepted() {
+        assert_eq!(resolve("::1", 5).unwrap(), "[::1]:5".parse().unwrap());
+        assert_eq!(resolve("[::1]", 5).unwrap(), "[::1]:5".parse().unwrap());
     }
 }

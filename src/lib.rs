@@ -2,6 +2,17 @@
 //!
 //! Layers, data flowing one way: [`http`] → [`protocol`] (decode) → [`api`] (validate,
 //! apply) → [`broker`] (the domain) → `storage` (segment logs). See `ARCHITECTURE.md`.
+//!
+//! Embedding it (what the integration tests do):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = kinesis_broker::Server::start(kinesis_broker::Config::for_tests("/tmp/kb")).await?;
+//! let endpoint = server.endpoint(); // "http://127.0.0.1:<port>"
+//! // ... point an SDK at `endpoint` ...
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
 
 pub mod api;
 pub mod broker;
@@ -10,3 +21,134 @@ pub mod http;
 pub mod protocol;
 
 pub use config::Config;
+pub use http::{Shutdown, ShutdownTrigger};
+
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Starts the broker: see [`Server::start`].
+#[derive(Debug)]
+pub struct Server;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration does not hold together.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// The data directory could not be opened.
+    #[error("cannot open the broker: {0}")]
+    Broker(#[from] broker::Error),
+}
+
+/// Why a running server stopped other than by request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The accept loop or the broker's shutdown panicked; see the log.
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Server {
+    /// Sanitizes `config`, binds the listener (port 0 picks a free port), opens the broker
+    /// and serves in the background. Returns as soon as the port is accepting connections.
+    ///
+    /// Must be called inside a Tokio runtime (the broker spawns its background tasks there).
+    pub async fn start(mut config: Config) -> Result<ServerHandle, StartError> {
+        config.sanitize()?;
+        // Bind before opening the data directory: a taken port fails fast and leaves the
+        // data untouched.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let broker = broker::Broker::open(&config)?;
+        let service = api::Service::new(broker.clone());
+
+        let (trigger, shutdown) = http::shutdown::channel();
+        let serve = tokio::spawn(http::serve(listener, service, shutdown));
+        // The task holds a trigger of its own so that dropping the handle, which holds the
+        // other, is not mistaken for the shutdown signal.
+        let keep_running = trigger.clone();
+        let task = tokio::spawn(async move {
+            // Whatever became of the accept loop, the broker still flushes.
+            let served = serve.await;
+            drop(keep_running);
+            broker.shutdown().await;
+            tracing::info!("kinesis-broker stopped");
+            served
+        });
+
+        tracing::info!(
+            address = %local_addr,
+            data_dir = %config.data_dir.display(),
+            durability = %config.durability,
+            "kinesis-broker listening on http://{local_addr}"
+        );
+        Ok(ServerHandle {
+            local_addr,
+            trigger,
+            task,
+        })
+    }
+}
+
+/// A running server.
+///
+/// Dropping the handle leaves the server running until the runtime stops; call
+/// [`ServerHandle::shutdown`] to stop it cleanly (in-flight requests finish, data is flushed).
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<Result<(), tokio::task::JoinError>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<local_addr>`, ready for an SDK's endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// A trigger that starts the shutdown from elsewhere (a signal handler), while another
+    /// task waits in [`ServerHandle::wait`].
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        self.trigger.clone()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// [`http::SHUTDOWN_GRACE_PERIOD`]), shuts the broker down (every acknowledged record
+    /// flushed), then returns.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.trigger.trigger();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped, after a shutdown triggered through
+    /// [`ServerHandle::shutdown_trigger`], including the broker's final flush.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        self.task.await??;
+        Ok(())
+    }
+}

@@ -1,1 +1,450 @@
-//! HTTP server.
+//! The HTTP server: accepts connections, speaks HTTP/1.1 and HTTP/2 (h2c, prior knowledge)
+//! on the same port, reads bodies under a size limit, and hands each request to
+//! [`handler::respond`].
+//!
+//! Nothing here knows about the broker: [`serve`] takes any [`Kinesis`] implementation, so
+//! tests can drive the wire protocol with a stand-in.
+
+pub mod auth;
+pub mod handler;
+pub mod request_id;
+pub mod shutdown;
+
+use crate::api::{ApiError, ErrorCode, Kinesis};
+use crate::protocol::{ContentType, WireFormat};
+use bytes::{Bytes, BytesMut};
+use handler::{Reply, RequestHead};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+use hyper::header::HeaderValue;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use request_id::{RequestIdGenerator, RequestIds};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, error, info, warn};
+
+/// Largest request body accepted, in bytes: 16 MiB.
+///
+/// The largest valid Kinesis request is a `PutRecords` of 10 MiB of record data, which
+/// grows by a third once base64-encoded in JSON (≈13.4 MiB) plus partition keys and JSON
+/// syntax. Anything larger is answered with 413 `RequestEntityTooLargeException` without
+/// reading the rest. (kinesalite uses 7 MiB, from when records were 1 MiB per request.)
+pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most connections served at once. Further clients wait in the kernel's accept backlog
+/// until one closes, rather than being refused (mini-redis `MAX_CONNECTIONS`). Each costs
+/// a file descriptor, so this stays below the usual 1024 soft limit with room for the
+/// broker's segment files.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Time allowed for a request's headers to arrive once hyper starts waiting for them, for
+/// HTTP/1.1. hyper also runs this clock while an idle keep-alive connection waits for its
+/// next request, so it is the idle timeout of HTTP/1.1 connections as well. SDK connection
+/// pools notice the close and reconnect (the Rust SDK pools idle connections for 90 s,
+/// botocore checks a pooled socket before reusing it).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest gap allowed between two pieces of a request body. A client that stops sending
+/// mid-body loses its connection instead of holding a task forever.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection on which nothing has been read or written for this long is closed
+/// (gracefully: in-flight requests finish first; if even that makes no progress for as
+/// long again, it is dropped). Covers HTTP/2 connections, which have no header timeout,
+/// and HTTP/1.1 connections stuck mid-request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often an HTTP/2 connection is pinged, and how long a ping may go unanswered, to
+/// find peers that vanished without closing the socket.
+pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// See [`HTTP2_KEEP_ALIVE_INTERVAL`].
+pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Concurrent requests per HTTP/2 connection (the value AWS front ends advertise).
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// After the shutdown signal, how long in-flight requests get to finish before their
+/// connections are dropped.
+pub const SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// First and last pause after a failed `accept` (out of file descriptors, say): it doubles
+/// from the first to the last and is reset by the next success. The server never stops
+/// accepting because of such an error.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// See [`ACCEPT_BACKOFF_MIN`].
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What every connection shares.
+struct App<K> {
+    service: K,
+    ids: RequestIdGenerator,
+}
+
+/// Serves `listener` until `shutdown` fires, then stops accepting, gives in-flight
+/// requests up to [`SHUTDOWN_GRACE_PERIOD`] and returns once every connection is closed.
+pub async fn serve<K: Kinesis + 'static>(
+    listener: TcpListener,
+    service: K,
+    mut shutdown: Shutdown,
+) {
+    let app = Arc::new(App {
+        service,
+        ids: RequestIdGenerator::new(),
+    });
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // A JoinSet rather than mini-redis' mpsc drop-guard: besides waiting for the last
+    // connection, it can abort the stragglers once the grace period is over.
+    let mut connections = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+
+    loop {
+        // Reap finished connections so the set does not grow with every client ever seen.
+        while connections.try_join_next().is_some() {}
+
+        let permit = tokio::select! {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.recv() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    accepted
+                }
+                Err(e) => {
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.recv() => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => break,
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(
+            async move {
+                serve_connection(stream, app, shutdown).await;
+                drop(permit);
+            }
+            .instrument(tracing::debug_span!("conn", %peer)),
+        );
+    }
+
+    drop(listener);
+    let open = connections.len();
+    if open > 0 {
+        info!(connections = open, "waiting for in-flight requests");
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE_PERIOD, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            connections = connections.len(),
+            grace_ms = SHUTDOWN_GRACE_PERIOD.as_millis() as u64,
+            "grace period over, dropping connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves one connection until the client closes it, it idles out, or shutdown drains it.
+async fn serve_connection<K: Kinesis + 'static>(
+    stream: TcpStream,
+    app: Arc<App<K>>,
+    mut shutdown: Shutdown,
+) {
+    // Responses are written whole; waiting for more bytes to coalesce only adds latency.
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(ActivityIo {
+        inner: stream,
+        activity: activity.clone(),
+    });
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
+
+    let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+
+    let mut draining = false;
+    loop {
+        let idle_deadline = tokio::time::Instant::from_std(activity.last() + IDLE_TIMEOUT);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.recv(), if !draining => {
+                // HTTP/1.1: finish the request in flight, then close. HTTP/2: GOAWAY,
+                // finish open streams.
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                if activity.last().elapsed() < IDLE_TIMEOUT {
+                    continue; // there was traffic since the deadline was computed
+                }
+                if draining {
+                    debug!("no progress while draining, dropping connection");
+                    return;
+                }
+                debug!("idle, closing connection");
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+                activity.touch();
+            }
+        }
+    }
+}
+
+/// Why a request's body could not be read. Only `TooLarge` gets an answer; the others
+/// close the connection (hyper drops it when the service returns an error).
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("request body larger than {MAX_REQUEST_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("no request body data for {} s", BODY_READ_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("reading the request body: {0}")]
+    Read(#[from] hyper::Error),
+}
+
+/// The hyper service: read the body, answer, add the common headers.
+async fn handle<K: Kinesis + 'static>(
+    app: Arc<App<K>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, BodyError> {
+    let ids = app.ids.next();
+    let (parts, body) = req.into_parts();
+    let cors = parts.headers.contains_key(hyper::header::ORIGIN);
+
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            let format = match ContentType::parse(
+                parts
+                    .headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+            ) {
+                ContentType::Wire(format) => format,
+                _ => WireFormat::Json11,
+            };
+            let err = ApiError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!(
+                    "Request body is larger than the maximum of {MAX_REQUEST_BODY_BYTES} bytes."
+                ),
+            );
+            let reply = Reply::error(format, &err);
+            log_reply(&parts.method, &reply, &ids, 0);
+            let mut response = handler::finish(reply, cors, &ids);
+            // The rest of the body is never read: close the connection instead of
+            // leaving hyper to drain it (HTTP/2 resets the stream by itself).
+            if parts.version <= hyper::Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Ok(response);
+        }
+        Err(e) => {
+            debug!(error = %e, "dropping connection");
+            return Err(e);
+        }
+    };
+
+    // The request runs in its own task so that a panic in an operation becomes an
+    // `InternalFailure` for this request instead of a dropped connection.
+    let body_len = body.len();
+    let method = parts.method.clone();
+    let task_ids = ids.clone();
+    let task = tokio::spawn(async move {
+        let path = parts.uri.path();
+        let head = RequestHead {
+            method: &parts.method,
+            path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+        };
+        handler::respond(&app.service, &head, body, &task_ids).await
+    });
+    let reply = match task.await {
+        Ok(reply) => reply,
+        Err(e) => {
+            error!(error = %e, request_id = %ids.request_id, "request handler failed");
+            Reply::error(
+                WireFormat::Json11,
+                &ApiError::new(
+                    ErrorCode::InternalFailure,
+                    "The server encountered an internal error.",
+                ),
+            )
+        }
+    };
+    log_reply(&method, &reply, &ids, body_len);
+    Ok(handler::finish(reply, cors, &ids))
+}
+
+fn log_reply(method: &hyper::Method, reply: &Reply, ids: &RequestIds, body_len: usize) {
+    let status = reply.status.as_u16();
+    if reply.status.is_server_error() {
+        warn!(%method, status, error = reply.error, request_id = %ids.request_id, body_len, "request failed");
+    } else {
+        debug!(%method, status, error = reply.error, request_id = %ids.request_id, body_len, "request");
+    }
+}
+
+/// Reads a whole body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
+async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
+    let hint = body.size_hint();
+    // A declared Content-Length over the limit is refused before reading anything.
+    if hint.lower() > MAX_REQUEST_BODY_BYTES as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = BytesMut::with_capacity(
+        hint.exact().unwrap_or(0).min(MAX_REQUEST_BODY_BYTES as u64) as usize,
+    );
+    loop {
+        let frame = match tokio::time::timeout(BODY_READ_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame?,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_REQUEST_BODY_BYTES {
+                return Err(BodyError::TooLarge);
+            }
+            if buf.is_empty() && body.is_end_stream() {
+                // The whole body arrived in one piece: no copy.
+                return Ok(data);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// When a connection last moved a byte, for [`IDLE_TIMEOUT`].
+struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last read or write.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A socket that records when it last read or wrote a byte.
+struct ActivityIo {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for ActivityIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for ActivityIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
