@@ -16,9 +16,8 @@ pub fn stream_key(
 ) -> Result<StreamKey, ApiError> {
     match (name, arn) {
         (_, Some(arn)) => {
-            let key = parse_stream_arn(arn).ok_or_else(|| {
-                api_error!(InvalidArgumentException, "Invalid StreamARN: {arn}.")
-            })?;
+            let key = parse_stream_arn(arn)
+                .ok_or_else(|| api_error!(InvalidArgumentException, "Invalid StreamARN: {arn}."))?;
             if let Some(name) = name
                 && name != key.name
             {
@@ -59,11 +58,17 @@ pub fn parse_stream_arn(arn: &str) -> Option<StreamKey> {
     let name = resource.strip_prefix("stream/")?;
     let valid_name = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !valid_name || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(StreamKey { account: account.to_string(), region: region.to_string(), name: name.to_string() })
+    Some(StreamKey {
+        account: account.to_string(),
+        region: region.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// The output shape of a shard.
@@ -87,8 +92,9 @@ pub fn shard_output(shard: &Shard) -> ShardOutput {
 /// which is how AWS words times in ExpiredIteratorException.
 pub fn java_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -124,35 +130,57 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::StreamNotFound { name, account } => {
-                api_error!(ResourceNotFoundException, "Stream {name} under account {account} not found.")
+                api_error!(
+                    ResourceNotFoundException,
+                    "Stream {name} under account {account} not found."
+                )
             }
             Error::StreamExists { name, account } => {
-                api_error!(ResourceInUseException, "Stream {name} under account {account} already exists.")
+                api_error!(
+                    ResourceInUseException,
+                    "Stream {name} under account {account} already exists."
+                )
             }
-            Error::StreamNotActive { name, account, status } => api_error!(
+            Error::StreamNotActive {
+                name,
+                account,
+                status,
+            } => api_error!(
                 ResourceInUseException,
                 "Stream {name} under account {account} not ACTIVE, instead in state {}",
                 status_name(status)
             ),
-            Error::ShardNotFound { shard_id, name, account } => api_error!(
+            Error::ShardNotFound {
+                shard_id,
+                name,
+                account,
+            } => api_error!(
                 ResourceNotFoundException,
                 "Shard {shard_id} in stream {name} under account {account} does not exist"
             ),
-            Error::InvalidIterator => api_error!(InvalidArgumentException, "Invalid ShardIterator."),
+            Error::InvalidIterator => {
+                api_error!(InvalidArgumentException, "Invalid ShardIterator.")
+            }
             Error::IteratorExpired { issued_ms, now_ms } => api_error!(
                 ExpiredIteratorException,
                 "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of 300000 milliseconds.",
                 java_date(issued_ms),
                 java_date(now_ms)
             ),
-            Error::IteratorStreamGone { shard_id, name: Some(name), account: Some(account) } => api_error!(
+            Error::IteratorStreamGone {
+                shard_id,
+                name: Some(name),
+                account: Some(account),
+            } => api_error!(
                 ResourceNotFoundException,
                 "Shard {shard_id} in stream {name} under account {account} does not exist"
             ),
             Error::IteratorStreamGone { .. } => {
                 api_error!(InvalidArgumentException, "Invalid ShardIterator.")
             }
-            Error::LimitExceeded(message) => ApiError::new(crate::api::ErrorCode::LimitExceededException, message),
+            Error::LimitExceeded(message) => {
+                ApiError::new(crate::api::ErrorCode::LimitExceededException, message)
+            }
             Error::Storage(e) => {
                 tracing::error!(error = %e, "storage failure");
                 api_error!(InternalFailure, "Internal service failure: {e}")
@@ -185,8 +213,14 @@ mod tests {
     #[test]
     fn stream_arn_parses_and_rejects_other_resources() {
         let k = parse_stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders").unwrap();
-        assert_eq!((k.region.as_str(), k.account.as_str(), k.name.as_str()), ("eu-west-1", "123456789012", "orders"));
-        assert!(parse_stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders/consumer/c:1").is_none());
+        assert_eq!(
+            (k.region.as_str(), k.account.as_str(), k.name.as_str()),
+            ("eu-west-1", "123456789012", "orders")
+        );
+        assert!(
+            parse_stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders/consumer/c:1")
+                .is_none()
+        );
         assert!(parse_stream_arn("arn:aws:sqs:eu-west-1:123456789012:stream/orders").is_none());
         assert!(parse_stream_arn("arn:aws:kinesis:eu-west-1:1234:stream/orders").is_none());
     }

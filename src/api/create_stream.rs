@@ -10,7 +10,11 @@ use crate::broker::stream::StreamKey;
 use crate::broker::{Broker, ON_DEMAND_INITIAL_SHARDS};
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: CreateStreamInput) -> Result<(), ApiError> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    input: CreateStreamInput,
+) -> Result<(), ApiError> {
     // Validation guarantees the name is present.
     let name = input.stream_name.unwrap_or_default();
     let mode = match input.stream_mode_details.and_then(|d| d.stream_mode) {
@@ -33,7 +37,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: CreateStr
             ));
         }
     };
-    let key = StreamKey { account: ctx.account_id.clone(), region: ctx.region.clone(), name };
+    let key = StreamKey {
+        account: ctx.account_id.clone(),
+        region: ctx.region.clone(),
+        name,
+    };
     broker.check_shard_limit(&key, shard_count)?;
     let tags = input.tags.unwrap_or_default();
     broker.create_stream(key, shard_count, mode, tags).await?;

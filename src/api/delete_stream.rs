@@ -8,8 +8,16 @@ use crate::api::{ApiError, RequestContext};
 use crate::broker::Broker;
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: DeleteStreamInput) -> Result<(), ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    input: DeleteStreamInput,
+) -> Result<(), ApiError> {
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let stream = broker.stream(&key)?;
     // Consumers (enhanced fan-out) come in a later issue; until then no stream has any, so
     // EnforceConsumerDeletion changes nothing.

@@ -19,9 +19,16 @@ pub async fn handle(
     ctx: &RequestContext,
     input: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput, ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let stream = broker.stream(&key)?;
-    let limit = input.limit.map(|l| l.max(1) as usize).unwrap_or(DEFAULT_SHARD_PAGE);
+    let limit = input
+        .limit
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(DEFAULT_SHARD_PAGE);
     let st = stream.state();
     // AWS lists no shards while a stream is being created or deleted.
     let listed: Vec<_> = if matches!(st.status, StreamStatus::Creating | StreamStatus::Deleting) {
@@ -29,11 +36,20 @@ pub async fn handle(
     } else {
         st.shards
             .iter()
-            .filter(|s| input.exclusive_start_shard_id.as_deref().is_none_or(|after| s.id.as_str() > after))
+            .filter(|s| {
+                input
+                    .exclusive_start_shard_id
+                    .as_deref()
+                    .is_none_or(|after| s.id.as_str() > after)
+            })
             .collect()
     };
     let has_more = listed.len() > limit;
-    let shards = listed.into_iter().take(limit).map(|s| shard_output(s)).collect();
+    let shards = listed
+        .into_iter()
+        .take(limit)
+        .map(|s| shard_output(s))
+        .collect();
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_name: key.name.clone(),
@@ -44,7 +60,9 @@ pub async fn handle(
             has_more_shards: has_more,
             retention_period_hours: st.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_millis(stream.created_ms),
-            enhanced_monitoring: vec![EnhancedMetrics { shard_level_metrics: Some(Vec::new()) }],
+            enhanced_monitoring: vec![EnhancedMetrics {
+                shard_level_metrics: Some(Vec::new()),
+            }],
             encryption_type: Some(EncryptionType::None),
             key_id: None,
         },

@@ -16,7 +16,11 @@ pub async fn handle(
     ctx: &RequestContext,
     input: DescribeStreamSummaryInput,
 ) -> Result<DescribeStreamSummaryOutput, ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let stream = broker.stream(&key)?;
     let st = stream.state();
     Ok(DescribeStreamSummaryOutput {
@@ -28,7 +32,9 @@ pub async fn handle(
             stream_mode_details: Some(super::wire_mode_details(st.mode)),
             retention_period_hours: st.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_millis(stream.created_ms),
-            enhanced_monitoring: vec![EnhancedMetrics { shard_level_metrics: Some(Vec::new()) }],
+            enhanced_monitoring: vec![EnhancedMetrics {
+                shard_level_metrics: Some(Vec::new()),
+            }],
             encryption_type: Some(EncryptionType::None),
             key_id: None,
             open_shard_count: st.open.len() as i32,

@@ -21,7 +21,10 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error; prefer the [`api_error!`](crate::api_error) macro.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The answer for an operation kinesis-broker does not implement (yet): a clear error

@@ -19,7 +19,10 @@ pub async fn handle(
     input: GetRecordsInput,
 ) -> Result<GetRecordsOutput, ApiError> {
     let token = input.shard_iterator.as_deref().unwrap_or_default();
-    let limit = input.limit.map(|l| l.max(1) as usize).unwrap_or(DEFAULT_RECORD_LIMIT);
+    let limit = input
+        .limit
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(DEFAULT_RECORD_LIMIT);
     let read = broker.get_records(token, limit, MAX_GET_RECORDS_BYTES)?;
     let mut records = Vec::with_capacity(read.batch.len());
     for view in read.batch.iter() {
@@ -37,7 +40,12 @@ pub async fn handle(
             .iter()
             .map(|c| ChildShard {
                 shard_id: c.id.clone(),
-                parent_shards: c.parent.into_iter().chain(c.adjacent_parent).map(shard_id).collect(),
+                parent_shards: c
+                    .parent
+                    .into_iter()
+                    .chain(c.adjacent_parent)
+                    .map(shard_id)
+                    .collect(),
                 hash_key_range: HashKeyRange {
                     starting_hash_key: c.range.start.to_string(),
                     ending_hash_key: c.range.end.to_string(),

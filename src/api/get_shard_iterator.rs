@@ -16,7 +16,11 @@ pub async fn handle(
     ctx: &RequestContext,
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let requested_shard = input.shard_id.as_deref().unwrap_or_default();
     let Some(index) = parse_shard_id(requested_shard) else {
         return Err(api_error!(
@@ -36,7 +40,10 @@ pub async fn handle(
         )
     })?;
     let shard = broker.readable_shard(&stream, requested_shard)?;
-    let iterator_type = input.shard_iterator_type.clone().unwrap_or(ShardIteratorType::Latest);
+    let iterator_type = input
+        .shard_iterator_type
+        .clone()
+        .unwrap_or(ShardIteratorType::Latest);
     let starting = input.starting_sequence_number.as_deref();
     let type_name = iterator_type.as_str();
     let wrong_combination = |detail: &str| {
@@ -110,9 +117,14 @@ pub async fn handle(
         }
         // Validation rejects values outside the enum before we get here.
         ShardIteratorType::Unknown(other) => {
-            return Err(api_error!(InvalidArgumentException, "Unknown ShardIteratorType {other}."));
+            return Err(api_error!(
+                InvalidArgumentException,
+                "Unknown ShardIteratorType {other}."
+            ));
         }
     };
     let iterator = broker.issue_iterator(&stream, &shard, position)?;
-    Ok(GetShardIteratorOutput { shard_iterator: Some(iterator) })
+    Ok(GetShardIteratorOutput {
+        shard_iterator: Some(iterator),
+    })
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::common::parse_stream_arn;
 use crate::api::common::{shard_output, stream_key};
 use crate::api::generated::{ListShardsInput, ListShardsOutput, ShardFilterType};
 use crate::api::pagination::PageToken;
@@ -9,7 +10,6 @@ use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::Broker;
 use crate::broker::catalog::StreamStatus;
-use crate::api::common::parse_stream_arn;
 use crate::broker::stream::{Shard, StreamKey};
 
 /// Shards per page when `MaxResults` is absent, as on AWS.
@@ -22,7 +22,10 @@ pub async fn handle(
     input: ListShardsInput,
 ) -> Result<ListShardsOutput, ApiError> {
     let now = broker.clock().now_ms();
-    let limit = input.max_results.map(|l| l.max(1) as usize).unwrap_or(DEFAULT_SHARD_PAGE);
+    let limit = input
+        .max_results
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(DEFAULT_SHARD_PAGE);
     let (key, after) = match input.next_token.as_deref() {
         Some(token) => {
             if input.stream_name.is_some() || input.stream_arn.is_some() {
@@ -31,7 +34,8 @@ pub async fn handle(
                     "NextToken and StreamName cannot be provided together."
                 ));
             }
-            if input.exclusive_start_shard_id.is_some() || input.stream_creation_timestamp.is_some() {
+            if input.exclusive_start_shard_id.is_some() || input.stream_creation_timestamp.is_some()
+            {
                 return Err(api_error!(
                     InvalidArgumentException,
                     "ExclusiveStartShardId and StreamCreationTimestamp cannot be provided together with NextToken."
@@ -49,7 +53,11 @@ pub async fn handle(
                     "Either NextToken or StreamName should be provided."
                 ));
             }
-            let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+            let key = stream_key(
+                ctx,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
             (key, input.exclusive_start_shard_id.clone())
         }
     };
@@ -120,14 +128,27 @@ pub async fn handle(
     let page = &listed[..listed.len().min(limit)];
     let next_token = match (has_more, page.last()) {
         (true, Some(last)) => Some(
-            PageToken { operation: "ListShards".into(), scope: key.arn(), after: last.id.clone(), issued_ms: now }
-                .encode(ctx),
+            PageToken {
+                operation: "ListShards".into(),
+                scope: key.arn(),
+                after: last.id.clone(),
+                issued_ms: now,
+            }
+            .encode(ctx),
         ),
         _ => None,
     };
-    Ok(ListShardsOutput { shards: Some(page.iter().map(|s| shard_output(s)).collect()), next_token })
+    Ok(ListShardsOutput {
+        shards: Some(page.iter().map(|s| shard_output(s)).collect()),
+        next_token,
+    })
 }
 
 fn not_found(key: &StreamKey) -> ApiError {
-    api_error!(ResourceNotFoundException, "Stream {} under account {} not found.", key.name, key.account)
+    api_error!(
+        ResourceNotFoundException,
+        "Stream {} under account {} not found.",
+        key.name,
+        key.account
+    )
 }

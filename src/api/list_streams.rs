@@ -16,7 +16,10 @@ pub async fn handle(
     ctx: &RequestContext,
     input: ListStreamsInput,
 ) -> Result<ListStreamsOutput, ApiError> {
-    let limit = input.limit.map(|l| l.max(1) as usize).unwrap_or(DEFAULT_STREAM_PAGE);
+    let limit = input
+        .limit
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(DEFAULT_STREAM_PAGE);
     let now = broker.clock().now_ms();
     let after = match input.next_token.as_deref() {
         Some(token) => Some(PageToken::decode(token, "ListStreams", ctx, now)?.after),
@@ -30,9 +33,15 @@ pub async fn handle(
     let has_more = streams.len() > limit;
     let page = &streams[..streams.len().min(limit)];
     let next_token = match (has_more, page.last()) {
-        (true, Some(last)) => {
-            Some(PageToken { operation: "ListStreams".into(), scope: String::new(), after: last.key.name.clone(), issued_ms: now }.encode(ctx))
-        }
+        (true, Some(last)) => Some(
+            PageToken {
+                operation: "ListStreams".into(),
+                scope: String::new(),
+                after: last.key.name.clone(),
+                issued_ms: now,
+            }
+            .encode(ctx),
+        ),
         _ => None,
     };
     Ok(ListStreamsOutput {

@@ -32,8 +32,8 @@ pub use codec::Codec;
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use generated::ErrorCode;
-pub use generated::{Kinesis, Operation, dispatch};
 use generated::*;
+pub use generated::{Kinesis, Operation, dispatch};
 
 use crate::broker::Broker;
 use crate::broker::catalog::{StreamMode as DomainMode, StreamStatus as DomainStatus};
@@ -57,11 +57,19 @@ impl Service {
 }
 
 impl Kinesis for Service {
-    async fn create_stream(&self, ctx: &RequestContext, input: CreateStreamInput) -> Result<(), ApiError> {
+    async fn create_stream(
+        &self,
+        ctx: &RequestContext,
+        input: CreateStreamInput,
+    ) -> Result<(), ApiError> {
         create_stream::handle(&self.broker, ctx, input).await
     }
 
-    async fn delete_stream(&self, ctx: &RequestContext, input: DeleteStreamInput) -> Result<(), ApiError> {
+    async fn delete_stream(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteStreamInput,
+    ) -> Result<(), ApiError> {
         delete_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -81,19 +89,35 @@ impl Kinesis for Service {
         describe_stream_summary::handle(&self.broker, ctx, input).await
     }
 
-    async fn list_streams(&self, ctx: &RequestContext, input: ListStreamsInput) -> Result<ListStreamsOutput, ApiError> {
+    async fn list_streams(
+        &self,
+        ctx: &RequestContext,
+        input: ListStreamsInput,
+    ) -> Result<ListStreamsOutput, ApiError> {
         list_streams::handle(&self.broker, ctx, input).await
     }
 
-    async fn list_shards(&self, ctx: &RequestContext, input: ListShardsInput) -> Result<ListShardsOutput, ApiError> {
+    async fn list_shards(
+        &self,
+        ctx: &RequestContext,
+        input: ListShardsInput,
+    ) -> Result<ListShardsOutput, ApiError> {
         list_shards::handle(&self.broker, ctx, input).await
     }
 
-    async fn put_record(&self, ctx: &RequestContext, input: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
+    async fn put_record(
+        &self,
+        ctx: &RequestContext,
+        input: PutRecordInput,
+    ) -> Result<PutRecordOutput, ApiError> {
         put_record::handle(&self.broker, ctx, input).await
     }
 
-    async fn put_records(&self, ctx: &RequestContext, input: PutRecordsInput) -> Result<PutRecordsOutput, ApiError> {
+    async fn put_records(
+        &self,
+        ctx: &RequestContext,
+        input: PutRecordsInput,
+    ) -> Result<PutRecordsOutput, ApiError> {
         put_records::handle(&self.broker, ctx, input).await
     }
 
@@ -105,7 +129,11 @@ impl Kinesis for Service {
         get_shard_iterator::handle(&self.broker, ctx, input).await
     }
 
-    async fn get_records(&self, ctx: &RequestContext, input: GetRecordsInput) -> Result<GetRecordsOutput, ApiError> {
+    async fn get_records(
+        &self,
+        ctx: &RequestContext,
+        input: GetRecordsInput,
+    ) -> Result<GetRecordsOutput, ApiError> {
         get_records::handle(&self.broker, ctx, input).await
     }
 }

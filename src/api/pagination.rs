@@ -45,16 +45,28 @@ struct Envelope {
 impl PageToken {
     /// The opaque string form.
     pub fn encode(self, ctx: &RequestContext) -> String {
-        let env = Envelope { token: self, account: ctx.account_id.clone(), region: ctx.region.clone() };
+        let env = Envelope {
+            token: self,
+            account: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+        };
         STANDARD.encode(serde_json::to_vec(&env).unwrap_or_default())
     }
 
     /// Decodes a token sent to `operation`.
-    pub fn decode(token: &str, operation: &str, ctx: &RequestContext, now_ms: i64) -> Result<PageToken, ApiError> {
+    pub fn decode(
+        token: &str,
+        operation: &str,
+        ctx: &RequestContext,
+        now_ms: i64,
+    ) -> Result<PageToken, ApiError> {
         let invalid = || api_error!(InvalidArgumentException, "Invalid NextToken.");
         let raw = STANDARD.decode(token).map_err(|_| invalid())?;
         let env: Envelope = serde_json::from_slice(&raw).map_err(|_| invalid())?;
-        if env.token.operation != operation || env.account != ctx.account_id || env.region != ctx.region {
+        if env.token.operation != operation
+            || env.account != ctx.account_id
+            || env.region != ctx.region
+        {
             return Err(invalid());
         }
         if now_ms - env.token.issued_ms > NEXT_TOKEN_TTL_MS {
@@ -73,22 +85,40 @@ mod tests {
     use super::*;
 
     fn ctx() -> RequestContext {
-        RequestContext { account_id: "000000000000".into(), region: "us-east-1".into(), request_id: "r".into() }
+        RequestContext {
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "r".into(),
+        }
     }
 
     fn token(issued_ms: i64) -> PageToken {
-        PageToken { operation: "ListShards".into(), scope: "s".into(), after: "shardId-000000000001".into(), issued_ms }
+        PageToken {
+            operation: "ListShards".into(),
+            scope: "s".into(),
+            after: "shardId-000000000001".into(),
+            issued_ms,
+        }
     }
 
     #[test]
     fn round_trips() {
         let t = token(1000);
-        assert_eq!(PageToken::decode(&t.clone().encode(&ctx()), "ListShards", &ctx(), 2000).unwrap(), t);
+        assert_eq!(
+            PageToken::decode(&t.clone().encode(&ctx()), "ListShards", &ctx(), 2000).unwrap(),
+            t
+        );
     }
 
     #[test]
     fn expired_token_is_rejected_with_expired_error() {
-        let e = PageToken::decode(&token(0).encode(&ctx()), "ListShards", &ctx(), NEXT_TOKEN_TTL_MS + 1).unwrap_err();
+        let e = PageToken::decode(
+            &token(0).encode(&ctx()),
+            "ListShards",
+            &ctx(),
+            NEXT_TOKEN_TTL_MS + 1,
+        )
+        .unwrap_err();
         assert_eq!(e.code, crate::api::ErrorCode::ExpiredNextTokenException);
     }
 

@@ -12,10 +12,22 @@ use crate::broker::sequence::SequenceNumber;
 use crate::broker::{Broker, PutEntry};
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, ApiError> {
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let stream = broker.stream(&key)?;
-    let data = input.data.as_ref().map(|d| d.as_slice()).unwrap_or_default();
+    let data = input
+        .data
+        .as_ref()
+        .map(|d| d.as_slice())
+        .unwrap_or_default();
     let partition_key = check_record(&stream, None, input.partition_key.as_deref(), data)?;
     let hash_key = hash_key(partition_key, input.explicit_hash_key.as_deref())?;
     // SequenceNumberForOrdering: the new record must sort after it. Arrival time is the
@@ -25,7 +37,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecord
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
         let now = broker.clock().now_ms();
         match SequenceNumber::decode(ordering) {
-            Some(seq) if (seq.arrival_ms as i64) <= now => not_before_ms = seq.arrival_ms as i64 + 1,
+            Some(seq) if (seq.arrival_ms as i64) <= now => {
+                not_before_ms = seq.arrival_ms as i64 + 1
+            }
             _ => {
                 return Err(api_error!(
                     InvalidArgumentException,
@@ -42,7 +56,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecord
         explicit_hash_key: input.explicit_hash_key.as_deref().map(str::as_bytes),
         data,
     };
-    let mut written = broker.put(&stream, std::slice::from_ref(&entry), not_before_ms).await?;
-    let written = written.pop().ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
-    Ok(PutRecordOutput { shard_id: written.shard_id, sequence_number: written.sequence_number, encryption_type: None })
+    let mut written = broker
+        .put(&stream, std::slice::from_ref(&entry), not_before_ms)
+        .await?;
+    let written = written
+        .pop()
+        .ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
+    Ok(PutRecordOutput {
+        shard_id: written.shard_id,
+        sequence_number: written.sequence_number,
+        encryption_type: None,
+    })
 }

@@ -73,15 +73,28 @@ pub fn hash_key(partition_key: &str, explicit_hash_key: Option<&str>) -> Result<
 }
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref(), records = input.records.as_ref().map(Vec::len)))]
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecordsInput) -> Result<PutRecordsOutput, ApiError> {
-    let key = stream_key(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    input: PutRecordsInput,
+) -> Result<PutRecordsOutput, ApiError> {
+    let key = stream_key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
     let stream = broker.stream(&key)?;
     let records = input.records.as_deref().unwrap_or_default();
     let mut total = 0usize;
     let mut entries = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
-        let data = record.data.as_ref().map(|d| d.as_slice()).unwrap_or_default();
-        let partition_key = check_record(&stream, Some(i + 1), record.partition_key.as_deref(), data)?;
+        let data = record
+            .data
+            .as_ref()
+            .map(|d| d.as_slice())
+            .unwrap_or_default();
+        let partition_key =
+            check_record(&stream, Some(i + 1), record.partition_key.as_deref(), data)?;
         total += data.len() + partition_key.len();
         entries.push(PutEntry {
             hash_key: hash_key(partition_key, record.explicit_hash_key.as_deref())?,
@@ -92,7 +105,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecord
     }
     if total > MAX_PUT_RECORDS_BYTES {
         // AWS said "Records size exceeds 5 MB limit" while the limit was 5 MiB.
-        return Err(api_error!(InvalidArgumentException, "Records size exceeds 10 MB limit"));
+        return Err(api_error!(
+            InvalidArgumentException,
+            "Records size exceeds 10 MB limit"
+        ));
     }
     let results = broker.put(&stream, &entries, 0).await?;
     let mut failed = 0;
@@ -117,5 +133,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, input: PutRecord
             }
         })
         .collect();
-    Ok(PutRecordsOutput { failed_record_count: Some(failed), records, encryption_type: None })
+    Ok(PutRecordsOutput {
+        failed_record_count: Some(failed),
+        records,
+        encryption_type: None,
+    })
 }

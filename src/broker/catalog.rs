@@ -135,13 +135,19 @@ pub struct CatalogStore {
 impl CatalogStore {
     /// Opens (or prepares) the catalog file at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, super::Error> {
-        Ok(Self { store: storage::MetaStore::open(path)? })
+        Ok(Self {
+            store: storage::MetaStore::open(path)?,
+        })
     }
 
     /// The stored catalog, or an empty one for a new data directory.
     pub fn load(&self) -> Result<Catalog, super::Error> {
         match self.store.load()? {
-            None => Ok(Catalog { version: CATALOG_VERSION, next_stream_uid: 1, streams: Vec::new() }),
+            None => Ok(Catalog {
+                version: CATALOG_VERSION,
+                next_stream_uid: 1,
+                streams: Vec::new(),
+            }),
             Some(bytes) => {
                 let catalog: Catalog = serde_json::from_slice(&bytes)
                     .map_err(|e| super::Error::Catalog(format!("unreadable catalog: {e}")))?;

@@ -48,7 +48,10 @@ pub fn even_split(count: u32) -> Vec<HashRange> {
     // count divides 2^128 exactly (powers of two).
     if count == 1 {
         // 2^128 / 1 does not fit in a u128.
-        return vec![HashRange { start: 0, end: MAX_HASH_KEY }];
+        return vec![HashRange {
+            start: 0,
+            end: MAX_HASH_KEY,
+        }];
     }
     let count128 = count as u128;
     let mut step = MAX_HASH_KEY / count128;

@@ -60,8 +60,8 @@ impl IteratorCodec {
     }
 
     fn mac(&self, body: &[u8]) -> [u8; MAC_LEN] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
-            .expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(body);
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; MAC_LEN];
@@ -90,7 +90,10 @@ impl IteratorCodec {
         }
         let expected = self.mac(&raw[..BODY_LEN]);
         // Constant-time comparison so the MAC cannot be guessed byte by byte.
-        let diff = expected.iter().zip(&raw[BODY_LEN..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = expected
+            .iter()
+            .zip(&raw[BODY_LEN..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return None;
         }
@@ -109,7 +112,12 @@ mod tests {
     use super::*;
 
     fn sample() -> ShardIterator {
-        ShardIterator { stream_uid: 3, shard_index: 1, offset: 99, issued_ms: 1_764_000_000_000 }
+        ShardIterator {
+            stream_uid: 3,
+            shard_index: 1,
+            offset: 99,
+            issued_ms: 1_764_000_000_000,
+        }
     }
 
     #[test]

@@ -127,7 +127,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("data_dir", &self.settings.data_dir).finish()
+        f.debug_struct("Broker")
+            .field("data_dir", &self.settings.data_dir)
+            .finish()
     }
 }
 
@@ -147,13 +149,16 @@ impl Broker {
     pub fn open_with_clock(config: &Config, clock: Clock) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(data_dir.join(STREAMS_DIR)).map_err(|e| {
-            Error::Catalog(format!("cannot create data directory {}: {e}", data_dir.display()))
+            Error::Catalog(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let durability = match config.durability {
             DurabilityMode::Flush => storage::Durability::Flush,
-            DurabilityMode::PageCache => {
-                storage::Durability::PageCache { interval: config.flush_interval }
-            }
+            DurabilityMode::PageCache => storage::Durability::PageCache {
+                interval: config.flush_interval,
+            },
         };
         let log_options = storage::LogOptions {
             // A segment must hold the largest record a stream can accept.
@@ -178,7 +183,10 @@ impl Broker {
             iterators,
             catalog,
             persist_lock: Mutex::new(()),
-            registry: RwLock::new(Registry { next_uid: stored.next_stream_uid.max(1), ..Default::default() }),
+            registry: RwLock::new(Registry {
+                next_uid: stored.next_stream_uid.max(1),
+                ..Default::default()
+            }),
             shutdown,
         });
         broker.restore(stored)?;
@@ -189,7 +197,12 @@ impl Broker {
                 name: spec.name.clone(),
             };
             if broker.stream(&key).is_err() {
-                broker.create_stream_now(key, spec.shard_count, StreamMode::Provisioned, BTreeMap::new())?;
+                broker.create_stream_now(
+                    key,
+                    spec.shard_count,
+                    StreamMode::Provisioned,
+                    BTreeMap::new(),
+                )?;
             }
         }
         Ok(broker)
@@ -199,7 +212,11 @@ impl Broker {
     fn restore(self: &Arc<Self>, stored: Catalog) -> Result<()> {
         let mut pending_deletes = Vec::new();
         for meta in stored.streams {
-            let key = StreamKey { account: meta.account.clone(), region: meta.region.clone(), name: meta.name.clone() };
+            let key = StreamKey {
+                account: meta.account.clone(),
+                region: meta.region.clone(),
+                name: meta.name.clone(),
+            };
             let status = match meta.status {
                 // The creation delay has certainly passed while the broker was down.
                 StreamStatus::Creating | StreamStatus::Updating => StreamStatus::Active,
@@ -207,7 +224,10 @@ impl Broker {
             };
             let mut shards = Vec::with_capacity(meta.shards.len());
             for sm in &meta.shards {
-                let log = storage::Log::open(self.shard_dir(meta.uid, sm.index), self.settings.log_options.clone())?;
+                let log = storage::Log::open(
+                    self.shard_dir(meta.uid, sm.index),
+                    self.settings.log_options.clone(),
+                )?;
                 shards.push(Arc::new(Shard {
                     index: sm.index,
                     id: stream::shard_id(sm.index),
@@ -229,7 +249,13 @@ impl Broker {
                 open: Vec::new(),
             };
             state.reindex();
-            let stream = Arc::new(Stream::new(meta.uid, key.clone(), meta.stream_id.clone(), meta.created_ms, state));
+            let stream = Arc::new(Stream::new(
+                meta.uid,
+                key.clone(),
+                meta.stream_id.clone(),
+                meta.created_ms,
+                state,
+            ));
             if status == StreamStatus::Deleting {
                 pending_deletes.push(meta.uid);
             }
@@ -258,11 +284,18 @@ impl Broker {
     }
 
     fn shard_dir(&self, uid: u64, index: u32) -> PathBuf {
-        self.settings.data_dir.join(STREAMS_DIR).join(format!("{uid:020}")).join(stream::shard_id(index))
+        self.settings
+            .data_dir
+            .join(STREAMS_DIR)
+            .join(format!("{uid:020}"))
+            .join(stream::shard_id(index))
     }
 
     fn stream_dir(&self, uid: u64) -> PathBuf {
-        self.settings.data_dir.join(STREAMS_DIR).join(format!("{uid:020}"))
+        self.settings
+            .data_dir
+            .join(STREAMS_DIR)
+            .join(format!("{uid:020}"))
     }
 
     /// Writes the catalog as it is now (blocking: fsync). The persist lock is taken
@@ -273,7 +306,11 @@ impl Broker {
             let reg = self.registry();
             let mut streams: Vec<StreamMeta> = reg.streams.values().map(|s| s.meta()).collect();
             streams.sort_by_key(|s| s.uid);
-            Catalog { version: catalog::CATALOG_VERSION, next_stream_uid: reg.next_uid, streams }
+            Catalog {
+                version: catalog::CATALOG_VERSION,
+                next_stream_uid: reg.next_uid,
+                streams,
+            }
         };
         self.catalog.save(&catalog)
     }
@@ -293,7 +330,10 @@ impl Broker {
             .get(key)
             .and_then(|uid| reg.streams.get(uid))
             .cloned()
-            .ok_or_else(|| Error::StreamNotFound { name: key.name.clone(), account: key.account.clone() })
+            .ok_or_else(|| Error::StreamNotFound {
+                name: key.name.clone(),
+                account: key.account.clone(),
+            })
     }
 
     /// Every stream of an account and region, sorted by name.
@@ -335,7 +375,11 @@ impl Broker {
         let delay = self.settings.create_delay;
         let me = self.clone();
         let uid = tokio::task::spawn_blocking(move || {
-            let status = if delay.is_zero() { StreamStatus::Active } else { StreamStatus::Creating };
+            let status = if delay.is_zero() {
+                StreamStatus::Active
+            } else {
+                StreamStatus::Creating
+            };
             me.insert_stream(key, shard_count, mode, tags, status)
         })
         .await
@@ -371,7 +415,10 @@ impl Broker {
         let uid = {
             let mut reg = self.registry_mut();
             if reg.by_key.contains_key(&key) {
-                return Err(Error::StreamExists { name: key.name, account: key.account });
+                return Err(Error::StreamExists {
+                    name: key.name,
+                    account: key.account,
+                });
             }
             let uid = reg.next_uid;
             reg.next_uid += 1;
@@ -382,7 +429,10 @@ impl Broker {
             let mut shards = Vec::with_capacity(shard_count as usize);
             for (i, range) in hash::even_split(shard_count).into_iter().enumerate() {
                 let index = i as u32;
-                let log = storage::Log::open(self.shard_dir(uid, index), self.settings.log_options.clone())?;
+                let log = storage::Log::open(
+                    self.shard_dir(uid, index),
+                    self.settings.log_options.clone(),
+                )?;
                 shards.push(Arc::new(Shard {
                     index,
                     id: stream::shard_id(index),
@@ -404,7 +454,13 @@ impl Broker {
                 open: Vec::new(),
             };
             state.reindex();
-            Ok(Arc::new(Stream::new(uid, key.clone(), make_stream_id(uid, now), now, state)))
+            Ok(Arc::new(Stream::new(
+                uid,
+                key.clone(),
+                make_stream_id(uid, now),
+                now,
+                state,
+            )))
         };
         match build() {
             Ok(stream) => {
@@ -445,7 +501,11 @@ impl Broker {
 
     /// Runs `action` after `delay` unless the broker shuts down first. Lifecycle
     /// transitions interrupted by a shutdown are completed by [`Broker::open`].
-    fn after(self: &Arc<Self>, delay: Duration, action: impl FnOnce(&Arc<Broker>) -> Result<()> + Send + 'static) {
+    fn after(
+        self: &Arc<Self>,
+        delay: Duration,
+        action: impl FnOnce(&Arc<Broker>) -> Result<()> + Send + 'static,
+    ) {
         let weak = Arc::downgrade(self);
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
@@ -465,7 +525,9 @@ impl Broker {
     }
 
     fn finish_create(&self, uid: u64) -> Result<()> {
-        let Some(stream) = self.registry().streams.get(&uid).cloned() else { return Ok(()) };
+        let Some(stream) = self.registry().streams.get(&uid).cloned() else {
+            return Ok(());
+        };
         {
             let mut st = stream.state_mut();
             if st.status != StreamStatus::Creating {
@@ -535,7 +597,10 @@ impl Broker {
             let mut routed = Vec::with_capacity(entries.len());
             for e in entries {
                 let shard = st.route(e.hash_key).ok_or_else(|| {
-                    Error::Catalog(format!("stream {} has no open shard for a hash key", stream.key.name))
+                    Error::Catalog(format!(
+                        "stream {} has no open shard for a hash key",
+                        stream.key.name
+                    ))
                 })?;
                 routed.push(shard.clone());
             }
@@ -544,7 +609,11 @@ impl Broker {
         // Group record positions by shard index, keeping request order inside a group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
         for (pos, shard) in routed.iter().enumerate() {
-            groups.entry(shard.index).or_insert_with(|| (shard.clone(), Vec::new())).1.push(pos);
+            groups
+                .entry(shard.index)
+                .or_insert_with(|| (shard.clone(), Vec::new()))
+                .1
+                .push(pos);
         }
         let now = self.clock.now_ms().max(not_before_ms);
         let mut results: Vec<Option<Result<Written>>> = (0..entries.len()).map(|_| None).collect();
@@ -563,7 +632,10 @@ impl Broker {
                     for (k, &p) in positions.iter().enumerate() {
                         results[p] = Some(Ok(Written {
                             shard_id: shard.id.clone(),
-                            sequence_number: shard.sequence_number(appended.arrival_ms, appended.first_offset + k as u64),
+                            sequence_number: shard.sequence_number(
+                                appended.arrival_ms,
+                                appended.first_offset + k as u64,
+                            ),
                         }));
                     }
                     pending.push((shard.clone(), positions, appended.next_offset));
@@ -586,7 +658,10 @@ impl Broker {
                 }
             }
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Catalog("record not routed".into())))).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Catalog("record not routed".into()))))
+            .collect())
     }
 
     /// The shard with this id, for GetShardIterator. A stream being created or deleted
@@ -594,11 +669,16 @@ impl Broker {
     pub fn readable_shard(&self, stream: &Stream, shard_id: &str) -> Result<Arc<Shard>> {
         let st = stream.state();
         let readable = !matches!(st.status, StreamStatus::Creating | StreamStatus::Deleting);
-        st.shard(shard_id).filter(|_| readable).cloned().ok_or_else(|| Error::ShardNotFound {
-            shard_id: stream::parse_shard_id(shard_id).map(stream::shard_id).unwrap_or_else(|| shard_id.to_string()),
-            name: stream.key.name.clone(),
-            account: stream.key.account.clone(),
-        })
+        st.shard(shard_id)
+            .filter(|_| readable)
+            .cloned()
+            .ok_or_else(|| Error::ShardNotFound {
+                shard_id: stream::parse_shard_id(shard_id)
+                    .map(stream::shard_id)
+                    .unwrap_or_else(|| shard_id.to_string()),
+                name: stream.key.name.clone(),
+                account: stream.key.account.clone(),
+            })
     }
 
     /// The oldest offset a reader may see: the log's first offset, or later when records
@@ -607,7 +687,9 @@ impl Broker {
     fn trim_horizon(&self, stream: &Stream, shard: &Shard) -> Result<u64> {
         let retention_ms = stream.state().retention_hours as i64 * 3_600_000;
         let first = shard.log.bounds().first_offset;
-        let by_time = shard.log.offset_at_time(self.clock.now_ms() - retention_ms)?;
+        let by_time = shard
+            .log
+            .offset_at_time(self.clock.now_ms() - retention_ms)?;
         Ok(first.max(by_time))
     }
 
@@ -620,7 +702,12 @@ impl Broker {
     }
 
     /// Issues an iterator for a position in a shard.
-    pub fn issue_iterator(&self, stream: &Stream, shard: &Shard, position: Position) -> Result<String> {
+    pub fn issue_iterator(
+        &self,
+        stream: &Stream,
+        shard: &Shard,
+        position: Position,
+    ) -> Result<String> {
         let end = Self::shard_end(shard);
         let horizon = self.trim_horizon(stream, shard)?;
         let offset = match position {
@@ -644,7 +731,10 @@ impl Broker {
         let now = self.clock.now_ms();
         let (stream, gone) = {
             let reg = self.registry();
-            (reg.streams.get(&it.stream_uid).cloned(), reg.deleted.get(&it.stream_uid).cloned())
+            (
+                reg.streams.get(&it.stream_uid).cloned(),
+                reg.deleted.get(&it.stream_uid).cloned(),
+            )
         };
         let Some(stream) = stream else {
             return Err(Error::IteratorStreamGone {
@@ -654,9 +744,17 @@ impl Broker {
             });
         };
         if now - it.issued_ms > ITERATOR_TTL_MS {
-            return Err(Error::IteratorExpired { issued_ms: it.issued_ms, now_ms: now });
+            return Err(Error::IteratorExpired {
+                issued_ms: it.issued_ms,
+                now_ms: now,
+            });
         }
-        let shard = stream.state().shards.get(it.shard_index as usize).cloned().ok_or(Error::InvalidIterator)?;
+        let shard = stream
+            .state()
+            .shards
+            .get(it.shard_index as usize)
+            .cloned()
+            .ok_or(Error::InvalidIterator)?;
         let end = Self::shard_end(&shard);
         let from = it.offset.max(self.trim_horizon(&stream, &shard)?);
         let batch = if from >= end {
@@ -665,14 +763,25 @@ impl Broker {
             let max_records = limit.min((end - from).try_into().unwrap_or(usize::MAX));
             shard.log.read(from, max_records, max_bytes)?
         };
-        let next_offset = if batch.is_empty() { from.min(end) } else { batch.next_offset() };
+        let next_offset = if batch.is_empty() {
+            from.min(end)
+        } else {
+            batch.next_offset()
+        };
         let bounds = shard.log.bounds();
         let caught_up = next_offset >= end;
         let millis_behind_latest = if caught_up {
             0
         } else {
-            let last_seen = batch.iter().filter_map(|r| r.ok()).last().map(|r| r.arrival_ms);
-            last_seen.or(bounds.first_arrival_ms).map(|t| (now - t).max(0)).unwrap_or(0)
+            let last_seen = batch
+                .iter()
+                .filter_map(|r| r.ok())
+                .last()
+                .map(|r| r.arrival_ms);
+            last_seen
+                .or(bounds.first_arrival_ms)
+                .map(|t| (now - t).max(0))
+                .unwrap_or(0)
         };
         let (next_iterator, child_shards) = if shard.closed.is_some() && caught_up {
             let children = stream
@@ -684,10 +793,21 @@ impl Broker {
                 .collect();
             (None, children)
         } else {
-            let next = ShardIterator { stream_uid: stream.uid, shard_index: shard.index, offset: next_offset, issued_ms: now };
+            let next = ShardIterator {
+                stream_uid: stream.uid,
+                shard_index: shard.index,
+                offset: next_offset,
+                issued_ms: now,
+            };
             (Some(self.iterators.encode(&next)), Vec::new())
         };
-        Ok(ReadResult { shard, batch, next_iterator, millis_behind_latest, child_shards })
+        Ok(ReadResult {
+            shard,
+            batch,
+            next_iterator,
+            millis_behind_latest,
+            child_shards,
+        })
     }
 
     /// Stops background tasks and flushes every log to disk.
@@ -738,7 +858,8 @@ fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
         return Ok(key);
     }
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| Error::Catalog(format!("no randomness for the iterator secret: {e}")))?;
+    getrandom::fill(&mut key)
+        .map_err(|e| Error::Catalog(format!("no randomness for the iterator secret: {e}")))?;
     store.store(&key)?;
     Ok(key)
 }
@@ -757,20 +878,36 @@ mod tests {
     }
 
     fn key(name: &str) -> StreamKey {
-        StreamKey { account: "000000000000".into(), region: "us-east-1".into(), name: name.into() }
+        StreamKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: name.into(),
+        }
     }
 
     fn entry(pk: &'static str, data: &'static [u8]) -> PutEntry<'static> {
-        PutEntry { hash_key: hash::partition_key_hash(pk.as_bytes()), partition_key: pk.as_bytes(), explicit_hash_key: None, data }
+        PutEntry {
+            hash_key: hash::partition_key_hash(pk.as_bytes()),
+            partition_key: pk.as_bytes(),
+            explicit_hash_key: None,
+            data,
+        }
     }
 
     fn read_all(broker: &Broker, stream: &Stream, shard: &Shard) -> Vec<(String, Vec<u8>)> {
-        let it = broker.issue_iterator(stream, shard, Position::TrimHorizon).unwrap();
+        let it = broker
+            .issue_iterator(stream, shard, Position::TrimHorizon)
+            .unwrap();
         let read = broker.get_records(&it, 10_000, usize::MAX).unwrap();
         read.batch
             .iter()
             .map(|r| r.unwrap())
-            .map(|r| (shard.sequence_number(r.arrival_ms, r.offset), r.data.to_vec()))
+            .map(|r| {
+                (
+                    shard.sequence_number(r.arrival_ms, r.offset),
+                    r.data.to_vec(),
+                )
+            })
             .collect()
     }
 
@@ -779,35 +916,71 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (seq, stream_uid) = {
             let broker = Broker::open(&config(dir.path())).unwrap();
-            broker.create_stream(key("s"), 2, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+            broker
+                .create_stream(key("s"), 2, StreamMode::Provisioned, BTreeMap::new())
+                .await
+                .unwrap();
             let stream = broker.stream(&key("s")).unwrap();
-            let written = broker.put(&stream, &[entry("a", b"one"), entry("a", b"two")], 0).await.unwrap();
-            let seq: Vec<String> = written.into_iter().map(|w| w.unwrap().sequence_number).collect();
+            let written = broker
+                .put(&stream, &[entry("a", b"one"), entry("a", b"two")], 0)
+                .await
+                .unwrap();
+            let seq: Vec<String> = written
+                .into_iter()
+                .map(|w| w.unwrap().sequence_number)
+                .collect();
             broker.shutdown().await;
             (seq, stream.uid)
         };
         let broker = Broker::open(&config(dir.path())).unwrap();
         let stream = broker.stream(&key("s")).unwrap();
         assert_eq!(stream.uid, stream_uid);
-        let shard = stream.state().route(hash::partition_key_hash(b"a")).unwrap().clone();
+        let shard = stream
+            .state()
+            .route(hash::partition_key_hash(b"a"))
+            .unwrap()
+            .clone();
         let records = read_all(&broker, &stream, &shard);
-        assert_eq!(records, vec![(seq[0].clone(), b"one".to_vec()), (seq[1].clone(), b"two".to_vec())]);
-        let more = broker.put(&stream, &[entry("a", b"three")], 0).await.unwrap();
+        assert_eq!(
+            records,
+            vec![
+                (seq[0].clone(), b"one".to_vec()),
+                (seq[1].clone(), b"two".to_vec())
+            ]
+        );
+        let more = broker
+            .put(&stream, &[entry("a", b"three")], 0)
+            .await
+            .unwrap();
         let next: u128 = more[0].as_ref().unwrap().sequence_number.parse().unwrap();
-        assert!(next > seq[1].parse::<u128>().unwrap(), "sequence numbers keep increasing after a restart");
+        assert!(
+            next > seq[1].parse::<u128>().unwrap(),
+            "sequence numbers keep increasing after a restart"
+        );
     }
 
     #[tokio::test]
     async fn deleted_and_recreated_stream_rejects_old_iterators() {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::open(&config(dir.path())).unwrap();
-        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
         let old = broker.stream(&key("s")).unwrap();
         let shard = old.state().shards[0].clone();
-        let it = broker.issue_iterator(&old, &shard, Position::TrimHorizon).unwrap();
+        let it = broker
+            .issue_iterator(&old, &shard, Position::TrimHorizon)
+            .unwrap();
         broker.delete_stream(&old).await.unwrap();
-        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
-        assert!(matches!(broker.get_records(&it, 10, usize::MAX), Err(Error::IteratorStreamGone { .. })));
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
+        assert!(matches!(
+            broker.get_records(&it, 10, usize::MAX),
+            Err(Error::IteratorStreamGone { .. })
+        ));
     }
 
     #[tokio::test]
@@ -815,14 +988,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::system();
         let broker = Broker::open_with_clock(&config(dir.path()), clock.clone()).unwrap();
-        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
         let stream = broker.stream(&key("s")).unwrap();
         let shard = stream.state().shards[0].clone();
-        let it = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
+        let it = broker
+            .issue_iterator(&stream, &shard, Position::Latest)
+            .unwrap();
         clock.advance_ms(ITERATOR_TTL_MS - 1000);
         assert!(broker.get_records(&it, 10, usize::MAX).is_ok());
         clock.advance_ms(2000);
-        assert!(matches!(broker.get_records(&it, 10, usize::MAX), Err(Error::IteratorExpired { .. })));
+        assert!(matches!(
+            broker.get_records(&it, 10, usize::MAX),
+            Err(Error::IteratorExpired { .. })
+        ));
     }
 
     #[tokio::test]
@@ -831,12 +1012,20 @@ mod tests {
         let mut c = config(dir.path());
         c.create_stream_delay = Duration::from_secs(3600);
         let broker = Broker::open(&c).unwrap();
-        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
         let stream = broker.stream(&key("s")).unwrap();
         assert_eq!(stream.state().status, StreamStatus::Creating);
-        assert!(matches!(broker.put(&stream, &[entry("a", b"x")], 0).await, Err(Error::StreamNotFound { .. })));
         assert!(matches!(
-            broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await,
+            broker.put(&stream, &[entry("a", b"x")], 0).await,
+            Err(Error::StreamNotFound { .. })
+        ));
+        assert!(matches!(
+            broker
+                .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+                .await,
             Err(Error::StreamExists { .. })
         ));
     }
@@ -845,20 +1034,47 @@ mod tests {
     async fn at_and_after_offset_and_latest_position_correctly() {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::open(&config(dir.path())).unwrap();
-        broker.create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new()).await.unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
         let stream = broker.stream(&key("s")).unwrap();
         let shard = stream.state().shards[0].clone();
-        let latest = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
-        broker.put(&stream, &[entry("a", b"0"), entry("b", b"1"), entry("c", b"2")], 0).await.unwrap();
+        let latest = broker
+            .issue_iterator(&stream, &shard, Position::Latest)
+            .unwrap();
+        broker
+            .put(
+                &stream,
+                &[entry("a", b"0"), entry("b", b"1"), entry("c", b"2")],
+                0,
+            )
+            .await
+            .unwrap();
         let data = |it: &str| -> Vec<Vec<u8>> {
-            broker.get_records(it, 100, usize::MAX).unwrap().batch.iter().map(|r| r.unwrap().data.to_vec()).collect()
+            broker
+                .get_records(it, 100, usize::MAX)
+                .unwrap()
+                .batch
+                .iter()
+                .map(|r| r.unwrap().data.to_vec())
+                .collect()
         };
-        assert_eq!(data(&latest), vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]);
-        let at1 = broker.issue_iterator(&stream, &shard, Position::AtOffset(1)).unwrap();
+        assert_eq!(
+            data(&latest),
+            vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]
+        );
+        let at1 = broker
+            .issue_iterator(&stream, &shard, Position::AtOffset(1))
+            .unwrap();
         assert_eq!(data(&at1), vec![b"1".to_vec(), b"2".to_vec()]);
-        let after1 = broker.issue_iterator(&stream, &shard, Position::AfterOffset(1)).unwrap();
+        let after1 = broker
+            .issue_iterator(&stream, &shard, Position::AfterOffset(1))
+            .unwrap();
         assert_eq!(data(&after1), vec![b"2".to_vec()]);
-        let end = broker.issue_iterator(&stream, &shard, Position::Latest).unwrap();
+        let end = broker
+            .issue_iterator(&stream, &shard, Position::Latest)
+            .unwrap();
         let read = broker.get_records(&end, 100, usize::MAX).unwrap();
         assert!(read.batch.is_empty());
         assert_eq!(read.millis_behind_latest, 0);
@@ -870,7 +1086,10 @@ mod tests {
         let id = make_stream_id(1, 1_764_000_000_000);
         assert_eq!(id.len(), 24);
         assert_eq!(&id[20..21], "-");
-        assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
         assert_ne!(id, make_stream_id(2, 1_764_000_000_000));
     }
 }

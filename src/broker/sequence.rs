@@ -63,28 +63,51 @@ mod tests {
 
     #[test]
     fn round_trips_through_decimal() {
-        let s = SequenceNumber { arrival_ms: 1_764_000_000_123, shard_index: 7, offset: 42 };
+        let s = SequenceNumber {
+            arrival_ms: 1_764_000_000_123,
+            shard_index: 7,
+            offset: 42,
+        };
         assert_eq!(SequenceNumber::decode(&s.encode()), Some(s));
     }
 
     #[test]
     fn later_arrival_orders_before_shard_and_offset() {
-        let a = SequenceNumber { arrival_ms: 10, shard_index: 9, offset: 1000 };
-        let b = SequenceNumber { arrival_ms: 11, shard_index: 0, offset: 0 };
+        let a = SequenceNumber {
+            arrival_ms: 10,
+            shard_index: 9,
+            offset: 1000,
+        };
+        let b = SequenceNumber {
+            arrival_ms: 11,
+            shard_index: 0,
+            offset: 0,
+        };
         assert!(a.to_u128() < b.to_u128());
     }
 
     #[test]
     fn same_time_orders_by_offset_within_shard() {
-        let a = SequenceNumber { arrival_ms: 10, shard_index: 3, offset: 1 };
-        let b = SequenceNumber { arrival_ms: 10, shard_index: 3, offset: 2 };
+        let a = SequenceNumber {
+            arrival_ms: 10,
+            shard_index: 3,
+            offset: 1,
+        };
+        let b = SequenceNumber {
+            arrival_ms: 10,
+            shard_index: 3,
+            offset: 2,
+        };
         assert!(a.encode().parse::<u128>().unwrap() < b.encode().parse::<u128>().unwrap());
     }
 
     #[test]
     fn decode_rejects_non_numbers_and_overflow() {
         assert_eq!(SequenceNumber::decode("abc"), None);
-        assert_eq!(SequenceNumber::decode("340282366920938463463374607431768211456"), None);
+        assert_eq!(
+            SequenceNumber::decode("340282366920938463463374607431768211456"),
+            None
+        );
         assert!(SequenceNumber::decode("0").is_some());
     }
 }

@@ -21,7 +21,10 @@ pub struct StreamKey {
 impl StreamKey {
     /// The stream ARN: `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`.
     pub fn arn(&self) -> String {
-        format!("arn:aws:kinesis:{}:{}:stream/{}", self.region, self.account, self.name)
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{}",
+            self.region, self.account, self.name
+        )
     }
 }
 
@@ -47,7 +50,10 @@ pub struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("id", &self.id).field("range", &self.range).finish()
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("range", &self.range)
+            .finish()
     }
 }
 
@@ -70,8 +76,12 @@ pub fn parse_shard_id(id: &str) -> Option<u32> {
 impl Shard {
     /// The sequence number of the record at `offset` that arrived at `arrival_ms`.
     pub fn sequence_number(&self, arrival_ms: i64, offset: u64) -> String {
-        SequenceNumber { arrival_ms: arrival_ms.max(0) as u64, shard_index: self.index, offset }
-            .encode()
+        SequenceNumber {
+            arrival_ms: arrival_ms.max(0) as u64,
+            shard_index: self.index,
+            offset,
+        }
+        .encode()
     }
 
     /// The first sequence number the shard can hold.
@@ -130,7 +140,12 @@ pub struct StreamState {
 impl StreamState {
     /// Rebuilds the routing table after the shard list changed.
     pub fn reindex(&mut self) {
-        let mut open: Vec<Arc<Shard>> = self.shards.iter().filter(|s| s.is_open()).cloned().collect();
+        let mut open: Vec<Arc<Shard>> = self
+            .shards
+            .iter()
+            .filter(|s| s.is_open())
+            .cloned()
+            .collect();
         open.sort_by_key(|s| s.range.start);
         self.open = open;
     }
@@ -168,8 +183,20 @@ pub struct Stream {
 
 impl Stream {
     /// Builds a stream from its parts.
-    pub fn new(uid: u64, key: StreamKey, stream_id: String, created_ms: i64, state: StreamState) -> Self {
-        Self { uid, key, stream_id, created_ms, state: RwLock::new(state) }
+    pub fn new(
+        uid: u64,
+        key: StreamKey,
+        stream_id: String,
+        created_ms: i64,
+        state: StreamState,
+    ) -> Self {
+        Self {
+            uid,
+            key,
+            stream_id,
+            created_ms,
+            state: RwLock::new(state),
+        }
     }
 
     /// Reads the state. A poisoned lock means a panic elsewhere while writing it; the
