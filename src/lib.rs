@@ -96,10 +96,9 @@ impl Server {
         });
 
         tracing::info!(
-            address = %local_addr,
-            data_dir = %config.data_dir.display(),
-            durability = %config.durability,
-            "kinesis-broker listening on http://{local_addr}"
+            "kinesis-broker listening on http://{local_addr}, data dir {}, durability {}",
+            config.data_dir.display(),
+            config.durability
         );
         Ok(ServerHandle {
             local_addr,
@@ -150,5 +149,62 @@ impl ServerHandle {
     pub async fn wait(self) -> Result<(), ServerError> {
         self.task.await??;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn start_serves_on_an_ephemeral_port_and_shuts_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(Config::for_tests(dir.path())).await.unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(server.endpoint(), format!("http://{addr}"));
+        let answer = get(addr, "/_broker/health").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.shutdown().await.unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_trigger_ends_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(Config::for_tests(dir.path())).await.unwrap();
+        server.shutdown_trigger().trigger();
+        server.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn taken_port_is_a_bind_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.listen = taken.local_addr().unwrap();
+        let err = Server::start(config).await.unwrap_err();
+        assert!(matches!(err, StartError::Bind { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn invalid_config_is_refused_before_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.segment_bytes = 1;
+        assert!(matches!(
+            Server::start(config).await,
+            Err(StartError::Config(_))
+        ));
     }
 }

@@ -67,9 +67,12 @@ fn init_logging(level: Option<&str>) {
         None => EnvFilter::try_from_default_env().ok(),
     }
     .unwrap_or_else(|| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in files and CI logs they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -300,10 +300,10 @@ pub fn finish(
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
         headers.insert("x-amzn-requestid", v);
     }
-    if reply.id_2 {
-        if let Ok(v) = HeaderValue::from_str(&ids.id_2) {
-            headers.insert("x-amz-id-2", v);
-        }
+    if reply.id_2
+        && let Ok(v) = HeaderValue::from_str(&ids.id_2)
+    {
+        headers.insert("x-amz-id-2", v);
     }
     if let Some(content_type) = reply.content_type {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

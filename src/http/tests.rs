@@ -98,7 +98,7 @@ fn parse_response(raw: &[u8]) -> RawResponse {
     }
 }
 
-fn kinesis_headers<'a>(target: &'a str) -> Vec<(&'a str, &'a str)> {
+fn kinesis_headers(target: &str) -> Vec<(&str, &str)> {
     vec![
         ("Content-Type", "application/x-amz-json-1.1"),
         ("X-Amz-Target", target),
