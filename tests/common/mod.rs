@@ -1,0 +1,358 @@
+//! Shared harness for the integration tests: an in-process broker on an ephemeral port, a
+//! Rust SDK client pointed at it, and helpers that compute what AWS would answer
+//! (hash ranges, MD5 routing) independently of the broker's own code.
+//!
+//! The expected AWS behaviour the tests pin is written down, with sources, in
+//! `compat-tests/AWS_BEHAVIOUR.md`.
+
+#![allow(dead_code)] // Each test module uses a different subset of the helpers.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{Record, Shard, ShardIteratorType, StreamStatus};
+use kinesis_broker::{Config, Server};
+use md5::{Digest, Md5};
+use tempfile::TempDir;
+
+/// The handle `Server::start` returns.
+pub type Handle = kinesis_broker::ServerHandle;
+
+/// Account id the broker uses for credentials whose access key id is not 12 digits.
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+/// Region of the test client.
+pub const REGION: &str = "us-east-1";
+/// Dummy access key: not 12 digits, so the account is [`DEFAULT_ACCOUNT`].
+pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
+
+/// Upper bound on polling loops (stream becoming ACTIVE, reading a shard to its tip).
+/// A bound on attempts, never an assertion about elapsed time.
+pub const MAX_POLLS: usize = 400;
+
+/// Starts a broker in-process on 127.0.0.1:0 with a fresh temporary data directory and
+/// zero lifecycle delays. Returns a client pointed at it, the server handle and the
+/// directory (deleted when dropped, so keep it alive for the whole test).
+pub async fn start_server() -> (Client, Handle, TempDir) {
+    let dir = tempfile::tempdir().expect("create temp data dir");
+    let handle = start_server_in(dir.path(), |_| {}).await;
+    let client = client_for(handle.local_addr());
+    (client, handle, dir)
+}
+
+/// Starts a broker on an existing data directory (restart tests), with zero delays and
+/// then `tweak` applied to the configuration.
+pub async fn start_server_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Handle {
+    let mut config = Config::new();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.data_dir = dir.to_path_buf();
+    config.create_stream_delay = Duration::ZERO;
+    config.delete_stream_delay = Duration::ZERO;
+    config.update_stream_delay = Duration::ZERO;
+    tweak(&mut config);
+    Server::start(config).await.expect("broker starts")
+}
+
+/// An SDK client for a broker at `addr`: fixed endpoint, static dummy credentials,
+/// plain-HTTP hyper client, no retries (so each error the test sees is the broker's
+/// first answer).
+pub fn client_for(addr: SocketAddr) -> Client {
+    client_with(addr, ACCESS_KEY, REGION)
+}
+
+/// As [`client_for`], with a chosen access key id and region (account/region scoping).
+pub fn client_with(addr: SocketAddr, access_key: &str, region: &str) -> Client {
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://{addr}"))
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(
+            access_key,
+            "dummy-secret",
+            None,
+            None,
+            "tests",
+        ))
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
+}
+
+/// The ARN AWS gives stream `name` of the default test account and region.
+pub fn stream_arn(name: &str) -> String {
+    format!("arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:stream/{name}")
+}
+
+/// The canonical shard id AWS prints for shard index `i`.
+pub fn shard_id(i: usize) -> String {
+    format!("shardId-{i:012}")
+}
+
+/// Creates a provisioned stream and waits (bounded number of polls) until it is ACTIVE.
+pub async fn create_stream(client: &Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream {name}: {}", describe_err(&e)));
+    wait_active(client, name).await;
+}
+
+/// Polls DescribeStreamSummary until the stream is ACTIVE; panics after [`MAX_POLLS`].
+pub async fn wait_active(client: &Client, name: &str) {
+    for _ in 0..MAX_POLLS {
+        let out = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeStreamSummary {name}: {}", describe_err(&e)));
+        let status = out
+            .stream_description_summary()
+            .map(|s| s.stream_status().clone());
+        if status == Some(StreamStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("stream {name} never became ACTIVE");
+}
+
+/// Polls until DescribeStreamSummary answers ResourceNotFoundException.
+pub async fn wait_deleted(client: &Client, name: &str) {
+    for _ in 0..MAX_POLLS {
+        match client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+        {
+            Err(e) if e.code() == Some("ResourceNotFoundException") => return,
+            Err(e) => panic!("DescribeStreamSummary {name}: {}", describe_err(&e)),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    panic!("stream {name} never went away");
+}
+
+/// All shards of a stream via ListShards (following NextToken).
+pub async fn list_all_shards(client: &Client, name: &str) -> Vec<Shard> {
+    let mut shards = Vec::new();
+    let mut out = client
+        .list_shards()
+        .stream_name(name)
+        .send()
+        .await
+        .expect("ListShards");
+    loop {
+        shards.extend(out.shards().iter().cloned());
+        match out.next_token() {
+            Some(token) => {
+                out = client
+                    .list_shards()
+                    .next_token(token)
+                    .send()
+                    .await
+                    .expect("ListShards page");
+            }
+            None => return shards,
+        }
+    }
+}
+
+/// `MD5(partition key)` as a big-endian unsigned 128-bit integer: the hash key AWS routes by.
+pub fn md5_hash_key(partition_key: &str) -> u128 {
+    let digest = Md5::digest(partition_key.as_bytes());
+    u128::from_be_bytes(digest.into())
+}
+
+/// The hash ranges AWS gives a new stream of `n` shards: `size = floor(2^128 / n)`, shard i
+/// covers `[i*size, (i+1)*size - 1]`, the last one ends at `2^128 - 1`.
+pub fn expected_ranges(n: u32) -> Vec<(u128, u128)> {
+    // 2^128 / n computed without overflow: (2^128 - 1) / n, corrected when n divides 2^128.
+    let n128 = n as u128;
+    let mut size = u128::MAX / n128;
+    if u128::MAX % n128 == n128 - 1 {
+        size += 1; // n divides 2^128 exactly (a power of two)
+    }
+    (0..n128)
+        .map(|i| {
+            let start = i * size;
+            let end = if i == n128 - 1 {
+                u128::MAX
+            } else {
+                (i + 1) * size - 1
+            };
+            (start, end)
+        })
+        .collect()
+}
+
+/// Index of the shard (of a fresh `n`-shard stream) whose range holds `hash_key`.
+pub fn expected_shard_for(hash_key: u128, n: u32) -> usize {
+    expected_ranges(n)
+        .iter()
+        .position(|&(s, e)| s <= hash_key && hash_key <= e)
+        .expect("ranges cover the key space")
+}
+
+/// Parses a decimal sequence number (panics with the value if it is not one).
+pub fn seq(s: &str) -> u128 {
+    assert!(
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')),
+        "sequence number {s:?} is not a canonical decimal"
+    );
+    s.parse::<u128>()
+        .unwrap_or_else(|_| panic!("sequence number {s} does not fit 128 bits"))
+}
+
+/// A shard iterator of the given type (no sequence number / timestamp).
+pub async fn iterator(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    kind: ShardIteratorType,
+) -> String {
+    client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetShardIterator {stream}/{shard}: {}", describe_err(&e)))
+        .shard_iterator()
+        .expect("ShardIterator present")
+        .to_owned()
+}
+
+/// Reads a shard from `iter` until a GetRecords call returns no records and
+/// MillisBehindLatest is 0 (the tip), or the iterator ends. Bounded by [`MAX_POLLS`] calls.
+pub async fn read_to_tip(client: &Client, mut iter: String, limit: Option<i32>) -> Vec<Record> {
+    let mut records = Vec::new();
+    for _ in 0..MAX_POLLS {
+        let out = client
+            .get_records()
+            .shard_iterator(&iter)
+            .set_limit(limit)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetRecords: {}", describe_err(&e)));
+        let got = out.records().len();
+        records.extend(out.records().iter().cloned());
+        match out.next_shard_iterator() {
+            Some(next) => iter = next.to_owned(),
+            None => return records,
+        }
+        if got == 0 && out.millis_behind_latest() == Some(0) {
+            return records;
+        }
+    }
+    panic!("shard not read to its tip within {MAX_POLLS} GetRecords calls");
+}
+
+/// Reads a whole shard from TRIM_HORIZON.
+pub async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<Record> {
+    let it = iterator(client, stream, shard, ShardIteratorType::TrimHorizon).await;
+    read_to_tip(client, it, None).await
+}
+
+/// A record's data as bytes.
+pub fn data(r: &Record) -> &[u8] {
+    r.data().as_ref()
+}
+
+/// A record's partition key (optional in the current service model, always set by these tests).
+pub fn pk(r: &Record) -> &str {
+    r.partition_key().expect("record has a PartitionKey")
+}
+
+/// Shorthand for a blob.
+pub fn blob(bytes: impl Into<Vec<u8>>) -> Blob {
+    Blob::new(bytes.into())
+}
+
+/// "Code: message" of an SDK error (or its Debug form when it is not a service error).
+pub fn describe_err<E: ProvideErrorMetadata + std::fmt::Debug>(e: &E) -> String {
+    match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or("")),
+        None => format!("{e:?}"),
+    }
+}
+
+/// Asserts that `result` is a service error with exactly this `__type` and message, on HTTP 400.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug, E>(
+    result: Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
+    code: &str,
+    message: &str,
+) where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    let err = match result {
+        Ok(v) => panic!("expected {code} \"{message}\", got success: {v:?}"),
+        Err(e) => e,
+    };
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match &err {
+        SdkError::ServiceError(_) => {}
+        other => panic!("expected service error {code}, got {other:?}"),
+    }
+    assert_eq!(
+        (err.code(), err.message()),
+        (Some(code), Some(message)),
+        "error type/message differ (HTTP {status:?})"
+    );
+    assert_eq!(status, Some(400), "{code} must be sent with HTTP 400");
+}
+
+/// Like [`assert_error`] for messages AWS does not pin fully: the type must match and the
+/// message must start with `prefix`.
+#[track_caller]
+pub fn assert_error_prefix<T: std::fmt::Debug, E>(
+    result: Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
+    code: &str,
+    prefix: &str,
+) where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    let err = match result {
+        Ok(v) => panic!("expected {code} \"{prefix}…\", got success: {v:?}"),
+        Err(e) => e,
+    };
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(
+        err.code(),
+        Some(code),
+        "error type differs; message {:?}",
+        err.message()
+    );
+    let msg = err.message().unwrap_or_default();
+    assert!(
+        msg.starts_with(prefix),
+        "message {msg:?} does not start with {prefix:?}"
+    );
+    assert_eq!(status, Some(400), "{code} must be sent with HTTP 400");
+}
+
+/// The error code (type) of a failed call, or "success".
+pub fn code_of<T, E>(
+    result: &Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
+) -> String
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => "success".to_owned(),
+        Err(e) => e.code().unwrap_or("<no code>").to_owned(),
+    }
+}

@@ -1,0 +1,673 @@
+//! Semantic errors of the record operations, with AWS's exact types and messages
+//! (compat-tests/AWS_BEHAVIOUR.md sections 9–12).
+
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+
+use crate::common::*;
+
+const TWO_POW_128: &str = "340282366920938463463374607431768211456";
+
+fn entry(pk: &str, data: &[u8]) -> PutRecordsRequestEntry {
+    PutRecordsRequestEntry::builder()
+        .partition_key(pk)
+        .data(blob(data))
+        .build()
+        .unwrap()
+}
+
+async fn seq_in_shard(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard: usize,
+    shards: u32,
+) -> String {
+    let hash = expected_ranges(shards)[shard].0;
+    let out = client
+        .put_record()
+        .stream_name(stream)
+        .partition_key("x")
+        .explicit_hash_key(hash.to_string())
+        .data(blob("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.shard_id(), shard_id(shard));
+    out.sequence_number().to_owned()
+}
+
+#[tokio::test]
+async fn writes_to_an_unknown_stream_are_resource_not_found() {
+    let (client, _h, _d) = start_server().await;
+    assert_error(
+        client
+            .put_record()
+            .stream_name("ghost")
+            .partition_key("a")
+            .data(blob("x"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        "Stream ghost under account 000000000000 not found.",
+    );
+    assert_error(
+        client
+            .put_records()
+            .stream_name("ghost")
+            .records(entry("a", b"x"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        "Stream ghost under account 000000000000 not found.",
+    );
+}
+
+#[tokio::test]
+async fn explicit_hash_key_of_2_pow_128_is_rejected_and_nothing_is_written() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "range", 2).await;
+    let msg = format!(
+        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {TWO_POW_128}"
+    );
+    assert_error(
+        client
+            .put_record()
+            .stream_name("range")
+            .partition_key("a")
+            .explicit_hash_key(TWO_POW_128)
+            .data(blob("x"))
+            .send()
+            .await,
+        "InvalidArgumentException",
+        &msg,
+    );
+    // In PutRecords one bad entry fails the whole request (AWS_BEHAVIOUR.md section 10).
+    let bad = PutRecordsRequestEntry::builder()
+        .partition_key("a")
+        .data(blob("x"))
+        .explicit_hash_key(TWO_POW_128)
+        .build()
+        .unwrap();
+    assert_error(
+        client
+            .put_records()
+            .stream_name("range")
+            .records(entry("ok", b"ok"))
+            .records(bad)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        &msg,
+    );
+    for shard in 0..2 {
+        assert!(
+            read_shard(&client, "range", &shard_id(shard))
+                .await
+                .is_empty(),
+            "shard {shard} got a record"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_non_decimal_explicit_hash_key_is_a_validation_error() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "ehkfmt", 1).await;
+    assert_error_prefix(
+        client
+            .put_record()
+            .stream_name("ehkfmt")
+            .partition_key("a")
+            .explicit_hash_key("12abc")
+            .data(blob("x"))
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value '12abc' at 'explicitHashKey' failed to satisfy constraint: \
+         Member must satisfy regular expression pattern: ",
+    );
+}
+
+#[tokio::test]
+async fn partition_key_longer_than_256_is_a_validation_error() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "pklen", 1).await;
+    let pk = "k".repeat(257);
+    assert_error(
+        client
+            .put_record()
+            .stream_name("pklen")
+            .partition_key(&pk)
+            .data(blob("x"))
+            .send()
+            .await,
+        "ValidationException",
+        &format!(
+            "1 validation error detected: Value '{pk}' at 'partitionKey' failed to satisfy constraint: \
+             Member must have length less than or equal to 256"
+        ),
+    );
+    // 256 is fine.
+    client
+        .put_record()
+        .stream_name("pklen")
+        .partition_key("k".repeat(256))
+        .data(blob("x"))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn put_records_with_501_entries_is_a_validation_error() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "many", 1).await;
+    let entries: Vec<_> = (0..501).map(|i| entry(&format!("k{i}"), b"x")).collect();
+    let res = client
+        .put_records()
+        .stream_name("many")
+        .set_records(Some(entries))
+        .send()
+        .await;
+    let err = res.expect_err("501 records must be rejected");
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    assert_eq!(
+        err.code(),
+        Some("ValidationException"),
+        "{:?}",
+        err.message()
+    );
+    let msg = err.message().unwrap_or_default();
+    assert!(
+        msg.starts_with("1 validation error detected: Value '"),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500"),
+        "{msg}"
+    );
+    let ok: Vec<_> = (0..500).map(|i| entry(&format!("k{i}"), b"x")).collect();
+    let out = client
+        .put_records()
+        .stream_name("many")
+        .set_records(Some(ok))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.records().len(), 500);
+}
+
+#[tokio::test]
+async fn a_record_over_one_mib_is_rejected_and_one_of_exactly_one_mib_is_accepted() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "big", 1).await;
+    // The limit covers data plus partition key (1 MiB by default, MaxRecordSizeInKiB).
+    let pk = "p";
+    let fits = vec![7u8; 1024 * 1024 - pk.len()];
+    client
+        .put_record()
+        .stream_name("big")
+        .partition_key(pk)
+        .data(blob(fits.clone()))
+        .send()
+        .await
+        .unwrap();
+    let too_big = vec![7u8; 1024 * 1024 - pk.len() + 1];
+    let res = client
+        .put_record()
+        .stream_name("big")
+        .partition_key(pk)
+        .data(blob(too_big.clone()))
+        .send()
+        .await;
+    let code = code_of(&res);
+    assert!(
+        code == "ValidationException" || code == "InvalidArgumentException",
+        "a record of 1 MiB + 1 byte got {code}"
+    );
+    let res = client
+        .put_records()
+        .stream_name("big")
+        .records(entry(pk, &too_big))
+        .send()
+        .await;
+    let code = code_of(&res);
+    assert!(
+        code == "ValidationException" || code == "InvalidArgumentException",
+        "a PutRecords entry of 1 MiB + 1 byte got {code}"
+    );
+    let recs = read_shard(&client, "big", "shardId-000000000000").await;
+    assert_eq!(recs.len(), 1, "only the record that fits was stored");
+    assert_eq!(data(&recs[0]).len(), fits.len());
+}
+
+#[tokio::test]
+async fn put_records_over_the_request_size_limit_is_invalid_argument() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "huge", 1).await;
+    // 11 records of just under 1 MiB: each fits, together they exceed 10 MiB.
+    let one = vec![1u8; 1024 * 1024 - 8];
+    let entries: Vec<_> = (0..11).map(|i| entry(&format!("k{i}"), &one)).collect();
+    assert_error_prefix(
+        client
+            .put_records()
+            .stream_name("huge")
+            .set_records(Some(entries))
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "Records size exceeds ",
+    );
+    assert!(
+        read_shard(&client, "huge", "shardId-000000000000")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn get_shard_iterator_errors_name_the_canonical_shard_and_stream() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "gsi", 2).await;
+    let get = |stream: &str, shard: &str, kind: ShardIteratorType| {
+        client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .send()
+    };
+    assert_error(
+        get(
+            "nostream",
+            "shardId-000000000000",
+            ShardIteratorType::TrimHorizon,
+        )
+        .await,
+        "ResourceNotFoundException",
+        "Shard shardId-000000000000 in stream nostream under account 000000000000 does not exist",
+    );
+    assert_error(
+        get(
+            "gsi",
+            "shardId-000000000009",
+            ShardIteratorType::TrimHorizon,
+        )
+        .await,
+        "ResourceNotFoundException",
+        "Shard shardId-000000000009 in stream gsi under account 000000000000 does not exist",
+    );
+    assert_error(
+        get("gsi", "shardId-9", ShardIteratorType::Latest).await,
+        "ResourceNotFoundException",
+        "Shard shardId-000000000009 in stream gsi under account 000000000000 does not exist",
+    );
+    assert_error(
+        get("gsi", "ABKLFD8", ShardIteratorType::Latest).await,
+        "ResourceNotFoundException",
+        "Could not find shard ABKLFD8 in stream gsi under account 000000000000.",
+    );
+}
+
+#[tokio::test]
+async fn iterator_type_and_starting_sequence_number_must_agree() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "combo", 1).await;
+    let seq0 = seq_in_shard(&client, "combo", 0, 1).await;
+    let base = || {
+        client
+            .get_shard_iterator()
+            .stream_name("combo")
+            .shard_id("shardId-000000000000")
+    };
+    let both = "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or \
+                (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. ";
+    for (kind, name) in [
+        (ShardIteratorType::AtSequenceNumber, "AT_SEQUENCE_NUMBER"),
+        (
+            ShardIteratorType::AfterSequenceNumber,
+            "AFTER_SEQUENCE_NUMBER",
+        ),
+    ] {
+        assert_error(
+            base().shard_iterator_type(kind).send().await,
+            "InvalidArgumentException",
+            &format!("{both}Request specified {name} and no StartingSequenceNumber."),
+        );
+    }
+    for (kind, name) in [
+        (ShardIteratorType::TrimHorizon, "TRIM_HORIZON"),
+        (ShardIteratorType::Latest, "LATEST"),
+    ] {
+        assert_error(
+            base()
+                .shard_iterator_type(kind)
+                .starting_sequence_number(&seq0)
+                .send()
+                .await,
+            "InvalidArgumentException",
+            &format!("{both}Request specified {name} and also a StartingSequenceNumber."),
+        );
+    }
+    assert_error(
+        base()
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. \
+         Current request has no timestamp parameter.",
+    );
+}
+
+#[tokio::test]
+async fn at_timestamp_in_the_future_is_invalid_argument() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "future", 1).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let future = now + 3_600_000;
+    let res = client
+        .get_shard_iterator()
+        .stream_name("future")
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        .timestamp(DateTime::from_millis(future))
+        .send()
+        .await;
+    let prefix = format!(
+        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. \
+         timestampInMillis: {future}, currentTimestampInMillis: "
+    );
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let err = res.expect_err("a future AT_TIMESTAMP must be rejected");
+    assert_eq!(
+        err.code(),
+        Some("InvalidArgumentException"),
+        "{:?}",
+        err.message()
+    );
+    let msg = err.message().unwrap_or_default();
+    let current = msg
+        .strip_prefix(prefix.as_str())
+        .unwrap_or_else(|| panic!("{msg:?} lacks {prefix:?}"));
+    let current: i64 = current
+        .parse()
+        .unwrap_or_else(|_| panic!("currentTimestampInMillis {current:?}"));
+    assert!(
+        now - 600_000 <= current && current < future,
+        "currentTimestampInMillis {current} is not now"
+    );
+}
+
+#[tokio::test]
+async fn a_sequence_number_from_another_shard_is_rejected_naming_both_shards() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "cross", 2).await;
+    let seq1 = seq_in_shard(&client, "cross", 1, 2).await;
+    for kind in [
+        ShardIteratorType::AtSequenceNumber,
+        ShardIteratorType::AfterSequenceNumber,
+    ] {
+        assert_error(
+            client
+                .get_shard_iterator()
+                .stream_name("cross")
+                .shard_id("shardId-000000000000")
+                .shard_iterator_type(kind)
+                .starting_sequence_number(&seq1)
+                .send()
+                .await,
+            "InvalidArgumentException",
+            "Invalid StartingSequenceNumber. It encodes shardId-000000000001, \
+             while it was used in a call to a shard with shardId-000000000000",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sequence_number_that_does_not_decode_is_invalid() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "malformed", 1).await;
+    // 60 digits: matches the model's pattern, but is larger than any sequence number.
+    let huge = "9".repeat(60);
+    assert_error(
+        client
+            .get_shard_iterator()
+            .stream_name("malformed")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number(&huge)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        &format!(
+            "StartingSequenceNumber {huge} used in GetShardIterator on shard shardId-000000000000 \
+             in stream malformed under account 000000000000 is invalid."
+        ),
+    );
+    // Not a number at all: the model's pattern fails first.
+    assert_error_prefix(
+        client
+            .get_shard_iterator()
+            .stream_name("malformed")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number("12x")
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value '12x' at 'startingSequenceNumber' failed to satisfy constraint: \
+         Member must satisfy regular expression pattern: ",
+    );
+}
+
+#[tokio::test]
+async fn a_sequence_number_of_a_previous_incarnation_of_the_stream_is_rejected() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "reborn", 1).await;
+    let old = seq_in_shard(&client, "reborn", 0, 1).await;
+    client
+        .delete_stream()
+        .stream_name("reborn")
+        .send()
+        .await
+        .unwrap();
+    wait_deleted(&client, "reborn").await;
+    create_stream(&client, "reborn", 1).await;
+    let res = client
+        .get_shard_iterator()
+        .stream_name("reborn")
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(&old)
+        .send()
+        .await;
+    // AWS: "... is invalid because it did not come from this stream." when it can tell; a
+    // number from before the stream existed may also be answered with plain "is invalid.".
+    let base = format!(
+        "StartingSequenceNumber {old} used in GetShardIterator on shard shardId-000000000000 \
+         in stream reborn under account 000000000000 is invalid"
+    );
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let e = res.expect_err("a sequence number of the deleted stream must be rejected");
+    assert_eq!(
+        e.code(),
+        Some("InvalidArgumentException"),
+        "{:?}",
+        e.message()
+    );
+    let msg = e.message().unwrap_or_default();
+    assert!(
+        msg == format!("{base}.")
+            || msg == format!("{base} because it did not come from this stream."),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_or_altered_shard_iterator_is_invalid() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "forge", 1).await;
+    assert_error(
+        client
+            .get_records()
+            .shard_iterator("not-an-iterator")
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "Invalid ShardIterator.",
+    );
+    assert_error(
+        client
+            .get_records()
+            .shard_iterator("AAAAAAAAAAE=")
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "Invalid ShardIterator.",
+    );
+    let it = iterator(
+        &client,
+        "forge",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    // Change one base64 character in the middle (keeping it valid base64).
+    let mut bytes = it.clone().into_bytes();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(bytes).unwrap();
+    assert_ne!(altered, it);
+    assert_error(
+        client.get_records().shard_iterator(&altered).send().await,
+        "InvalidArgumentException",
+        "Invalid ShardIterator.",
+    );
+}
+
+#[tokio::test]
+async fn an_iterator_of_a_deleted_stream_is_resource_not_found() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "doomed", 2).await;
+    let it0 = iterator(
+        &client,
+        "doomed",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let it1 = iterator(
+        &client,
+        "doomed",
+        "shardId-000000000001",
+        ShardIteratorType::Latest,
+    )
+    .await;
+    client
+        .delete_stream()
+        .stream_name("doomed")
+        .send()
+        .await
+        .unwrap();
+    wait_deleted(&client, "doomed").await;
+    assert_error(
+        client.get_records().shard_iterator(&it0).send().await,
+        "ResourceNotFoundException",
+        "Shard shardId-000000000000 in stream doomed under account 000000000000 does not exist",
+    );
+    assert_error(
+        client.get_records().shard_iterator(&it1).send().await,
+        "ResourceNotFoundException",
+        "Shard shardId-000000000001 in stream doomed under account 000000000000 does not exist",
+    );
+
+    // Re-created under the same name: issue 3 requires the old iterator to be rejected
+    // (AWS_BEHAVIOUR.md section 12 says which answers are acceptable).
+    create_stream(&client, "doomed", 2).await;
+    client
+        .put_record()
+        .stream_name("doomed")
+        .partition_key("a")
+        .explicit_hash_key("0")
+        .data(blob("new"))
+        .send()
+        .await
+        .unwrap();
+    let res = client.get_records().shard_iterator(&it0).send().await;
+    match res {
+        Ok(out) => panic!("iterator of the deleted stream was accepted: {out:?}"),
+        Err(e) => {
+            use aws_sdk_kinesis::error::ProvideErrorMetadata;
+            let got = (
+                e.code().unwrap_or_default().to_owned(),
+                e.message().unwrap_or_default().to_owned(),
+            );
+            let ok = [
+                ("InvalidArgumentException".to_owned(), "Invalid ShardIterator.".to_owned()),
+                (
+                    "ResourceNotFoundException".to_owned(),
+                    "Shard shardId-000000000000 in stream doomed under account 000000000000 does not exist".to_owned(),
+                ),
+            ];
+            assert!(ok.contains(&got), "old iterator answered {got:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn get_records_limit_over_10000_is_a_validation_error() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "lim", 1).await;
+    let it = iterator(
+        &client,
+        "lim",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    assert_error(
+        client
+            .get_records()
+            .shard_iterator(&it)
+            .limit(10001)
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: \
+         Member must have value less than or equal to 10000",
+    );
+    assert_error(
+        client
+            .get_records()
+            .shard_iterator(&it)
+            .limit(0)
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: \
+         Member must have value greater than or equal to 1",
+    );
+    let long = "a".repeat(513);
+    assert_error(
+        client.get_records().shard_iterator(&long).send().await,
+        "ValidationException",
+        &format!(
+            "1 validation error detected: Value '{long}' at 'shardIterator' failed to satisfy constraint: \
+             Member must have length less than or equal to 512"
+        ),
+    );
+}
+
+#[tokio::test]
+async fn list_shards_without_stream_or_next_token_is_invalid_argument() {
+    let (client, _h, _d) = start_server().await;
+    assert_error(
+        client.list_shards().send().await,
+        "InvalidArgumentException",
+        "Either NextToken or StreamName should be provided.",
+    );
+}

@@ -1,0 +1,16 @@
+//! Integration tests: the broker runs in-process on an ephemeral port (or, for the crash
+//! test, as the real binary) and is driven by the unmodified Rust AWS SDK.
+//!
+//! One test binary with one module per area keeps link time down (the SDK is large).
+//! Expected answers come from `compat-tests/AWS_BEHAVIOUR.md`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bulk;
+mod crash;
+mod errors;
+mod lifecycle;
+mod persistence;
+mod records;
+mod streams;
