@@ -288,12 +288,8 @@ fn cors_preflight(request: &HeaderMap) -> Reply {
 
 /// Adds the headers every answer carries: request ids, CORS (when the request had an
 /// `Origin`), content type. hyper adds `Content-Length` and `Date`.
-pub fn finish(
-    reply: Reply,
-    cors: bool,
-    ids: &RequestIds,
-) -> hyper::Response<http_body_util::Full<Bytes>> {
-    let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
+pub fn finish(reply: Reply, cors: bool, ids: &RequestIds) -> hyper::Response<super::ReplyBody> {
+    let mut response = hyper::Response::new(super::ReplyBody::new(reply.body));
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
     *headers = reply.headers;

@@ -14,7 +14,7 @@ use crate::api::{ApiError, ErrorCode, Kinesis};
 use crate::protocol::{ContentType, WireFormat};
 use bytes::{Bytes, BytesMut};
 use handler::{Reply, RequestHead};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
@@ -247,12 +247,12 @@ enum BodyError {
 async fn handle<K: Kinesis + 'static>(
     app: Arc<App<K>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, BodyError> {
+) -> Result<Response<ReplyBody>, BodyError> {
     let ids = app.ids.next();
-    let (parts, body) = req.into_parts();
+    let (parts, mut request_body) = req.into_parts();
     let cors = parts.headers.contains_key(hyper::header::ORIGIN);
 
-    let body = match read_body(body).await {
+    let body = match read_body(&mut request_body).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             let format = match ContentType::parse(
@@ -273,12 +273,17 @@ async fn handle<K: Kinesis + 'static>(
             let reply = Reply::error(format, &err);
             log_reply(&parts.method, &reply, &ids, 0);
             let mut response = handler::finish(reply, cors, &ids);
-            // The rest of the body is never read: close the connection instead of
-            // leaving hyper to drain it (HTTP/2 resets the stream by itself).
             if parts.version <= hyper::Version::HTTP_11 {
+                // The rest of the body is never read: close the connection rather than
+                // let hyper drain up to gigabytes of it.
                 response
                     .headers_mut()
                     .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            } else {
+                // HTTP/2: dropping the request body now would reset the stream before
+                // the answer is out, and the client would never see the 413. Keep it
+                // until the answer has been sent; the stream is reset after that.
+                response.body_mut().hold(request_body);
             }
             return Ok(response);
         }
@@ -330,7 +335,7 @@ fn log_reply(method: &hyper::Method, reply: &Reply, ids: &RequestIds, body_len: 
 }
 
 /// Reads a whole body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
-async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
+async fn read_body(body: &mut Incoming) -> Result<Bytes, BodyError> {
     let hint = body.size_hint();
     // A declared Content-Length over the limit is refused before reading anything.
     if hint.lower() > MAX_REQUEST_BODY_BYTES as u64 {
@@ -357,6 +362,52 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
         }
     }
     Ok(buf.freeze())
+}
+
+/// A response body: the whole answer in one piece, plus (rarely) the unread request body,
+/// kept alive until the answer is sent.
+pub struct ReplyBody {
+    data: Option<Bytes>,
+    unread_request: Option<Incoming>,
+}
+
+impl ReplyBody {
+    /// A body of `data`.
+    pub fn new(data: Bytes) -> Self {
+        Self {
+            data: Some(data).filter(|d| !d.is_empty()),
+            unread_request: None,
+        }
+    }
+
+    fn hold(&mut self, request: Incoming) {
+        self.unread_request = Some(request);
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(
+            self.get_mut()
+                .data
+                .take()
+                .map(|d| Ok(hyper::body::Frame::data(d))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
 }
 
 /// When a connection last moved a byte, for [`IDLE_TIMEOUT`].
