@@ -43,7 +43,11 @@ pub async fn handle(
         name,
     };
     broker.check_shard_limit(&key, shard_count)?;
+    if mode == StreamMode::OnDemand {
+        broker.check_on_demand_limit(&key)?;
+    }
     let tags = input.tags.unwrap_or_default();
+    super::tags::check_create_tags(&tags, &key)?;
     broker.create_stream(key, shard_count, mode, tags).await?;
     Ok(())
 }

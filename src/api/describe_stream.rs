@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::api::common::{shard_output, stream_key};
 use crate::api::generated::{
-    DescribeStreamInput, DescribeStreamOutput, EncryptionType, EnhancedMetrics, StreamDescription,
+    DescribeStreamInput, DescribeStreamOutput, EnhancedMetrics, StreamDescription,
 };
 use crate::api::{ApiError, RequestContext, Timestamp};
 use crate::broker::Broker;
@@ -61,10 +61,12 @@ pub async fn handle(
             retention_period_hours: st.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_millis(stream.created_ms),
             enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: Some(Vec::new()),
+                shard_level_metrics: Some(super::monitoring::reported(
+                    &st.extras.shard_level_metrics,
+                )),
             }],
-            encryption_type: Some(EncryptionType::None),
-            key_id: None,
+            encryption_type: Some(super::encryption::current(&st.extras.encryption_key_id)),
+            key_id: st.extras.encryption_key_id.clone(),
         },
     })
 }

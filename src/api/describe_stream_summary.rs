@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::api::common::stream_key;
 use crate::api::generated::{
-    DescribeStreamSummaryInput, DescribeStreamSummaryOutput, EncryptionType, EnhancedMetrics,
+    DescribeStreamSummaryInput, DescribeStreamSummaryOutput, EnhancedMetrics,
     StreamDescriptionSummary,
 };
 use crate::api::{ApiError, RequestContext, Timestamp};
@@ -33,10 +33,12 @@ pub async fn handle(
             retention_period_hours: st.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_millis(stream.created_ms),
             enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: Some(Vec::new()),
+                shard_level_metrics: Some(super::monitoring::reported(
+                    &st.extras.shard_level_metrics,
+                )),
             }],
-            encryption_type: Some(EncryptionType::None),
-            key_id: None,
+            encryption_type: Some(super::encryption::current(&st.extras.encryption_key_id)),
+            key_id: st.extras.encryption_key_id.clone(),
             open_shard_count: st.open.len() as i32,
             consumer_count: Some(0),
             warm_throughput: None,

@@ -24,6 +24,7 @@ pub async fn handle(
         .map(|l| l.max(1) as usize)
         .unwrap_or(DEFAULT_RECORD_LIMIT);
     let read = broker.get_records(token, limit, MAX_GET_RECORDS_BYTES)?;
+    let extras = read.stream_extras.clone();
     let mut records = Vec::with_capacity(read.batch.len());
     for view in read.batch.iter() {
         let view = view.map_err(crate::broker::Error::from)?;
@@ -32,7 +33,9 @@ pub async fn handle(
             approximate_arrival_timestamp: Some(Timestamp::from_millis(view.arrival_ms)),
             data: Blob(view.data.to_vec()),
             partition_key: Some(String::from_utf8_lossy(view.partition_key).into_owned()),
-            encryption_type: None,
+            encryption_type: extras
+                .encrypted_at(view.arrival_ms)
+                .then_some(crate::api::generated::EncryptionType::Kms),
         });
     }
     let child_shards = (!read.child_shards.is_empty()).then(|| {

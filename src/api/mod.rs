@@ -14,16 +14,24 @@ mod error;
 pub mod generated;
 pub mod pagination;
 
+mod account_settings;
 mod create_stream;
 mod delete_stream;
+mod describe_limits;
 mod describe_stream;
 mod describe_stream_summary;
+mod encryption;
 mod get_records;
 mod get_shard_iterator;
 mod list_shards;
 mod list_streams;
+mod monitoring;
 mod put_record;
 mod put_records;
+mod resource_policy;
+mod retention;
+mod tags;
+mod update_max_record_size;
 
 use std::sync::Arc;
 
@@ -135,6 +143,158 @@ impl Kinesis for Service {
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ApiError> {
         get_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn increase_stream_retention_period(
+        &self,
+        ctx: &RequestContext,
+        input: IncreaseStreamRetentionPeriodInput,
+    ) -> Result<(), ApiError> {
+        retention::increase(&self.broker, ctx, input).await
+    }
+
+    async fn decrease_stream_retention_period(
+        &self,
+        ctx: &RequestContext,
+        input: DecreaseStreamRetentionPeriodInput,
+    ) -> Result<(), ApiError> {
+        retention::decrease(&self.broker, ctx, input).await
+    }
+
+    async fn add_tags_to_stream(
+        &self,
+        ctx: &RequestContext,
+        input: AddTagsToStreamInput,
+    ) -> Result<(), ApiError> {
+        tags::add_tags_to_stream(&self.broker, ctx, input).await
+    }
+
+    async fn remove_tags_from_stream(
+        &self,
+        ctx: &RequestContext,
+        input: RemoveTagsFromStreamInput,
+    ) -> Result<(), ApiError> {
+        tags::remove_tags_from_stream(&self.broker, ctx, input).await
+    }
+
+    async fn list_tags_for_stream(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsForStreamInput,
+    ) -> Result<ListTagsForStreamOutput, ApiError> {
+        tags::list_tags_for_stream(&self.broker, ctx, input).await
+    }
+
+    async fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: TagResourceInput,
+    ) -> Result<(), ApiError> {
+        tags::tag_resource(&self.broker, ctx, input).await
+    }
+
+    async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceInput,
+    ) -> Result<(), ApiError> {
+        tags::untag_resource(&self.broker, ctx, input).await
+    }
+
+    async fn list_tags_for_resource(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsForResourceInput,
+    ) -> Result<ListTagsForResourceOutput, ApiError> {
+        tags::list_tags_for_resource(&self.broker, ctx, input).await
+    }
+
+    async fn describe_limits(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeLimitsInput,
+    ) -> Result<DescribeLimitsOutput, ApiError> {
+        describe_limits::handle(&self.broker, ctx, input).await
+    }
+
+    async fn enable_enhanced_monitoring(
+        &self,
+        ctx: &RequestContext,
+        input: EnableEnhancedMonitoringInput,
+    ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        monitoring::enable(&self.broker, ctx, input).await
+    }
+
+    async fn disable_enhanced_monitoring(
+        &self,
+        ctx: &RequestContext,
+        input: DisableEnhancedMonitoringInput,
+    ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        monitoring::disable(&self.broker, ctx, input).await
+    }
+
+    async fn start_stream_encryption(
+        &self,
+        ctx: &RequestContext,
+        input: StartStreamEncryptionInput,
+    ) -> Result<(), ApiError> {
+        encryption::start(&self.broker, ctx, input).await
+    }
+
+    async fn stop_stream_encryption(
+        &self,
+        ctx: &RequestContext,
+        input: StopStreamEncryptionInput,
+    ) -> Result<(), ApiError> {
+        encryption::stop(&self.broker, ctx, input).await
+    }
+
+    async fn put_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: PutResourcePolicyInput,
+    ) -> Result<(), ApiError> {
+        resource_policy::put(&self.broker, ctx, input).await
+    }
+
+    async fn get_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetResourcePolicyInput,
+    ) -> Result<GetResourcePolicyOutput, ApiError> {
+        resource_policy::get(&self.broker, ctx, input).await
+    }
+
+    async fn delete_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteResourcePolicyInput,
+    ) -> Result<(), ApiError> {
+        resource_policy::delete(&self.broker, ctx, input).await
+    }
+
+    async fn update_max_record_size(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateMaxRecordSizeInput,
+    ) -> Result<(), ApiError> {
+        update_max_record_size::handle(&self.broker, ctx, input).await
+    }
+
+    async fn describe_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAccountSettingsInput,
+    ) -> Result<DescribeAccountSettingsOutput, ApiError> {
+        account_settings::describe_account_settings(&self.broker, ctx, input).await
+    }
+
+    async fn update_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateAccountSettingsInput,
+    ) -> Result<UpdateAccountSettingsOutput, ApiError> {
+        account_settings::update_account_settings(&self.broker, ctx, input).await
     }
 }
 

@@ -62,9 +62,15 @@ pub async fn handle(
     let written = written
         .pop()
         .ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
+    let encryption_type = stream
+        .state()
+        .extras
+        .encryption_key_id
+        .is_some()
+        .then_some(crate::api::generated::EncryptionType::Kms);
     Ok(PutRecordOutput {
         shard_id: written.shard_id,
         sequence_number: written.sequence_number,
-        encryption_type: None,
+        encryption_type,
     })
 }

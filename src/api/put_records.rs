@@ -133,9 +133,15 @@ pub async fn handle(
             }
         })
         .collect();
+    let encryption_type = stream
+        .state()
+        .extras
+        .encryption_key_id
+        .is_some()
+        .then_some(crate::api::generated::EncryptionType::Kms);
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,
-        encryption_type: None,
+        encryption_type,
     })
 }

@@ -24,6 +24,18 @@ pub struct Catalog {
     pub next_stream_uid: u64,
     /// Every stream, in any state.
     pub streams: Vec<StreamMeta>,
+    /// Account-level settings, keyed by `account:region`.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountSettings>,
+}
+
+/// An account's settings in one region (UpdateAccountSettings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    /// When the minimum throughput billing commitment was enabled (ms).
+    pub commitment_started_ms: Option<i64>,
+    /// When it ends or ended (ms), once disabled.
+    pub commitment_ended_ms: Option<i64>,
 }
 
 /// A stream's lifecycle state, as `StreamStatus` on the wire.
@@ -97,6 +109,32 @@ pub struct StreamMeta {
     pub tags: BTreeMap<String, String>,
     /// Every shard, open and closed, in index order.
     pub shards: Vec<ShardMeta>,
+    /// Monitoring, encryption and policy settings (absent in catalogs written before them).
+    #[serde(default)]
+    pub extras: StreamExtras,
+}
+
+/// Stream settings that only the control plane reads and writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamExtras {
+    /// Enhanced monitoring: the shard-level metrics enabled, in AWS's order.
+    pub shard_level_metrics: Vec<String>,
+    /// The KMS key id while server-side encryption is on.
+    pub encryption_key_id: Option<String>,
+    /// When encryption was on: `(from_ms, until_ms)`, `until_ms` open while it still is.
+    /// Records report `EncryptionType: KMS` when they arrived inside one of these.
+    pub encryption_periods: Vec<(i64, Option<i64>)>,
+    /// The resource policy attached to the stream (a JSON document).
+    pub policy: Option<String>,
+}
+
+impl StreamExtras {
+    /// True when a record that arrived at `arrival_ms` was written encrypted.
+    pub fn encrypted_at(&self, arrival_ms: i64) -> bool {
+        self.encryption_periods
+            .iter()
+            .any(|&(from, until)| arrival_ms >= from && until.is_none_or(|u| arrival_ms < u))
+    }
 }
 
 /// One shard.
@@ -147,6 +185,7 @@ impl CatalogStore {
                 version: CATALOG_VERSION,
                 next_stream_uid: 1,
                 streams: Vec::new(),
+                accounts: BTreeMap::new(),
             }),
             Some(bytes) => {
                 let catalog: Catalog = serde_json::from_slice(&bytes)

@@ -35,6 +35,11 @@ pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 /// The smallest segment the broker uses: room for one 10 MiB record (the largest
 /// `MaxRecordSizeInKiB` allows) with its frame and key.
 pub const MIN_SEGMENT_BYTES: u64 = 11 * 1024 * 1024;
+/// On-demand streams an account may have in a region: 50, AWS's default quota.
+pub const DEFAULT_ON_DEMAND_STREAM_LIMIT: u32 = 50;
+/// How often expired segments are deleted. Reads never return expired records whatever
+/// this is; it only bounds how long their disk space stays taken.
+pub const RETENTION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Shards of a new on-demand stream, as on AWS.
 pub const ON_DEMAND_INITIAL_SHARDS: u32 = 4;
 
@@ -44,7 +49,9 @@ struct Settings {
     data_dir: PathBuf,
     create_delay: Duration,
     delete_delay: Duration,
+    update_delay: Duration,
     shard_limit: u32,
+    on_demand_stream_limit: u32,
     log_options: storage::LogOptions,
 }
 
@@ -108,6 +115,8 @@ pub struct ReadResult {
     pub millis_behind_latest: i64,
     /// The children of a closed shard whose end was reached.
     pub child_shards: Vec<Arc<Shard>>,
+    /// The stream's settings (records report whether they were written encrypted).
+    pub stream_extras: catalog::StreamExtras,
 }
 
 /// The broker. Shared as `Arc<Broker>` by every request.
@@ -121,6 +130,8 @@ pub struct Broker {
     persist_lock: Mutex<()>,
     /// `std` lock: held only for map look-ups and inserts, never across `.await`.
     registry: RwLock<Registry>,
+    /// Account-level settings, keyed by `account:region`. Persisted with the catalog.
+    accounts: Mutex<BTreeMap<String, catalog::AccountSettings>>,
     /// Tells background tasks (lifecycle timers) to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -170,7 +181,9 @@ impl Broker {
             data_dir: data_dir.clone(),
             create_delay: config.create_stream_delay,
             delete_delay: config.delete_stream_delay,
+            update_delay: config.update_stream_delay,
             shard_limit: DEFAULT_SHARD_LIMIT,
+            on_demand_stream_limit: DEFAULT_ON_DEMAND_STREAM_LIMIT,
             log_options,
         };
         let iterators = IteratorCodec::new(load_or_create_secret(&data_dir)?);
@@ -183,6 +196,7 @@ impl Broker {
             iterators,
             catalog,
             persist_lock: Mutex::new(()),
+            accounts: Mutex::new(stored.accounts.clone()),
             registry: RwLock::new(Registry {
                 next_uid: stored.next_stream_uid.max(1),
                 ..Default::default()
@@ -190,6 +204,7 @@ impl Broker {
             shutdown,
         });
         broker.restore(stored)?;
+        broker.start_retention_sweeper();
         for spec in &config.create_streams {
             let key = StreamKey {
                 account: crate::api::RequestContext::DEFAULT_ACCOUNT_ID.to_string(),
@@ -247,6 +262,7 @@ impl Broker {
                 tags: meta.tags.clone(),
                 shards,
                 open: Vec::new(),
+                extras: meta.extras.clone(),
             };
             state.reindex();
             let stream = Arc::new(Stream::new(
@@ -302,6 +318,11 @@ impl Broker {
     /// before the snapshot so concurrent changes reach the disk in order.
     fn persist(&self) -> Result<()> {
         let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.persist_locked()
+    }
+
+    /// [`Broker::persist`] for a caller that holds the persist lock.
+    fn persist_locked(&self) -> Result<()> {
         let catalog = {
             let reg = self.registry();
             let mut streams: Vec<StreamMeta> = reg.streams.values().map(|s| s.meta()).collect();
@@ -310,6 +331,11 @@ impl Broker {
                 version: catalog::CATALOG_VERSION,
                 next_stream_uid: reg.next_uid,
                 streams,
+                accounts: self
+                    .accounts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
             }
         };
         self.catalog.save(&catalog)
@@ -321,6 +347,198 @@ impl Broker {
         tokio::task::spawn_blocking(move || me.persist())
             .await
             .map_err(|e| Error::Catalog(format!("catalog writer failed: {e}")))?
+    }
+
+    /// Applies `change` to a stream's state and persists the catalog. `change` either
+    /// fails without modifying anything, or succeeds; if the catalog then cannot be written
+    /// the state is put back as it was, so memory never runs ahead of the disk.
+    pub async fn update_stream<T, F>(self: &Arc<Self>, stream: &Arc<Stream>, change: F) -> Result<T>
+    where
+        F: FnOnce(&mut StreamState) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = self.clone();
+        let stream = stream.clone();
+        tokio::task::spawn_blocking(move || {
+            let _order = me.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (before, out) = {
+                let mut st = stream.state_mut();
+                let before = st.clone();
+                (before, change(&mut st)?)
+            };
+            if let Err(e) = me.persist_locked() {
+                *stream.state_mut() = before;
+                return Err(e);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Catalog(format!("stream update failed: {e}")))?
+    }
+
+    /// Applies `change` to an ACTIVE stream as AWS's asynchronous operations do
+    /// (encryption, resharding, mode changes): the stream is UPDATING for the configured
+    /// delay, then ACTIVE again. A stream in another state gives [`Error::StreamNotActive`].
+    pub async fn update_stream_in_background<T, F>(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        change: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&mut StreamState) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let delay = self.settings.update_delay;
+        let key = stream.key.clone();
+        let out = self
+            .update_stream(stream, move |st| {
+                if st.status != StreamStatus::Active {
+                    return Err(Error::StreamNotActive {
+                        name: key.name,
+                        account: key.account,
+                        status: st.status,
+                    });
+                }
+                let out = change(st)?;
+                if !delay.is_zero() {
+                    st.status = StreamStatus::Updating;
+                }
+                Ok(out)
+            })
+            .await?;
+        if !delay.is_zero() {
+            let uid = stream.uid;
+            self.after(delay, move |broker| broker.finish_update(uid));
+        }
+        Ok(out)
+    }
+
+    fn finish_update(&self, uid: u64) -> Result<()> {
+        let Some(stream) = self.registry().streams.get(&uid).cloned() else {
+            return Ok(());
+        };
+        let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut st = stream.state_mut();
+            if st.status != StreamStatus::Updating {
+                return Ok(());
+            }
+            st.status = StreamStatus::Active;
+        }
+        self.persist_locked()
+    }
+
+    /// The account's open shards and on-demand streams in a region, for DescribeLimits.
+    pub fn usage(&self, account: &str, region: &str) -> (usize, usize) {
+        let streams = self.list_streams(account, region);
+        let open = streams.iter().map(|s| s.state().open.len()).sum();
+        let on_demand = streams
+            .iter()
+            .filter(|s| s.state().mode == StreamMode::OnDemand)
+            .count();
+        (open, on_demand)
+    }
+
+    /// An account's settings in a region.
+    pub fn account_settings(&self, account: &str, region: &str) -> catalog::AccountSettings {
+        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        accounts
+            .get(&format!("{account}:{region}"))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Changes an account's settings in a region and persists them; undone if the
+    /// catalog cannot be written.
+    pub async fn update_account_settings(
+        self: &Arc<Self>,
+        account: &str,
+        region: &str,
+        change: impl FnOnce(&mut catalog::AccountSettings) + Send + 'static,
+    ) -> Result<catalog::AccountSettings> {
+        let me = self.clone();
+        let key = format!("{account}:{region}");
+        tokio::task::spawn_blocking(move || {
+            let _order = me.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (before, after) = {
+                let mut accounts = me.accounts.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = accounts.entry(key.clone()).or_default();
+                let before = *entry;
+                change(entry);
+                (before, *entry)
+            };
+            if let Err(e) = me.persist_locked() {
+                me.accounts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, before);
+                return Err(e);
+            }
+            Ok(after)
+        })
+        .await
+        .map_err(|e| Error::Catalog(format!("account settings update failed: {e}")))?
+    }
+
+    /// The account's shard limit per region.
+    pub fn shard_limit(&self) -> u32 {
+        self.settings.shard_limit
+    }
+
+    /// The account's on-demand stream limit per region.
+    pub fn on_demand_stream_limit(&self) -> u32 {
+        self.settings.on_demand_stream_limit
+    }
+
+    /// Deletes the segments whose records have all outlived their stream's retention
+    /// period. Reads already skip such records; this gives the disk space back.
+    pub fn sweep_retention(&self) -> usize {
+        let now = self.clock.now_ms();
+        let streams: Vec<Arc<Stream>> = self.registry().streams.values().cloned().collect();
+        let mut dropped = 0;
+        for stream in streams {
+            let (retention_hours, shards) = {
+                let st = stream.state();
+                (st.retention_hours, st.shards.clone())
+            };
+            let horizon = now - retention_hours as i64 * 3_600_000;
+            for shard in shards {
+                match shard.log.drop_older_than(horizon) {
+                    Ok(n) => dropped += n,
+                    Err(e) => {
+                        tracing::warn!(shard = %shard.id, stream = %stream.key.name, error = %e, "retention sweep failed")
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            tracing::info!(
+                segments = dropped,
+                "retention sweep deleted expired segments"
+            );
+        }
+        dropped
+    }
+
+    /// Runs [`Broker::sweep_retention`] every [`RETENTION_SWEEP_INTERVAL`] until shutdown.
+    fn start_retention_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(RETENTION_SWEEP_INTERVAL) => {}
+                    _ = stop.changed() => return,
+                }
+                let Some(broker) = weak.upgrade() else { return };
+                if tokio::task::spawn_blocking(move || broker.sweep_retention())
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("retention sweep panicked");
+                }
+            }
+        });
     }
 
     /// The stream with this key, in any state.
@@ -349,15 +567,25 @@ impl Broker {
     /// Fails with [`Error::LimitExceeded`] when creating `additional` shards would take the
     /// account past its shard limit in the stream's region.
     pub fn check_shard_limit(&self, key: &StreamKey, additional: u32) -> Result<()> {
-        let current: usize = self
-            .list_streams(&key.account, &key.region)
-            .iter()
-            .map(|s| s.state().open.len())
-            .sum();
+        let (current, _) = self.usage(&key.account, &key.region);
         let limit = self.settings.shard_limit as usize;
         if current + additional as usize > limit {
             return Err(Error::LimitExceeded(format!(
                 "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {limit}. Number of additional shards that would have resulted from this request: {additional}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+                key.account, key.region
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::LimitExceeded`] when the account already has as many on-demand
+    /// streams in the region as its limit allows.
+    pub fn check_on_demand_limit(&self, key: &StreamKey) -> Result<()> {
+        let (_, on_demand) = self.usage(&key.account, &key.region);
+        let limit = self.settings.on_demand_stream_limit as usize;
+        if on_demand >= limit {
+            return Err(Error::LimitExceeded(format!(
+                "This request would exceed the on-demand stream count limit for the account {} in {}. Current on-demand stream count for the account: {on_demand}. Limit: {limit}.",
                 key.account, key.region
             )));
         }
@@ -452,6 +680,7 @@ impl Broker {
                 tags,
                 shards,
                 open: Vec::new(),
+                extras: Default::default(),
             };
             state.reindex();
             Ok(Arc::new(Stream::new(
@@ -801,7 +1030,9 @@ impl Broker {
             };
             (Some(self.iterators.encode(&next)), Vec::new())
         };
+        let stream_extras = stream.state().extras.clone();
         Ok(ReadResult {
+            stream_extras,
             shard,
             batch,
             next_iterator,

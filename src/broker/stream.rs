@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::catalog::{ClosedShard, ShardMeta, StreamMeta, StreamMode, StreamStatus};
+use super::catalog::{ClosedShard, ShardMeta, StreamExtras, StreamMeta, StreamMode, StreamStatus};
 use super::hash::HashRange;
 use super::sequence::SequenceNumber;
 
@@ -119,7 +119,7 @@ impl Shard {
 }
 
 /// The mutable part of a stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamState {
     /// Lifecycle state.
     pub status: StreamStatus,
@@ -135,6 +135,8 @@ pub struct StreamState {
     pub shards: Vec<Arc<Shard>>,
     /// Open shards sorted by starting hash key, for routing by binary search.
     pub open: Vec<Arc<Shard>>,
+    /// Monitoring, encryption and policy settings.
+    pub extras: StreamExtras,
 }
 
 impl StreamState {
@@ -231,6 +233,7 @@ impl Stream {
             max_record_size_kib: st.max_record_size_kib,
             tags: st.tags.clone(),
             shards: st.shards.iter().map(|s| s.meta()).collect(),
+            extras: st.extras.clone(),
         }
     }
 }
