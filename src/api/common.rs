@@ -41,6 +41,21 @@ pub fn stream_key(
     }
 }
 
+/// Fails with AWS's ResourceInUseException unless the stream is ACTIVE: settings cannot
+/// change while a stream is being created, updated or deleted.
+pub fn require_active(stream: &crate::broker::stream::Stream) -> Result<(), ApiError> {
+    let status = stream.state().status;
+    if status != StreamStatus::Active {
+        return Err(Error::StreamNotActive {
+            name: stream.key.name.clone(),
+            account: stream.key.account.clone(),
+            status,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` (any `aws*` partition).
 pub fn parse_stream_arn(arn: &str) -> Option<StreamKey> {
     let mut parts = arn.splitn(6, ':');

@@ -50,6 +50,7 @@ async fn change(
     enable: bool,
 ) -> Result<EnhancedMonitoringOutput, ApiError> {
     let stream = broker.stream(&key)?;
+    super::common::require_active(&stream)?;
     let names = expand(&requested);
     let (current, desired) = broker
         .update_stream(&stream, move |st| {

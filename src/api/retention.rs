@@ -46,6 +46,7 @@ async fn change(
         ));
     }
     let stream = broker.stream(&key)?;
+    super::common::require_active(&stream)?;
     let name = key.name.clone();
     let outcome = broker
         .update_stream(&stream, move |st| {

@@ -58,6 +58,7 @@ async fn add(
     stream: &Arc<Stream>,
     tags: BTreeMap<String, String>,
 ) -> Result<(), ApiError> {
+    super::common::require_active(stream)?;
     let key = stream.key.clone();
     check_tag_text(
         tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
@@ -90,6 +91,7 @@ async fn remove(
     stream: &Arc<Stream>,
     keys: Vec<String>,
 ) -> Result<(), ApiError> {
+    super::common::require_active(stream)?;
     check_tag_text(
         keys.iter().map(String::as_str),
         "remove tags from",
