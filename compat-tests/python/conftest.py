@@ -134,7 +134,14 @@ def read_to_tip(client, it, limit=None):
     records = []
     for _ in range(MAX_POLLS):
         kw = {"Limit": limit} if limit else {}
-        out = client.get_records(ShardIterator=it, **kw)
+        try:
+            out = client.get_records(ShardIterator=it, **kw)
+        except ClientError as e:
+            # Over the shard's read limit (5 calls/s on AWS): back off as real consumers do.
+            if e.response["Error"]["Code"] == "ProvisionedThroughputExceededException":
+                time.sleep(0.2)
+                continue
+            raise
         records.extend(out["Records"])
         nxt = out.get("NextShardIterator")
         if nxt is None:
@@ -143,6 +150,30 @@ def read_to_tip(client, it, limit=None):
         if not out["Records"] and out.get("MillisBehindLatest") == 0:
             return records
     raise AssertionError("shard not read to its tip")
+
+
+def put_all(client, stream, records):
+    """PutRecords that resends entries rejected by AWS-style throttling, as producers do.
+    Returns each entry's result ({ShardId, SequenceNumber}) in request order."""
+    results = [None] * len(records)
+    pending = list(range(len(records)))
+    for _ in range(MAX_POLLS):
+        out = client.put_records(StreamName=stream, Records=[records[i] for i in pending])
+        assert len(out["Records"]) == len(pending)
+        still = []
+        for i, r in zip(pending, out["Records"]):
+            if "SequenceNumber" in r:
+                results[i] = r
+            elif r.get("ErrorCode") == "ProvisionedThroughputExceededException":
+                still.append(i)
+            else:
+                raise AssertionError(f"entry {i}: {r}")
+        assert out.get("FailedRecordCount", 0) == len(still)
+        if not still:
+            return results
+        pending = still
+        time.sleep(0.2)
+    raise AssertionError("PutRecords kept being throttled")
 
 
 def read_shard(client, stream, shard):

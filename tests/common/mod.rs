@@ -16,7 +16,9 @@ use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{Record, Shard, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamStatus,
+};
 use kinesis_broker::{Config, Server};
 use md5::{Digest, Md5};
 use tempfile::TempDir;
@@ -180,6 +182,9 @@ pub fn md5_hash_key(partition_key: &str) -> u128 {
 pub fn expected_ranges(n: u32) -> Vec<(u128, u128)> {
     // 2^128 / n computed without overflow: (2^128 - 1) / n, corrected when n divides 2^128.
     let n128 = n as u128;
+    if n128 == 1 {
+        return vec![(0, u128::MAX)];
+    }
     let mut size = u128::MAX / n128;
     if u128::MAX % n128 == n128 - 1 {
         size += 1; // n divides 2^128 exactly (a power of two)
@@ -240,13 +245,21 @@ pub async fn iterator(
 pub async fn read_to_tip(client: &Client, mut iter: String, limit: Option<i32>) -> Vec<Record> {
     let mut records = Vec::new();
     for _ in 0..MAX_POLLS {
-        let out = client
+        let out = match client
             .get_records()
             .shard_iterator(&iter)
             .set_limit(limit)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("GetRecords: {}", describe_err(&e)));
+        {
+            Ok(out) => out,
+            // Over the shard's read limit (5 calls/s on AWS): back off as real consumers do.
+            Err(e) if e.code() == Some("ProvisionedThroughputExceededException") => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => panic!("GetRecords: {}", describe_err(&e)),
+        };
         let got = out.records().len();
         records.extend(out.records().iter().cloned());
         match out.next_shard_iterator() {
@@ -260,6 +273,54 @@ pub async fn read_to_tip(client: &Client, mut iter: String, limit: Option<i32>) 
     panic!("shard not read to its tip within {MAX_POLLS} GetRecords calls");
 }
 
+/// PutRecords that resends the entries AWS-style throttling rejected (per-record
+/// `ProvisionedThroughputExceededException`), as producers do, until all are stored.
+/// Returns, for each entry in request order, its (shard id, sequence number).
+pub async fn put_all(
+    client: &Client,
+    stream: &str,
+    entries: Vec<PutRecordsRequestEntry>,
+) -> Vec<(String, String)> {
+    let mut results: Vec<Option<(String, String)>> = vec![None; entries.len()];
+    let mut pending: Vec<usize> = (0..entries.len()).collect();
+    for _ in 0..MAX_POLLS {
+        let batch: Vec<_> = pending.iter().map(|&i| entries[i].clone()).collect();
+        let out = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(batch))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRecords {stream}: {}", describe_err(&e)));
+        assert_eq!(out.records().len(), pending.len(), "one result per entry");
+        let mut still = Vec::new();
+        for (&i, r) in pending.iter().zip(out.records()) {
+            match (r.shard_id(), r.sequence_number(), r.error_code()) {
+                (Some(shard), Some(seq), None) => {
+                    results[i] = Some((shard.to_owned(), seq.to_owned()))
+                }
+                (_, _, Some("ProvisionedThroughputExceededException")) => still.push(i),
+                other => panic!("PutRecords entry {i}: {other:?} {:?}", r.error_message()),
+            }
+        }
+        let failed = out.failed_record_count().unwrap_or(0) as usize;
+        assert_eq!(
+            failed,
+            still.len(),
+            "FailedRecordCount must count the failed entries"
+        );
+        if still.is_empty() {
+            return results
+                .into_iter()
+                .map(|r| r.expect("every entry stored"))
+                .collect();
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("PutRecords kept being throttled");
+}
+
 /// Reads a whole shard from TRIM_HORIZON.
 pub async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<Record> {
     let it = iterator(client, stream, shard, ShardIteratorType::TrimHorizon).await;
@@ -269,6 +330,16 @@ pub async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<Recor
 /// A record's data as bytes.
 pub fn data(r: &Record) -> &[u8] {
     r.data().as_ref()
+}
+
+/// A record's ApproximateArrivalTimestamp in epoch milliseconds, rounded to the nearest
+/// millisecond: the SDK parses the wire's decimal seconds into a binary float, so
+/// `DateTime::to_millis` alone can land 1 ms low (1.760 s read as 1.759999… s).
+pub fn arrival_ms(r: &Record) -> i64 {
+    let ts = r
+        .approximate_arrival_timestamp()
+        .expect("ApproximateArrivalTimestamp");
+    ts.secs() * 1000 + (i64::from(ts.subsec_nanos()) + 500_000) / 1_000_000
 }
 
 /// A record's partition key (optional in the current service model, always set by these tests).

@@ -34,20 +34,11 @@ async fn five_thousand_records_over_four_shards_read_back_exactly_once_in_order(
             .iter()
             .map(|e| e.partition_key().unwrap_or_default().to_owned())
             .collect();
-        let out = client
-            .put_records()
-            .stream_name("bulk")
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.failed_record_count(), Some(0), "batch {batch}");
-        for (pk, r) in keys.into_iter().zip(out.records()) {
-            acked.push((
-                pk,
-                r.shard_id().unwrap().to_owned(),
-                r.sequence_number().unwrap().to_owned(),
-            ));
+        for (pk, (shard, seq)) in keys
+            .into_iter()
+            .zip(put_all(&client, "bulk", entries).await)
+        {
+            acked.push((pk, shard, seq));
         }
     }
     assert_eq!(acked.len(), RECORDS);

@@ -83,16 +83,16 @@ async fn records_and_streams_survive_a_restart_and_sequence_numbers_keep_increas
         "shards after restart"
     );
 
-    for s in 0..3 {
+    for (s, records) in before.iter().enumerate() {
         let after = read_shard(&client, "durable", &shard_id(s)).await;
-        assert_eq!(after, before[s], "records of shard {s} after restart");
+        assert_eq!(&after, records, "records of shard {s} after restart");
     }
     // An iterator issued before the restart is still valid (within its 5 minutes).
     let again = read_to_tip(&client, iter_before, None).await;
     assert_eq!(again, before[0]);
 
     // New writes get larger sequence numbers than anything before the restart.
-    for s in 0..3usize {
+    for (s, old) in before.iter().enumerate() {
         let hash = expected_ranges(3)[s].0;
         let out = client
             .put_record()
@@ -103,18 +103,14 @@ async fn records_and_streams_survive_a_restart_and_sequence_numbers_keep_increas
             .send()
             .await
             .unwrap();
-        let max_before = before[s]
-            .iter()
-            .map(|r| seq(r.sequence_number()))
-            .max()
-            .unwrap();
+        let max_before = old.iter().map(|r| seq(r.sequence_number())).max().unwrap();
         assert!(
             seq(out.sequence_number()) > max_before,
             "shard {s}: new sequence number {} not above {max_before}",
             out.sequence_number()
         );
         let recs = read_shard(&client, "durable", &shard_id(s)).await;
-        assert_eq!(recs.len(), before[s].len() + 1);
+        assert_eq!(recs.len(), old.len() + 1);
         assert_eq!(data(recs.last().unwrap()), b"after-restart");
     }
     h.shutdown().await.expect("clean shutdown");

@@ -284,10 +284,7 @@ async fn get_records_returns_data_key_sequence_number_and_arrival_time() {
     assert_eq!(data(&recs[1]), b"", "empty data is a valid record");
     assert_eq!(recs[1].sequence_number(), empty.sequence_number());
     for r in &recs {
-        let ts = r
-            .approximate_arrival_timestamp()
-            .expect("ApproximateArrivalTimestamp");
-        let ms = ts.to_millis().unwrap();
+        let ms = arrival_ms(r);
         let lo = before
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -445,15 +442,7 @@ async fn at_timestamp_starts_at_the_first_record_that_arrived_at_or_after_it() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let all = read_shard(&client, "ts", shard).await;
-    let arrivals: Vec<i64> = all
-        .iter()
-        .map(|r| {
-            r.approximate_arrival_timestamp()
-                .unwrap()
-                .to_millis()
-                .unwrap()
-        })
-        .collect();
+    let arrivals: Vec<i64> = all.iter().map(arrival_ms).collect();
 
     let at = |ms: i64| {
         let client = client.clone();
