@@ -24,7 +24,7 @@ pub use shutdown::{Shutdown, ShutdownTrigger};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,6 +40,15 @@ use tracing::{Instrument, debug, error, info, warn};
 /// syntax. Anything larger is answered with 413 `RequestEntityTooLargeException` without
 /// reading the rest. (kinesalite uses 7 MiB, from when records were 1 MiB per request.)
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much of an oversized body is read and thrown away after the 413 is sent, so that the
+/// answer reaches the client cleanly: 64 MiB (see `ActivityIo` for HTTP/1.1, `ReplyBody`
+/// for HTTP/2).
+pub const MAX_DISCARD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// During a lingering close (see `ActivityIo`), how long the client may stay silent before
+/// the socket is closed anyway.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Most connections served at once. Further clients wait in the kernel's accept backlog
 /// until one closes, rather than being refused (mini-redis `MAX_CONNECTIONS`). Each costs
@@ -176,10 +185,8 @@ async fn serve_connection<K: Kinesis + 'static>(
     // Responses are written whole; waiting for more bytes to coalesce only adds latency.
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(ActivityIo {
-        inner: stream,
-        activity: activity.clone(),
-    });
+    let io = TokioIo::new(ActivityIo::new(stream, activity.clone()));
+    let activity_for_requests = activity.clone();
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -194,7 +201,9 @@ async fn serve_connection<K: Kinesis + 'static>(
         .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
         .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
 
-    let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
+    let service = hyper::service::service_fn(move |req| {
+        handle(app.clone(), activity_for_requests.clone(), req)
+    });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
 
@@ -246,6 +255,7 @@ enum BodyError {
 /// The hyper service: read the body, answer, add the common headers.
 async fn handle<K: Kinesis + 'static>(
     app: Arc<App<K>>,
+    conn: Arc<Activity>,
     req: Request<Incoming>,
 ) -> Result<Response<ReplyBody>, BodyError> {
     let ids = app.ids.next();
@@ -274,16 +284,23 @@ async fn handle<K: Kinesis + 'static>(
             log_reply(&parts.method, &reply, &ids, 0);
             let mut response = handler::finish(reply, cors, &ids);
             if parts.version <= hyper::Version::HTTP_11 {
-                // The rest of the body is never read: close the connection rather than
-                // let hyper drain up to gigabytes of it.
+                // Answer, close, and drain what the client still sends while closing (a
+                // lingering close, see `ActivityIo`). Draining inside the response instead
+                // would hold its end back from clients that stop sending once refused.
                 response
                     .headers_mut()
                     .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                conn.linger.store(true, Ordering::Relaxed);
             } else {
-                // HTTP/2: dropping the request body now would reset the stream before
-                // the answer is out, and the client would never see the 413. Keep it
-                // until the answer has been sent; the stream is reset after that.
-                response.body_mut().hold(request_body);
+                // HTTP/2: dropping the request body before the answer is out would reset the
+                // stream and lose the answer, so it is kept, and drained within the stream's
+                // flow control, until then.
+                let budget = if request_body.size_hint().lower() <= MAX_DISCARD_BYTES {
+                    MAX_DISCARD_BYTES
+                } else {
+                    0
+                };
+                response.body_mut().drain_after(request_body, budget);
             }
             return Ok(response);
         }
@@ -364,11 +381,24 @@ async fn read_body(body: &mut Incoming) -> Result<Bytes, BodyError> {
     Ok(buf.freeze())
 }
 
-/// A response body: the whole answer in one piece, plus (rarely) the unread request body,
-/// kept alive until the answer is sent.
+/// A response body: the whole answer in one piece.
+///
+/// For a request refused over HTTP/2 as too large it also keeps the request body, draining
+/// it, until the answer's bytes are out, and only then ends the stream: dropping the request
+/// body earlier would reset the stream and lose the answer.
 pub struct ReplyBody {
     data: Option<Bytes>,
-    unread_request: Option<Incoming>,
+    drain: Option<Drain>,
+}
+
+/// The rest of a refused request body, being read and dropped.
+struct Drain {
+    body: Incoming,
+    discarded: u64,
+    /// Most bytes to throw away before giving up.
+    budget: u64,
+    /// Fires when the client has sent nothing for [`BODY_READ_TIMEOUT`].
+    stall: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl ReplyBody {
@@ -376,12 +406,43 @@ impl ReplyBody {
     pub fn new(data: Bytes) -> Self {
         Self {
             data: Some(data).filter(|d| !d.is_empty()),
-            unread_request: None,
+            drain: None,
         }
     }
 
-    fn hold(&mut self, request: Incoming) {
-        self.unread_request = Some(request);
+    /// Ends the response only once `request` has ended or `budget` bytes of it have been
+    /// thrown away (0: just keep it alive until the answer is out).
+    fn drain_after(&mut self, request: Incoming, budget: u64) {
+        self.drain = Some(Drain {
+            body: request,
+            discarded: 0,
+            budget,
+            stall: Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)),
+        });
+    }
+}
+
+impl Drain {
+    /// `Ready` once draining is over: the body ended, failed, stalled, or went over the
+    /// budget (the connection is then not reused).
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.budget == 0 {
+            return Poll::Ready(());
+        }
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.discarded += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if self.discarded > self.budget {
+                        return Poll::Ready(());
+                    }
+                    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+                    self.stall.as_mut().reset(deadline);
+                }
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                Poll::Pending => return self.stall.as_mut().poll(cx),
+            }
+        }
     }
 }
 
@@ -391,30 +452,43 @@ impl Body for ReplyBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(
-            self.get_mut()
-                .data
-                .take()
-                .map(|d| Ok(hyper::body::Frame::data(d))),
-        )
+        let this = self.get_mut();
+        if let Some(data) = this.data.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
+        }
+        if let Some(drain) = this.drain.as_mut() {
+            std::task::ready!(drain.poll_done(cx));
+            this.drain = None;
+        }
+        Poll::Ready(None)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        self.data.is_none() && self.drain.is_none()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+        match (&self.data, &self.drain) {
+            // Unknown length: an exact one would let hyper end the response (and drop
+            // this body, draining or not) as soon as the answer's bytes are written.
+            (_, Some(_)) => hyper::body::SizeHint::default(),
+            (data, None) => {
+                hyper::body::SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
     }
 }
 
-/// When a connection last moved a byte, for [`IDLE_TIMEOUT`].
+/// What a connection's socket and its request handler share: when it last moved a byte
+/// (for [`IDLE_TIMEOUT`]) and whether it must linger when closed.
 struct Activity {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last read or write.
     last_ms: AtomicU64,
+    /// Set when an answer leaves request bytes unread: the close then drains them first.
+    linger: AtomicBool,
 }
 
 impl Activity {
@@ -422,6 +496,7 @@ impl Activity {
         Self {
             epoch: Instant::now(),
             last_ms: AtomicU64::new(0),
+            linger: AtomicBool::new(false),
         }
     }
 
@@ -435,10 +510,54 @@ impl Activity {
     }
 }
 
-/// A socket that records when it last read or wrote a byte.
+/// A socket that records when it last read or wrote a byte, and closes with a "lingering
+/// close" when asked to (Apache's `lingering_close`): after its FIN it reads and drops what
+/// the client is still sending, for at most [`MAX_DISCARD_BYTES`] and until the client has
+/// been silent for [`LINGER_TIMEOUT`]. Closing a socket with unread data makes the kernel
+/// answer with a reset, which can destroy a response the client has not read yet; that is
+/// what happens to a client still uploading an oversized body when it is refused.
 struct ActivityIo {
     inner: TcpStream,
     activity: Arc<Activity>,
+    write_shut: bool,
+    lingered: u64,
+    linger_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ActivityIo {
+    fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+        Self {
+            inner,
+            activity,
+            write_shut: false,
+            lingered: 0,
+            linger_stall: None,
+        }
+    }
+
+    /// Reads and drops incoming bytes until EOF, an error, the budget or the stall timer.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let stall = self
+            .linger_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER_TIMEOUT)));
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    self.lingered += buf.filled().len() as u64;
+                    if self.lingered > MAX_DISCARD_BYTES {
+                        return Poll::Ready(());
+                    }
+                    stall
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + LINGER_TIMEOUT);
+                }
+                Poll::Ready(_) => return Poll::Ready(()), // EOF or error
+                Poll::Pending => return stall.as_mut().poll(cx),
+            }
+        }
+    }
 }
 
 impl AsyncRead for ActivityIo {
@@ -493,7 +612,15 @@ impl AsyncWrite for ActivityIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.write_shut {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.write_shut = true;
+        }
+        if this.activity.linger.load(Ordering::Relaxed) {
+            std::task::ready!(this.poll_linger(cx));
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

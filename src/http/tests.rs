@@ -374,14 +374,49 @@ async fn cors_preflight_echoes_the_request() {
     assert!(res.body.is_empty());
 }
 
+/// Reads until `needle` has arrived (not to the end: the server may still be draining).
+async fn read_until(stream: &mut (impl AsyncReadExt + Unpin), needle: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !raw.windows(needle.len()).any(|w| w == needle) {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before {:?} arrived: {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&buf[..n]);
+    }
+    raw
+}
+
 #[tokio::test]
-async fn oversized_body_is_refused_before_it_is_read() {
+async fn oversized_body_is_answered_before_it_is_read() {
     let server = start().await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n\
          X-Amz-Target: Kinesis_20131202.PutRecords\r\nContent-Length: {}\r\n\r\n{{",
         MAX_REQUEST_BODY_BYTES + 1
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let raw = read_until(&mut stream, b"RequestEntityTooLargeException").await;
+    assert!(
+        raw.starts_with(b"HTTP/1.1 413 "),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_beyond_discard_limit_closes_the_connection() {
+    let server = start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: Kinesis_20131202.PutRecords\r\nContent-Length: {}\r\n\r\n{{",
+        MAX_DISCARD_BYTES + 1
     );
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -391,6 +426,40 @@ async fn oversized_body_is_refused_before_it_is_read() {
     let body: serde_json::Value = serde_json::from_slice(&res.body).unwrap();
     assert_eq!(body["__type"], "RequestEntityTooLargeException");
     assert_eq!(res.header("connection"), Some("close"));
+}
+
+#[tokio::test]
+async fn oversized_body_still_being_sent_gets_the_whole_answer() {
+    let server = start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let size = MAX_REQUEST_BODY_BYTES + 1024;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: Kinesis_20131202.PutRecords\r\nContent-Length: {size}\r\n\r\n"
+    );
+    let (mut rd, mut wr) = stream.split();
+    let writer = async {
+        wr.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'1'; 1024 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            wr.write_all(&chunk[..n]).await.unwrap();
+            left -= n;
+        }
+    };
+    let reader = async {
+        let mut raw = Vec::new();
+        rd.read_to_end(&mut raw).await.unwrap();
+        raw
+    };
+    let ((), raw) = tokio::join!(writer, reader);
+    // Everything was sent without a reset, and the whole answer arrived.
+    let res = parse_response(&raw);
+    assert_eq!(res.status, 413);
+    assert_eq!(res.header("connection"), Some("close"));
+    let body: serde_json::Value = serde_json::from_slice(&res.body).unwrap();
+    assert_eq!(body["__type"], "RequestEntityTooLargeException");
 }
 
 #[tokio::test]
