@@ -173,6 +173,25 @@ impl From<Error> for ApiError {
                 ResourceNotFoundException,
                 "Shard {shard_id} in stream {name} under account {account} does not exist"
             ),
+            Error::NoSuchShard {
+                shard_id,
+                name,
+                account,
+            } => api_error!(
+                ResourceNotFoundException,
+                "Could not find shard {shard_id} in stream {name} under account {account}."
+            ),
+            Error::ShardClosed {
+                shard_id,
+                name,
+                account,
+            } => api_error!(
+                InvalidArgumentException,
+                "Shard {shard_id} in stream {name} under account {account} has already been merged or split, and thus is not eligible for merging or splitting."
+            ),
+            Error::InvalidReshard(message) => {
+                ApiError::new(crate::api::ErrorCode::InvalidArgumentException, message)
+            }
             Error::InvalidIterator => {
                 api_error!(InvalidArgumentException, "Invalid ShardIterator.")
             }

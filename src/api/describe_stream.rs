@@ -34,8 +34,7 @@ pub async fn handle(
     let listed: Vec<_> = if matches!(st.status, StreamStatus::Creating | StreamStatus::Deleting) {
         Vec::new()
     } else {
-        st.shards
-            .iter()
+        st.listed_shards(broker.clock().now_ms())
             .filter(|s| {
                 input
                     .exclusive_start_shard_id

@@ -103,24 +103,22 @@ pub async fn handle(
     let keep = |s: &Shard| -> bool {
         match &filter_type {
             None | Some(ShardFilterType::AfterShardId) => true,
-            // Until retention drops closed shards (resharding issue), every shard is at or
-            // after the trim horizon.
+            // Expired closed shards are already left out by `listed_shards`.
             Some(ShardFilterType::AtTrimHorizon | ShardFilterType::FromTrimHorizon) => true,
             Some(ShardFilterType::AtLatest) => s.is_open(),
             Some(ShardFilterType::AtTimestamp) => {
                 let t = at.unwrap_or(now);
-                s.created_ms <= t && s.closed.is_none_or(|c| c.closed_ms > t)
+                s.created_ms <= t && s.closed().is_none_or(|c| c.closed_ms > t)
             }
             Some(ShardFilterType::FromTimestamp) => {
                 let t = at.unwrap_or(now);
-                s.closed.is_none_or(|c| c.closed_ms > t)
+                s.closed().is_none_or(|c| c.closed_ms > t)
             }
             Some(ShardFilterType::Unknown(_)) => true,
         }
     };
     let listed: Vec<&Arc<Shard>> = st
-        .shards
-        .iter()
+        .listed_shards(now)
         .filter(|s| after.as_deref().is_none_or(|a| s.id.as_str() > a))
         .filter(|s| keep(s))
         .collect();

@@ -28,6 +28,7 @@ mod list_streams;
 mod monitoring;
 mod put_record;
 mod put_records;
+mod resharding;
 mod resource_policy;
 mod retention;
 mod tags;
@@ -279,6 +280,38 @@ impl Kinesis for Service {
         input: UpdateMaxRecordSizeInput,
     ) -> Result<(), ApiError> {
         update_max_record_size::handle(&self.broker, ctx, input).await
+    }
+
+    async fn split_shard(
+        &self,
+        ctx: &RequestContext,
+        input: SplitShardInput,
+    ) -> Result<(), ApiError> {
+        resharding::split_shard(&self.broker, ctx, input).await
+    }
+
+    async fn merge_shards(
+        &self,
+        ctx: &RequestContext,
+        input: MergeShardsInput,
+    ) -> Result<(), ApiError> {
+        resharding::merge_shards(&self.broker, ctx, input).await
+    }
+
+    async fn update_shard_count(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateShardCountInput,
+    ) -> Result<UpdateShardCountOutput, ApiError> {
+        resharding::update_shard_count(&self.broker, ctx, input).await
+    }
+
+    async fn update_stream_mode(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateStreamModeInput,
+    ) -> Result<(), ApiError> {
+        resharding::update_stream_mode(&self.broker, ctx, input).await
     }
 
     async fn describe_account_settings(

@@ -126,6 +126,12 @@ pub struct StreamExtras {
     pub encryption_periods: Vec<(i64, Option<i64>)>,
     /// The resource policy attached to the stream (a JSON document).
     pub policy: Option<String>,
+    /// When UpdateShardCount was called (ms), for AWS's calls-per-24-hours limit.
+    #[serde(default)]
+    pub shard_count_updates: Vec<i64>,
+    /// When the capacity mode was switched (ms), for AWS's switches-per-24-hours limit.
+    #[serde(default)]
+    pub mode_switches: Vec<i64>,
 }
 
 impl StreamExtras {

@@ -41,6 +41,29 @@ pub enum Error {
         /// Account id.
         account: String,
     },
+    /// A reshard names a shard the stream does not have.
+    #[error("no shard {shard_id} in stream {name} of account {account}")]
+    NoSuchShard {
+        /// The shard id.
+        shard_id: String,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The shard was already split or merged.
+    #[error("shard {shard_id} of stream {name} in account {account} is closed")]
+    ShardClosed {
+        /// The shard id.
+        shard_id: String,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// A reshard or mode change the stream's rules do not allow.
+    #[error("invalid reshard: {0}")]
+    InvalidReshard(String),
     /// The shard iterator is not one of ours, or was altered.
     #[error("invalid shard iterator")]
     InvalidIterator,

@@ -9,6 +9,7 @@ pub mod clock;
 mod error;
 pub mod hash;
 pub mod iterator;
+pub mod reshard;
 pub mod sequence;
 pub mod stream;
 
@@ -37,6 +38,12 @@ pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 pub const MIN_SEGMENT_BYTES: u64 = 11 * 1024 * 1024;
 /// On-demand streams an account may have in a region: 50, AWS's default quota.
 pub const DEFAULT_ON_DEMAND_STREAM_LIMIT: u32 = 50;
+/// Record positions of one request grouped by shard index, with the shard.
+type ShardGroups = BTreeMap<u32, (Arc<Shard>, Vec<usize>)>;
+
+/// How many times a PutRecords call routes records again after reshards closed their
+/// shards under it; each reshard needs one more, so this is never reached in practice.
+const MAX_ROUTING_ATTEMPTS: usize = 8;
 /// How often expired segments are deleted. Reads never return expired records whatever
 /// this is; it only bounds how long their disk space stays taken.
 pub const RETENTION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -250,7 +257,7 @@ impl Broker {
                     parent: sm.parent,
                     adjacent_parent: sm.adjacent_parent,
                     created_ms: sm.created_ms,
-                    closed: sm.closed,
+                    closed: RwLock::new(sm.closed),
                     log: Arc::new(log),
                 }));
             }
@@ -668,7 +675,7 @@ impl Broker {
                     parent: None,
                     adjacent_parent: None,
                     created_ms: now,
-                    closed: None,
+                    closed: RwLock::new(None),
                     log: Arc::new(log),
                 }));
             }
@@ -803,7 +810,8 @@ impl Broker {
     /// Appends records to the stream's shards: grouped by shard, one append per shard,
     /// then one wait for durability per shard. Results come back in request order.
     ///
-    /// A failed append fails only the records of that shard.
+    /// A failed append fails only the records of that shard. Records routed to a shard
+    /// that a concurrent reshard closed are routed again to its children.
     ///
     /// `not_before_ms` is the earliest arrival time the records may get (PutRecord's
     /// SequenceNumberForOrdering); 0 for none.
@@ -813,68 +821,22 @@ impl Broker {
         entries: &[PutEntry<'_>],
         not_before_ms: i64,
     ) -> Result<Vec<Result<Written>>> {
-        let routed: Vec<Arc<Shard>> = {
-            let st = stream.state();
-            // AWS answers writes to a stream that is not ACTIVE or UPDATING as if it did
-            // not exist (pinned by kinesalite's tests against AWS).
-            if !matches!(st.status, StreamStatus::Active | StreamStatus::Updating) {
-                return Err(Error::StreamNotFound {
-                    name: stream.key.name.clone(),
-                    account: stream.key.account.clone(),
-                });
-            }
-            let mut routed = Vec::with_capacity(entries.len());
-            for e in entries {
-                let shard = st.route(e.hash_key).ok_or_else(|| {
-                    Error::Catalog(format!(
-                        "stream {} has no open shard for a hash key",
-                        stream.key.name
-                    ))
-                })?;
-                routed.push(shard.clone());
-            }
-            routed
-        };
-        // Group record positions by shard index, keeping request order inside a group.
-        let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
-        for (pos, shard) in routed.iter().enumerate() {
-            groups
-                .entry(shard.index)
-                .or_insert_with(|| (shard.clone(), Vec::new()))
-                .1
-                .push(pos);
-        }
         let now = self.clock.now_ms().max(not_before_ms);
         let mut results: Vec<Option<Result<Written>>> = (0..entries.len()).map(|_| None).collect();
-        let mut pending = Vec::with_capacity(groups.len());
-        for (shard, positions) in groups.values() {
-            let records: Vec<storage::Record<'_>> = positions
-                .iter()
-                .map(|&p| storage::Record {
-                    partition_key: entries[p].partition_key,
-                    explicit_hash_key: entries[p].explicit_hash_key,
-                    data: entries[p].data,
-                })
-                .collect();
-            match shard.log.append(now.max(shard.created_ms), &records) {
-                Ok(appended) => {
-                    for (k, &p) in positions.iter().enumerate() {
-                        results[p] = Some(Ok(Written {
-                            shard_id: shard.id.clone(),
-                            sequence_number: shard.sequence_number(
-                                appended.arrival_ms,
-                                appended.first_offset + k as u64,
-                            ),
-                        }));
-                    }
-                    pending.push((shard.clone(), positions, appended.next_offset));
-                }
-                Err(e) => {
-                    tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
-                    let msg = e.to_string();
-                    for &p in positions.iter() {
-                        results[p] = Some(Err(Error::Catalog(msg.clone())));
-                    }
+        let mut pending = Vec::new();
+        let mut unrouted: Vec<usize> = (0..entries.len()).collect();
+        for _attempt in 0..MAX_ROUTING_ATTEMPTS {
+            if unrouted.is_empty() {
+                break;
+            }
+            let groups = self.route(stream, entries, &unrouted)?;
+            unrouted.clear();
+            for (shard, positions) in groups.into_values() {
+                match self.append_group(stream, &shard, entries, &positions, now, &mut results) {
+                    Some(Ok(next_offset)) => pending.push((shard, positions, next_offset)),
+                    Some(Err(())) => {}
+                    // Closed by a reshard since routing: route these again.
+                    None => unrouted.extend(positions),
                 }
             }
         }
@@ -889,8 +851,96 @@ impl Broker {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Catalog("record not routed".into()))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::Catalog(
+                        "record could not be routed to an open shard".into(),
+                    ))
+                })
+            })
             .collect())
+    }
+
+    /// Groups the records at `positions` by the open shard owning their hash key, keeping
+    /// request order inside a group.
+    fn route(
+        &self,
+        stream: &Stream,
+        entries: &[PutEntry<'_>],
+        positions: &[usize],
+    ) -> Result<ShardGroups> {
+        let st = stream.state();
+        // AWS answers writes to a stream that is not ACTIVE or UPDATING as if it did not
+        // exist (pinned by kinesalite's tests against AWS).
+        if !matches!(st.status, StreamStatus::Active | StreamStatus::Updating) {
+            return Err(Error::StreamNotFound {
+                name: stream.key.name.clone(),
+                account: stream.key.account.clone(),
+            });
+        }
+        let mut groups = ShardGroups::new();
+        for &p in positions {
+            let shard = st.route(entries[p].hash_key).ok_or_else(|| {
+                Error::Catalog(format!(
+                    "stream {} has no open shard for a hash key",
+                    stream.key.name
+                ))
+            })?;
+            groups
+                .entry(shard.index)
+                .or_insert_with(|| (shard.clone(), Vec::new()))
+                .1
+                .push(p);
+        }
+        Ok(groups)
+    }
+
+    /// Appends one shard's group under the shard's write gate. `None` when the shard was
+    /// closed meanwhile (nothing written); `Some(Err)` when the append failed (the
+    /// results say why); otherwise the offset to wait on for durability.
+    fn append_group(
+        &self,
+        stream: &Stream,
+        shard: &Arc<Shard>,
+        entries: &[PutEntry<'_>],
+        positions: &[usize],
+        now: i64,
+        results: &mut [Option<Result<Written>>],
+    ) -> Option<std::result::Result<u64, ()>> {
+        let gate = shard.closed.read().unwrap_or_else(|e| e.into_inner());
+        if gate.is_some() {
+            return None;
+        }
+        let records: Vec<storage::Record<'_>> = positions
+            .iter()
+            .map(|&p| storage::Record {
+                partition_key: entries[p].partition_key,
+                explicit_hash_key: entries[p].explicit_hash_key,
+                data: entries[p].data,
+            })
+            .collect();
+        let appended = shard.log.append(now.max(shard.created_ms), &records);
+        drop(gate);
+        match appended {
+            Ok(appended) => {
+                for (k, &p) in positions.iter().enumerate() {
+                    results[p] = Some(Ok(Written {
+                        shard_id: shard.id.clone(),
+                        sequence_number: shard
+                            .sequence_number(appended.arrival_ms, appended.first_offset + k as u64),
+                    }));
+                }
+                Some(Ok(appended.next_offset))
+            }
+            Err(e) => {
+                tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
+                let msg = e.to_string();
+                for &p in positions {
+                    results[p] = Some(Err(Error::Catalog(msg.clone())));
+                }
+                Some(Err(()))
+            }
+        }
     }
 
     /// The shard with this id, for GetShardIterator. A stream being created or deleted
@@ -924,7 +974,7 @@ impl Broker {
 
     /// The end of a shard for readers: its closing offset, or the log's end.
     fn shard_end(shard: &Shard) -> u64 {
-        match shard.closed {
+        match shard.closed() {
             Some(c) => c.end_offset,
             None => shard.log.bounds().next_offset,
         }
@@ -1012,7 +1062,7 @@ impl Broker {
                 .map(|t| (now - t).max(0))
                 .unwrap_or(0)
         };
-        let (next_iterator, child_shards) = if shard.closed.is_some() && caught_up {
+        let (next_iterator, child_shards) = if shard.closed().is_some() && caught_up {
             let children = stream
                 .state()
                 .shards

@@ -42,8 +42,11 @@ pub struct Shard {
     pub adjacent_parent: Option<u32>,
     /// Creation time (ms); the time part of its starting sequence number.
     pub created_ms: i64,
-    /// Set once the shard is closed.
-    pub closed: Option<ClosedShard>,
+    /// Set once the shard is closed. Also the write gate: an append holds the read lock
+    /// while it checks that the shard is open and writes, and closing takes the write lock,
+    /// so no record lands in a shard after its end offset was fixed. `std` lock: held for
+    /// a memcpy at most, never across `.await`.
+    pub closed: RwLock<Option<ClosedShard>>,
     /// The records. Appends go through the log's single writer; reads never block it.
     pub log: Arc<storage::Log>,
 }
@@ -91,7 +94,7 @@ impl Shard {
 
     /// The last sequence number of a closed shard.
     pub fn ending_sequence_number(&self) -> Option<String> {
-        self.closed.map(|c| {
+        self.closed().map(|c| {
             if c.end_offset == 0 {
                 // A shard closed before any record: end at its start.
                 self.starting_sequence_number()
@@ -101,9 +104,14 @@ impl Shard {
         })
     }
 
+    /// How the shard ended, once closed.
+    pub fn closed(&self) -> Option<ClosedShard> {
+        *self.closed.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// True while the shard takes writes.
     pub fn is_open(&self) -> bool {
-        self.closed.is_none()
+        self.closed().is_none()
     }
 
     fn meta(&self) -> ShardMeta {
@@ -113,7 +121,7 @@ impl Shard {
             parent: self.parent,
             adjacent_parent: self.adjacent_parent,
             created_ms: self.created_ms,
-            closed: self.closed,
+            closed: self.closed(),
         }
     }
 }
@@ -158,6 +166,15 @@ impl StreamState {
         let i = self.open.partition_point(|s| s.range.start <= hash_key);
         let shard = self.open.get(i.checked_sub(1)?)?;
         shard.range.contains(hash_key).then_some(shard)
+    }
+
+    /// The shards AWS still lists at `now_ms`: open ones, and closed ones until every
+    /// record they hold has outlived the retention period.
+    pub fn listed_shards(&self, now_ms: i64) -> impl Iterator<Item = &Arc<Shard>> {
+        let horizon = now_ms - self.retention_hours as i64 * 3_600_000;
+        self.shards
+            .iter()
+            .filter(move |s| s.closed().is_none_or(|c| c.closed_ms >= horizon))
     }
 
     /// The shard with this id, open or closed.

@@ -57,11 +57,12 @@ pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// Time allowed for a request's headers to arrive once hyper starts waiting for them, for
-/// HTTP/1.1. hyper also runs this clock while an idle keep-alive connection waits for its
-/// next request, so it is the idle timeout of HTTP/1.1 connections as well. SDK connection
-/// pools notice the close and reconnect (the Rust SDK pools idle connections for 90 s,
-/// botocore checks a pooled socket before reusing it).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/1.1: 60 s. hyper (1.x) also runs this clock while an idle keep-alive connection
+/// waits for its next request, so it is the idle timeout of HTTP/1.1 connections as well;
+/// hence a minute (an AWS load balancer's default idle timeout) rather than the few
+/// seconds a header alone would need. A client reusing a pooled connection just as it is
+/// closed sees a reset, which the SDKs retry; a longer timeout makes that rarer.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Longest gap allowed between two pieces of a request body. A client that stops sending
 /// mid-body loses its connection instead of holding a task forever.
