@@ -132,19 +132,7 @@ pub async fn respond<K: Kinesis>(
         );
     }
     if head.method != Method::POST {
-        return if headers.contains_key(header::AUTHORIZATION) {
-            Reply::xml(
-                StatusCode::FORBIDDEN,
-                "AccessDeniedException",
-                Some(ACCESS_DENIED_MESSAGE),
-            )
-        } else {
-            Reply::xml(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationTokenException",
-                Some("Missing Authentication Token"),
-            )
-        };
+        return not_routable(headers);
     }
 
     let content_type = ContentType::parse(header_str(header::CONTENT_TYPE.as_str()));
@@ -218,11 +206,6 @@ impl<'a> Target<'a> {
             service: non_empty(service),
             operation: non_empty(operation),
         }
-    }
-
-    /// Whether the target names both a service and an operation (known or not).
-    pub fn has_shape(&self) -> bool {
-        self.service.is_some() && self.operation.is_some()
     }
 
     /// The Kinesis operation named, if the service is Kinesis and the operation exists.
@@ -326,7 +309,6 @@ mod tests {
     #[test]
     fn target_parses_service_and_operation() {
         let t = Target::parse(Some("Kinesis_20131202.ListStreams"));
-        assert!(t.has_shape());
         assert_eq!(t.operation(), Operation::from_name("ListStreams"));
         assert!(t.operation().is_some());
     }
@@ -341,14 +323,16 @@ mod tests {
             Target::parse(Some("DynamoDB_20120810.ListStreams")).operation(),
             None
         );
-        assert!(Target::parse(Some("Kinesis_20131202.ListStream")).has_shape());
     }
 
     #[test]
-    fn target_without_dot_or_missing_has_no_shape() {
-        assert!(!Target::parse(Some("Kinesis_20131202")).has_shape());
-        assert!(!Target::parse(Some("Kinesis_20131202.")).has_shape());
-        assert!(!Target::parse(None).has_shape());
+    fn target_without_dot_or_missing_has_no_operation() {
+        assert_eq!(Target::parse(Some("Kinesis_20131202")).operation(), None);
+        assert_eq!(Target::parse(Some("Kinesis_20131202.")).operation(), None);
+        assert_eq!(
+            Target::parse(Some("Kinesis_20131202.ListStreams.x")).operation(),
+            None
+        );
         assert_eq!(Target::parse(None).operation(), None);
     }
 }
