@@ -37,8 +37,9 @@ use tracing::{Instrument, debug, error, info, warn};
 ///
 /// The largest valid Kinesis request is a `PutRecords` of 10 MiB of record data, which
 /// grows by a third once base64-encoded in JSON (≈13.4 MiB) plus partition keys and JSON
-/// syntax. Anything larger is answered with 413 `RequestEntityTooLargeException` without
-/// reading the rest. (kinesalite uses 7 MiB, from when records were 1 MiB per request.)
+/// syntax. Anything larger is answered with 413 `RequestEntityTooLargeException` as soon
+/// as it is known to be too large (at once when `Content-Length` says so); the rest is
+/// never buffered. (kinesalite uses 7 MiB, from when requests carried at most 5 MiB.)
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// How much of an oversized body is read and thrown away after the 413 is sent, so that the
@@ -80,7 +81,9 @@ pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// See [`HTTP2_KEEP_ALIVE_INTERVAL`].
 pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Concurrent requests per HTTP/2 connection (the value AWS front ends advertise).
+/// Concurrent requests per HTTP/2 connection, so one socket cannot hold an unbounded number
+/// of request tasks (hyper's default is 200). Enough for a consumer subscribed to every
+/// shard of a large stream over one connection (`SubscribeToShard` streams, a later issue).
 pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// After the shutdown signal, how long in-flight requests get to finish before their
@@ -312,7 +315,10 @@ async fn handle<K: Kinesis + 'static>(
     };
 
     // The request runs in its own task so that a panic in an operation becomes an
-    // `InternalFailure` for this request instead of a dropped connection.
+    // `InternalFailure` for this request instead of a dropped connection. A side effect,
+    // wanted: a client that hangs up (or a connection dropped after the shutdown grace
+    // period) does not cancel an operation half-way, e.g. between two shards' appends of a
+    // PutRecords.
     let body_len = body.len();
     let method = parts.method.clone();
     let task_ids = ids.clone();
