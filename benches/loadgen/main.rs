@@ -1,0 +1,2 @@
+//! kinesis-loadgen (work in progress).
+fn main() {}

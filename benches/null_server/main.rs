@@ -1,0 +1,2 @@
+//! null server (work in progress).
+fn main() {}
