@@ -5,6 +5,7 @@
 //! methods and turn [`Error`] into AWS errors.
 
 pub mod catalog;
+pub mod faults;
 pub mod clock;
 mod error;
 pub mod hash;
@@ -12,6 +13,7 @@ pub mod iterator;
 pub mod reshard;
 pub mod sequence;
 pub mod stream;
+pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
