@@ -174,13 +174,28 @@ def test_describe_stream_pages_shards(kinesis, make_stream):
 def test_list_shards_pages_with_next_token_and_exclusive_start(kinesis, make_stream):
     name = make_stream(5)
     ids = []
-    for p in kinesis.get_paginator("list_shards").paginate(StreamName=name, PaginationConfig={"PageSize": 2}):
-        assert len(p["Shards"]) <= 2
-        ids.extend(s["ShardId"] for s in p["Shards"])
+    out = kinesis.list_shards(StreamName=name, MaxResults=2)
+    for _ in range(10):
+        assert len(out["Shards"]) <= 2
+        ids.extend(s["ShardId"] for s in out["Shards"])
+        if "NextToken" not in out:
+            break
+        # AWS takes the NextToken alone: it names the stream.
+        out = kinesis.list_shards(NextToken=out["NextToken"], MaxResults=2)
     assert ids == [shard_id(i) for i in range(5)]
     out = kinesis.list_shards(StreamName=name, ExclusiveStartShardId=shard_id(2))
     assert [s["ShardId"] for s in out["Shards"]] == [shard_id(3), shard_id(4)]
     assert "NextToken" not in out
+
+
+def test_boto3_list_shards_paginator_fails_on_page_two_as_against_aws(kinesis, make_stream):
+    """botocore's ListShards paginator resends StreamName with NextToken, which AWS rejects
+    (boto/botocore#2009); the broker must answer the same way, not paper over it."""
+    name = make_stream(3)
+    pages = kinesis.get_paginator("list_shards").paginate(StreamName=name, PaginationConfig={"PageSize": 2})
+    with pytest.raises(ClientError) as e:
+        list(pages)
+    assert_error(e, "InvalidArgumentException", "NextToken and StreamName cannot be provided together.")
 
 
 def test_list_shards_next_token_with_stream_name_is_invalid(kinesis, make_stream):

@@ -396,7 +396,7 @@ async fn list_shards_pages_with_max_results_and_next_token_and_skips_exclusive_s
 }
 
 #[tokio::test]
-async fn list_shards_with_both_next_token_and_stream_name_is_invalid_argument() {
+async fn list_shards_next_token_cannot_be_combined_with_stream_or_start_shard() {
     let (client, _h, _d) = start_server().await;
     create_stream(&client, "tok", 3).await;
     let page = client
@@ -414,12 +414,41 @@ async fn list_shards_with_both_next_token_and_stream_name_is_invalid_argument() 
         client
             .list_shards()
             .stream_name("tok")
-            .next_token(token)
+            .next_token(&token)
             .send()
             .await,
         "InvalidArgumentException",
         "NextToken and StreamName cannot be provided together.",
     );
+    assert_error(
+        client
+            .list_shards()
+            .stream_arn(stream_arn("tok"))
+            .next_token(&token)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "NextToken and StreamARN cannot be provided together.",
+    );
+    assert_error(
+        client
+            .list_shards()
+            .exclusive_start_shard_id("shardId-000000000000")
+            .next_token(&token)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "NextToken and ExclusiveStartShardId cannot be provided together.",
+    );
+    // The token alone continues the listing.
+    let next = client
+        .list_shards()
+        .next_token(&token)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = next.shards().iter().map(|s| s.shard_id()).collect();
+    assert_eq!(ids, vec!["shardId-000000000001", "shardId-000000000002"]);
 }
 
 #[tokio::test]
