@@ -4,18 +4,22 @@
 //! the AWS Kinesis service model (`../shared/aws-model/kinesis/service-2.json` relative to
 //! the workspace root by default). With `--check` it writes nothing and exits with status 1
 //! when the committed files differ from what it would generate (CI runs this).
+//! `codegen` also writes (or, with `--check`, checks) the validation test table
+//! `tests/data/validation_table.json`; `validation-table [--check] [MODEL]` does only that.
 
 mod codegen;
+mod validation_table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo run -p xtask -- codegen [--check] [MODEL_PATH]";
+const USAGE: &str = "usage: cargo run -p xtask -- codegen|validation-table [--check] [MODEL_PATH]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("codegen") => {
+        Some(cmd @ ("codegen" | "validation-table")) => {
+            let cmd = cmd.to_string();
             let mut check = false;
             let mut model = None;
             for arg in args {
@@ -38,7 +42,16 @@ fn main() -> ExitCode {
             }
             let root = workspace_root();
             let model = model.unwrap_or_else(|| root.join(codegen::DEFAULT_MODEL));
-            codegen::run(&root, &model, check)
+            let table = validation_table::run(&root, &model, check);
+            if cmd == "validation-table" {
+                return table;
+            }
+            let generated = codegen::run(&root, &model, check);
+            if generated == ExitCode::SUCCESS {
+                table
+            } else {
+                generated
+            }
         }
         _ => {
             eprintln!("{USAGE}");

@@ -11,7 +11,7 @@
 
 mod errors;
 mod ir;
-mod model;
+pub mod model;
 mod operation;
 mod patches;
 mod tests;
