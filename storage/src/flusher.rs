@@ -141,6 +141,12 @@ impl FlushShared {
         s.dir_dirty |= created_file;
     }
 
+    /// Retention deleted the segment based at `base`: drop the pending fsync of it, so its
+    /// disk space is released as soon as readers let go of it.
+    pub(crate) fn forget(&self, base: u64) {
+        self.lock().sealed_pending.retain(|s| s.base != base);
+    }
+
     /// Err if an earlier flush failed.
     pub(crate) fn check_failed(&self) -> Result<()> {
         Self::failed_err(&self.lock())
@@ -195,6 +201,12 @@ impl FlushShared {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Every offset below this is durable.
+    #[cfg(test)]
+    pub(crate) fn durable_for_tests(&self) -> u64 {
+        self.lock().durable
     }
 
     /// Asks the flusher thread to do a last flush and exit.

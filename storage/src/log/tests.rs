@@ -1,0 +1,1102 @@
+//! Tests of the log, each named after the failure it catches.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::*;
+use crate::segment::fault;
+use crate::{Durability, block_on};
+
+/// Options with tiny sizes so rolls and index boundaries happen after a few records.
+fn opts(segment_bytes: u64, index_interval_bytes: u32) -> LogOptions {
+    LogOptions {
+        segment_bytes,
+        index_interval_bytes,
+        ..LogOptions::default()
+    }
+}
+
+fn page_cache(mut o: LogOptions) -> LogOptions {
+    o.durability = Durability::PageCache {
+        interval: Duration::from_millis(20),
+    };
+    o
+}
+
+/// Deterministic payload of the record at `offset`, so any record can be checked on its own.
+fn payload(offset: u64) -> Vec<u8> {
+    let len = (offset * 7 % 50) as usize;
+    (0..len).map(|i| (offset as usize + i) as u8).collect()
+}
+
+fn pk(offset: u64) -> Vec<u8> {
+    format!("k{offset}").into_bytes()
+}
+
+/// Appends `n` records (one per batch) with arrival `t0 + offset`.
+fn fill(log: &Log, n: u64, t0: i64) {
+    for _ in 0..n {
+        let o = log.bounds().next_offset;
+        let (k, d) = (pk(o), payload(o));
+        let a = log
+            .append(
+                t0 + o as i64,
+                &[Record {
+                    partition_key: &k,
+                    explicit_hash_key: None,
+                    data: &d,
+                }],
+            )
+            .unwrap();
+        assert_eq!(a.first_offset, o);
+    }
+}
+
+/// Reads everything from `from` and checks every record against `payload`/`pk`.
+fn read_all(log: &Log, from: u64) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut at = from;
+    loop {
+        let b = log.read(at, 7, 300)?;
+        if b.is_empty() {
+            return Ok(out);
+        }
+        for r in b.iter() {
+            let r = r?;
+            assert_eq!(r.data, payload(r.offset), "data of {}", r.offset);
+            assert_eq!(r.partition_key, pk(r.offset), "key of {}", r.offset);
+            if let Some(&last) = out.last() {
+                assert_eq!(r.offset, last + 1, "records out of order");
+            }
+            out.push(r.offset);
+        }
+        at = b.next_offset();
+    }
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn frame_size(offset: u64) -> u64 {
+    (frame::FRAME_HEADER_BYTES + pk(offset).len() + payload(offset).len()) as u64
+}
+
+/// Position of the frame of `offset` in the segment starting at `base`.
+fn position_of(base: u64, offset: u64) -> u64 {
+    SEGMENT_HEADER_BYTES as u64 + (base..offset).map(frame_size).sum::<u64>()
+}
+
+#[test]
+fn fresh_log_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("new/sub"), opts(4096, 64)).unwrap();
+    assert_eq!(
+        log.bounds(),
+        Bounds {
+            first_offset: 0,
+            next_offset: 0,
+            first_arrival_ms: None,
+            last_arrival_ms: None
+        }
+    );
+    assert!(log.read(0, 10, 100).unwrap().is_empty());
+    assert_eq!(log.offset_at_time(0).unwrap(), 0);
+    assert_eq!(
+        segment_files(&dir.path().join("new/sub")),
+        ["00000000000000000000.log"]
+    );
+}
+
+#[test]
+fn invalid_options_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Log::open(dir.path(), opts(10, 64)),
+        Err(Error::InvalidOptions(_))
+    ));
+    assert!(matches!(
+        Log::open(dir.path(), opts(1 << 40, 64)),
+        Err(Error::InvalidOptions(_))
+    ));
+    assert!(matches!(
+        Log::open(dir.path(), opts(4096, 0)),
+        Err(Error::InvalidOptions(_))
+    ));
+}
+
+#[test]
+fn reopen_loses_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    fill(&log, 60, 1000);
+    assert!(
+        segment_files(dir.path()).len() > 3,
+        "test needs several segments"
+    );
+    drop(log);
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    assert_eq!(log.bounds().next_offset, 60);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..60).collect::<Vec<_>>());
+    fill(&log, 5, 1000);
+    assert_eq!(read_all(&log, 58).unwrap(), (58..65).collect::<Vec<_>>());
+}
+
+#[test]
+fn open_reads_sealed_segments() {
+    // Open time must not grow with the data stored: sealed segments are loaded lazily.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    fill(&log, 60, 1000);
+    drop(log);
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    let segs = read_lock(&log.shared.segments);
+    assert!(segs.len() > 3);
+    let loaded = segs.iter().filter(|s| s.seg.get().is_some()).count();
+    assert_eq!(loaded, 1, "only the newest segment may be read at open");
+}
+
+#[test]
+fn recover_keeps_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1 << 20, 64)).unwrap();
+    fill(&log, 10, 1000);
+    drop(log);
+    // Tear the last frame: keep its first half, zero the rest (as a crash mid-memcpy would).
+    let path = dir.path().join("00000000000000000000.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let p9 = position_of(0, 9) as usize;
+    let half = p9 + frame_size(9) as usize / 2;
+    bytes[half..p9 + frame_size(9) as usize].fill(0);
+    fs::write(&path, &bytes).unwrap();
+
+    let log = Log::open(dir.path(), opts(1 << 20, 64)).unwrap();
+    assert_eq!(log.bounds().next_offset, 9);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..9).collect::<Vec<_>>());
+    // Appending after the cut works, and the cut bytes never come back.
+    fill(&log, 3, 1000);
+    drop(log);
+    let log = Log::open(dir.path(), opts(1 << 20, 64)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn recover_continues_past_bad_crc_at_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    // Huge index interval: only entry 0, so the scan covers the whole tail.
+    let log = Log::open(dir.path(), opts(1 << 20, 1 << 30)).unwrap();
+    fill(&log, 10, 1000);
+    drop(log);
+    let path = dir.path().join("00000000000000000000.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let p6 = position_of(0, 6) as usize;
+    bytes[p6 + 20] ^= 0xFF; // inside the CRC-covered body of record 6
+    fs::write(&path, &bytes).unwrap();
+    let log = Log::open(dir.path(), opts(1 << 20, 1 << 30)).unwrap();
+    assert_eq!(
+        log.bounds().next_offset,
+        6,
+        "records 6.. follow a bad CRC and must be cut"
+    );
+    assert_eq!(read_all(&log, 0).unwrap(), (0..6).collect::<Vec<_>>());
+    // The file is still preallocated to its full size and zero after the cut.
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 1 << 20);
+    assert!(
+        bytes[p6..].iter().all(|&b| b == 0),
+        "stale bytes after the cut"
+    );
+}
+
+#[test]
+fn recover_accepts_bad_length_at_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(4096, 1 << 30)).unwrap();
+    fill(&log, 5, 1000);
+    drop(log);
+    let path = dir.path().join("00000000000000000000.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let p3 = position_of(0, 3) as usize;
+    bytes[p3..p3 + 4].copy_from_slice(&100_000u32.to_le_bytes()); // runs past the segment
+    fs::write(&path, &bytes).unwrap();
+    let log = Log::open(dir.path(), opts(4096, 1 << 30)).unwrap();
+    assert_eq!(log.bounds().next_offset, 3);
+}
+
+#[test]
+fn read_returns_bad_crc_in_sealed_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 1 << 30)).unwrap();
+    fill(&log, 60, 1000);
+    drop(log);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3);
+    let (base, _) = segment::parse_file_name(&files[1]).unwrap();
+    let bad = base + 2;
+    let path = dir.path().join(&files[1]);
+    let mut bytes = fs::read(&path).unwrap();
+    let pos = position_of(base, bad);
+    bytes[pos as usize + 12] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+
+    // Opening does not notice (it does not read sealed segments) and must not truncate.
+    let log = Log::open(dir.path(), opts(1024, 1 << 30)).unwrap();
+    assert_eq!(log.bounds().next_offset, 60);
+    // Records before the damage come back; the read that starts at it fails with its location.
+    let b = log.read(base, 100, 1 << 20).unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.next_offset(), bad);
+    match log.read(bad, 100, 1 << 20) {
+        Err(Error::Corrupt {
+            path: p,
+            position,
+            reason,
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(position, pos);
+            assert!(reason.contains("CRC"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let msg = log.read(bad, 1, 1).unwrap_err().to_string();
+    assert!(
+        msg.contains(&files[1]) && msg.contains(&pos.to_string()),
+        "{msg}"
+    );
+    // Later segments stay readable.
+    let next_base = segment::parse_file_name(&files[2]).unwrap().0;
+    assert_eq!(
+        read_all(&log, next_base).unwrap(),
+        (next_base..60).collect::<Vec<_>>()
+    );
+    // And the damage was not "repaired" by cutting the file.
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn missing_index_breaks_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(2048, 100);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    fill(&log, 80, 1000);
+    drop(log);
+    for e in fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "idx") {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    let log = Log::open(dir.path(), o).unwrap();
+    assert_eq!(log.bounds().next_offset, 80);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..80).collect::<Vec<_>>());
+    for t in [0, 1000, 1033, 1079, 1080, 5000] {
+        let expected = (t - 1000).clamp(0, 80) as u64;
+        assert_eq!(log.offset_at_time(t).unwrap(), expected, "t={t}");
+    }
+    assert_eq!(log.bounds().first_arrival_ms, Some(1000));
+    // Rebuilt indexes were written back.
+    let idx = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "idx")
+        })
+        .count();
+    assert_eq!(idx, segment_files(dir.path()).len());
+}
+
+#[test]
+fn corrupt_index_breaks_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(2048, 100);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    fill(&log, 80, 1000);
+    drop(log);
+    let mut n = 0u8;
+    for e in fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "idx") {
+            let mut b = fs::read(&p).unwrap();
+            n = n.wrapping_add(1);
+            match n % 3 {
+                0 => b.iter_mut().skip(20).step_by(7).for_each(|x| *x ^= 0x5A), // garbage entries
+                1 => b.truncate(b.len().saturating_sub(7)),                     // torn
+                _ => b[0] = b'X',                                               // bad header
+            }
+            fs::write(&p, &b).unwrap();
+        }
+    }
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..80).collect::<Vec<_>>());
+    for start in 0..80 {
+        assert_eq!(
+            log.read(start, 1, 1)
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap()
+                .unwrap()
+                .offset,
+            start
+        );
+        assert_eq!(log.offset_at_time(1000 + start as i64).unwrap(), start);
+    }
+    // An index whose entries are well-formed but point to the wrong frames is not trusted.
+    drop(log);
+    let newest = segment_files(dir.path()).pop().unwrap();
+    let (base, _) = segment::parse_file_name(&newest).unwrap();
+    let idx_path = dir.path().join(segment::file_name(base, FileKind::Index));
+    let lying = [
+        IndexEntry {
+            offset: base,
+            arrival_ms: 0,
+            position: SEGMENT_HEADER_BYTES as u32,
+        },
+        IndexEntry {
+            offset: base + 1,
+            arrival_ms: 1,
+            position: 40,
+        },
+    ];
+    index::write_whole(&idx_path, base, &lying).unwrap();
+    let log = Log::open(dir.path(), o).unwrap();
+    assert_eq!(log.bounds().next_offset, 80);
+    assert_eq!(
+        read_all(&log, base).unwrap(),
+        (base..80).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn empty_segment_breaks_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(1024, 64);
+    drop(Log::open(dir.path(), o.clone()).unwrap());
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    assert_eq!(log.bounds().next_offset, 0);
+    fill(&log, 20, 1000);
+    // Retention of everything leaves one empty active segment after the data.
+    assert!(log.drop_older_than(5000).unwrap() > 0);
+    let b = log.bounds();
+    assert_eq!(
+        (
+            b.first_offset,
+            b.next_offset,
+            b.first_arrival_ms,
+            b.last_arrival_ms
+        ),
+        (20, 20, None, None)
+    );
+    drop(log);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    assert_eq!(log.bounds().first_offset, 20);
+    assert!(log.read(0, 10, 10).unwrap().is_empty());
+    // The monotonic clock survives an empty newest segment (it came from the older one)... here
+    // all older ones are gone, so any time is accepted.
+    let a = log
+        .append(
+            10,
+            &[Record {
+                partition_key: b"k20",
+                explicit_hash_key: None,
+                data: &payload(20),
+            }],
+        )
+        .unwrap();
+    assert_eq!(a.first_offset, 20);
+    drop(log);
+
+    // A newest segment whose creation was interrupted (all zeros, no header) is an empty segment.
+    let dir2 = tempfile::tempdir().unwrap();
+    let log = Log::open(dir2.path(), o.clone()).unwrap();
+    fill(&log, 20, 1000);
+    drop(log);
+    let files = segment_files(dir2.path());
+    let last = files.last().unwrap();
+    let (base, _) = segment::parse_file_name(last).unwrap();
+    let next_name = segment::file_name(20, FileKind::Log);
+    if base != 20 {
+        fs::write(dir2.path().join(&next_name), [0u8; 1024]).unwrap();
+    } else {
+        fs::write(dir2.path().join(last), [0u8; 1024]).unwrap();
+    }
+    let log = Log::open(dir2.path(), o).unwrap();
+    assert_eq!(log.bounds().next_offset, 20);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..20).collect::<Vec<_>>());
+    // Clock continuity across the empty newest segment: arrival stays >= the last one (1019).
+    let a = log
+        .append(
+            0,
+            &[Record {
+                partition_key: b"k20",
+                explicit_hash_key: None,
+                data: &payload(20),
+            }],
+        )
+        .unwrap();
+    assert_eq!(a.arrival_ms, 1019);
+}
+
+#[test]
+fn zero_filled_preallocated_tail_is_read_as_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(64 * 1024, 128);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    fill(&log, 30, 1000);
+    drop(log);
+    let path = dir.path().join("00000000000000000000.log");
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(
+        bytes.len(),
+        64 * 1024,
+        "active segment must stay preallocated"
+    );
+    let end = position_of(0, 30) as usize;
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    let log = Log::open(dir.path(), o).unwrap();
+    assert_eq!(log.bounds().next_offset, 30);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..30).collect::<Vec<_>>());
+}
+
+#[test]
+fn append_exactly_fills_segment_rolls_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = SEGMENT_HEADER_BYTES as u64 + (0..3).map(frame_size).sum::<u64>();
+    let log = Log::open(dir.path(), opts(size, 64)).unwrap();
+    fill(&log, 3, 1000);
+    assert_eq!(
+        segment_files(dir.path()),
+        ["00000000000000000000.log"],
+        "a record that fits exactly must not roll"
+    );
+    fill(&log, 1, 1000);
+    assert_eq!(
+        segment_files(dir.path()),
+        ["00000000000000000000.log", "00000000000000000003.log"]
+    );
+    // The sealed segment is trimmed to exactly its records.
+    assert_eq!(
+        fs::metadata(dir.path().join("00000000000000000000.log"))
+            .unwrap()
+            .len(),
+        size
+    );
+    assert_eq!(read_all(&log, 0).unwrap(), (0..4).collect::<Vec<_>>());
+
+    // One byte less: the third record goes to a new segment.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(size - 1, 64)).unwrap();
+    fill(&log, 3, 1000);
+    assert_eq!(
+        segment_files(dir.path()),
+        ["00000000000000000000.log", "00000000000000000002.log"]
+    );
+    drop(log);
+    let log = Log::open(dir.path(), opts(size - 1, 64)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..3).collect::<Vec<_>>());
+}
+
+#[test]
+fn batch_bigger_than_segment_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(400, 64)).unwrap();
+    let data: Vec<Vec<u8>> = (0..40).map(payload).collect();
+    let keys: Vec<Vec<u8>> = (0..40).map(pk).collect();
+    let recs: Vec<Record<'_>> = (0..40)
+        .map(|i| Record {
+            partition_key: &keys[i],
+            explicit_hash_key: None,
+            data: &data[i],
+        })
+        .collect();
+    let a = log.append(5, &recs).unwrap();
+    assert_eq!((a.first_offset, a.next_offset), (0, 40));
+    assert!(segment_files(dir.path()).len() > 3);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..40).collect::<Vec<_>>());
+    // A batch that does not fit the rest of the segment but fits an empty one starts a new one.
+    let before = segment_files(dir.path()).len();
+    let keys: Vec<Vec<u8>> = (40..43).map(pk).collect();
+    let data: Vec<Vec<u8>> = (40..43).map(payload).collect();
+    let recs: Vec<Record<'_>> = (0..3)
+        .map(|i| Record {
+            partition_key: &keys[i],
+            explicit_hash_key: None,
+            data: &data[i],
+        })
+        .collect();
+    let a = log.append(6, &recs).unwrap();
+    let after = segment_files(dir.path());
+    assert!(after.len() <= before + 1);
+    assert_eq!(
+        read_all(&log, a.first_offset).unwrap(),
+        (40..43).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn record_too_large_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(128, 64)).unwrap();
+    let big = vec![0u8; 100];
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: &big,
+    };
+    assert!(matches!(
+        log.append(0, &[r]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    let key = vec![0u8; 70_000];
+    let r = Record {
+        partition_key: &key,
+        explicit_hash_key: None,
+        data: b"",
+    };
+    assert!(matches!(
+        log.append(0, &[r]),
+        Err(Error::FieldTooLong {
+            field: "partition_key",
+            ..
+        })
+    ));
+    assert_eq!(log.bounds().next_offset, 0);
+}
+
+#[test]
+fn disk_full_on_preallocation_is_not_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    // Opening a fresh log: no space for the first segment.
+    fault::inject_no_space(1);
+    match Log::open(dir.path().join("a"), opts(1024, 64)) {
+        Err(Error::NoSpace { path, bytes }) => {
+            assert_eq!(bytes, 1024);
+            assert!(path.ends_with("00000000000000000000.log"));
+            assert!(!path.exists(), "the failed segment file must be removed");
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    // A roll that cannot preallocate: the append fails cleanly and nothing changes.
+    let log = Log::open(dir.path().join("b"), opts(1024, 64)).unwrap();
+    fill(&log, 30, 1000);
+    let before = log.bounds();
+    let files = segment_files(&dir.path().join("b"));
+    let big = vec![1u8; 900];
+    fault::inject_no_space(1);
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: &big,
+    };
+    assert!(matches!(log.append(2000, &[r]), Err(Error::NoSpace { .. })));
+    assert_eq!(log.bounds(), before);
+    assert_eq!(segment_files(&dir.path().join("b")), files);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..30).collect::<Vec<_>>());
+    // Once space is back, appends continue.
+    fill(&log, 1, 1000);
+    assert_eq!(log.bounds().next_offset, 31);
+    drop(log);
+    let log = Log::open(dir.path().join("b"), opts(1024, 64)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..31).collect::<Vec<_>>());
+}
+
+/// The same on a real full file system: a 1 MiB tmpfs (needs root; skipped otherwise).
+#[test]
+fn disk_full_on_tmpfs_raises_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "skipping: cannot mount a tmpfs (not root?); the fault-injection test covers this"
+        );
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    let o = page_cache(opts(400 * 1024, 4096));
+    let log = Log::open(&mnt, o.clone()).unwrap();
+    let data = vec![7u8; 1000];
+    let mut result = Ok(());
+    let mut appended = 0u64;
+    for _ in 0..5000 {
+        match log.append(
+            1,
+            &[Record {
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: &data,
+            }],
+        ) {
+            Ok(a) => appended = a.next_offset,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    match result {
+        Err(Error::NoSpace { bytes, .. }) => assert_eq!(bytes, 400 * 1024),
+        other => panic!("expected NoSpace, got {other:?} after {appended} records"),
+    }
+    // Everything appended before the failure is intact, and the log still works for reads.
+    let mut n = 0;
+    let mut at = 0;
+    loop {
+        let b = log.read(at, 1000, usize::MAX).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        for r in b.iter() {
+            assert_eq!(r.unwrap().data, &data[..]);
+            n += 1;
+        }
+        at = b.next_offset();
+    }
+    assert_eq!(n, appended);
+    // Freeing space (retention) makes appends possible again.
+    assert!(log.drop_older_than(2).unwrap() >= 1);
+    log.append(
+        3,
+        &[Record {
+            partition_key: b"k",
+            explicit_hash_key: None,
+            data: &data,
+        }],
+    )
+    .unwrap();
+    drop(log);
+}
+
+#[test]
+fn offset_at_time_misses_with_backward_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(512, 50)).unwrap();
+    let mut expected_arrivals = Vec::new();
+    let mut last = i64::MIN;
+    for (i, t) in [100i64, 100, 90, 150, 120, 200, 200, 199, 300, 10, 400]
+        .iter()
+        .enumerate()
+    {
+        let d = payload(i as u64);
+        let k = pk(i as u64);
+        let a = log
+            .append(
+                *t,
+                &[Record {
+                    partition_key: &k,
+                    explicit_hash_key: None,
+                    data: &d,
+                }],
+            )
+            .unwrap();
+        last = last.max(*t);
+        assert_eq!(a.arrival_ms, last);
+        expected_arrivals.push(last);
+    }
+    for t in [0, 99, 100, 101, 150, 151, 200, 201, 300, 301, 400, 401] {
+        let want = expected_arrivals
+            .iter()
+            .position(|&a| a >= t)
+            .unwrap_or(expected_arrivals.len()) as u64;
+        assert_eq!(log.offset_at_time(t).unwrap(), want, "t={t}");
+    }
+    let b = log.read(0, 100, usize::MAX).unwrap();
+    let got: Vec<i64> = b.iter().map(|r| r.unwrap().arrival_ms).collect();
+    assert_eq!(got, expected_arrivals);
+}
+
+#[test]
+fn read_limits_return_nothing_for_big_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1 << 20, 64)).unwrap();
+    let big = vec![9u8; 5000];
+    log.append(
+        1,
+        &[Record {
+            partition_key: b"a",
+            explicit_hash_key: Some(b"123"),
+            data: &big,
+        }],
+    )
+    .unwrap();
+    log.append(
+        2,
+        &[Record {
+            partition_key: b"b",
+            explicit_hash_key: None,
+            data: b"xy",
+        }; 3],
+    )
+    .unwrap();
+    let b = log.read(0, 10, 10).unwrap();
+    assert_eq!(
+        b.len(),
+        1,
+        "at least one record even if larger than max_bytes"
+    );
+    let r = b.iter().next().unwrap().unwrap();
+    assert_eq!(
+        (r.offset, r.explicit_hash_key, r.data.len()),
+        (0, Some(&b"123"[..]), 5000)
+    );
+    assert_eq!(b.next_offset(), 1);
+    let b = log.read(1, 10, 6).unwrap();
+    assert_eq!(b.len(), 2); // 3 bytes each (key + data)
+    let b = log.read(1, 2, usize::MAX).unwrap();
+    assert_eq!((b.len(), b.next_offset()), (2, 3));
+    assert!(log.read(1, 0, usize::MAX).unwrap().is_empty());
+    let b = log.read(4, 10, 100).unwrap();
+    assert!(b.is_empty());
+    assert_eq!(b.next_offset(), 4);
+    assert!(log.read(99, 10, 100).unwrap().is_empty());
+}
+
+#[test]
+fn retention_deletes_segment_with_live_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(600, 64)).unwrap();
+    fill(&log, 100, 1000); // arrival 1000 + offset
+    let files = segment_files(dir.path());
+    assert!(files.len() > 5);
+    // Keep everything from offset 50 on: the segment holding 50 must survive even if it
+    // starts earlier.
+    let n = log.drop_older_than(1050).unwrap();
+    assert!(n > 0);
+    let b = log.bounds();
+    assert!(b.first_offset <= 50, "record 50 (arrival 1050) was deleted");
+    assert_eq!(segment_files(dir.path()).len(), files.len() - n);
+    // Everything deleted was older than the cut.
+    assert!(
+        b.first_offset >= 45,
+        "retention kept too much: first {}",
+        b.first_offset
+    );
+    assert_eq!(b.first_arrival_ms, Some(1000 + b.first_offset as i64));
+    // Reads below the first offset start at it.
+    let r = log.read(0, 1, 1).unwrap();
+    assert_eq!(r.iter().next().unwrap().unwrap().offset, b.first_offset);
+    assert_eq!(log.offset_at_time(0).unwrap(), b.first_offset);
+    // Idempotent.
+    assert_eq!(log.drop_older_than(1050).unwrap(), 0);
+    drop(log);
+    let log = Log::open(dir.path(), opts(600, 64)).unwrap();
+    assert_eq!(log.bounds(), b);
+    // No stray index files.
+    let idx = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "idx")
+        })
+        .count();
+    assert_eq!(idx, segment_files(dir.path()).len());
+}
+
+#[test]
+fn sealed_log_accepts_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
+    fill(&log, 30, 1000);
+    let before = log.bounds();
+    log.seal().unwrap();
+    log.seal().unwrap(); // idempotent
+    assert!(log.is_sealed());
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: b"",
+    };
+    assert!(matches!(log.append(5000, &[r]), Err(Error::Sealed)));
+    // wait_durable after seal resolves, even for offsets that will never exist.
+    block_on(log.wait_durable(30)).unwrap();
+    block_on(log.wait_durable(1000)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..30).collect::<Vec<_>>());
+    // The newest segment is trimmed.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let (base, _) = segment::parse_file_name(&last).unwrap();
+    assert_eq!(
+        fs::metadata(dir.path().join(&last)).unwrap().len(),
+        position_of(base, 30)
+    );
+    drop(log);
+    let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
+    assert!(log.is_sealed(), "seal must persist across reopen");
+    assert!(matches!(log.append(5000, &[r]), Err(Error::Sealed)));
+    assert_eq!(log.bounds(), before);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..30).collect::<Vec<_>>());
+    assert_eq!(
+        fs::metadata(dir.path().join(&last)).unwrap().len(),
+        position_of(base, 30)
+    );
+    // Retention still works on a sealed log (the newest segment stays).
+    assert!(log.drop_older_than(i64::MAX).unwrap() > 0);
+    assert_eq!(segment_files(dir.path()), [last]);
+}
+
+#[test]
+fn delete_leaves_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("log");
+    let log = Log::open(&p, opts(1024, 64)).unwrap();
+    fill(&log, 30, 1000);
+    log.delete().unwrap();
+    assert!(!p.exists());
+}
+
+#[test]
+fn max_segment_age_never_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(1 << 20, 64);
+    o.max_segment_age = Duration::from_millis(100);
+    let log = Log::open(dir.path(), o).unwrap();
+    for t in [0i64, 50, 99] {
+        log.append(
+            t,
+            &[Record {
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: b"",
+            }],
+        )
+        .unwrap();
+    }
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    log.append(
+        100,
+        &[Record {
+            partition_key: b"k",
+            explicit_hash_key: None,
+            data: b"",
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        segment_files(dir.path()),
+        ["00000000000000000000.log", "00000000000000000003.log"]
+    );
+}
+
+#[test]
+fn wait_durable_hangs_in_flush_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path(), opts(4096, 64)).unwrap());
+    // Many appenders, each waiting for its own batch; all must resolve.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let a = log
+                        .append(
+                            1,
+                            &[Record {
+                                partition_key: b"k",
+                                explicit_hash_key: None,
+                                data: &[3u8; 100],
+                            }],
+                        )
+                        .unwrap();
+                    block_on(log.wait_durable(a.next_offset)).unwrap();
+                    let s = log.shared.flush.durable_for_tests();
+                    assert!(
+                        s >= a.next_offset,
+                        "resolved before durable: {s} < {}",
+                        a.next_offset
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(log.bounds().next_offset, 400);
+    // A dropped, never-polled future and a future dropped while pending do not wedge anything.
+    drop(log.wait_durable(400));
+    log.sync().unwrap();
+}
+
+#[test]
+fn page_cache_mode_never_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), page_cache(opts(4096, 64))).unwrap();
+    let a = log
+        .append(
+            1,
+            &[Record {
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: b"x",
+            }],
+        )
+        .unwrap();
+    block_on(log.wait_durable(a.next_offset)).unwrap(); // immediate
+    // The background flush catches up without anybody asking.
+    let mut ok = false;
+    for _ in 0..500 {
+        if log.shared.flush.durable_for_tests() >= 1 {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ok, "background flush never ran");
+    log.sync().unwrap();
+}
+
+/// Readers racing a writer (across rolls) must never see a partial, corrupt or out-of-order
+/// record, nor a gap.
+#[test]
+fn readers_see_partial_records_while_writer_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path(), page_cache(opts(8192, 200))).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    const TOTAL: u64 = 20_000;
+    let readers: Vec<_> = (0..3)
+        .map(|k| {
+            let log = log.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut at = 0u64;
+                let mut seen = 0u64;
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ k;
+                while !stop.load(Ordering::Relaxed) || at < TOTAL {
+                    let b = log
+                        .read(at, 1 + (seed % 64) as usize, 1 + (seed % 4000) as usize)
+                        .unwrap();
+                    let mut expect = at;
+                    for r in b.iter() {
+                        let r = r.unwrap();
+                        assert_eq!(r.offset, expect, "gap or reorder");
+                        assert_eq!(
+                            r.data,
+                            payload(r.offset),
+                            "partial or wrong data at {}",
+                            r.offset
+                        );
+                        assert_eq!(r.partition_key, pk(r.offset));
+                        expect += 1;
+                        seen += 1;
+                    }
+                    assert_eq!(b.next_offset(), expect);
+                    at = expect;
+                    // Occasionally jump back to a random earlier offset (seek path).
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed.is_multiple_of(17) && at > 0 && !stop.load(Ordering::Relaxed) {
+                        at -= seed % at.min(500);
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut next = 0u64;
+    while next < TOTAL {
+        let n = 1 + next % 13;
+        let keys: Vec<Vec<u8>> = (next..next + n).map(pk).collect();
+        let data: Vec<Vec<u8>> = (next..next + n).map(payload).collect();
+        let recs: Vec<Record<'_>> = (0..n as usize)
+            .map(|i| Record {
+                partition_key: &keys[i],
+                explicit_hash_key: None,
+                data: &data[i],
+            })
+            .collect();
+        next = log.append(next as i64, &recs).unwrap().next_offset;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() >= TOTAL);
+    }
+    assert!(
+        segment_files(dir.path()).len() > 10,
+        "the race must cross segment rolls"
+    );
+}
+
+#[test]
+#[should_panic(expected = "write past the end")]
+fn write_slice_past_capacity_corrupts_memory() {
+    // The bound check in Segment::write_slice is what keeps the writer inside the map.
+    let dir = tempfile::tempdir().unwrap();
+    let seg = Segment::create(dir.path(), 0, 128).unwrap();
+    // SAFETY: the segment is not shared; the call is expected to panic on the bound check
+    // before any memory is touched.
+    let _ = unsafe { seg.write_slice(100, 29) };
+}
+
+#[test]
+fn sealed_segment_bytes_change_after_more_appends() {
+    // The writer must never write into a sealed segment (its read-only map relies on it).
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
+    fill(&log, 40, 1000);
+    let first = dir.path().join("00000000000000000000.log");
+    let snapshot = fs::read(&first).unwrap();
+    fill(&log, 100, 1000);
+    log.sync().unwrap();
+    assert_eq!(fs::read(&first).unwrap(), snapshot);
+}
+
+#[test]
+fn bad_file_name_is_ignored_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Log::open(dir.path(), opts(1024, 64)).unwrap());
+    fs::write(dir.path().join("12.log"), b"x").unwrap();
+    match Log::open(dir.path(), opts(1024, 64)) {
+        Err(Error::BadFileName { path }) => assert!(path.ends_with("12.log")),
+        other => panic!("expected BadFileName, got {other:?}"),
+    }
+    fs::remove_file(dir.path().join("12.log")).unwrap();
+    fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+    Log::open(dir.path(), opts(1024, 64)).unwrap();
+}
+
+#[test]
+fn foreign_segment_version_is_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
+    fill(&log, 3, 0);
+    drop(log);
+    let p = dir.path().join("00000000000000000000.log");
+    let mut b = fs::read(&p).unwrap();
+    b[4] = 9;
+    fs::write(&p, &b).unwrap();
+    let e = Log::open(dir.path(), opts(1024, 64))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unsupported segment format version 9")
+            && e.contains("00000000000000000000.log"),
+        "{e}"
+    );
+}
