@@ -141,6 +141,21 @@ pub struct Config {
     /// Segment file size for shard logs. Default 64 MiB. Minimum [`MIN_SEGMENT_BYTES`],
     /// maximum [`MAX_SEGMENT_BYTES`].
     pub segment_bytes: u64,
+    /// Per-shard throughput limits (AWS's rates): on by default; off for benchmarks.
+    pub throughput_limits: bool,
+    /// Multiplies every throughput limit. Default 1.0; must be positive.
+    pub throughput_multiplier: f64,
+    /// Open shards an account may have per region. Default 500 (AWS's default quota in its
+    /// largest regions).
+    pub shard_limit: u32,
+    /// On-demand streams an account may have per region. Default 50 (AWS's default).
+    pub on_demand_stream_limit: u32,
+    /// Fault injection at start (also settable at run time through `/_broker/faults`).
+    pub faults: crate::broker::faults::FaultConfig,
+    /// Shifts the broker's clock (ms; may be negative). Lets a test or an operator see
+    /// retention and iterator expiry without waiting; also adjustable through
+    /// `/_broker/clock`.
+    pub clock_offset_ms: i64,
 }
 
 impl Config {
@@ -156,11 +171,17 @@ impl Config {
             delete_stream_delay: Duration::from_millis(500),
             update_stream_delay: Duration::from_millis(500),
             segment_bytes: 64 * 1024 * 1024,
+            throughput_limits: true,
+            throughput_multiplier: 1.0,
+            shard_limit: crate::broker::DEFAULT_SHARD_LIMIT,
+            on_demand_stream_limit: crate::broker::DEFAULT_ON_DEMAND_STREAM_LIMIT,
+            faults: Default::default(),
+            clock_offset_ms: 0,
         }
     }
 
-    /// Defaults for tests: an ephemeral port on 127.0.0.1, the given data directory and no
-    /// lifecycle delays.
+    /// Defaults for tests: an ephemeral port on 127.0.0.1, the given data directory, no
+    /// lifecycle delays and no throughput limits (a test of throttling turns them on).
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -168,6 +189,7 @@ impl Config {
             create_stream_delay: Duration::ZERO,
             delete_stream_delay: Duration::ZERO,
             update_stream_delay: Duration::ZERO,
+            throughput_limits: false,
             ..Self::new()
         }
     }
@@ -215,6 +237,15 @@ impl Config {
                 *delay = MAX_LIFECYCLE_DELAY;
             }
         }
+        if !(self.throughput_multiplier.is_finite() && self.throughput_multiplier > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "the throughput multiplier must be a positive number, got {}",
+                self.throughput_multiplier
+            )));
+        }
+        self.faults
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("faults: {e}")))?;
         // The same stream twice is fine if it agrees with itself (a flag and an env var
         // both naming it); with two shard counts there is no right answer.
         let mut seen: Vec<StreamSpec> = Vec::with_capacity(self.create_streams.len());
@@ -317,6 +348,42 @@ pub struct Args {
     /// syntax); when not given, RUST_LOG is used, else `info`.
     #[arg(long, env = "KINESIS_BROKER_LOG_LEVEL")]
     pub log_level: Option<String>,
+
+    /// Per-shard throughput limits as AWS enforces them (1 MiB/s and 1,000 records/s of
+    /// writes, 2 MiB/s and 5 GetRecords calls/s of reads): `on` or `off`.
+    #[arg(long, env = "KINESIS_BROKER_THROUGHPUT_LIMITS", value_enum, default_value_t = OnOff::On)]
+    pub throughput_limits: OnOff,
+
+    /// Multiplies every throughput limit (e.g. 0.1 to provoke throttling sooner).
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_THROUGHPUT_MULTIPLIER",
+        default_value_t = 1.0
+    )]
+    pub throughput_multiplier: f64,
+
+    /// Open shards an account may have per region (DescribeLimits' ShardLimit).
+    #[arg(long, env = "KINESIS_BROKER_SHARD_LIMIT", default_value_t = crate::broker::DEFAULT_SHARD_LIMIT)]
+    pub shard_limit: u32,
+
+    /// On-demand streams an account may have per region.
+    #[arg(long, env = "KINESIS_BROKER_ON_DEMAND_STREAM_LIMIT", default_value_t = crate::broker::DEFAULT_ON_DEMAND_STREAM_LIMIT)]
+    pub on_demand_stream_limit: u32,
+
+    /// Fault injection, as JSON or @FILE, e.g. '{"seed":1,"global":{"record_failure_rate":0.1}}'
+    /// (see README "Testing your producer"); changeable at run time via /_broker/faults.
+    #[arg(long, env = "KINESIS_BROKER_FAULTS")]
+    pub faults: Option<String>,
+
+    /// Shifts the broker's clock by this many ms (see retention and iterator expiry without
+    /// waiting); changeable at run time via /_broker/clock.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_CLOCK_OFFSET_MS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: i64,
 }
 
 impl Args {
@@ -333,8 +400,37 @@ impl Args {
             delete_stream_delay: Duration::from_millis(self.delete_stream_delay_ms),
             update_stream_delay: Duration::from_millis(self.update_stream_delay_ms),
             segment_bytes: self.segment_bytes,
+            throughput_limits: self.throughput_limits == OnOff::On,
+            throughput_multiplier: self.throughput_multiplier,
+            shard_limit: self.shard_limit,
+            on_demand_stream_limit: self.on_demand_stream_limit,
+            faults: match &self.faults {
+                None => Default::default(),
+                Some(spec) => parse_faults(spec)?,
+            },
+            clock_offset_ms: self.clock_offset_ms,
         })
     }
+}
+
+/// `on` / `off` for switches on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// `--faults`: inline JSON, or `@path` to a JSON file.
+fn parse_faults(spec: &str) -> Result<crate::broker::faults::FaultConfig, ConfigError> {
+    let text = match spec.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Invalid(format!("cannot read faults file {path}: {e}")))?,
+        None => spec.to_string(),
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| ConfigError::Invalid(format!("--faults is not valid: {e}")))
 }
 
 /// `host:port` → a socket address; an IP literal needs no lookup.

@@ -80,9 +80,17 @@ impl Server {
         })?;
         let broker = broker::Broker::open(&config)?;
         let service = api::Service::new(broker.clone());
+        let service_broker = broker.clone();
 
         let (trigger, shutdown) = http::shutdown::channel();
-        let serve = tokio::spawn(http::serve(listener, service, shutdown));
+        let admin: std::sync::Arc<dyn api::admin::AdminHandler> =
+            std::sync::Arc::new(api::admin::BrokerAdmin::new(broker.clone()));
+        let serve = tokio::spawn(http::serve_with_admin(
+            listener,
+            service,
+            Some(admin),
+            shutdown,
+        ));
         // The task holds a trigger of its own so that dropping the handle, which holds the
         // other, is not mistaken for the shutdown signal.
         let keep_running = trigger.clone();
@@ -102,6 +110,7 @@ impl Server {
         );
         Ok(ServerHandle {
             local_addr,
+            broker: service_broker,
             trigger,
             task,
         })
@@ -115,11 +124,17 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    broker: std::sync::Arc<broker::Broker>,
     trigger: ShutdownTrigger,
     task: JoinHandle<Result<(), tokio::task::JoinError>>,
 }
 
 impl ServerHandle {
+    /// The broker behind the server, for tests and embedders (e.g. to move its clock).
+    pub fn broker(&self) -> &std::sync::Arc<broker::Broker> {
+        &self.broker
+    }
+
     /// The address the server listens on, with the real port when 0 was asked for.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -4,6 +4,7 @@
 use crate::api::generated::{HashKeyRange, SequenceNumberRange, Shard as ShardOutput};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
+use crate::broker::faults::{RecordFault, RequestFault};
 use crate::broker::stream::{Shard, StreamKey};
 use crate::broker::{Error, catalog::StreamStatus};
 
@@ -211,6 +212,45 @@ impl From<Error> for ApiError {
             ),
             Error::IteratorStreamGone { .. } => {
                 api_error!(InvalidArgumentException, "Invalid ShardIterator.")
+            }
+            Error::Throttled {
+                shard_id,
+                name,
+                account,
+            } => api_error!(
+                ProvisionedThroughputExceededException,
+                "Rate exceeded for shard {shard_id} in stream {name} under account {account}."
+            ),
+            // AWS's wording for a throttled control-plane call.
+            Error::RateExceeded(what) => {
+                tracing::debug!(%what, "control-plane rate exceeded");
+                api_error!(LimitExceededException, "Rate exceeded for {what}.")
+            }
+            Error::Injected(RequestFault::InternalFailure) => {
+                api_error!(
+                    InternalFailure,
+                    "We encountered an internal error. Please try again."
+                )
+            }
+            Error::Injected(RequestFault::ServiceUnavailable) => {
+                api_error!(
+                    ServiceUnavailable,
+                    "Service Unavailable. Please try again later."
+                )
+            }
+            Error::Injected(RequestFault::ReadThrottled) => api_error!(
+                ProvisionedThroughputExceededException,
+                "Rate exceeded for shard (injected fault)."
+            ),
+            Error::InjectedRecord(RecordFault::Throttled) => api_error!(
+                ProvisionedThroughputExceededException,
+                "Rate exceeded for shard (injected fault)."
+            ),
+            Error::InjectedRecord(RecordFault::InternalFailure) => {
+                api_error!(
+                    InternalFailure,
+                    "Internal service failure (injected fault)."
+                )
             }
             Error::LimitExceeded(message) => {
                 ApiError::new(crate::api::ErrorCode::LimitExceededException, message)

@@ -23,7 +23,9 @@ pub async fn handle(
         .limit
         .map(|l| l.max(1) as usize)
         .unwrap_or(DEFAULT_RECORD_LIMIT);
-    let read = broker.get_records(token, limit, MAX_GET_RECORDS_BYTES)?;
+    let read = broker
+        .read_records(token, limit, MAX_GET_RECORDS_BYTES)
+        .await?;
     let extras = read.stream_extras.clone();
     let mut records = Vec::with_capacity(read.batch.len());
     for view in read.batch.iter() {

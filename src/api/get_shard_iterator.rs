@@ -21,6 +21,7 @@ pub async fn handle(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    broker.inject(&key.name, false).await?;
     let requested_shard = input.shard_id.as_deref().unwrap_or_default();
     let Some(index) = parse_shard_id(requested_shard) else {
         return Err(api_error!(

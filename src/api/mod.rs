@@ -15,6 +15,7 @@ pub mod generated;
 pub mod pagination;
 
 mod account_settings;
+pub mod admin;
 mod create_stream;
 mod delete_stream;
 mod describe_limits;
@@ -65,12 +66,23 @@ impl Service {
     }
 }
 
+impl Service {
+    /// AWS's per-account rate of control-plane operations (data-plane operations have
+    /// per-shard limits instead, enforced by the broker).
+    fn admit(&self, ctx: &RequestContext, operation: &str) -> Result<(), ApiError> {
+        Ok(self
+            .broker
+            .admit_control(&ctx.account_id, &ctx.region, operation)?)
+    }
+}
+
 impl Kinesis for Service {
     async fn create_stream(
         &self,
         ctx: &RequestContext,
         input: CreateStreamInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "CreateStream")?;
         create_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -79,6 +91,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteStreamInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "DeleteStream")?;
         delete_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -87,6 +100,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamInput,
     ) -> Result<DescribeStreamOutput, ApiError> {
+        self.admit(ctx, "DescribeStream")?;
         describe_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -95,6 +109,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamSummaryInput,
     ) -> Result<DescribeStreamSummaryOutput, ApiError> {
+        self.admit(ctx, "DescribeStreamSummary")?;
         describe_stream_summary::handle(&self.broker, ctx, input).await
     }
 
@@ -103,6 +118,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListStreamsInput,
     ) -> Result<ListStreamsOutput, ApiError> {
+        self.admit(ctx, "ListStreams")?;
         list_streams::handle(&self.broker, ctx, input).await
     }
 
@@ -111,6 +127,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListShardsInput,
     ) -> Result<ListShardsOutput, ApiError> {
+        self.admit(ctx, "ListShards")?;
         list_shards::handle(&self.broker, ctx, input).await
     }
 
@@ -151,6 +168,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: IncreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "IncreaseStreamRetentionPeriod")?;
         retention::increase(&self.broker, ctx, input).await
     }
 
@@ -159,6 +177,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DecreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "DecreaseStreamRetentionPeriod")?;
         retention::decrease(&self.broker, ctx, input).await
     }
 
@@ -167,6 +186,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: AddTagsToStreamInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "AddTagsToStream")?;
         tags::add_tags_to_stream(&self.broker, ctx, input).await
     }
 
@@ -175,6 +195,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: RemoveTagsFromStreamInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "RemoveTagsFromStream")?;
         tags::remove_tags_from_stream(&self.broker, ctx, input).await
     }
 
@@ -183,6 +204,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForStreamInput,
     ) -> Result<ListTagsForStreamOutput, ApiError> {
+        self.admit(ctx, "ListTagsForStream")?;
         tags::list_tags_for_stream(&self.broker, ctx, input).await
     }
 
@@ -191,6 +213,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: TagResourceInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "TagResource")?;
         tags::tag_resource(&self.broker, ctx, input).await
     }
 
@@ -199,6 +222,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UntagResourceInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "UntagResource")?;
         tags::untag_resource(&self.broker, ctx, input).await
     }
 
@@ -207,6 +231,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput, ApiError> {
+        self.admit(ctx, "ListTagsForResource")?;
         tags::list_tags_for_resource(&self.broker, ctx, input).await
     }
 
@@ -215,6 +240,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeLimitsInput,
     ) -> Result<DescribeLimitsOutput, ApiError> {
+        self.admit(ctx, "DescribeLimits")?;
         describe_limits::handle(&self.broker, ctx, input).await
     }
 
@@ -223,6 +249,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: EnableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        self.admit(ctx, "EnableEnhancedMonitoring")?;
         monitoring::enable(&self.broker, ctx, input).await
     }
 
@@ -231,6 +258,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DisableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        self.admit(ctx, "DisableEnhancedMonitoring")?;
         monitoring::disable(&self.broker, ctx, input).await
     }
 
@@ -239,6 +267,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StartStreamEncryptionInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "StartStreamEncryption")?;
         encryption::start(&self.broker, ctx, input).await
     }
 
@@ -247,6 +276,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StopStreamEncryptionInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "StopStreamEncryption")?;
         encryption::stop(&self.broker, ctx, input).await
     }
 
@@ -255,6 +285,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: PutResourcePolicyInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "PutResourcePolicy")?;
         resource_policy::put(&self.broker, ctx, input).await
     }
 
@@ -263,6 +294,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: GetResourcePolicyInput,
     ) -> Result<GetResourcePolicyOutput, ApiError> {
+        self.admit(ctx, "GetResourcePolicy")?;
         resource_policy::get(&self.broker, ctx, input).await
     }
 
@@ -271,6 +303,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteResourcePolicyInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "DeleteResourcePolicy")?;
         resource_policy::delete(&self.broker, ctx, input).await
     }
 
@@ -279,6 +312,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateMaxRecordSizeInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "UpdateMaxRecordSize")?;
         update_max_record_size::handle(&self.broker, ctx, input).await
     }
 
@@ -287,6 +321,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: SplitShardInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "SplitShard")?;
         resharding::split_shard(&self.broker, ctx, input).await
     }
 
@@ -295,6 +330,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: MergeShardsInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "MergeShards")?;
         resharding::merge_shards(&self.broker, ctx, input).await
     }
 
@@ -303,6 +339,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateShardCountInput,
     ) -> Result<UpdateShardCountOutput, ApiError> {
+        self.admit(ctx, "UpdateShardCount")?;
         resharding::update_shard_count(&self.broker, ctx, input).await
     }
 
@@ -311,6 +348,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamModeInput,
     ) -> Result<(), ApiError> {
+        self.admit(ctx, "UpdateStreamMode")?;
         resharding::update_stream_mode(&self.broker, ctx, input).await
     }
 
@@ -319,6 +357,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeAccountSettingsInput,
     ) -> Result<DescribeAccountSettingsOutput, ApiError> {
+        self.admit(ctx, "DescribeAccountSettings")?;
         account_settings::describe_account_settings(&self.broker, ctx, input).await
     }
 
@@ -327,6 +366,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateAccountSettingsInput,
     ) -> Result<UpdateAccountSettingsOutput, ApiError> {
+        self.admit(ctx, "UpdateAccountSettings")?;
         account_settings::update_account_settings(&self.broker, ctx, input).await
     }
 }

@@ -22,6 +22,7 @@ pub async fn handle(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    broker.inject(&key.name, false).await?;
     let stream = broker.stream(&key)?;
     let data = input
         .data

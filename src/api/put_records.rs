@@ -83,6 +83,7 @@ pub async fn handle(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    broker.inject(&key.name, false).await?;
     let stream = broker.stream(&key)?;
     let records = input.records.as_deref().unwrap_or_default();
     let mut total = 0usize;

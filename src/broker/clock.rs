@@ -29,6 +29,11 @@ impl Clock {
         wall + self.offset_ms.load(Ordering::Relaxed)
     }
 
+    /// How far this clock is ahead of the system clock, in ms.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
     /// Moves this clock (and every clone of it) forward by `ms`. For tests and the
     /// admin-configured clock offset.
     pub fn advance_ms(&self, ms: i64) {

@@ -85,6 +85,25 @@ pub enum Error {
         /// Account of the deleted stream when still known.
         account: Option<String>,
     },
+    /// The shard is over its throughput limit.
+    #[error("shard {shard_id} of stream {name} in account {account} is over its throughput limit")]
+    Throttled {
+        /// The shard id.
+        shard_id: String,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// A control-plane operation is over its per-account rate.
+    #[error("rate exceeded for {0}")]
+    RateExceeded(String),
+    /// A fault injected on purpose (see `broker::faults`).
+    #[error("injected fault: {0:?}")]
+    Injected(super::faults::RequestFault),
+    /// A record failed on purpose by fault injection.
+    #[error("injected record fault: {0:?}")]
+    InjectedRecord(super::faults::RecordFault),
     /// An account limit would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),

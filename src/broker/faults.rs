@@ -56,7 +56,9 @@ impl FaultRules {
             }
         }
         if self.internal_failure_rate + self.service_unavailable_rate > 1.0 {
-            return Err("internal_failure_rate + service_unavailable_rate must not exceed 1".into());
+            return Err(
+                "internal_failure_rate + service_unavailable_rate must not exceed 1".into(),
+            );
         }
         if let Some([lo, hi]) = self.latency_ms
             && lo > hi
@@ -88,7 +90,9 @@ impl FaultConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.global.validate()?;
         for (name, rules) in &self.streams {
-            rules.validate().map_err(|e| format!("stream {name}: {e}"))?;
+            rules
+                .validate()
+                .map_err(|e| format!("stream {name}: {e}"))?;
         }
         Ok(())
     }
@@ -162,7 +166,11 @@ impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         let active = !config.global.is_empty() || config.streams.values().any(|r| !r.is_empty());
         Faults {
-            state: Mutex::new(State { rng: SplitMix64(config.seed), config, counts: FaultCounts::default() }),
+            state: Mutex::new(State {
+                rng: SplitMix64(config.seed),
+                config,
+                counts: FaultCounts::default(),
+            }),
             active: std::sync::atomic::AtomicBool::new(active),
         }
     }
@@ -177,7 +185,8 @@ impl Faults {
         let mut st = self.lock();
         st.rng = SplitMix64(config.seed);
         st.config = config;
-        self.active.store(active, std::sync::atomic::Ordering::Release);
+        self.active
+            .store(active, std::sync::atomic::Ordering::Release);
         tracing::info!(config = ?st.config, "fault injection configured");
     }
 
@@ -200,7 +209,11 @@ impl Faults {
     }
 
     /// Decides the request-level fault and added latency for one data-plane request.
-    pub fn on_request(&self, stream: &str, is_get_records: bool) -> (Option<RequestFault>, Duration) {
+    pub fn on_request(
+        &self,
+        stream: &str,
+        is_get_records: bool,
+    ) -> (Option<RequestFault>, Duration) {
         if !self.is_active() {
             return (None, Duration::ZERO);
         }
@@ -240,11 +253,16 @@ impl Faults {
         let st = &mut *guard;
         let rules = Self::rules(&st.config, stream).clone();
         let out: Vec<Option<RecordFault>> = (0..n)
-            .map(|_| (st.rng.next_f64() < rules.record_failure_rate).then_some(rules.record_failure))
+            .map(|_| {
+                (st.rng.next_f64() < rules.record_failure_rate).then_some(rules.record_failure)
+            })
             .collect();
         let failed = out.iter().flatten().count() as u64;
         if failed > 0 {
-            *st.counts.records.entry(format!("{:?}", rules.record_failure)).or_default() += failed;
+            *st.counts
+                .records
+                .entry(format!("{:?}", rules.record_failure))
+                .or_default() += failed;
             tracing::info!(stream, failed, "injected record failures");
         }
         out
@@ -256,7 +274,14 @@ mod tests {
     use super::*;
 
     fn config(seed: u64, rate: f64) -> FaultConfig {
-        FaultConfig { seed, global: FaultRules { record_failure_rate: rate, ..Default::default() }, ..Default::default() }
+        FaultConfig {
+            seed,
+            global: FaultRules {
+                record_failure_rate: rate,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -265,7 +290,10 @@ mod tests {
         let b = Faults::new(config(42, 0.3));
         assert_eq!(a.on_records("s", 500), b.on_records("s", 500));
         let c = Faults::new(config(43, 0.3));
-        assert_ne!(Faults::new(config(42, 0.3)).on_records("s", 500), c.on_records("s", 500));
+        assert_ne!(
+            Faults::new(config(42, 0.3)).on_records("s", 500),
+            c.on_records("s", 500)
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! methods and turn [`Error`] into AWS errors.
 
 pub mod catalog;
-pub mod faults;
 pub mod clock;
 mod error;
+pub mod faults;
 pub mod hash;
 pub mod iterator;
 pub mod reshard;
@@ -40,6 +40,16 @@ pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 pub const MIN_SEGMENT_BYTES: u64 = 11 * 1024 * 1024;
 /// On-demand streams an account may have in a region: 50, AWS's default quota.
 pub const DEFAULT_ON_DEMAND_STREAM_LIMIT: u32 = 50;
+/// One put request as `append_group` needs it.
+#[derive(Clone, Copy)]
+struct PutBatch<'a, 'b> {
+    entries: &'a [PutEntry<'b>],
+    /// Per record: the fault injection decided for it, if any.
+    injected: &'a [Option<faults::RecordFault>],
+    /// The arrival time to give the records.
+    now: i64,
+}
+
 /// Record positions of one request grouped by shard index, with the shard.
 type ShardGroups = BTreeMap<u32, (Arc<Shard>, Vec<usize>)>;
 
@@ -61,6 +71,7 @@ struct Settings {
     update_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
+    limits: throttle::Limits,
     log_options: storage::LogOptions,
 }
 
@@ -139,6 +150,10 @@ pub struct Broker {
     persist_lock: Mutex<()>,
     /// `std` lock: held only for map look-ups and inserts, never across `.await`.
     registry: RwLock<Registry>,
+    /// Fault injection (inert unless configured).
+    faults: faults::Faults,
+    /// Per-account rates of control-plane operations.
+    control_rates: throttle::ControlPlaneRates,
     /// Account-level settings, keyed by `account:region`. Persisted with the catalog.
     accounts: Mutex<BTreeMap<String, catalog::AccountSettings>>,
     /// Tells background tasks (lifecycle timers) to stop.
@@ -162,7 +177,9 @@ impl Broker {
     /// their tails), finishes lifecycle transitions interrupted by a stop, and creates
     /// the configured start-up streams. Must run inside the tokio runtime.
     pub fn open(config: &Config) -> Result<Arc<Broker>> {
-        Self::open_with_clock(config, Clock::system())
+        let clock = Clock::system();
+        clock.advance_ms(config.clock_offset_ms);
+        Self::open_with_clock(config, clock)
     }
 
     /// [`Broker::open`] with a given clock (tests move time forward with it).
@@ -191,8 +208,12 @@ impl Broker {
             create_delay: config.create_stream_delay,
             delete_delay: config.delete_stream_delay,
             update_delay: config.update_stream_delay,
-            shard_limit: DEFAULT_SHARD_LIMIT,
-            on_demand_stream_limit: DEFAULT_ON_DEMAND_STREAM_LIMIT,
+            shard_limit: config.shard_limit,
+            on_demand_stream_limit: config.on_demand_stream_limit,
+            limits: throttle::Limits {
+                enabled: config.throughput_limits,
+                multiplier: config.throughput_multiplier,
+            },
             log_options,
         };
         let iterators = IteratorCodec::new(load_or_create_secret(&data_dir)?);
@@ -206,6 +227,8 @@ impl Broker {
             catalog,
             persist_lock: Mutex::new(()),
             accounts: Mutex::new(stored.accounts.clone()),
+            faults: faults::Faults::new(config.faults.clone()),
+            control_rates: throttle::ControlPlaneRates::default(),
             registry: RwLock::new(Registry {
                 next_uid: stored.next_stream_uid.max(1),
                 ..Default::default()
@@ -261,6 +284,7 @@ impl Broker {
                     created_ms: sm.created_ms,
                     closed: RwLock::new(sm.closed),
                     log: Arc::new(log),
+                    throttle: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -446,6 +470,40 @@ impl Broker {
             .filter(|s| s.state().mode == StreamMode::OnDemand)
             .count();
         (open, on_demand)
+    }
+
+    /// Admits one call of a control-plane `operation` for an account in a region, as AWS
+    /// limits them per account ([`throttle::control_plane_rate`]).
+    pub fn admit_control(&self, account: &str, region: &str, operation: &str) -> Result<()> {
+        if self.control_rates.admit(
+            self.settings.limits,
+            &format!("{account}/{region}"),
+            operation,
+        ) {
+            Ok(())
+        } else {
+            Err(Error::RateExceeded(format!(
+                "{operation} for account {account}"
+            )))
+        }
+    }
+
+    /// Applies the request-level faults configured for `stream` (added latency, then
+    /// maybe an injected error). A no-op unless fault injection is configured.
+    pub async fn inject(&self, stream: &str, is_get_records: bool) -> Result<()> {
+        let (fault, delay) = self.faults.on_request(stream, is_get_records);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match fault {
+            Some(f) => Err(Error::Injected(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// The fault injector, for the admin API.
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
     }
 
     /// An account's settings in a region.
@@ -679,6 +737,7 @@ impl Broker {
                     created_ms: now,
                     closed: RwLock::new(None),
                     log: Arc::new(log),
+                    throttle: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -826,6 +885,9 @@ impl Broker {
         let now = self.clock.now_ms().max(not_before_ms);
         let mut results: Vec<Option<Result<Written>>> = (0..entries.len()).map(|_| None).collect();
         let mut pending = Vec::new();
+        // Records failed by fault injection are decided up front (one draw per record, in
+        // request order, so a seed reproduces them) and are never written.
+        let injected = self.faults.on_records(&stream.key.name, entries.len());
         let mut unrouted: Vec<usize> = (0..entries.len()).collect();
         for _attempt in 0..MAX_ROUTING_ATTEMPTS {
             if unrouted.is_empty() {
@@ -834,8 +896,13 @@ impl Broker {
             let groups = self.route(stream, entries, &unrouted)?;
             unrouted.clear();
             for (shard, positions) in groups.into_values() {
-                match self.append_group(stream, &shard, entries, &positions, now, &mut results) {
-                    Some(Ok(next_offset)) => pending.push((shard, positions, next_offset)),
+                let batch = PutBatch {
+                    entries,
+                    injected: &injected,
+                    now,
+                };
+                match self.append_group(stream, &shard, &batch, &positions, &mut results) {
+                    Some(Ok((next_offset, written))) => pending.push((shard, written, next_offset)),
                     Some(Err(())) => {}
                     // Closed by a reshard since routing: route these again.
                     None => unrouted.extend(positions),
@@ -904,14 +971,49 @@ impl Broker {
         &self,
         stream: &Stream,
         shard: &Arc<Shard>,
-        entries: &[PutEntry<'_>],
+        batch: &PutBatch<'_, '_>,
         positions: &[usize],
-        now: i64,
         results: &mut [Option<Result<Written>>],
-    ) -> Option<std::result::Result<u64, ()>> {
+    ) -> Option<std::result::Result<(u64, Vec<usize>), ()>> {
+        let PutBatch {
+            entries,
+            injected,
+            now,
+        } = *batch;
         let gate = shard.closed.read().unwrap_or_else(|e| e.into_inner());
         if gate.is_some() {
             return None;
+        }
+        let limits = self.settings.limits;
+        let positions: Vec<usize> = positions
+            .iter()
+            .copied()
+            .filter(|&p| {
+                if let Some(fault) = injected[p] {
+                    results[p] = Some(Err(match fault {
+                        faults::RecordFault::Throttled => Error::Throttled {
+                            shard_id: shard.id.clone(),
+                            name: stream.key.name.clone(),
+                            account: stream.key.account.clone(),
+                        },
+                        other => Error::InjectedRecord(other),
+                    }));
+                    return false;
+                }
+                let bytes = entries[p].data.len() + entries[p].partition_key.len();
+                let admitted = shard.throttle.admit_write(limits, bytes);
+                if !admitted {
+                    results[p] = Some(Err(Error::Throttled {
+                        shard_id: shard.id.clone(),
+                        name: stream.key.name.clone(),
+                        account: stream.key.account.clone(),
+                    }));
+                }
+                admitted
+            })
+            .collect();
+        if positions.is_empty() {
+            return Some(Err(()));
         }
         let records: Vec<storage::Record<'_>> = positions
             .iter()
@@ -932,12 +1034,12 @@ impl Broker {
                             .sequence_number(appended.arrival_ms, appended.first_offset + k as u64),
                     }));
                 }
-                Some(Ok(appended.next_offset))
+                Some(Ok((appended.next_offset, positions)))
             }
             Err(e) => {
                 tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
                 let msg = e.to_string();
-                for &p in positions {
+                for &p in &positions {
                     results[p] = Some(Err(Error::Catalog(msg.clone())));
                 }
                 Some(Err(()))
@@ -989,6 +1091,13 @@ impl Broker {
         shard: &Shard,
         position: Position,
     ) -> Result<String> {
+        if !shard.throttle.admit_iterator(self.settings.limits) {
+            return Err(Error::Throttled {
+                shard_id: shard.id.clone(),
+                name: stream.key.name.clone(),
+                account: stream.key.account.clone(),
+            });
+        }
         let end = Self::shard_end(shard);
         let horizon = self.trim_horizon(stream, shard)?;
         let offset = match position {
@@ -1004,6 +1113,26 @@ impl Broker {
             offset,
             issued_ms: self.clock.now_ms(),
         }))
+    }
+
+    /// [`Broker::get_records`] after the faults configured for the iterator's stream.
+    pub async fn read_records(
+        &self,
+        token: &str,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        if let Some(it) = self.iterators.decode(token) {
+            let name = self
+                .registry()
+                .streams
+                .get(&it.stream_uid)
+                .map(|s| s.key.name.clone());
+            if let Some(name) = name {
+                self.inject(&name, true).await?;
+            }
+        }
+        self.get_records(token, limit, max_bytes)
     }
 
     /// Reads records at an iterator: up to `limit` records and `max_bytes` of data.
@@ -1036,6 +1165,13 @@ impl Broker {
             .get(it.shard_index as usize)
             .cloned()
             .ok_or(Error::InvalidIterator)?;
+        if !shard.throttle.admit_read(self.settings.limits) {
+            return Err(Error::Throttled {
+                shard_id: shard.id.clone(),
+                name: stream.key.name.clone(),
+                account: stream.key.account.clone(),
+            });
+        }
         let end = Self::shard_end(&shard);
         let from = it.offset.max(self.trim_horizon(&stream, &shard)?);
         let batch = if from >= end {
@@ -1044,6 +1180,12 @@ impl Broker {
             let max_records = limit.min((end - from).try_into().unwrap_or(usize::MAX));
             shard.log.read(from, max_records, max_bytes)?
         };
+        let read_bytes: usize = batch
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        shard.throttle.charge_read(self.settings.limits, read_bytes);
         let next_offset = if batch.is_empty() {
             from.min(end)
         } else {
@@ -1192,6 +1334,71 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_over_the_shard_write_limit_fail_alone_and_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.throughput_limits = true;
+        let broker = Broker::open(&c).unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        let entries: Vec<PutEntry<'static>> = (0..1200).map(|_| entry("k", b"x")).collect();
+        let results = broker.put(&stream, &entries, 0).await.unwrap();
+        let throttled = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Throttled { .. })))
+            .count();
+        assert_eq!(throttled, 200);
+        assert!(
+            results[..1000].iter().all(|r| r.is_ok()),
+            "the first 1,000 fit the burst"
+        );
+        let shard = stream.state().shards[0].clone();
+        assert_eq!(
+            shard.log.bounds().next_offset,
+            1000,
+            "throttled records are not written"
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_record_failures_are_not_written_and_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.faults.seed = 9;
+        c.faults.global.record_failure_rate = 0.5;
+        let broker = Broker::open(&c).unwrap();
+        broker
+            .create_stream(key("s"), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
+        let stream = broker.stream(&key("s")).unwrap();
+        let entries: Vec<PutEntry<'static>> = (0..100).map(|_| entry("k", b"x")).collect();
+        let first: Vec<bool> = broker
+            .put(&stream, &entries, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.is_ok())
+            .collect();
+        let ok = first.iter().filter(|x| **x).count();
+        assert!((20..80).contains(&ok), "{ok}");
+        let shard = stream.state().shards[0].clone();
+        assert_eq!(shard.log.bounds().next_offset, ok as u64);
+        broker.faults().configure(c.faults.clone());
+        let again: Vec<bool> = broker
+            .put(&stream, &entries, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.is_ok())
+            .collect();
+        assert_eq!(first, again, "the same seed fails the same records");
     }
 
     #[tokio::test]

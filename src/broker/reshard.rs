@@ -174,6 +174,7 @@ impl Broker {
             created_ms,
             closed: RwLock::new(None),
             log: Arc::new(log),
+            throttle: Default::default(),
         }))
     }
 

@@ -49,6 +49,8 @@ pub struct Shard {
     pub closed: RwLock<Option<ClosedShard>>,
     /// The records. Appends go through the log's single writer; reads never block it.
     pub log: Arc<storage::Log>,
+    /// The shard's throughput buckets.
+    pub throttle: super::throttle::ShardThrottle,
 }
 
 impl std::fmt::Debug for Shard {

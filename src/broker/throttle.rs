@@ -44,7 +44,10 @@ pub struct Limits {
 impl Default for Limits {
     /// On, at AWS's rates.
     fn default() -> Self {
-        Limits { enabled: true, multiplier: 1.0 }
+        Limits {
+            enabled: true,
+            multiplier: 1.0,
+        }
     }
 }
 
@@ -58,7 +61,11 @@ struct Bucket {
 
 impl Bucket {
     fn new(rate: f64, now: Instant) -> Self {
-        Bucket { rate, tokens: rate, refilled: now }
+        Bucket {
+            rate,
+            tokens: rate,
+            refilled: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -102,7 +109,9 @@ impl Default for ShardThrottle {
 impl ShardThrottle {
     /// Buckets created on first use, full.
     pub fn new() -> Self {
-        ShardThrottle { buckets: Mutex::new(None) }
+        ShardThrottle {
+            buckets: Mutex::new(None),
+        }
     }
 
     fn with<T>(&self, limits: Limits, f: impl FnOnce(&mut Buckets) -> T) -> T {
@@ -154,7 +163,9 @@ impl ShardThrottle {
         if !limits.enabled {
             return true;
         }
-        self.with(limits, |b| b.read_bytes.tokens > 0.0 && b.read_calls.try_take(1.0))
+        self.with(limits, |b| {
+            b.read_bytes.tokens > 0.0 && b.read_calls.try_take(1.0)
+        })
     }
 
     /// Charges a GetRecords call for the bytes it returned (may leave a debt).
@@ -173,13 +184,65 @@ impl ShardThrottle {
     }
 }
 
+/// Per-account rates of control-plane operations (AWS's documented transactions per
+/// second), as token buckets keyed by account, region and operation.
+#[derive(Debug, Default)]
+pub struct ControlPlaneRates {
+    buckets: Mutex<std::collections::HashMap<String, Bucket>>,
+}
+
+/// AWS's documented per-account rate of a control-plane operation, in calls per second.
+pub fn control_plane_rate(operation: &str) -> Option<f64> {
+    Some(match operation {
+        "CreateStream"
+        | "DeleteStream"
+        | "ListStreams"
+        | "AddTagsToStream"
+        | "RemoveTagsFromStream"
+        | "ListTagsForStream"
+        | "MergeShards"
+        | "SplitShard"
+        | "IncreaseStreamRetentionPeriod"
+        | "DecreaseStreamRetentionPeriod"
+        | "UpdateAccountSettings"
+        | "DescribeAccountSettings" => 5.0,
+        "DescribeStream" => 10.0,
+        "DescribeStreamSummary" => 20.0,
+        "DescribeLimits" => 1.0,
+        "ListShards" => 1000.0,
+        _ => return None,
+    })
+}
+
+impl ControlPlaneRates {
+    /// Admits one call of `operation` for `scope` (account and region), or refuses it.
+    pub fn admit(&self, limits: Limits, scope: &str, operation: &str) -> bool {
+        let Some(rate) = control_plane_rate(operation) else {
+            return true;
+        };
+        if !limits.enabled {
+            return true;
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets
+            .entry(format!("{scope}/{operation}"))
+            .or_insert_with(|| Bucket::new(rate * limits.multiplier, now));
+        bucket.refill(now);
+        bucket.try_take(1.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
 
-    const ON: Limits = Limits { enabled: true, multiplier: 1.0 };
+    const ON: Limits = Limits {
+        enabled: true,
+        multiplier: 1.0,
+    };
 
     #[tokio::test(start_paused = true)]
     async fn a_shard_takes_a_thousand_records_then_refuses_until_refilled() {
@@ -204,7 +267,10 @@ mod tests {
         assert!(t.admit_read(ON));
         t.charge_read(ON, 6 * 1024 * 1024);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(!t.admit_read(ON), "2 MiB repaid of a 6 MiB read: still in debt");
+        assert!(
+            !t.admit_read(ON),
+            "2 MiB repaid of a 6 MiB read: still in debt"
+        );
         tokio::time::advance(Duration::from_millis(2100)).await;
         assert!(t.admit_read(ON));
     }
@@ -217,11 +283,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn describe_stream_is_limited_to_ten_per_second_per_account() {
+        let r = ControlPlaneRates::default();
+        assert_eq!(
+            (0..20)
+                .filter(|_| r.admit(ON, "a/us-east-1", "DescribeStream"))
+                .count(),
+            10
+        );
+        assert!(
+            r.admit(ON, "b/us-east-1", "DescribeStream"),
+            "another account has its own budget"
+        );
+        assert!(
+            r.admit(ON, "a/us-east-1", "PutRecords"),
+            "data plane is not rate limited here"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn multiplier_scales_and_off_admits_everything() {
         let t = ShardThrottle::new();
-        let double = Limits { enabled: true, multiplier: 2.0 };
+        let double = Limits {
+            enabled: true,
+            multiplier: 2.0,
+        };
         assert_eq!((0..3000).filter(|_| t.admit_write(double, 1)).count(), 2000);
-        let off = Limits { enabled: false, multiplier: 1.0 };
+        let off = Limits {
+            enabled: false,
+            multiplier: 1.0,
+        };
         assert_eq!((0..3000).filter(|_| t.admit_write(off, 1)).count(), 3000);
     }
 }

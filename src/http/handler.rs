@@ -92,6 +92,11 @@ impl Reply {
         reply
     }
 
+    /// A JSON answer of the admin endpoints.
+    pub fn json(status: StatusCode, body: String) -> Self {
+        Self::new(status, Some("application/json"), body)
+    }
+
     fn xml(status: StatusCode, code: &'static str, message: Option<&str>) -> Self {
         let mut reply = Self::new(status, None, wire_error::xml_error_body(code, message));
         reply.error = Some(code);

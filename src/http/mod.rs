@@ -100,18 +100,27 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// What every connection shares.
 struct App<K> {
     service: K,
+    /// The `/_broker/` endpoints, when the server has any.
+    admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     ids: RequestIdGenerator,
 }
 
 /// Serves `listener` until `shutdown` fires, then stops accepting, gives in-flight
 /// requests up to [`SHUTDOWN_GRACE_PERIOD`] and returns once every connection is closed.
-pub async fn serve<K: Kinesis + 'static>(
+pub async fn serve<K: Kinesis + 'static>(listener: TcpListener, service: K, shutdown: Shutdown) {
+    serve_with_admin(listener, service, None, shutdown).await
+}
+
+/// [`serve`], with the admin endpoints under `/_broker/` answered by `admin`.
+pub async fn serve_with_admin<K: Kinesis + 'static>(
     listener: TcpListener,
     service: K,
+    admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     mut shutdown: Shutdown,
 ) {
     let app = Arc::new(App {
         service,
+        admin,
         ids: RequestIdGenerator::new(),
     });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -330,6 +339,13 @@ async fn handle<K: Kinesis + 'static>(
             query: parts.uri.query(),
             headers: &parts.headers,
         };
+        if path.starts_with(crate::api::admin::ADMIN_PREFIX)
+            && let Some(admin) = &app.admin
+            && let Some((status, json)) = admin.handle(parts.method.as_str(), path, &body)
+        {
+            let status = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+            return Reply::json(status, json);
+        }
         handler::respond(&app.service, &head, body, &task_ids).await
     });
     let reply = match task.await {
