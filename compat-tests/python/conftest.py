@@ -36,7 +36,10 @@ def make_client(validate=True, region=REGION, access_key="AKIDEXAMPLE"):
         aws_access_key_id=access_key,
         aws_secret_access_key="dummy-secret",
         config=Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
+            # The SDK's standard retry mode, as users run it: only throttling and transient
+            # errors are retried (the broker enforces AWS's rates), so every other error a
+            # test sees is the broker's first answer.
+            retries={"total_max_attempts": 10, "mode": "standard"},
             parameter_validation=validate,
             connect_timeout=5,
             read_timeout=60,
@@ -73,7 +76,7 @@ def wait_active(client, name):
         s = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
         if s["StreamStatus"] == "ACTIVE":
             return
-        time.sleep(0.01)
+        time.sleep(0.025)
     raise AssertionError(f"stream {name} never became ACTIVE")
 
 
@@ -210,7 +213,7 @@ def cli_env(**extra):
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
-        AWS_MAX_ATTEMPTS="1",
+        AWS_MAX_ATTEMPTS="10",
         AWS_RETRY_MODE="standard",
         AWS_PAGER="",
     )

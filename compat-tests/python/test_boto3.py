@@ -246,7 +246,7 @@ def test_aws_endpoint_url_kinesis_environment_variable_is_honoured(make_stream, 
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    client = boto3.session.Session().client("kinesis", config=Config(retries={"total_max_attempts": 1}))
+    client = boto3.session.Session().client("kinesis", config=Config(retries={"total_max_attempts": 10, "mode": "standard"}))
     assert client.meta.endpoint_url == endpoint()
     assert client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamName"] == name
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::retry::{RetryConfig, RetryPartition};
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
@@ -61,8 +61,10 @@ pub async fn start_server_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Han
 }
 
 /// An SDK client for a broker at `addr`: fixed endpoint, static dummy credentials,
-/// plain-HTTP hyper client, no retries (so each error the test sees is the broker's
-/// first answer).
+/// plain-HTTP hyper client, and the SDK's standard retry mode as users run it. Only
+/// throttling and transient errors are retried (the broker enforces AWS's per-shard and
+/// per-account rates, as AWS does), so every other error a test sees is the broker's first
+/// answer. Backoff starts at 50 ms instead of 1 s to keep throttled tests quick.
 pub fn client_for(addr: SocketAddr) -> Client {
     client_with(addr, ACCESS_KEY, REGION)
 }
@@ -82,9 +84,24 @@ pub fn client_with(addr: SocketAddr, access_key: &str, region: &str) -> Client {
             "tests",
         ))
         .http_client(http)
-        .retry_config(RetryConfig::disabled())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+        // A partition per client: the retry quota is not shared between tests.
+        .retry_partition(RetryPartition::new(format!(
+            "kinesis-test-{}",
+            next_partition()
+        )))
         .build();
     Client::from_conf(conf)
+}
+
+fn next_partition() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The ARN AWS gives stream `name` of the default test account and region.
@@ -124,7 +141,7 @@ pub async fn wait_active(client: &Client, name: &str) {
         if status == Some(StreamStatus::Active) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("stream {name} never became ACTIVE");
 }

@@ -648,3 +648,22 @@ async fn validation_errors_use_the_aws_message_format() {
         ["valid".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    use aws_sdk_kinesis::operation::RequestId;
+    let (client, _h, _d) = start_server().await;
+    let ok = client.list_streams().send().await.unwrap();
+    let id = ok.request_id().expect("x-amzn-RequestId on success");
+    assert!(!id.is_empty());
+    let err = client
+        .describe_stream()
+        .stream_name("none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ResourceNotFoundException"));
+    let err_id = err.request_id().expect("x-amzn-RequestId on an error");
+    assert_ne!(id, err_id, "request ids must differ between requests");
+}

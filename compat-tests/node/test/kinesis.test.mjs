@@ -4,7 +4,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import http2 from "node:http2";
 import {
   KinesisClient,
   CreateStreamCommand,
@@ -33,7 +34,9 @@ function makeClient(extra = {}) {
     endpoint: ENDPOINT,
     region: REGION,
     credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "dummy-secret" },
-    maxAttempts: 1,
+    // The SDK's standard retries, as users run it: only throttling and transient errors are
+    // retried (the broker enforces AWS's rates), so other errors are the broker's first answer.
+    maxAttempts: 10,
     ...extra,
   });
 }
@@ -362,13 +365,70 @@ test("the SDK picks up AWS_ENDPOINT_URL_KINESIS", async () => {
     process.env.AWS_REGION = REGION;
     process.env.AWS_CONFIG_FILE = "/dev/null";
     process.env.AWS_SHARED_CREDENTIALS_FILE = "/dev/null";
-    const client = new KinesisClient({ maxAttempts: 1 });
+    const client = new KinesisClient({ maxAttempts: 10 });
     const s = (await client.send(new DescribeStreamSummaryCommand({ StreamName: name }))).StreamDescriptionSummary;
     assert.equal(s.StreamARN, arn(name));
     client.destroy();
   } finally {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
+  }
+});
+
+// A SigV4-signed set of HTTP/2 request headers (AWS's algorithm, written out so the raw
+// request stays valid once the broker verifies signatures).
+function signedHeaders(operation, body) {
+  const host = new URL(ENDPOINT).host;
+  const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const day = amzDate.slice(0, 8);
+  const target = `Kinesis_20131202.${operation}`;
+  const sha = (x) => createHash("sha256").update(x).digest("hex");
+  const hmac = (k, x) => createHmac("sha256", k).update(x).digest();
+  const signed = "content-type;host;x-amz-date;x-amz-target";
+  const canonical = [
+    "POST",
+    "/",
+    "",
+    `content-type:application/x-amz-json-1.1\nhost:${host}\nx-amz-date:${amzDate}\nx-amz-target:${target}\n`,
+    signed,
+    sha(body),
+  ].join("\n");
+  const scope = `${day}/${REGION}/kinesis/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, sha(canonical)].join("\n");
+  let key = hmac("AWS4dummy-secret", day);
+  for (const part of [REGION, "kinesis", "aws4_request"]) key = hmac(key, part);
+  const signature = createHmac("sha256", key).update(toSign).digest("hex");
+  return {
+    ":method": "POST",
+    ":path": "/",
+    ":authority": host,
+    "content-type": "application/x-amz-json-1.1",
+    "x-amz-date": amzDate,
+    "x-amz-target": target,
+    authorization: `AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/${scope}, SignedHeaders=${signed}, Signature=${signature}`,
+  };
+}
+
+test("the broker answers HTTP/2 with prior knowledge (h2c), which this SDK's Kinesis client uses", async () => {
+  assert.equal(kinesis.config.requestHandler?.constructor?.name, "NodeHttp2Handler", "the SDK's handler is HTTP/2");
+  const body = "{}";
+  const session = http2.connect(ENDPOINT);
+  try {
+    const { status, headers, text: reply } = await new Promise((resolve, reject) => {
+      const req = session.request(signedHeaders("ListStreams", body));
+      let headers;
+      const chunks = [];
+      req.on("response", (h) => (headers = h));
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => resolve({ status: headers[":status"], headers, text: Buffer.concat(chunks).toString() }));
+      req.on("error", reject);
+      req.end(body);
+    });
+    assert.equal(status, 200, reply);
+    assert.ok(Array.isArray(JSON.parse(reply).StreamNames), reply);
+    assert.match(headers["x-amzn-requestid"] ?? "", /^[0-9a-f-]{36}$/);
+  } finally {
+    session.close();
   }
 });
 
