@@ -1100,3 +1100,292 @@ fn foreign_segment_version_is_misread() {
         "{e}"
     );
 }
+
+/// Random append / read / seek-by-time / retention / reopen sequences against an in-memory model.
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Records as (key length, explicit hash key length, data length), and the clock step.
+        Append(Vec<(usize, Option<usize>, usize)>, i64),
+        Read {
+            back: u64,
+            max_records: usize,
+            max_bytes: usize,
+        },
+        Seek(i64),
+        Retain(i64),
+        Reopen,
+        Sync,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (proptest::collection::vec((1usize..8, proptest::option::of(0usize..4), 0usize..100), 1..6), -30i64..60)
+                .prop_map(|(r, dt)| Op::Append(r, dt)),
+            3 => (0u64..40, 0usize..12, 0usize..400).prop_map(|(back, max_records, max_bytes)| Op::Read { back, max_records, max_bytes }),
+            2 => (-400i64..80).prop_map(Op::Seek),
+            1 => (-400i64..80).prop_map(Op::Retain),
+            1 => Just(Op::Reopen),
+            1 => Just(Op::Sync),
+        ]
+    }
+
+    struct ModelRec {
+        arrival: i64,
+        key: Vec<u8>,
+        ehk: Option<Vec<u8>>,
+        data: Vec<u8>,
+    }
+
+    fn bytes(offset: u64, salt: u8, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| {
+                (offset as u8)
+                    .wrapping_mul(31)
+                    .wrapping_add(salt)
+                    .wrapping_add(i as u8)
+            })
+            .collect()
+    }
+
+    fn check_bounds(log: &Log, first: u64, recs: &[ModelRec]) {
+        let b = log.bounds();
+        let next = recs.len() as u64;
+        assert_eq!((b.first_offset, b.next_offset), (first, next));
+        if first < next {
+            assert_eq!(b.first_arrival_ms, Some(recs[first as usize].arrival));
+            assert_eq!(b.last_arrival_ms, Some(recs[next as usize - 1].arrival));
+        } else {
+            assert_eq!((b.first_arrival_ms, b.last_arrival_ms), (None, None));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        #[test]
+        fn log_disagrees_with_model(
+            segment_bytes in 200u64..1200,
+            interval in 1u32..400,
+            max_age in 30u64..1000,
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let o = LogOptions {
+                segment_bytes,
+                index_interval_bytes: interval,
+                max_segment_age: Duration::from_millis(max_age),
+                durability: Durability::PageCache { interval: Duration::from_secs(3600) },
+            };
+            let mut log = Log::open(dir.path(), o.clone()).unwrap();
+            let mut recs: Vec<ModelRec> = Vec::new();
+            let mut first = 0u64;
+            let mut clock = 1_000i64;
+            for op in ops {
+                let next = recs.len() as u64;
+                match op {
+                    Op::Append(shape, dt) => {
+                        clock += dt;
+                        let arrival = recs.last().map_or(clock, |r| r.arrival.max(clock));
+                        let new: Vec<ModelRec> = shape.iter().enumerate().map(|(i, &(k, e, d))| {
+                            let off = next + i as u64;
+                            ModelRec { arrival, key: bytes(off, 1, k), ehk: e.map(|e| bytes(off, 2, e)), data: bytes(off, 3, d) }
+                        }).collect();
+                        let batch: Vec<Record<'_>> = new.iter().map(|r| Record { partition_key: &r.key, explicit_hash_key: r.ehk.as_deref(), data: &r.data }).collect();
+                        let a = log.append(clock, &batch).unwrap();
+                        prop_assert_eq!((a.first_offset, a.next_offset, a.arrival_ms), (next, next + new.len() as u64, arrival));
+                        recs.extend(new);
+                    }
+                    Op::Read { back, max_records, max_bytes } => {
+                        let from = (next + 3).saturating_sub(back);
+                        let b = log.read(from, max_records, max_bytes).unwrap();
+                        let start = from.max(first);
+                        let mut want = Vec::new();
+                        let mut size = 0;
+                        for off in start..next {
+                            let r = &recs[off as usize];
+                            let s = r.key.len() + r.data.len();
+                            if want.len() >= max_records || (!want.is_empty() && size + s > max_bytes) {
+                                break;
+                            }
+                            size += s;
+                            want.push(off);
+                        }
+                        let got: Vec<RecordView<'_>> = b.iter().map(|r| r.unwrap()).collect();
+                        prop_assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), want.clone());
+                        for g in &got {
+                            let m = &recs[g.offset as usize];
+                            prop_assert_eq!(g.arrival_ms, m.arrival);
+                            prop_assert_eq!(g.partition_key, &m.key[..]);
+                            prop_assert_eq!(g.explicit_hash_key, m.ehk.as_deref());
+                            prop_assert_eq!(g.data, &m.data[..]);
+                        }
+                        prop_assert_eq!(b.next_offset(), want.last().map_or(start, |l| l + 1));
+                    }
+                    Op::Seek(dt) => {
+                        let t = clock + dt;
+                        let want = (first..next).find(|&o| recs[o as usize].arrival >= t).unwrap_or(next);
+                        prop_assert_eq!(log.offset_at_time(t).unwrap(), want, "t={}", t);
+                    }
+                    Op::Retain(dt) => {
+                        let t = clock + dt;
+                        log.drop_older_than(t).unwrap();
+                        let new_first = log.bounds().first_offset;
+                        prop_assert!(new_first >= first && new_first <= next);
+                        for o in first..new_first {
+                            prop_assert!(recs[o as usize].arrival < t, "deleted record {} arrived at {} >= {}", o, recs[o as usize].arrival, t);
+                        }
+                        if (first..next).all(|o| recs[o as usize].arrival < t) {
+                            prop_assert_eq!(new_first, next, "everything expired but something was kept");
+                        }
+                        first = new_first;
+                    }
+                    Op::Reopen => {
+                        drop(log);
+                        log = Log::open(dir.path(), o.clone()).unwrap();
+                    }
+                    Op::Sync => log.sync().unwrap(),
+                }
+                check_bounds(&log, first, &recs);
+            }
+        }
+    }
+}
+
+/// A child process appends in `Flush` mode and prints every acknowledged offset; the parent
+/// SIGKILLs it at random moments, reopens the log, and checks that every acknowledged record is
+/// there and intact, and that whatever survived beyond it is intact too.
+mod crash {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    const DIR_ENV: &str = "STORAGE_CRASH_CHILD_DIR";
+
+    fn crash_opts() -> LogOptions {
+        LogOptions {
+            segment_bytes: 256 * 1024,
+            index_interval_bytes: 1024,
+            ..LogOptions::default()
+        }
+    }
+
+    fn crash_data(offset: u64) -> Vec<u8> {
+        let len = 100 + (offset * 37 % 900) as usize;
+        let mut v = Vec::with_capacity(len);
+        v.extend(
+            (0..len)
+                .map(|i| (offset.wrapping_mul(2_654_435_761).wrapping_add(i as u64) >> 3) as u8),
+        );
+        v
+    }
+
+    /// The child's body; a no-op unless started by the parent test with the env var set.
+    #[test]
+    fn crash_child() {
+        let Ok(dir) = std::env::var(DIR_ENV) else {
+            return;
+        };
+        let log = Log::open(&dir, crash_opts()).unwrap();
+        let mut seed = std::process::id() as u64 | 1;
+        let out = std::io::stdout();
+        loop {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let next = log.bounds().next_offset;
+            let n = 1 + seed % 40;
+            let keys: Vec<Vec<u8>> = (next..next + n).map(pk).collect();
+            let data: Vec<Vec<u8>> = (next..next + n).map(crash_data).collect();
+            let recs: Vec<Record<'_>> = (0..n as usize)
+                .map(|i| Record {
+                    partition_key: &keys[i],
+                    explicit_hash_key: None,
+                    data: &data[i],
+                })
+                .collect();
+            let a = log.append(next as i64, &recs).unwrap();
+            log.wait_durable_blocking(a.next_offset).unwrap();
+            let mut o = out.lock();
+            writeln!(o, "ACK {}", a.next_offset).unwrap();
+            o.flush().unwrap();
+        }
+    }
+
+    #[test]
+    fn sigkill_loses_acknowledged_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let started = Instant::now();
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rounds = 0;
+        let mut max_acked_total = 0;
+        while rounds < 20 || (rounds < 40 && started.elapsed() < Duration::from_secs(10)) {
+            rounds += 1;
+            let mut child = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "log::tests::crash::crash_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(DIR_ENV, dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let acked = Arc::new(Mutex::new(0u64));
+            let acked2 = acked.clone();
+            let reader = std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(n) = line.strip_prefix("ACK ") {
+                        *acked2.lock().unwrap() = n.trim().parse().unwrap();
+                    }
+                }
+            });
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(Duration::from_millis(30 + seed % 250));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            reader.join().unwrap();
+            let acked = *acked.lock().unwrap();
+            max_acked_total = max_acked_total.max(acked);
+
+            let log = Log::open(dir.path(), crash_opts()).unwrap();
+            let next = log.bounds().next_offset;
+            assert!(
+                next >= acked,
+                "round {rounds}: acknowledged up to {acked} but the log ends at {next}"
+            );
+            let mut at = 0;
+            while at < next {
+                let b = log.read(at, 500, 1 << 20).unwrap();
+                assert!(!b.is_empty(), "round {rounds}: hole at {at}");
+                for r in b.iter() {
+                    let r = r.unwrap();
+                    assert_eq!(r.offset, at);
+                    assert_eq!(
+                        r.data,
+                        crash_data(at),
+                        "round {rounds}: record {at} damaged"
+                    );
+                    assert_eq!(r.partition_key, pk(at));
+                    at += 1;
+                }
+            }
+        }
+        assert!(max_acked_total > 0, "the child never acknowledged anything");
+        eprintln!(
+            "{rounds} crash rounds, {max_acked_total} records acknowledged, {:?}",
+            started.elapsed()
+        );
+    }
+}
