@@ -152,6 +152,9 @@ pub struct Config {
     pub on_demand_stream_limit: u32,
     /// Fault injection at start (also settable at run time through `/_broker/faults`).
     pub faults: crate::broker::faults::FaultConfig,
+    /// How often the on-demand autoscaler looks at write demand (also its measuring
+    /// window). Default 60 s; tests use milliseconds.
+    pub on_demand_scale_interval: Duration,
     /// Shifts the broker's clock (ms; may be negative). Lets a test or an operator see
     /// retention and iterator expiry without waiting; also adjustable through
     /// `/_broker/clock`.
@@ -176,6 +179,7 @@ impl Config {
             shard_limit: crate::broker::DEFAULT_SHARD_LIMIT,
             on_demand_stream_limit: crate::broker::DEFAULT_ON_DEMAND_STREAM_LIMIT,
             faults: Default::default(),
+            on_demand_scale_interval: Duration::from_secs(60),
             clock_offset_ms: 0,
         }
     }
@@ -375,6 +379,14 @@ pub struct Args {
     #[arg(long, env = "KINESIS_BROKER_FAULTS")]
     pub faults: Option<String>,
 
+    /// How often (ms) the on-demand autoscaler measures write demand and splits hot shards.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_ON_DEMAND_SCALE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub on_demand_scale_interval_ms: u64,
+
     /// Shifts the broker's clock by this many ms (see retention and iterator expiry without
     /// waiting); changeable at run time via /_broker/clock.
     #[arg(
@@ -408,6 +420,9 @@ impl Args {
                 None => Default::default(),
                 Some(spec) => parse_faults(spec)?,
             },
+            on_demand_scale_interval: Duration::from_millis(
+                self.on_demand_scale_interval_ms.max(1),
+            ),
             clock_offset_ms: self.clock_offset_ms,
         })
     }

@@ -34,6 +34,7 @@ mod resource_policy;
 mod retention;
 mod tags;
 mod update_max_record_size;
+mod warm_throughput;
 
 use std::sync::Arc;
 
@@ -368,6 +369,15 @@ impl Kinesis for Service {
     ) -> Result<UpdateAccountSettingsOutput, ApiError> {
         self.admit(ctx, "UpdateAccountSettings")?;
         account_settings::update_account_settings(&self.broker, ctx, input).await
+    }
+
+    async fn update_stream_warm_throughput(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateStreamWarmThroughputInput,
+    ) -> Result<UpdateStreamWarmThroughputOutput, ApiError> {
+        self.admit(ctx, "UpdateStreamWarmThroughput")?;
+        warm_throughput::handle(&self.broker, ctx, input).await
     }
 }
 

@@ -132,6 +132,9 @@ pub struct StreamExtras {
     /// When the capacity mode was switched (ms), for AWS's switches-per-24-hours limit.
     #[serde(default)]
     pub mode_switches: Vec<i64>,
+    /// The warm throughput asked for an on-demand stream (UpdateStreamWarmThroughput), MiB/s.
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 impl StreamExtras {

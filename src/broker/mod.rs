@@ -4,6 +4,7 @@
 //! Nothing here knows HTTP, JSON or AWS's error wording: operations in `api` call these
 //! methods and turn [`Error`] into AWS errors.
 
+pub mod autoscale;
 pub mod catalog;
 pub mod clock;
 mod error;
@@ -237,6 +238,7 @@ impl Broker {
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();
+        broker.start_autoscaler(config.on_demand_scale_interval);
         for spec in &config.create_streams {
             let key = StreamKey {
                 account: crate::api::RequestContext::DEFAULT_ACCOUNT_ID.to_string(),
@@ -285,6 +287,7 @@ impl Broker {
                     closed: RwLock::new(sm.closed),
                     log: Arc::new(log),
                     throttle: Default::default(),
+                    demand: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -738,6 +741,7 @@ impl Broker {
                     closed: RwLock::new(None),
                     log: Arc::new(log),
                     throttle: Default::default(),
+                    demand: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -985,6 +989,11 @@ impl Broker {
             return None;
         }
         let limits = self.settings.limits;
+        let demand: usize = positions
+            .iter()
+            .map(|&p| entries[p].data.len() + entries[p].partition_key.len())
+            .sum();
+        shard.demand.add(demand as u64, positions.len() as u64);
         let positions: Vec<usize> = positions
             .iter()
             .copied()

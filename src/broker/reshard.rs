@@ -175,6 +175,7 @@ impl Broker {
             closed: RwLock::new(None),
             log: Arc::new(log),
             throttle: Default::default(),
+            demand: Default::default(),
         }))
     }
 

@@ -51,6 +51,8 @@ pub struct Shard {
     pub log: Arc<storage::Log>,
     /// The shard's throughput buckets.
     pub throttle: super::throttle::ShardThrottle,
+    /// Write demand since the autoscaler last looked.
+    pub demand: super::autoscale::Demand,
 }
 
 impl std::fmt::Debug for Shard {
