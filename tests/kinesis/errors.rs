@@ -671,3 +671,98 @@ async fn list_shards_without_stream_or_next_token_is_invalid_argument() {
         "Either NextToken or StreamName should be provided.",
     );
 }
+
+/// "Thu Jan 22 01:22:02 UTC 2015": Java's `Date.toString()` in UTC, as AWS prints it.
+fn is_java_utc_date(s: &str) -> bool {
+    let p: Vec<&str> = s.split(' ').collect();
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let time_ok = |t: &str| {
+        t.len() == 8
+            && t.split(':').count() == 3
+            && t.split(':')
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit()))
+    };
+    p.len() == 6
+        && days.contains(&p[0])
+        && months.contains(&p[1])
+        && p[2].len() == 2
+        && p[2].bytes().all(|b| b.is_ascii_digit())
+        && time_ok(p[3])
+        && p[4] == "UTC"
+        && p[5].len() == 4
+        && p[5].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[tokio::test]
+async fn a_shard_iterator_expires_after_five_minutes_with_aws_message() {
+    let (client, h, _d) = start_server().await;
+    create_stream(&client, "expiry", 1).await;
+    client
+        .put_record()
+        .stream_name("expiry")
+        .partition_key("a")
+        .data(blob("one"))
+        .send()
+        .await
+        .unwrap();
+    let it = iterator(
+        &client,
+        "expiry",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+
+    // Time moves on the broker's clock, not in the test: nothing sleeps.
+    let clock = h.broker().clock();
+    clock.advance_ms(290_000);
+    let out = client
+        .get_records()
+        .shard_iterator(&it)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.records().len(),
+        1,
+        "a 290 s old iterator is still valid"
+    );
+    let next = out.next_shard_iterator().unwrap().to_owned();
+
+    clock.advance_ms(20_000);
+    let res = client.get_records().shard_iterator(&it).send().await;
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let err = res.expect_err("a 310 s old iterator must be expired");
+    assert_eq!(
+        err.code(),
+        Some("ExpiredIteratorException"),
+        "{:?}",
+        err.message()
+    );
+    let msg = err.message().unwrap_or_default();
+    let rest = msg
+        .strip_prefix("Iterator expired. The iterator was created at time ")
+        .unwrap_or_else(|| panic!("{msg}"));
+    let (created, rest) = rest
+        .split_once(" while right now it is ")
+        .unwrap_or_else(|| panic!("{msg}"));
+    let now = rest
+        .strip_suffix(
+            " which is further in the future than the tolerated delay of 300000 milliseconds.",
+        )
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(is_java_utc_date(created) && is_java_utc_date(now), "{msg}");
+    assert_ne!(created, now);
+
+    // The NextShardIterator issued 20 s ago is still good.
+    let out = client
+        .get_records()
+        .shard_iterator(&next)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.records().is_empty());
+}

@@ -624,3 +624,63 @@ async fn shard_iterators_fit_the_512_character_limit_of_the_model() {
         next.len()
     );
 }
+
+#[tokio::test]
+async fn millis_behind_latest_is_positive_until_the_reader_catches_up() {
+    let (client, h, _d) = start_server().await;
+    create_stream(&client, "lag", 1).await;
+    client
+        .put_record()
+        .stream_name("lag")
+        .partition_key("a")
+        .data(blob("old"))
+        .send()
+        .await
+        .unwrap();
+    // Ten seconds pass on the broker's clock (no sleeping) before the next write.
+    h.broker().clock().advance_ms(10_000);
+    client
+        .put_record()
+        .stream_name("lag")
+        .partition_key("a")
+        .data(blob("new"))
+        .send()
+        .await
+        .unwrap();
+
+    let it = iterator(
+        &client,
+        "lag",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let first = client
+        .get_records()
+        .shard_iterator(&it)
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        first.records().iter().map(data).collect::<Vec<_>>(),
+        vec![&b"old"[..]]
+    );
+    let behind = first.millis_behind_latest().expect("MillisBehindLatest");
+    assert!(
+        behind > 0,
+        "a reader with a record 10 s newer still to read is {behind} ms behind"
+    );
+
+    let second = client
+        .get_records()
+        .shard_iterator(first.next_shard_iterator().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        second.records().iter().map(data).collect::<Vec<_>>(),
+        vec![&b"new"[..]]
+    );
+    assert_eq!(second.millis_behind_latest(), Some(0), "caught up");
+}

@@ -667,3 +667,17 @@ async fn every_response_carries_a_request_id() {
     let err_id = err.request_id().expect("x-amzn-RequestId on an error");
     assert_ne!(id, err_id, "request ids must differ between requests");
 }
+
+#[tokio::test]
+async fn delete_stream_accepts_enforce_consumer_deletion() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "enforced", 1).await;
+    client
+        .delete_stream()
+        .stream_name("enforced")
+        .enforce_consumer_deletion(true)
+        .send()
+        .await
+        .unwrap();
+    wait_deleted(&client, "enforced").await;
+}
