@@ -28,17 +28,25 @@ pub async fn handle(
         .unwrap_or(DEFAULT_SHARD_PAGE);
     let (key, after) = match input.next_token.as_deref() {
         Some(token) => {
-            if input.stream_name.is_some() || input.stream_arn.is_some() {
+            // AWS names the first parameter that may not come with a NextToken
+            // (messages quoted from real responses in public issue threads, e.g.
+            // aws/aws-cli#9635 and awslabs/amazon-kinesis-scaling-utils#82).
+            let conflicting = [
+                ("StreamName", input.stream_name.is_some()),
+                ("StreamARN", input.stream_arn.is_some()),
+                (
+                    "ExclusiveStartShardId",
+                    input.exclusive_start_shard_id.is_some(),
+                ),
+                (
+                    "StreamCreationTimestamp",
+                    input.stream_creation_timestamp.is_some(),
+                ),
+            ];
+            if let Some((name, _)) = conflicting.iter().find(|(_, given)| *given) {
                 return Err(api_error!(
                     InvalidArgumentException,
-                    "NextToken and StreamName cannot be provided together."
-                ));
-            }
-            if input.exclusive_start_shard_id.is_some() || input.stream_creation_timestamp.is_some()
-            {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "ExclusiveStartShardId and StreamCreationTimestamp cannot be provided together with NextToken."
+                    "NextToken and {name} cannot be provided together."
                 ));
             }
             let page = PageToken::decode(token, "ListShards", ctx, now)?;
