@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::api::common::stream_key;
 use crate::api::generated::{PutRecordInput, PutRecordOutput};
-use crate::api::put_records::{check_record, hash_key};
+use crate::api::put_records::{check_record, hash_key, max_record_bytes};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::sequence::SequenceNumber;
@@ -29,7 +29,12 @@ pub async fn handle(
         .as_ref()
         .map(|d| d.as_slice())
         .unwrap_or_default();
-    let partition_key = check_record(&stream, None, input.partition_key.as_deref(), data)?;
+    let partition_key = check_record(
+        max_record_bytes(&stream),
+        None,
+        input.partition_key.as_deref(),
+        data,
+    )?;
     let hash_key = hash_key(partition_key, input.explicit_hash_key.as_deref())?;
     // SequenceNumberForOrdering: the new record must sort after it. Arrival time is the
     // most significant part of a sequence number, so arriving no earlier than one ms after

@@ -19,7 +19,7 @@ pub const MAX_PUT_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 /// `index` is the record's 1-based position in PutRecords (None for PutRecord), used in
 /// the member path of validation messages exactly as AWS prints them.
 pub fn check_record<'a>(
-    stream: &Stream,
+    max_record_bytes: usize,
     index: Option<usize>,
     partition_key: Option<&'a str>,
     data: &[u8],
@@ -38,7 +38,7 @@ pub fn check_record<'a>(
             path("partitionKey")
         ));
     };
-    let max = stream.state().max_record_size_kib as usize * 1024;
+    let max = max_record_bytes;
     if data.len() > max {
         // AWS's wording when Data exceeded the 1 MiB model limit (awslabs/kinesis-aggregation#30).
         return Err(api_error!(
@@ -57,6 +57,11 @@ pub fn check_record<'a>(
         ));
     }
     Ok(partition_key)
+}
+
+/// The largest record (data plus partition key) the stream accepts, in bytes.
+pub fn max_record_bytes(stream: &Stream) -> usize {
+    stream.state().max_record_size_kib as usize * 1024
 }
 
 /// The hash key routing a record: its explicit hash key, or the MD5 of its partition key.
@@ -85,6 +90,7 @@ pub async fn handle(
     )?;
     broker.inject(&key.name, false).await?;
     let stream = broker.stream(&key)?;
+    let max_record_bytes = max_record_bytes(&stream);
     let records = input.records.as_deref().unwrap_or_default();
     let mut total = 0usize;
     let mut entries = Vec::with_capacity(records.len());
@@ -94,8 +100,12 @@ pub async fn handle(
             .as_ref()
             .map(|d| d.as_slice())
             .unwrap_or_default();
-        let partition_key =
-            check_record(&stream, Some(i + 1), record.partition_key.as_deref(), data)?;
+        let partition_key = check_record(
+            max_record_bytes,
+            Some(i + 1),
+            record.partition_key.as_deref(),
+            data,
+        )?;
         total += data.len() + partition_key.len();
         entries.push(PutEntry {
             hash_key: hash_key(partition_key, record.explicit_hash_key.as_deref())?,

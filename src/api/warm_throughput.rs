@@ -10,10 +10,10 @@ use crate::api::generated::{
 };
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
+use crate::broker::Broker;
 use crate::broker::catalog::StreamMode;
 use crate::broker::reshard::uniform_plan;
 use crate::broker::stream::StreamState;
-use crate::broker::Broker;
 
 /// The most warm throughput a stream may ask for: 10 GiB/s, as AWS documents.
 pub const MAX_WARM_THROUGHPUT_MIBPS: i32 = 10 * 1024;

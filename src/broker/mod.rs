@@ -994,11 +994,11 @@ impl Broker {
             .map(|&p| entries[p].data.len() + entries[p].partition_key.len())
             .sum();
         shard.demand.add(demand as u64, positions.len() as u64);
-        let positions: Vec<usize> = positions
-            .iter()
-            .copied()
-            .filter(|&p| {
-                if let Some(fault) = injected[p] {
+        // Injected faults first (decided per record up front), then the shard's limits.
+        let mut candidates: Vec<usize> = Vec::with_capacity(positions.len());
+        for &p in positions {
+            match injected[p] {
+                Some(fault) => {
                     results[p] = Some(Err(match fault {
                         faults::RecordFault::Throttled => Error::Throttled {
                             shard_id: shard.id.clone(),
@@ -1007,20 +1007,33 @@ impl Broker {
                         },
                         other => Error::InjectedRecord(other),
                     }));
-                    return false;
                 }
-                let bytes = entries[p].data.len() + entries[p].partition_key.len();
-                let admitted = shard.throttle.admit_write(limits, bytes);
-                if !admitted {
+                None => candidates.push(p),
+            }
+        }
+        let admitted = shard.throttle.admit_writes(
+            limits,
+            candidates
+                .iter()
+                .map(|&p| entries[p].data.len() + entries[p].partition_key.len()),
+        );
+        let positions: Vec<usize> = if admitted.is_empty() {
+            candidates
+        } else {
+            let mut kept = Vec::with_capacity(candidates.len());
+            for (&p, ok) in candidates.iter().zip(admitted) {
+                if ok {
+                    kept.push(p);
+                } else {
                     results[p] = Some(Err(Error::Throttled {
                         shard_id: shard.id.clone(),
                         name: stream.key.name.clone(),
                         account: stream.key.account.clone(),
                     }));
                 }
-                admitted
-            })
-            .collect();
+            }
+            kept
+        };
         if positions.is_empty() {
             return Some(Err(()));
         }

@@ -140,21 +140,34 @@ impl ShardThrottle {
     /// Admits a record of `bytes` (data plus partition key) for writing, or refuses it
     /// without taking anything.
     pub fn admit_write(&self, limits: Limits, bytes: usize) -> bool {
+        self.admit_writes(limits, std::iter::once(bytes))
+            .first()
+            .copied()
+            .unwrap_or(true)
+    }
+
+    /// [`ShardThrottle::admit_write`] for each record of a batch, in order, under one
+    /// lock. Empty when limits are off (everything admitted).
+    pub fn admit_writes(&self, limits: Limits, sizes: impl Iterator<Item = usize>) -> Vec<bool> {
         if !limits.enabled {
-            return true;
+            return Vec::new();
         }
         self.with(limits, |b| {
-            let bytes = bytes as f64;
-            // A record larger than a second's worth could never pass; AWS admits such a
-            // record into an idle shard, so a full bucket lets it through.
-            let fits_bytes = b.write_bytes.tokens >= bytes.min(b.write_bytes.rate);
-            if b.write_records.tokens >= 1.0 && fits_bytes {
-                b.write_records.tokens -= 1.0;
-                b.write_bytes.tokens -= bytes;
-                true
-            } else {
-                false
-            }
+            sizes
+                .map(|bytes| {
+                    let bytes = bytes as f64;
+                    // A record larger than a second's worth could never pass; a full
+                    // bucket lets it through (and into debt).
+                    let fits_bytes = b.write_bytes.tokens >= bytes.min(b.write_bytes.rate);
+                    if b.write_records.tokens >= 1.0 && fits_bytes {
+                        b.write_records.tokens -= 1.0;
+                        b.write_bytes.tokens -= bytes;
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .collect()
         })
     }
 
