@@ -1,2 +1,251 @@
-//! kinesis-loadgen (work in progress).
-fn main() {}
+//! `kinesis-loadgen`: a load generator for any Kinesis-compatible endpoint.
+//!
+//! Speaks the Kinesis JSON 1.1 protocol with SigV4-signed requests (dummy credentials, real
+//! signatures) over keep-alive HTTP/1.1 connections, one per client task. Every run is
+//! bounded in time (`--duration`, and `--total` records where it applies) and, unless
+//! `--allow-remote`, refuses endpoints that are not loopback addresses.
+//!
+//! ```text
+//! cargo bench --bench kinesis-loadgen -- --endpoint http://127.0.0.1:4567 put-records \
+//!     --shards 4 --concurrency 8 --batch-size 500 --record-size 1024 --duration 10s
+//! ```
+//!
+//! Output: one JSON line per run on stdout (also appended to `--out FILE`), and a table on
+//! stderr. See `benches/README.md` for every workload.
+
+mod client;
+mod stats;
+mod workloads;
+
+use clap::{Parser, Subcommand};
+use client::{Client, Endpoint, Signer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (10s, 500ms, 2m)"))?;
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(format!("'{s}' is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kinesis-loadgen",
+    about = "Load generator for Kinesis-compatible endpoints (loopback only unless --allow-remote)"
+)]
+pub struct Cli {
+    /// Endpoint URL (plain HTTP).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:4567")]
+    pub endpoint: String,
+    /// Allow an endpoint that is not a loopback address.
+    #[arg(long, global = true)]
+    pub allow_remote: bool,
+    /// Region signed into the credential scope.
+    #[arg(long, global = true, default_value = "us-east-1")]
+    pub region: String,
+    /// Access key id (dummy; 12 digits selects that account on brokers that namespace by it).
+    #[arg(long, global = true, default_value = "AKIDLOADGEN000000000")]
+    pub access_key: String,
+    /// Secret key (dummy).
+    #[arg(long, global = true, default_value = "loadgen-secret-key")]
+    pub secret_key: String,
+    /// PID of the server: report its CPU seconds and peak resident memory for the run.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// Name (or prefix, for several streams) of the stream(s); default loadgen-<pid>-<ms>.
+    #[arg(long, global = true)]
+    pub stream: Option<String>,
+    /// Use existing streams: neither create nor delete them.
+    #[arg(long, global = true)]
+    pub use_existing: bool,
+    /// Do not delete the streams created for the run.
+    #[arg(long, global = true)]
+    pub keep_streams: bool,
+    /// Longest wait for one answer.
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How long a created stream may take to become ACTIVE.
+    #[arg(long, global = true, default_value = "120s", value_parser = parse_duration)]
+    pub create_timeout: Duration,
+    /// A name for the target in the output (kinesalite, broker, ...).
+    #[arg(long, global = true, default_value = "")]
+    pub label: String,
+    /// Also append the JSON line to this file.
+    #[arg(long, global = true)]
+    pub out: Option<std::path::PathBuf>,
+    /// Worker threads of the client's runtime (default: the number of CPUs).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// Options of every write workload.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WriteOpts {
+    /// Concurrent client tasks (one connection each).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Bytes of data per record.
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    /// Distinct partition keys (pk-0 … pk-N-1), picked at random.
+    #[arg(long, default_value_t = 1000)]
+    pub partition_keys: u32,
+    /// Run for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many records (rounded up to whole requests), if sooner.
+    #[arg(long)]
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// PutRecords in batches at full speed.
+    PutRecords {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// Records per PutRecords request (1-500).
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// PutRecord, one record per request, at full speed.
+    PutRecord {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Writes (PutRecords, untimed), then reads everything back from TRIM_HORIZON, all
+    /// shards in parallel; the rate is the read phase's.
+    GetRecordsDrain {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+        /// GetRecords Limit.
+        #[arg(long, default_value_t = 10000)]
+        limit: u32,
+        /// Longest the read phase may take.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// The write phase: --duration and --total bound it.
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Writers at a target rate while one consumer per shard polls; end-to-end latency from
+    /// a timestamp embedded in each record to the moment a consumer reads it.
+    ProduceConsume {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// Target write rate, records/s over all writers.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Largest PutRecords batch a writer sends.
+        #[arg(long, default_value_t = 500)]
+        max_batch: usize,
+        /// Pause between a consumer's GetRecords calls, in ms; 0 polls continuously.
+        #[arg(long, default_value_t = 200)]
+        poll_interval_ms: u64,
+        /// GetRecords Limit.
+        #[arg(long, default_value_t = 10000)]
+        limit: u32,
+        /// After writing stops, how long consumers may take to catch up.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Many shards over several streams (default 10 × 100): creation time, the idle server
+    /// (CPU and memory with no traffic), then PutRecords across all of them.
+    ManyShards {
+        #[arg(long, default_value_t = 10)]
+        streams: u32,
+        #[arg(long, default_value_t = 100)]
+        shards_per_stream: u32,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+        /// Idle period measured after creation.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        idle: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Many small streams (default 200 × 1 shard): creation time, idle server, then PutRecord
+    /// round-robin over the streams.
+    ManyStreams {
+        #[arg(long, default_value_t = 200)]
+        streams: u32,
+        #[arg(long, default_value_t = 1)]
+        shards_per_stream: u32,
+        /// Records per request; 1 uses PutRecord, more uses PutRecords.
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        idle: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    // `cargo bench` appends `--bench`; a bare `cargo bench` must not start a load.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    if args.len() <= 1 {
+        eprintln!(
+            "kinesis-loadgen: nothing to do (run `cargo bench --bench kinesis-loadgen -- --help`)"
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    if let Err(e) = client::self_check() {
+        eprintln!("kinesis-loadgen: self-check failed: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(args);
+    let endpoint = match Endpoint::parse(&cli.endpoint, cli.allow_remote) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kinesis-loadgen: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.build().expect("tokio runtime");
+    let client = Arc::new(Client {
+        endpoint,
+        signer: Signer {
+            access_key: cli.access_key.clone(),
+            secret_key: cli.secret_key.clone(),
+            region: cli.region.clone(),
+            key_cache: Default::default(),
+        },
+        timeout: cli.request_timeout,
+    });
+    match runtime.block_on(workloads::run(&cli, client)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kinesis-loadgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,837 @@
+//! The workloads: stream set-up and tear-down, writers, readers, and the report.
+
+use crate::client::{CallError, Client, Conn, payload_hash};
+use crate::stats::{ProcWatch, Recorder, cpu_seconds, percentiles, round3};
+use crate::{Cli, Workload, WriteOpts};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Marks records written by produce-consume: magic, then the send time in µs since the
+/// run's anchor (little-endian u64), then 4 bytes of padding.
+const MAGIC: &[u8; 4] = b"KLG1";
+const HEADER_LEN: usize = 16;
+
+/// xorshift64*: cheap, deterministic per task, good enough for keys and filler.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.next() >> 32) * u64::from(n.max(1)) >> 32) as u32
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
+fn is_retryable_control(kind: &str) -> bool {
+    matches!(
+        kind,
+        "LimitExceededException" | "TransportError" | "Timeout" | "ThrottlingException"
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Control plane
+
+async fn create_stream(conn: &mut Conn, name: &str, shards: u32, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match conn
+            .call_json("CreateStream", json!({"StreamName": name, "ShardCount": shards}))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if e.kind() == "ResourceInUseException" => break,
+            Err(e) if is_retryable_control(&e.kind()) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("CreateStream {name}: {e}")),
+        }
+    }
+    wait_active(conn, name, deadline).await
+}
+
+async fn wait_active(conn: &mut Conn, name: &str, deadline: Instant) -> Result<(), String> {
+    let mut summary = true;
+    loop {
+        let status = if summary {
+            match conn.call_json("DescribeStreamSummary", json!({"StreamName": name})).await {
+                Ok(v) => v["StreamDescriptionSummary"]["StreamStatus"].as_str().map(str::to_owned),
+                Err(e) if matches!(&e, CallError::Api { kind, .. } if kind.contains("UnknownOperation")) => {
+                    summary = false;
+                    continue;
+                }
+                Err(e) if is_retryable_control(&e.kind()) || e.kind() == "ResourceNotFoundException" => None,
+                Err(e) => return Err(format!("DescribeStreamSummary {name}: {e}")),
+            }
+        } else {
+            match conn.call_json("DescribeStream", json!({"StreamName": name, "Limit": 1})).await {
+                Ok(v) => v["StreamDescription"]["StreamStatus"].as_str().map(str::to_owned),
+                Err(e) if is_retryable_control(&e.kind()) || e.kind() == "ResourceNotFoundException" => None,
+                Err(e) => return Err(format!("DescribeStream {name}: {e}")),
+            }
+        };
+        if status.as_deref() == Some("ACTIVE") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("stream {name} not ACTIVE in time (last status {status:?})"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Open shards of a stream, by ListShards (paged).
+async fn list_shards(conn: &mut Conn, name: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let body = match &token {
+            None => json!({"StreamName": name}),
+            Some(t) => json!({"NextToken": t}),
+        };
+        let v = conn
+            .call_json("ListShards", body)
+            .await
+            .map_err(|e| format!("ListShards {name}: {e}"))?;
+        for shard in v["Shards"].as_array().into_iter().flatten() {
+            let open = shard["SequenceNumberRange"]["EndingSequenceNumber"].is_null();
+            if let (true, Some(id)) = (open, shard["ShardId"].as_str()) {
+                ids.push(id.to_string());
+            }
+        }
+        match v["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Creates `names` (8 at a time), each with `shards` shards, and waits for ACTIVE.
+async fn create_streams(client: &Arc<Client>, names: &[String], shards: u32, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    for chunk in names.chunks(8) {
+        let mut set = tokio::task::JoinSet::new();
+        for name in chunk {
+            let client = client.clone();
+            let name = name.clone();
+            set.spawn(async move {
+                let mut conn = Conn::new(client);
+                create_stream(&mut conn, &name, shards, timeout).await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.map_err(|e| e.to_string())??;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+async fn delete_streams(client: &Arc<Client>, names: &[String]) {
+    let mut conn = Conn::new(client.clone());
+    for name in names {
+        if let Err(e) = conn.call_json("DeleteStream", json!({"StreamName": name})).await {
+            eprintln!("kinesis-loadgen: DeleteStream {name}: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Request bodies
+
+fn push_record(s: &mut String, data: &[u8], key: u32) {
+    s.push_str("{\"Data\":\"");
+    B64.encode_string(data, s);
+    let _ = write!(s, "\",\"PartitionKey\":\"pk-{key}\"}}");
+}
+
+/// A PutRecords body of `n` records; `fill` writes each record's data.
+fn put_records_body(stream: &str, n: usize, record_size: usize, keys: u32, rng: &mut Rng, mut fill: impl FnMut(&mut Rng, &mut [u8])) -> String {
+    let mut s = String::with_capacity(64 + n * (record_size * 4 / 3 + 40));
+    let mut data = vec![0u8; record_size];
+    let _ = write!(s, "{{\"StreamName\":\"{stream}\",\"Records\":[");
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        fill(rng, &mut data);
+        let key = rng.below(keys);
+        push_record(&mut s, &data, key);
+    }
+    s.push_str("]}");
+    s
+}
+
+fn put_record_body(stream: &str, record_size: usize, keys: u32, rng: &mut Rng) -> String {
+    let mut data = vec![0u8; record_size];
+    rng.fill(&mut data);
+    let mut s = String::with_capacity(96 + record_size * 4 / 3);
+    let _ = write!(s, "{{\"StreamName\":\"{stream}\",\"Data\":\"");
+    B64.encode_string(&data, &mut s);
+    let _ = write!(s, "\",\"PartitionKey\":\"pk-{}\"}}", rng.below(keys));
+    s
+}
+
+#[derive(Deserialize)]
+struct PutRecordsOut<'a> {
+    #[serde(rename = "FailedRecordCount", default)]
+    failed: Option<u64>,
+    #[serde(rename = "Records", borrow, default)]
+    records: Vec<PutEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PutEntry<'a> {
+    #[serde(rename = "ErrorCode", borrow, default)]
+    error_code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct GetRecordsOut<'a> {
+    #[serde(rename = "Records", borrow, default)]
+    records: Vec<RecordOut<'a>>,
+    #[serde(rename = "NextShardIterator", default)]
+    next: Option<String>,
+    #[serde(rename = "MillisBehindLatest", default)]
+    behind: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RecordOut<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: Cow<'a, str>,
+}
+
+fn decoded_len(b64: &str) -> u64 {
+    let pad = b64.bytes().rev().take_while(|&b| b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(pad) as u64
+}
+
+/// Counts a PutRecords answer into `rec`: acknowledged records and per-entry failures.
+fn count_put_records(rec: &mut Recorder, body: &[u8], n: usize, record_size: usize) {
+    match serde_json::from_slice::<PutRecordsOut>(body) {
+        Ok(out) => {
+            let failed = out.failed.unwrap_or(0);
+            if failed > 0 {
+                for e in &out.records {
+                    if let Some(code) = &e.error_code {
+                        rec.fail(code.as_ref(), 1);
+                    }
+                }
+            }
+            let ok = (n as u64).saturating_sub(failed);
+            rec.records += ok;
+            rec.bytes += ok * record_size as u64;
+        }
+        Err(_) => rec.fail("BadAnswer", n as u64),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writers at full speed
+
+#[derive(Clone)]
+struct WriteSpec {
+    streams: Arc<Vec<String>>,
+    batch: usize,
+    record_size: usize,
+    keys: u32,
+    deadline: Instant,
+    /// Records still allowed (`--total`), claimed a request at a time.
+    budget: Option<Arc<AtomicI64>>,
+}
+
+/// One writer: prepares a few request bodies (and their SHA-256) up front and cycles
+/// through them, so that the client spends its CPU on sending, not on building.
+async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Recorder {
+    let mut rng = Rng::new(worker as u64 + 1);
+    let mut rec = Recorder::default();
+    let single = spec.batch <= 1;
+    let op = if single { "PutRecord" } else { "PutRecords" };
+    let n_bodies = if spec.streams.len() > 1 {
+        spec.streams.len()
+    } else if single {
+        64
+    } else {
+        4
+    };
+    let bodies: Vec<(Bytes, String)> = (0..n_bodies)
+        .map(|i| {
+            let stream = &spec.streams[(worker + i) % spec.streams.len()];
+            let body = if single {
+                put_record_body(stream, spec.record_size, spec.keys, &mut rng)
+            } else {
+                put_records_body(stream, spec.batch, spec.record_size, spec.keys, &mut rng, |r, d| r.fill(d))
+            };
+            let hash = payload_hash(body.as_bytes());
+            (Bytes::from(body), hash)
+        })
+        .collect();
+    let mut conn = Conn::new(client);
+    let mut i = 0usize;
+    while Instant::now() < spec.deadline {
+        if let Some(b) = &spec.budget
+            && b.fetch_sub(spec.batch as i64, Ordering::Relaxed) <= 0
+        {
+            break;
+        }
+        let (body, hash) = &bodies[i % bodies.len()];
+        i += 1;
+        let t0 = Instant::now();
+        let result = conn.call(op, body.clone(), Some(hash)).await;
+        rec.latency(t0.elapsed());
+        rec.requests += 1;
+        match result {
+            Ok(answer) if !single => count_put_records(&mut rec, &answer, spec.batch, spec.record_size),
+            Ok(_) => {
+                rec.records += 1;
+                rec.bytes += spec.record_size as u64;
+            }
+            Err(e) => {
+                rec.fail(e.kind(), spec.batch as u64);
+                if matches!(e, CallError::Transport(_)) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+    rec
+}
+
+async fn run_writers(client: &Arc<Client>, streams: Arc<Vec<String>>, batch: usize, w: &WriteOpts) -> (Recorder, Duration) {
+    let start = Instant::now();
+    let spec = WriteSpec {
+        streams,
+        batch: batch.max(1),
+        record_size: w.record_size,
+        keys: w.partition_keys.max(1),
+        deadline: start + w.duration,
+        budget: w.total.map(|t| Arc::new(AtomicI64::new(t as i64))),
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..w.concurrency.max(1) {
+        set.spawn(write_worker(client.clone(), spec.clone(), worker));
+    }
+    let mut total = Recorder::default();
+    while let Some(r) = set.join_next().await {
+        total.merge(r.expect("writer task"));
+    }
+    (total, start.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------
+// Readers
+
+async fn shard_iterator(conn: &mut Conn, stream: &str, shard: &str) -> Result<String, CallError> {
+    let v = conn
+        .call_json(
+            "GetShardIterator",
+            json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await?;
+    v["ShardIterator"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| CallError::Transport("no ShardIterator in the answer".into()))
+}
+
+/// Reads one shard from TRIM_HORIZON until it is drained, everything written has been
+/// read, or the deadline.
+async fn drain_shard(client: Arc<Client>, stream: String, shard: String, limit: u32, written: u64, read: Arc<AtomicU64>, deadline: Instant) -> Recorder {
+    let mut rec = Recorder::default();
+    let mut conn = Conn::new(client);
+    let mut iterator = match shard_iterator(&mut conn, &stream, &shard).await {
+        Ok(it) => it,
+        Err(e) => {
+            rec.fail(e.kind(), 1);
+            return rec;
+        }
+    };
+    while Instant::now() < deadline && read.load(Ordering::Relaxed) < written {
+        let body = json!({"ShardIterator": iterator, "Limit": limit}).to_string();
+        let t0 = Instant::now();
+        let result = conn.call("GetRecords", Bytes::from(body), None).await;
+        rec.latency(t0.elapsed());
+        rec.requests += 1;
+        match result {
+            Ok(answer) => {
+                let Ok(out) = serde_json::from_slice::<GetRecordsOut>(&answer) else {
+                    rec.fail("BadAnswer", 1);
+                    break;
+                };
+                let n = out.records.len() as u64;
+                rec.records += n;
+                rec.bytes += out.records.iter().map(|r| decoded_len(&r.data)).sum::<u64>();
+                read.fetch_add(n, Ordering::Relaxed);
+                match out.next {
+                    Some(next) => iterator = next,
+                    None => break,
+                }
+                if n == 0 && out.behind.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+            Err(e) => {
+                let kind = e.kind();
+                rec.fail(kind.clone(), 1);
+                if kind == "ExpiredIteratorException" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    rec
+}
+
+/// Produce-consume: a consumer of one shard, recording end-to-end latencies.
+struct ConsumerCtx {
+    client: Arc<Client>,
+    stream: String,
+    shard: String,
+    limit: u32,
+    poll: Duration,
+    anchor: Instant,
+    /// Set when the writers are done, with `written` and `grace_until_us` filled in.
+    done: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+    read: Arc<AtomicU64>,
+    grace_until_us: Arc<AtomicU64>,
+}
+
+async fn consume_shard(c: ConsumerCtx) -> Recorder {
+    let mut rec = Recorder::default();
+    let mut conn = Conn::new(c.client.clone());
+    let us = |anchor: Instant| anchor.elapsed().as_micros() as u64;
+    let mut iterator = match shard_iterator(&mut conn, &c.stream, &c.shard).await {
+        Ok(it) => it,
+        Err(e) => {
+            rec.fail(e.kind(), 1);
+            return rec;
+        }
+    };
+    // Issue times of recent GetRecords calls (µs since the anchor), oldest first.
+    let mut issued: VecDeque<u64> = VecDeque::with_capacity(1024);
+    loop {
+        if c.done.load(Ordering::Acquire)
+            && (c.read.load(Ordering::Relaxed) >= c.written.load(Ordering::Relaxed)
+                || us(c.anchor) > c.grace_until_us.load(Ordering::Relaxed))
+        {
+            break;
+        }
+        let t0 = Instant::now();
+        let issue_us = us(c.anchor);
+        if issued.len() == 1024 {
+            issued.pop_front();
+        }
+        issued.push_back(issue_us);
+        let body = json!({"ShardIterator": iterator, "Limit": c.limit}).to_string();
+        let result = conn.call("GetRecords", Bytes::from(body), None).await;
+        rec.latency(t0.elapsed());
+        rec.requests += 1;
+        match result {
+            Ok(answer) => {
+                let now_us = us(c.anchor);
+                let Ok(out) = serde_json::from_slice::<GetRecordsOut>(&answer) else {
+                    rec.fail("BadAnswer", 1);
+                    break;
+                };
+                for r in &out.records {
+                    rec.bytes += decoded_len(&r.data);
+                    let Some(head) = r.data.get(..24).and_then(|h| B64.decode(h).ok()) else {
+                        continue;
+                    };
+                    if &head[..4] != MAGIC {
+                        continue;
+                    }
+                    let sent_us = u64::from_le_bytes(head[4..12].try_into().unwrap());
+                    rec.e2e_us.push(now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32);
+                    // The first poll issued at or after the send: what any poller had to
+                    // wait for, whatever the broker does.
+                    // A record sent while this very poll was in flight counts from its send.
+                    let mut first = sent_us;
+                    for &t in issued.iter().rev() {
+                        if t < sent_us {
+                            break;
+                        }
+                        first = t;
+                    }
+                    rec.after_poll_us.push(now_us.saturating_sub(first).min(u32::MAX as u64) as u32);
+                }
+                let n = out.records.len() as u64;
+                rec.records += n;
+                c.read.fetch_add(n, Ordering::Relaxed);
+                match out.next {
+                    Some(next) => iterator = next,
+                    None => break,
+                }
+            }
+            Err(e) => {
+                let kind = e.kind();
+                rec.fail(kind.clone(), 1);
+                if kind == "ExpiredIteratorException" {
+                    match shard_iterator(&mut conn, &c.stream, &c.shard).await {
+                        Ok(it) => iterator = it, // re-reads from the start: counted twice
+                        Err(_) => break,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if !c.poll.is_zero() {
+            tokio::time::sleep_until((t0 + c.poll).into()).await;
+        }
+    }
+    rec
+}
+
+/// Produce-consume: a writer at `rate` records/s, sending what is due every `tick`.
+#[allow(clippy::too_many_arguments)]
+async fn rate_writer(client: Arc<Client>, stream: String, rate: f64, max_batch: usize, record_size: usize, keys: u32, deadline: Instant, anchor: Instant, seed: u64) -> Recorder {
+    let tick = Duration::from_millis(10);
+    let record_size = record_size.max(HEADER_LEN);
+    let mut rng = Rng::new(seed);
+    let mut rec = Recorder::default();
+    let mut conn = Conn::new(client);
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while Instant::now() < deadline {
+        interval.tick().await;
+        let due = (rate * start.elapsed().as_secs_f64()) as u64;
+        while sent < due && Instant::now() < deadline {
+            let n = ((due - sent) as usize).min(max_batch.max(1));
+            let sent_us = anchor.elapsed().as_micros() as u64;
+            let body = put_records_body(&stream, n, record_size, keys, &mut rng, |r, d| {
+                d[..4].copy_from_slice(MAGIC);
+                d[4..12].copy_from_slice(&sent_us.to_le_bytes());
+                d[12..16].fill(0);
+                r.fill(&mut d[HEADER_LEN..]);
+            });
+            let t0 = Instant::now();
+            let result = conn.call("PutRecords", Bytes::from(body), None).await;
+            rec.latency(t0.elapsed());
+            rec.requests += 1;
+            match result {
+                Ok(answer) => count_put_records(&mut rec, &answer, n, record_size),
+                Err(e) => rec.fail(e.kind(), n as u64),
+            }
+            sent += n as u64;
+        }
+    }
+    rec
+}
+
+// ---------------------------------------------------------------------------------------
+// The report
+
+struct Report {
+    obj: Map<String, Value>,
+}
+
+impl Report {
+    fn new(cli: &Cli, workload: &str, params: Value) -> Self {
+        let mut obj = Map::new();
+        obj.insert("workload".into(), json!(workload));
+        obj.insert("label".into(), json!(cli.label));
+        obj.insert("endpoint".into(), json!(cli.endpoint));
+        obj.insert("unix_ms".into(), json!(unix_ms() as u64));
+        obj.insert("params".into(), params);
+        Self { obj }
+    }
+
+    fn set(&mut self, k: &str, v: Value) {
+        self.obj.insert(k.into(), v);
+    }
+
+    /// Rate, throughput, latencies and failures of a measured phase.
+    fn phase(&mut self, mut rec: Recorder, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        self.set("elapsed_s", json!(round3(secs)));
+        self.set("requests", json!(rec.requests));
+        self.set("records", json!(rec.records));
+        self.set("records_per_s", json!(round3(rec.records as f64 / secs)));
+        self.set("mb_per_s", json!(round3(rec.bytes as f64 / secs / 1e6)));
+        self.set("latency_ms", percentiles(&mut rec.latency_us));
+        self.set("failures", rec.failures_json());
+        if !rec.e2e_us.is_empty() {
+            self.set("e2e_ms", percentiles(&mut rec.e2e_us));
+            self.set("e2e_after_first_poll_ms", percentiles(&mut rec.after_poll_us));
+        }
+    }
+
+    fn emit(self, cli: &Cli) {
+        let line = Value::Object(self.obj.clone()).to_string();
+        println!("{line}");
+        if let Some(path) = &cli.out {
+            use std::io::Write;
+            match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{line}");
+                }
+                Err(e) => eprintln!("kinesis-loadgen: cannot append to {}: {e}", path.display()),
+            }
+        }
+        // The table, on stderr.
+        let o = &self.obj;
+        let g = |k: &str| o.get(k).cloned().unwrap_or(Value::Null);
+        let ms = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+        let lat = g("latency_ms");
+        eprintln!();
+        eprintln!("  workload        {} {}", g("workload").as_str().unwrap_or(""), g("label").as_str().unwrap_or(""));
+        eprintln!("  params          {}", g("params"));
+        eprintln!("  records/s       {:>12}", g("records_per_s"));
+        eprintln!("  MB/s            {:>12}", g("mb_per_s"));
+        eprintln!("  requests        {:>12}   elapsed {} s", g("requests"), g("elapsed_s"));
+        eprintln!("  latency ms      p50 {}  p99 {}  max {}", ms(&lat, "p50"), ms(&lat, "p99"), ms(&lat, "max"));
+        if let Some(e2e) = o.get("e2e_ms") {
+            eprintln!("  end-to-end ms   p50 {}  p99 {}  max {}", ms(e2e, "p50"), ms(e2e, "p99"), ms(e2e, "max"));
+            let ap = g("e2e_after_first_poll_ms");
+            eprintln!("  after 1st poll  p50 {}  p99 {}  max {}", ms(&ap, "p50"), ms(&ap, "p99"), ms(&ap, "max"));
+        }
+        eprintln!("  failures        {}", g("failures"));
+        if let Some(s) = o.get("server").filter(|s| !s.is_null()) {
+            eprintln!(
+                "  server          cpu {} s  peak rss {} MB (anonymous {} MB, VmHWM {} MB)",
+                s["cpu_s"], s["peak_rss_mb"], s["peak_anon_mb"], s["vm_hwm_mb"]
+            );
+        }
+        eprintln!("  client cpu      {} s", g("client_cpu_s"));
+        eprintln!();
+    }
+}
+
+fn write_params(w: &WriteOpts) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("concurrency".into(), json!(w.concurrency));
+    m.insert("record_size".into(), json!(w.record_size));
+    m.insert("partition_keys".into(), json!(w.partition_keys));
+    m.insert("duration_s".into(), json!(w.duration.as_secs_f64()));
+    m.insert("total".into(), json!(w.total));
+    m
+}
+
+// ---------------------------------------------------------------------------------------
+
+pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
+    let prefix = cli
+        .stream
+        .clone()
+        .unwrap_or_else(|| format!("loadgen-{}-{}", std::process::id(), unix_ms()));
+    let client_cpu0 = cpu_seconds(std::process::id());
+
+    // (workload name, params, streams, shards per stream)
+    let (name, params, streams, shards) = match &cli.workload {
+        Workload::PutRecords { shards, batch_size, write } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("batch_size".into(), json!(batch_size));
+            ("put-records", p, vec![prefix.clone()], *shards)
+        }
+        Workload::PutRecord { shards, write } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            ("put-record", p, vec![prefix.clone()], *shards)
+        }
+        Workload::GetRecordsDrain { shards, batch_size, limit, write, .. } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("batch_size".into(), json!(batch_size));
+            p.insert("limit".into(), json!(limit));
+            ("get-records-drain", p, vec![prefix.clone()], *shards)
+        }
+        Workload::ProduceConsume { shards, rate, max_batch, poll_interval_ms, limit, write, .. } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("rate".into(), json!(rate));
+            p.insert("max_batch".into(), json!(max_batch));
+            p.insert("poll_interval_ms".into(), json!(poll_interval_ms));
+            p.insert("limit".into(), json!(limit));
+            ("produce-consume", p, vec![prefix.clone()], *shards)
+        }
+        Workload::ManyShards { streams, shards_per_stream, batch_size, write, .. }
+        | Workload::ManyStreams { streams, shards_per_stream, batch_size, write, .. } => {
+            let mut p = write_params(write);
+            p.insert("streams".into(), json!(streams));
+            p.insert("shards_per_stream".into(), json!(shards_per_stream));
+            p.insert("batch_size".into(), json!(batch_size));
+            let name = if matches!(cli.workload, Workload::ManyShards { .. }) { "many-shards" } else { "many-streams" };
+            let names = (0..*streams).map(|i| format!("{prefix}-{i}")).collect();
+            (name, p, names, *shards_per_stream)
+        }
+    };
+    let mut report = Report::new(cli, name, Value::Object(params));
+
+    if !cli.use_existing {
+        let took = create_streams(&client, &streams, shards, cli.create_timeout).await?;
+        report.set("create_s", json!(round3(took.as_secs_f64())));
+    }
+    let streams = Arc::new(streams);
+    let outcome = run_workload(cli, &client, &streams, &mut report).await;
+    if !cli.use_existing && !cli.keep_streams {
+        delete_streams(&client, &streams).await;
+    }
+    outcome?;
+    if let (Some(a), Some(b)) = (client_cpu0, cpu_seconds(std::process::id())) {
+        report.set("client_cpu_s", json!(round3(b - a)));
+    }
+    report.emit(cli);
+    Ok(())
+}
+
+async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>>, report: &mut Report) -> Result<(), String> {
+    let watch = |_: &mut Report| cli.server_pid.map(ProcWatch::start);
+    match &cli.workload {
+        Workload::PutRecords { batch_size, write, .. } => {
+            let w = watch(report);
+            let (rec, took) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            report.phase(rec, took);
+            if let Some(w) = w {
+                report.set("server", w.finish().await);
+            }
+        }
+        Workload::PutRecord { write, .. } => {
+            let w = watch(report);
+            let (rec, took) = run_writers(client, streams.clone(), 1, write).await;
+            report.phase(rec, took);
+            if let Some(w) = w {
+                report.set("server", w.finish().await);
+            }
+        }
+        Workload::GetRecordsDrain { batch_size, limit, drain_timeout, write, .. } => {
+            let (wrec, wtook) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let written = wrec.records;
+            report.set("written", json!(written));
+            report.set("write_records_per_s", json!(round3(written as f64 / wtook.as_secs_f64().max(1e-9))));
+            report.set("write_failures", wrec.failures_json());
+            let mut conn = Conn::new(client.clone());
+            let shard_ids = list_shards(&mut conn, &streams[0]).await?;
+            let w = watch(report);
+            let start = Instant::now();
+            let read = Arc::new(AtomicU64::new(0));
+            let mut set = tokio::task::JoinSet::new();
+            for shard in shard_ids {
+                set.spawn(drain_shard(client.clone(), streams[0].clone(), shard, *limit, written, read.clone(), start + *drain_timeout));
+            }
+            let mut rec = Recorder::default();
+            while let Some(r) = set.join_next().await {
+                rec.merge(r.expect("reader task"));
+            }
+            let took = start.elapsed();
+            report.set("unread", json!(written as i64 - rec.records as i64));
+            report.phase(rec, took);
+            if let Some(w) = w {
+                report.set("server", w.finish().await);
+            }
+        }
+        Workload::ProduceConsume { rate, max_batch, poll_interval_ms, limit, grace, write, .. } => {
+            let mut conn = Conn::new(client.clone());
+            let shard_ids = list_shards(&mut conn, &streams[0]).await?;
+            let anchor = Instant::now();
+            let done = Arc::new(AtomicBool::new(false));
+            let written = Arc::new(AtomicU64::new(u64::MAX));
+            let read = Arc::new(AtomicU64::new(0));
+            let grace_until = Arc::new(AtomicU64::new(u64::MAX));
+            let w = watch(report);
+            let mut consumers = tokio::task::JoinSet::new();
+            for shard in shard_ids {
+                consumers.spawn(consume_shard(ConsumerCtx {
+                    client: client.clone(),
+                    stream: streams[0].clone(),
+                    shard,
+                    limit: *limit,
+                    poll: Duration::from_millis(*poll_interval_ms),
+                    anchor,
+                    done: done.clone(),
+                    written: written.clone(),
+                    read: read.clone(),
+                    grace_until_us: grace_until.clone(),
+                }));
+            }
+            // Let the consumers take their iterators before the first record is written.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let start = Instant::now();
+            let deadline = start + write.duration;
+            let writers = write.concurrency.max(1);
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..writers {
+                set.spawn(rate_writer(
+                    client.clone(),
+                    streams[0].clone(),
+                    rate / writers as f64,
+                    *max_batch,
+                    write.record_size,
+                    write.partition_keys.max(1),
+                    deadline,
+                    anchor,
+                    i as u64 + 1,
+                ));
+            }
+            let mut wrec = Recorder::default();
+            while let Some(r) = set.join_next().await {
+                wrec.merge(r.expect("writer task"));
+            }
+            let took = start.elapsed();
+            grace_until.store((anchor.elapsed() + *grace).as_micros() as u64, Ordering::Relaxed);
+            written.store(wrec.records, Ordering::Relaxed);
+            done.store(true, Ordering::Release);
+            let mut crec = Recorder::default();
+            while let Some(r) = consumers.join_next().await {
+                crec.merge(r.expect("consumer task"));
+            }
+            report.set("read", json!(crec.records));
+            report.set("unread", json!(wrec.records as i64 - crec.records as i64));
+            report.set("read_requests", json!(crec.requests));
+            report.set("read_failures", crec.failures_json());
+            report.set("read_latency_ms", percentiles(&mut crec.latency_us));
+            wrec.e2e_us = std::mem::take(&mut crec.e2e_us);
+            wrec.after_poll_us = std::mem::take(&mut crec.after_poll_us);
+            report.phase(wrec, took);
+            if let Some(w) = w {
+                report.set("server", w.finish().await);
+            }
+        }
+        Workload::ManyShards { batch_size, idle, write, .. } | Workload::ManyStreams { batch_size, idle, write, .. } => {
+            if let Some(pid) = cli.server_pid {
+                let w = ProcWatch::start(pid);
+                tokio::time::sleep(*idle).await;
+                report.set("idle", json!({"seconds": idle.as_secs_f64(), "server": w.finish().await}));
+            }
+            let w = watch(report);
+            let (rec, took) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            report.phase(rec, took);
+            if let Some(w) = w {
+                report.set("server", w.finish().await);
+            }
+        }
+    }
+    Ok(())
+}
