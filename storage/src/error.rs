@@ -72,7 +72,7 @@ pub enum Error {
         /// The offending file.
         path: PathBuf,
     },
-    /// An earlier fsync/msync failed. The page cache may have dropped the dirty pages, so nothing
+    /// An earlier fsync/fdatasync failed. The page cache may have dropped the dirty pages, so nothing
     /// written after the last successful flush can be promised durable: the log refuses further
     /// appends and durability waits. Reopen the log (recovery re-validates the tail).
     #[error("an earlier flush of {path} failed ({message}); the log no longer accepts appends")]

@@ -3,18 +3,18 @@
 //! # Thread model
 //!
 //! Each [`Log`](crate::Log) owns one flusher thread (named `storage-flush`). Appends never flush:
-//! they copy into the map, publish, and record in [`FlushState`] how far the log is written.
+//! they copy into the page cache (`pwrite`), publish, and record in [`FlushState`] how far the log is written.
 //! The flusher sleeps on a `Condvar` until a waiter asks for durability (`Flush` mode) or the
 //! interval passes (`PageCache` mode); then it takes a snapshot of *everything written so far*,
 //! flushes it with one `fsync` per newly sealed segment, one `fsync` of the directory if a
-//! segment was created, and one `msync` of the new range of the active segment, and finally
+//! segment was created, and one `fdatasync` of the active segment if it grew, and finally
 //! marks the snapshot durable and wakes every waiter whose target it covers.
 //!
 //! # What a woken waiter is promised
 //!
 //! A [`WaitDurable`] for target `n` resolves `Ok(())` only after a flush *that started after
 //! offsets `< n` were appended* completed successfully: those records are on stable storage (as
-//! far as `msync`/`fsync` promise). Every waiter queued before a flush started is served by that
+//! far as `fdatasync`/`fsync` promise). Every waiter queued before a flush started is served by that
 //! flush: one flush for the whole group. If a flush fails, that waiter and every later one gets
 //! [`Error::FlushFailed`], and appends are refused from then on (after a failed fsync the kernel
 //! may have dropped the dirty pages, so retrying would be a lie).
@@ -126,7 +126,7 @@ impl FlushShared {
         s.written_end = written_end;
     }
 
-    /// The writer reports a roll: `sealed` must be fsynced, `new_active` is the new target of msync.
+    /// The writer reports a roll: `sealed` must be fsynced, `new_active` is the new target of fdatasync.
     pub(crate) fn rolled(
         &self,
         sealed: Arc<Segment>,
@@ -315,8 +315,7 @@ impl FlushShared {
                 0
             };
             if end > from {
-                seg.flush_range(from, end)
-                    .map_err(|e| (seg.path.clone(), e))?;
+                seg.sync_data().map_err(|e| (seg.path.clone(), e))?;
             }
             *active_flushed = (seg.base, end.max(from));
         }

@@ -204,7 +204,7 @@ mod tests {
             IndexEntry {
                 offset: 10,
                 arrival_ms: 5,
-                position: 16,
+                position: crate::segment::SEGMENT_HEADER_BYTES as u32,
             },
             IndexEntry {
                 offset: 20,

@@ -52,7 +52,7 @@ pub use meta::MetaStore;
 /// When an append counts as durable, i.e. when [`Log::wait_durable`] resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Group commit: `wait_durable` resolves after an `msync`/`fsync` that covers the records.
+    /// Group commit: `wait_durable` resolves after an `fdatasync`/`fsync` that covers the records.
     /// Survives a process crash *and* a power loss or kernel crash. One flush serves every
     /// waiter queued before it started. The default.
     Flush,

@@ -4,7 +4,7 @@
 //!  dir/
 //!    00000000000000000000.log  .idx   sealed   (read-only map, loaded lazily on first use)
 //!    00000000000000004711.log  .idx   sealed
-//!    00000000000000009000.log  .idx   active   (preallocated, writable map)
+//!    00000000000000009000.log  .idx   active   (preallocated; written with pwrite, read through a read-only map)
 //!    SEALED                           present once Log::seal was called
 //!
 //!  active segment:
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Locks, and why these: `writer` (std `Mutex`) serialises appends, rolls, retention and
-//! sealing; it is held for a memcpy per append and never across an `.await` (there are none in
+//! sealing; it is held for an encode + one pwrite per append and never across an `.await` (there are none in
 //! this crate) or an fsync (the flusher thread does those). `segments` (std `RwLock`) is the
 //! list of segments; readers hold it only to clone one `Arc`, the writer takes it for writing
 //! only on a roll or a deletion. Readers never take `writer`.
@@ -158,6 +158,7 @@ struct Writer {
     last_entry_pos: Option<u64>,
     sealed: bool,
     /// Reused buffers: no allocation per append in the steady state.
+    frame_buf: Vec<u8>,
     new_entries: Vec<IndexEntry>,
     idx_bytes: Vec<u8>,
 }
@@ -310,17 +311,17 @@ impl Log {
         let sealed = dir.join(SEALED_MARKER).exists();
         let interval = u64::from(opts.index_interval_bytes);
 
-        let (newest, idx_file) = match bases.last() {
+        let (newest, idx_file, floor) = match bases.last() {
             Some(&base) => {
-                let (seg, idx) =
+                let (seg, idx, floor) =
                     recovery::recover_newest(&dir, base, opts.segment_bytes, interval, sealed)?;
-                (Arc::new(seg), idx)
+                (Arc::new(seg), idx, floor)
             }
             None => {
-                let seg = Segment::create(&dir, 0, opts.segment_bytes)?;
+                let seg = Segment::create(&dir, 0, opts.segment_bytes, None)?;
                 let idx = index::open_for_append(&seg.idx_path, 0, &[])?;
                 fsync_dir(&dir)?;
-                (Arc::new(seg), Some(idx))
+                (Arc::new(seg), Some(idx), None)
             }
         };
         let mut slots: Vec<Arc<Slot>> = bases
@@ -337,9 +338,11 @@ impl Log {
             .map(|e| u64::from(e.position));
         let active_first_arrival = newest.first_arrival();
         let shared_partial = (dir.clone(), opts.clone());
-        let mut last_arrival = newest.last_arrival();
+        // The monotonic clock continues from the newest record, else from the time floor the
+        // newest segment's header recorded when it was created.
+        let mut last_arrival = newest.last_arrival().or(floor);
         if last_arrival.is_none() && slots.len() > 1 {
-            // An empty newest segment: the monotonic clock continues from the previous one,
+            // The header was lost (interrupted creation): fall back to the previous segment,
             // whose tail we load (bounded work).
             let prev = &slots[slots.len() - 2];
             match recovery::load_sealed(&shared_partial.0, prev.base, prev.next_base, interval) {
@@ -370,6 +373,7 @@ impl Log {
             active_first_arrival,
             last_entry_pos,
             sealed,
+            frame_buf: Vec::new(),
             new_entries: Vec::new(),
             idx_bytes: Vec::new(),
         };
@@ -402,8 +406,9 @@ impl Log {
     /// `arrival_ms` is raised to the log's last arrival time if it is older (the clock stepped
     /// back), so arrival times never decrease. Returns once the records are in the page cache
     /// and visible to readers, **not** once durable: await [`Log::wait_durable`] with
-    /// `next_offset` before acknowledging. Cost: a memcpy into the map plus one CRC per record;
-    /// no syscall except one index `write` (and, every `segment_bytes`, a roll), so it is fine to
+    /// `next_offset` before acknowledging. Cost: encoding (a memcpy and a CRC per record) into a
+    /// reused buffer, one `pwrite` of the batch into the page cache (no disk wait: the space is
+    /// preallocated), one small index `write`, and every `segment_bytes` a roll; so it is fine to
     /// call from an async task.
     ///
     /// A batch that does not fit in the rest of the active segment starts a new segment (so a
@@ -477,10 +482,9 @@ impl Log {
                 self.roll(w)?;
                 continue;
             }
-            // SAFETY: we hold the writer mutex, so we are the only writer; `start` is the
-            // published end of the active segment (the writer never writes below it) and
-            // `end <= cap` was checked above, so no reader holds a reference into the range.
-            let out = unsafe { seg.write_slice(start as usize, (end - start) as usize) };
+            let mut out = std::mem::take(&mut w.frame_buf);
+            out.clear();
+            out.resize((end - start) as usize, 0);
             let interval = u64::from(sh.opts.index_interval_bytes);
             let mut p = 0usize;
             let mut next = w.next;
@@ -502,6 +506,14 @@ impl Log {
                 }
                 p += len;
                 next += 1;
+            }
+            // One pwrite for the whole chunk, at the published end. On error nothing is
+            // published: the next append overwrites those bytes.
+            let written = seg.write_at(start, &out);
+            w.frame_buf = out;
+            if let Err(e) = written {
+                w.new_entries = entries;
+                return Err(e);
             }
             if !entries.is_empty() {
                 lock_write(&seg.index).extend_from_slice(&entries);
@@ -543,7 +555,12 @@ impl Log {
             return Err(Error::Sealed);
         };
         // Create the new segment first: if the disk is full, nothing has changed.
-        let new = Arc::new(Segment::create(&sh.dir, w.next, sh.opts.segment_bytes)?);
+        let new = Arc::new(Segment::create(
+            &sh.dir,
+            w.next,
+            sh.opts.segment_bytes,
+            w.last_arrival,
+        )?);
         let idx_file = match index::open_for_append(&new.idx_path, new.base, &[]) {
             Ok(f) => f,
             Err(e) => {
@@ -689,7 +706,7 @@ impl Log {
                     end: pos as usize,
                 });
             }
-            if stop || batch.len >= max_records || seg.is_writable() {
+            if stop || batch.len >= max_records || seg.is_active() {
                 break 'segments;
             }
             if let Some((at_pos, reason)) = &seg.damage

@@ -17,7 +17,7 @@ use memmap2::Mmap;
 
 use crate::frame::{self, Decoded};
 use crate::index::{self, IndexEntry};
-use crate::segment::{self, Published, SEGMENT_HEADER_BYTES, Segment};
+use crate::segment::{self, Header, Published, SEGMENT_HEADER_BYTES, Segment};
 use crate::{Error, Result};
 
 /// Result of scanning frames forward from a known-good position.
@@ -129,15 +129,15 @@ fn map_read_only(file: &File, path: &Path) -> Result<Mmap> {
 }
 
 /// Recovers the newest segment of a log and returns it ready to use: writable and preallocated to
-/// `capacity` (or trimmed and read-only if the log is sealed), plus the index file opened for
-/// appending (active case).
+/// `capacity` (or trimmed and read-only if the log is sealed), the index file opened for
+/// appending (active case), and the time floor from the segment header.
 pub(crate) fn recover_newest(
     dir: &Path,
     base: u64,
     capacity: u64,
     interval: u64,
     log_sealed: bool,
-) -> Result<(Segment, Option<File>)> {
+) -> Result<(Segment, Option<File>, Option<i64>)> {
     let (path, idx_path) = Segment::paths(dir, base);
     let file = OpenOptions::new()
         .read(true)
@@ -150,13 +150,17 @@ pub(crate) fn recover_newest(
         .len();
     let mut hdr = [0u8; SEGMENT_HEADER_BYTES];
     let n = read_up_to(&file, &path, &mut hdr)?;
-    if !segment::check_header(&path, &hdr[..n], base)? {
-        // Creation was interrupted before the header reached the disk: an empty segment.
-        tracing::warn!(path = %path.display(), "segment header missing (interrupted creation); starting it empty");
-        file.write_all_at(&segment::header(base), 0)
-            .map_err(|e| Error::io("writing segment header", &path, e))?;
-        len = len.max(SEGMENT_HEADER_BYTES as u64);
-    }
+    let floor = match segment::check_header(&path, &hdr[..n], base)? {
+        Header::Valid { floor } => floor,
+        Header::Missing => {
+            // Creation was interrupted before the header reached the disk: an empty segment.
+            tracing::warn!(path = %path.display(), "segment header missing (interrupted creation); starting it empty");
+            file.write_all_at(&segment::header(base, None), 0)
+                .map_err(|e| Error::io("writing segment header", &path, e))?;
+            len = len.max(SEGMENT_HEADER_BYTES as u64);
+            None
+        }
+    };
     let map = map_read_only(&file, &path)?;
     let loaded = index::load(&idx_path, base, len)?;
     let mut entries = loaded.entries;
@@ -190,12 +194,12 @@ pub(crate) fn recover_newest(
         file.sync_all()
             .map_err(|e| Error::io("fsyncing segment", &path, e))?;
         let seg = Segment::sealed_from(base, path, idx_path, file, published, entries, None)?;
-        return Ok((seg, None));
+        return Ok((seg, None, floor));
     }
     segment::preallocate(&file, &path, capacity.max(s.end))?;
     let idx_file = index::open_for_append(&idx_path, base, &entries)?;
     let seg = Segment::active_from(base, path, idx_path, file, published, entries)?;
-    Ok((seg, Some(idx_file)))
+    Ok((seg, Some(idx_file), floor))
 }
 
 /// Opens a sealed segment (not the newest) read-only. `expected_next` is the base offset of the
@@ -221,7 +225,7 @@ pub(crate) fn load_sealed(
         ));
     }
     let map = map_read_only(&file, &path)?;
-    if !segment::check_header(&path, &map, base)? {
+    if segment::check_header(&path, &map, base)? == Header::Missing {
         return Err(Error::corrupt(
             &path,
             0,

@@ -403,8 +403,8 @@ fn empty_segment_breaks_reopen() {
     let log = Log::open(dir.path(), o.clone()).unwrap();
     assert_eq!(log.bounds().first_offset, 20);
     assert!(log.read(0, 10, 10).unwrap().is_empty());
-    // The monotonic clock survives an empty newest segment (it came from the older one)... here
-    // all older ones are gone, so any time is accepted.
+    // The monotonic clock survives an empty newest segment even with every older one gone
+    // (the floor is in the segment header).
     let a = log
         .append(
             10,
@@ -415,7 +415,7 @@ fn empty_segment_breaks_reopen() {
             }],
         )
         .unwrap();
-    assert_eq!(a.first_offset, 20);
+    assert_eq!((a.first_offset, a.arrival_ms), (20, 1019));
     drop(log);
 
     // A newest segment whose creation was interrupted (all zeros, no header) is an empty segment.
@@ -1044,14 +1044,22 @@ fn readers_see_partial_records_while_writer_appends() {
 }
 
 #[test]
-#[should_panic(expected = "write past the end")]
-fn write_slice_past_capacity_corrupts_memory() {
-    // The bound check in Segment::write_slice is what keeps the writer inside the map.
+fn write_past_capacity_or_below_end_is_accepted() {
+    // `write_at`'s range check is what keeps the published end inside the map (the SAFETY of
+    // `Segment::published` relies on it) and the writer off published bytes.
     let dir = tempfile::tempdir().unwrap();
-    let seg = Segment::create(dir.path(), 0, 128).unwrap();
-    // SAFETY: the segment is not shared; the call is expected to panic on the bound check
-    // before any memory is touched.
-    let _ = unsafe { seg.write_slice(100, 29) };
+    let seg = Segment::create(dir.path(), 0, 128, None).unwrap();
+    assert!(seg.write_at(100, &[0u8; 29]).is_err(), "past capacity");
+    assert!(
+        seg.write_at(0, &[0u8; 4]).is_err(),
+        "below the published end (the header)"
+    );
+    seg.write_at(24, &[0u8; 104]).unwrap();
+    let sealed = super::seal_segment(&seg, 24).unwrap();
+    assert!(
+        sealed.write_at(24, &[0u8; 1]).is_err(),
+        "into a sealed segment"
+    );
 }
 
 #[test]
