@@ -260,3 +260,53 @@ def test_oversized_body_gets_a_clean_http_error_not_a_hang():
         sock.close()
     status_line = reply.split(b"\r\n", 1)[0].decode(errors="replace")
     assert status_line.startswith(("HTTP/1.1 413", "HTTP/1.1 400")), f"got {status_line!r}"
+
+
+def raw(method, headers, body=b""):
+    url = urllib.parse.urlsplit(endpoint())
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request(method, "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_a_request_without_a_json_content_type_gets_aws_xml_403():
+    status, headers, body = raw("POST", {"X-Amz-Target": "Kinesis_20131202.ListStreams"}, b"{}")
+    assert status == 403
+    assert body == (
+        "<MissingAuthenticationTokenException>\n"
+        "  <Message>Missing Authentication Token</Message>\n"
+        "</MissingAuthenticationTokenException>\n"
+    )
+    status, _, body = raw("GET", {})
+    assert (status, body) == (
+        403,
+        "<MissingAuthenticationTokenException>\n"
+        "  <Message>Missing Authentication Token</Message>\n"
+        "</MissingAuthenticationTokenException>\n",
+    )
+    status, _, body = raw(
+        "POST",
+        {"X-Amz-Target": "Kinesis_20131202.ListStreams", "Authorization": "AWS4-HMAC-SHA256 Credential=a/b/c/d/e"},
+        b"{}",
+    )
+    assert (status, body) == (
+        403,
+        "<AccessDeniedException>\n"
+        "  <Message>Unable to determine service/operation name to be authorized</Message>\n"
+        "</AccessDeniedException>\n",
+    )
+
+
+def test_plain_application_json_gets_the_legacy_wrapped_answer():
+    status, headers, body = raw(
+        "POST", {"Content-Type": "application/json", "X-Amz-Target": "Kinesis_20131202.ListStreams"}, b"{}"
+    )
+    assert status == 200
+    assert json.loads(body) == {
+        "Output": {"__type": "com.amazon.coral.service#UnknownOperationException", "message": None},
+        "Version": "1.0",
+    }

@@ -310,6 +310,88 @@ async fn get_shard_iterator_errors_name_the_canonical_shard_and_stream() {
 }
 
 #[tokio::test]
+async fn shard_ids_aws_cannot_parse_are_could_not_find_shard() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "parse", 1).await;
+    for bad in ["2147483648", "shardId-002147483648", "2.14E4", "ABKLFD8"] {
+        for stream in ["parse", "nostream"] {
+            assert_error(
+                client
+                    .get_shard_iterator()
+                    .stream_name(stream)
+                    .shard_id(bad)
+                    .shard_iterator_type(ShardIteratorType::Latest)
+                    .send()
+                    .await,
+                "ResourceNotFoundException",
+                &format!(
+                    "Could not find shard {bad} in stream {stream} under account 000000000000."
+                ),
+            );
+        }
+    }
+    // Any "<prefix>-<index>" names shard <index>, printed canonically.
+    for loose in ["x-5", "a-00000000005", "shardId-5"] {
+        assert_error(
+            client
+                .get_shard_iterator()
+                .stream_name("nostream")
+                .shard_id(loose)
+                .shard_iterator_type(ShardIteratorType::Latest)
+                .send()
+                .await,
+            "ResourceNotFoundException",
+            "Shard shardId-000000000005 in stream nostream under account 000000000000 does not exist",
+        );
+    }
+}
+
+#[tokio::test]
+async fn sequence_number_for_ordering_orders_after_it_and_must_be_valid() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "sfo", 1).await;
+    let first = client
+        .put_record()
+        .stream_name("sfo")
+        .partition_key("a")
+        .data(blob("1"))
+        .send()
+        .await
+        .unwrap();
+    let second = client
+        .put_record()
+        .stream_name("sfo")
+        .partition_key("a")
+        .data(blob("2"))
+        .sequence_number_for_ordering(first.sequence_number())
+        .send()
+        .await
+        .unwrap();
+    assert!(seq(second.sequence_number()) > seq(first.sequence_number()));
+    let huge = "9".repeat(60);
+    assert_error(
+        client
+            .put_record()
+            .stream_name("sfo")
+            .partition_key("a")
+            .data(blob("3"))
+            .sequence_number_for_ordering(&huge)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        &format!(
+            "ExclusiveMinimumSequenceNumber {huge} used in PutRecord on stream sfo under account 000000000000 is invalid."
+        ),
+    );
+    assert_eq!(
+        read_shard(&client, "sfo", "shardId-000000000000")
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
 async fn iterator_type_and_starting_sequence_number_must_agree() {
     let (client, _h, _d) = start_server().await;
     create_stream(&client, "combo", 1).await;

@@ -33,6 +33,13 @@ async fn a_creating_stream_is_described_but_rejects_reads_and_writes_as_aws_does
     let d = d.stream_description().unwrap();
     assert_eq!(d.stream_status(), &StreamStatus::Creating);
     assert_eq!(d.stream_arn(), stream_arn("slow"));
+    // AWS lists no shards until the stream is ACTIVE (AWS_BEHAVIOUR.md section 4).
+    assert!(
+        d.shards().is_empty(),
+        "CREATING stream lists shards: {:?}",
+        d.shards()
+    );
+    assert!(!d.has_more_shards());
     let s = client
         .describe_stream_summary()
         .stream_name("slow")
@@ -131,6 +138,19 @@ async fn a_creating_stream_can_be_deleted_and_is_then_deleting() {
     assert_eq!(
         s.stream_description_summary().unwrap().stream_status(),
         &StreamStatus::Deleting
+    );
+    let d = client
+        .describe_stream()
+        .stream_name("brief")
+        .send()
+        .await
+        .unwrap();
+    let d = d.stream_description().unwrap();
+    assert_eq!(d.stream_status(), &StreamStatus::Deleting);
+    assert!(
+        d.shards().is_empty(),
+        "DELETING stream lists shards: {:?}",
+        d.shards()
     );
     assert_error(
         client
