@@ -61,8 +61,10 @@ fn sequential(c: &mut Criterion) {
 
 fn seek(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    // 1 MiB segments, ~100 of them.
-    let batches = 100 * (1 << 20) / (BATCH * (RECORD_BYTES + 56)) + 1;
+    // 1 MiB segments; a 500-record batch (~530 KB) never shares a segment with the next one
+    // (a batch that does not fit the rest of a segment starts a new one), so 100 batches make
+    // 100 segments.
+    let batches = 100;
     let log = build(dir.path(), 1 << 20, batches, 10);
     let bounds = log.bounds();
     let segs = std::fs::read_dir(dir.path())

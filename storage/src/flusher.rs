@@ -43,6 +43,9 @@ pub(crate) struct FlushShared {
     done: Condvar,
     durability: Durability,
     dir: PathBuf,
+    /// Test hook: make the next flush fail as if fsync returned EIO.
+    #[cfg(test)]
+    pub(crate) fail_next_flush: std::sync::atomic::AtomicBool,
 }
 
 /// What has been written and what is durable. Guarded by [`FlushShared::state`].
@@ -110,6 +113,8 @@ impl FlushShared {
             done: Condvar::new(),
             durability,
             dir,
+            #[cfg(test)]
+            fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -293,6 +298,16 @@ impl FlushShared {
         end: u64,
         active_flushed: &mut (u64, u64),
     ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+        #[cfg(test)]
+        if self
+            .fail_next_flush
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err((
+                self.dir.clone(),
+                std::io::Error::other("injected fsync failure"),
+            ));
+        }
         for seg in sealed {
             seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
             match std::fs::File::open(&seg.idx_path).and_then(|f| f.sync_all()) {

@@ -944,6 +944,43 @@ fn wait_durable_hangs_in_flush_mode() {
 }
 
 #[test]
+fn failed_fsync_is_reported_as_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(4096, 64)).unwrap();
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: b"x",
+    };
+    let a = log.append(1, &[r]).unwrap();
+    block_on(log.wait_durable(a.next_offset)).unwrap();
+    log.shared
+        .flush
+        .fail_next_flush
+        .store(true, Ordering::SeqCst);
+    let b = log.append(2, &[r]).unwrap();
+    match block_on(log.wait_durable(b.next_offset)) {
+        Err(Error::FlushFailed { message, .. }) => {
+            assert!(message.contains("injected"), "{message}")
+        }
+        other => panic!("expected FlushFailed, got {other:?}"),
+    }
+    // Sticky: no more appends or durability promises; what was durable before stays so.
+    assert!(matches!(
+        log.append(3, &[r]),
+        Err(Error::FlushFailed { .. })
+    ));
+    assert!(matches!(log.sync(), Err(Error::FlushFailed { .. })));
+    block_on(log.wait_durable(a.next_offset)).unwrap();
+    drop(log);
+    // Reopening re-validates the tail and the log works again.
+    let log = Log::open(dir.path(), opts(4096, 64)).unwrap();
+    assert_eq!(log.bounds().next_offset, 2);
+    let c = log.append(3, &[r]).unwrap();
+    block_on(log.wait_durable(c.next_offset)).unwrap();
+}
+
+#[test]
 fn page_cache_mode_never_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), page_cache(opts(4096, 64))).unwrap();
