@@ -627,6 +627,27 @@ impl Log {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadBatch> {
+        // Retention may delete a not-yet-loaded segment between choosing and opening it; the
+        // data is expired then, so start again from the new first offset.
+        let mut attempts = 0;
+        loop {
+            match self.read_once(from_offset, max_records, max_bytes) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(
+        &self,
+        from_offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch> {
         let sh = &*self.shared;
         let next = sh.next_offset.load(Ordering::Acquire);
         let (mut slot, first) = {

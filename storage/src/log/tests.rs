@@ -283,6 +283,43 @@ fn read_returns_bad_crc_in_sealed_segment() {
 }
 
 #[test]
+fn untrimmed_sealed_segment_reads_as_corrupt() {
+    // A crash between creating the next segment and trimming the previous one leaves a
+    // sealed segment with its zero-filled preallocated tail: that is not damage.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    fill(&log, 60, 1000);
+    drop(log);
+    let files = segment_files(dir.path());
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(&files[0]))
+        .unwrap();
+    f.set_len(1024).unwrap();
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..60).collect::<Vec<_>>());
+    // But a sealed segment that lost its last record is reported, not skipped.
+    drop(log);
+    let (base1, _) = segment::parse_file_name(&files[1]).unwrap();
+    let (base2, _) = segment::parse_file_name(&files[2]).unwrap();
+    let p = dir.path().join(&files[1]);
+    let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(position_of(base1, base2 - 1)).unwrap();
+    let _ = fs::remove_file(dir.path().join(segment::file_name(base1, FileKind::Index)));
+    let log = Log::open(dir.path(), opts(1024, 100)).unwrap();
+    match log.read(base2 - 1, 10, 1 << 20) {
+        Err(Error::Corrupt { path, reason, .. }) => {
+            assert_eq!(path, p);
+            assert!(reason.contains("next segment starts"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Reading across the gap stops before it, then reports it.
+    let b = log.read(base1, 1000, 1 << 20).unwrap();
+    assert_eq!(b.next_offset(), base2 - 1);
+}
+
+#[test]
 fn missing_index_breaks_reads() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(2048, 100);
