@@ -69,6 +69,17 @@ pub fn client_for(addr: SocketAddr) -> Client {
     client_with(addr, ACCESS_KEY, REGION)
 }
 
+/// As [`client_for`] but with retries off, for tests that assert on throttling errors
+/// themselves (the SDK would otherwise retry them).
+pub fn client_no_retry(addr: SocketAddr) -> Client {
+    let conf = client_for(addr)
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
+}
+
 /// As [`client_for`], with a chosen access key id and region (account/region scoping).
 pub fn client_with(addr: SocketAddr, access_key: &str, region: &str) -> Client {
     let http = aws_smithy_http_client::Builder::new().build_http();

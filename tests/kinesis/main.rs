@@ -11,6 +11,7 @@ mod bulk;
 mod crash;
 mod errors;
 mod lifecycle;
+mod limits;
 mod persistence;
 mod records;
 mod streams;

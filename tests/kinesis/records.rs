@@ -684,3 +684,53 @@ async fn millis_behind_latest_is_positive_until_the_reader_catches_up() {
     );
     assert_eq!(second.millis_behind_latest(), Some(0), "caught up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_to_one_shard_get_unique_increasing_sequence_numbers() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "busy", 1).await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..25 {
+                    let out = client
+                        .put_record()
+                        .stream_name("busy")
+                        .partition_key(format!("w{w}"))
+                        .data(blob(format!("w{w}-{i}")))
+                        .send()
+                        .await
+                        .unwrap();
+                    acked.push((format!("w{w}-{i}"), out.sequence_number().to_owned()));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        let mine = w.await.unwrap();
+        // Each writer waited for its acknowledgement before sending the next record.
+        for pair in mine.windows(2) {
+            assert!(seq(&pair[0].1) < seq(&pair[1].1), "{pair:?}");
+        }
+        acked.extend(mine);
+    }
+    let recs = read_shard(&client, "busy", "shardId-000000000000").await;
+    let got: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8(data(r).to_vec()).unwrap(),
+                r.sequence_number().to_owned(),
+            )
+        })
+        .collect();
+    acked.sort_by_key(|(_, s)| seq(s));
+    assert_eq!(
+        got, acked,
+        "the shard holds exactly the acknowledged records in sequence-number order"
+    );
+}
