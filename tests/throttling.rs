@@ -785,3 +785,230 @@ async fn with_limits_off_nothing_is_throttled() {
     let (passed, _) = describe_burst(&client, "free", 50).await;
     assert!(passed.iter().all(|p| *p), "50 DescribeStream");
 }
+
+#[tokio::test]
+async fn each_shard_has_its_own_write_budget() {
+    // Two shards; records aimed at each by explicit hash key. 1,000 records fill shard 0's
+    // burst; shard 1's 500 then pass in full, and shard 0's next 500 mostly do not.
+    let (client, _h, _d) = start(|_| {}).await;
+    create_stream(&client, "split", 2).await;
+    let to_shard = |shard: usize, n: usize, tag: &str| -> Vec<PutRecordsRequestEntry> {
+        let hash = expected_ranges(2)[shard].0.to_string();
+        (0..n)
+            .map(|i| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key("k")
+                    .explicit_hash_key(hash.clone())
+                    .data(blob(format!("{tag}-{i}")))
+                    .build()
+                    .expect("entry")
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let mut shard0_ok = 0;
+    for b in 0..2 {
+        let out = client
+            .put_records()
+            .stream_name("split")
+            .set_records(Some(to_shard(0, MAX_PUT_RECORDS, &format!("a{b}"))))
+            .send()
+            .await
+            .expect("PutRecords");
+        shard0_ok += out
+            .records()
+            .iter()
+            .filter(|r| r.error_code().is_none())
+            .count();
+    }
+    assert_eq!(shard0_ok, 1000, "shard 0's burst");
+    let out = client
+        .put_records()
+        .stream_name("split")
+        .set_records(Some(to_shard(1, MAX_PUT_RECORDS, "b")))
+        .send()
+        .await
+        .expect("PutRecords");
+    assert_eq!(
+        out.failed_record_count(),
+        Some(0),
+        "shard 1 has its own budget"
+    );
+    let out = client
+        .put_records()
+        .stream_name("split")
+        .set_records(Some(to_shard(0, MAX_PUT_RECORDS, "c")))
+        .send()
+        .await
+        .expect("PutRecords");
+    let elapsed = started.elapsed();
+    let ok = out
+        .records()
+        .iter()
+        .filter(|r| r.error_code().is_none())
+        .count();
+    assert!(
+        ok <= refill(WRITE_RECORDS_PER_SEC, elapsed),
+        "shard 0 admitted {ok} more in {elapsed:?}"
+    );
+    for r in out.records().iter().filter(|r| r.error_code().is_some()) {
+        assert_eq!(
+            r.error_message(),
+            Some(
+                format!(
+                    "Rate exceeded for shard {SHARD0} in stream split under account {DEFAULT_ACCOUNT}."
+                )
+                .as_str()
+            ),
+            "the refusal names the shard that is over its limit"
+        );
+    }
+}
+
+/// Calls `op` `n` times as fast as it goes; returns which calls passed and the time taken.
+/// A refusal must be LimitExceededException with HTTP 400.
+async fn control_burst<F, Fut, T, E>(n: usize, mut op: F) -> (Vec<bool>, Duration)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
+        >,
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    let started = Instant::now();
+    let mut passed = Vec::with_capacity(n);
+    for i in 0..n {
+        let result = op(i).await;
+        if result.is_err() {
+            assert_refused(&result, "LimitExceededException", None);
+        }
+        passed.push(result.is_ok());
+    }
+    (passed, started.elapsed())
+}
+
+#[track_caller]
+fn assert_rate(what: &str, passed: &[bool], elapsed: Duration, rate: f64) {
+    let burst = rate as usize;
+    let ok = passed.iter().filter(|p| **p).count();
+    assert!(
+        passed[..burst].iter().all(|p| *p),
+        "{what}: the first {burst} calls fit the burst: {passed:?}"
+    );
+    assert!(
+        ok <= burst + refill(rate, elapsed),
+        "{what}: {ok} of {} passed in {elapsed:?}",
+        passed.len()
+    );
+    assert!(ok < passed.len(), "{what}: never throttled in {elapsed:?}");
+}
+
+#[tokio::test]
+async fn control_plane_operations_have_aws_per_account_rates() {
+    // Streams made at start-up: creating them costs no CreateStream budget.
+    let (client, _h, _d) = start(|c| {
+        c.create_streams = (0..20)
+            .map(|i| format!("pre-{i}").parse().unwrap())
+            .collect();
+    })
+    .await;
+
+    let (passed, elapsed) = control_burst(60, |_| {
+        client.describe_stream_summary().stream_name("pre-0").send()
+    })
+    .await;
+    assert_rate("DescribeStreamSummary (20/s)", &passed, elapsed, 20.0);
+
+    let (passed, elapsed) = control_burst(20, |_| client.list_streams().send()).await;
+    assert_rate("ListStreams (5/s)", &passed, elapsed, 5.0);
+
+    let (passed, elapsed) = control_burst(20, |i| {
+        client
+            .create_stream()
+            .stream_name(format!("new-{i}"))
+            .shard_count(1)
+            .send()
+    })
+    .await;
+    assert_rate("CreateStream (5/s)", &passed, elapsed, 5.0);
+
+    let (passed, elapsed) = control_burst(20, |i| {
+        client
+            .delete_stream()
+            .stream_name(format!("pre-{i}"))
+            .send()
+    })
+    .await;
+    assert_rate("DeleteStream (5/s)", &passed, elapsed, 5.0);
+}
+
+#[tokio::test]
+async fn control_plane_budgets_are_per_region_too() {
+    let (client, h, _d) = start(|_| {}).await;
+    create_stream(&client, "east", 1).await;
+    let (passed, _) = describe_burst(&client, "east", 30).await;
+    assert!(passed.iter().any(|p| !p), "never throttled");
+    // Same account, another region: a budget (and streams) of its own.
+    let west = client_with(h.local_addr(), ACCESS_KEY, "us-west-2");
+    let west = Client::from_conf(
+        west.config()
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build(),
+    );
+    let result = west.describe_stream().stream_name("east").send().await;
+    assert_eq!(
+        result.as_ref().err().and_then(|e| e.code()),
+        Some("ResourceNotFoundException"),
+        "admitted, and the stream does not exist in us-west-2: {result:?}"
+    );
+}
+
+// ---- configuration ---------------------------------------------------------------------
+
+#[test]
+fn the_limit_flags_parse() {
+    use clap::Parser;
+    let args = kinesis_broker::config::Args::try_parse_from([
+        "kinesis-broker",
+        "--throughput-limits",
+        "off",
+        "--throughput-multiplier",
+        "0.5",
+    ])
+    .expect("flags");
+    let config = args.to_config().expect("config");
+    assert!(!config.throughput_limits);
+    assert_eq!(config.throughput_multiplier, 0.5);
+
+    let config = kinesis_broker::config::Args::try_parse_from(["kinesis-broker"])
+        .expect("no flags")
+        .to_config()
+        .expect("config");
+    assert!(config.throughput_limits, "limits are on by default");
+    assert_eq!(config.throughput_multiplier, 1.0);
+    assert!(
+        kinesis_broker::config::Args::try_parse_from([
+            "kinesis-broker",
+            "--throughput-limits",
+            "maybe"
+        ])
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_multiplier_that_is_not_positive_is_refused_at_start() {
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.throughput_multiplier = bad;
+        match kinesis_broker::Server::start(config).await {
+            Err(kinesis_broker::StartError::Config(e)) => {
+                assert!(e.to_string().contains("multiplier"), "{e}")
+            }
+            other => panic!("multiplier {bad}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
