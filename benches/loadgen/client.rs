@@ -199,7 +199,9 @@ struct ErrorBody<'a> {
 #[derive(Debug)]
 pub struct Client {
     pub endpoint: Endpoint,
-    pub signer: Signer,
+    /// One signer per account the run spreads its streams over (`--accounts`); index 0 is
+    /// `--access-key`.
+    pub signers: Vec<Signer>,
     pub timeout: Duration,
 }
 
@@ -209,11 +211,13 @@ pub struct Conn {
     sender: Option<SendRequest<Full<Bytes>>>,
     /// Connections opened, including the first.
     pub connects: u64,
+    /// Which of the client's signers (accounts) signs the next calls.
+    pub account: usize,
 }
 
 impl Conn {
     pub fn new(client: Arc<Client>) -> Self {
-        Self { client, sender: None, connects: 0 }
+        Self { client, sender: None, connects: 0, account: 0 }
     }
 
     async fn connect(&mut self) -> Result<(), CallError> {
@@ -266,8 +270,7 @@ impl Conn {
                 &computed
             }
         };
-        let auth = client
-            .signer
+        let auth = client.signers[self.account % client.signers.len()]
             .authorization(&client.endpoint.authority, &target, &amz_date, &date, hash);
         let request = hyper::Request::post("/")
             .header("host", &client.endpoint.authority)

@@ -86,6 +86,10 @@ pub struct Cli {
     /// Also append the JSON line to this file.
     #[arg(long, global = true)]
     pub out: Option<std::path::PathBuf>,
+    /// Spread the streams over this many accounts (12-digit access keys 100000000000,
+    /// 100000000001, ...), for brokers that limit shards per account (AWS: 500).
+    #[arg(long, global = true, default_value_t = 1)]
+    pub accounts: usize,
     /// Worker threads of the client's runtime (default: the number of CPUs).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
@@ -233,11 +237,22 @@ fn main() -> std::process::ExitCode {
     let runtime = builder.build().expect("tokio runtime");
     let client = Arc::new(Client {
         endpoint,
-        signer: Signer {
-            access_key: cli.access_key.clone(),
-            secret_key: cli.secret_key.clone(),
-            region: cli.region.clone(),
-            key_cache: Default::default(),
+        signers: if cli.accounts <= 1 {
+            vec![Signer {
+                access_key: cli.access_key.clone(),
+                secret_key: cli.secret_key.clone(),
+                region: cli.region.clone(),
+                key_cache: Default::default(),
+            }]
+        } else {
+            (0..cli.accounts)
+                .map(|i| Signer {
+                    access_key: format!("{:012}", 100_000_000_000u64 + i as u64),
+                    secret_key: cli.secret_key.clone(),
+                    region: cli.region.clone(),
+                    key_cache: Default::default(),
+                })
+                .collect()
         },
         timeout: cli.request_timeout,
     });

@@ -69,6 +69,14 @@ async fn create_stream(conn: &mut Conn, name: &str, shards: u32, timeout: Durati
         {
             Ok(_) => break,
             Err(e) if e.kind() == "ResourceInUseException" => break,
+            Err(CallError::Api { kind, message, .. })
+                if kind == "LimitExceededException" && message.contains("shard limit") =>
+            {
+                return Err(format!(
+                    "CreateStream {name}: the account's shard limit is reached ({message}); \
+                     --accounts spreads streams over several accounts"
+                ));
+            }
             Err(e) if is_retryable_control(&e.kind()) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -137,13 +145,14 @@ async fn list_shards(conn: &mut Conn, name: &str) -> Result<Vec<String>, String>
 /// Creates `names` (8 at a time), each with `shards` shards, and waits for ACTIVE.
 async fn create_streams(client: &Arc<Client>, names: &[String], shards: u32, timeout: Duration) -> Result<Duration, String> {
     let start = Instant::now();
-    for chunk in names.chunks(8) {
+    for (c, chunk) in names.chunks(8).enumerate() {
         let mut set = tokio::task::JoinSet::new();
-        for name in chunk {
+        for (j, name) in chunk.iter().enumerate() {
             let client = client.clone();
             let name = name.clone();
             set.spawn(async move {
                 let mut conn = Conn::new(client);
+                conn.account = c * 8 + j;
                 create_stream(&mut conn, &name, shards, timeout).await
             });
         }
@@ -156,7 +165,8 @@ async fn create_streams(client: &Arc<Client>, names: &[String], shards: u32, tim
 
 async fn delete_streams(client: &Arc<Client>, names: &[String]) {
     let mut conn = Conn::new(client.clone());
-    for name in names {
+    for (i, name) in names.iter().enumerate() {
+        conn.account = i;
         if let Err(e) = conn.call_json("DeleteStream", json!({"StreamName": name})).await {
             eprintln!("kinesis-loadgen: DeleteStream {name}: {e}");
         }
@@ -282,16 +292,17 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
     } else {
         4
     };
-    let bodies: Vec<(Bytes, String)> = (0..n_bodies)
+    let bodies: Vec<(Bytes, String, usize)> = (0..n_bodies)
         .map(|i| {
-            let stream = &spec.streams[(worker + i) % spec.streams.len()];
+            let index = (worker + i) % spec.streams.len();
+            let stream = &spec.streams[index];
             let body = if single {
                 put_record_body(stream, spec.record_size, spec.keys, &mut rng)
             } else {
                 put_records_body(stream, spec.batch, spec.record_size, spec.keys, &mut rng, |r, d| r.fill(d))
             };
             let hash = payload_hash(body.as_bytes());
-            (Bytes::from(body), hash)
+            (Bytes::from(body), hash, index)
         })
         .collect();
     let mut conn = Conn::new(client);
@@ -302,8 +313,9 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
         {
             break;
         }
-        let (body, hash) = &bodies[i % bodies.len()];
+        let (body, hash, index) = &bodies[i % bodies.len()];
         i += 1;
+        conn.account = *index;
         let t0 = Instant::now();
         let result = conn.call(op, body.clone(), Some(hash)).await;
         rec.latency(t0.elapsed());
@@ -565,6 +577,7 @@ impl Report {
         obj.insert("endpoint".into(), json!(cli.endpoint));
         obj.insert("unix_ms".into(), json!(unix_ms() as u64));
         obj.insert("params".into(), params);
+        obj.insert("accounts".into(), json!(cli.accounts.max(1)));
         Self { obj }
     }
 
