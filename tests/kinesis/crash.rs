@@ -20,10 +20,10 @@ const KILL_AFTER_ACKS: usize = 3_000;
 const WRITERS: usize = 4;
 
 /// The broker process; killed (SIGKILL) when dropped so a failing test leaves nothing behind.
-struct Broker {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
+pub(crate) struct Broker {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) log: std::path::PathBuf,
 }
 
 impl Drop for Broker {
@@ -33,7 +33,7 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -44,26 +44,43 @@ fn free_port() -> u16 {
 /// Starts the release or debug binary cargo built for this test on a free port and waits
 /// (bounded polls) until it answers ListStreams.
 async fn spawn_broker(data_dir: &Path, log_dir: &Path, run: usize) -> Broker {
+    spawn_broker_with(data_dir, log_dir, run, "flush").await
+}
+
+/// As [`spawn_broker`], with a `--durability` mode.
+async fn spawn_broker_with(
+    data_dir: &Path,
+    log_dir: &Path,
+    run: usize,
+    durability: &str,
+) -> Broker {
     let port = free_port();
-    let log = log_dir.join(format!("broker-{run}.log"));
-    let out = File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kinesis-broker"))
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args([
-            "--create-stream-delay-ms",
-            "0",
-            "--delete-stream-delay-ms",
-            "0",
-            "--update-stream-delay-ms",
-            "0",
-        ])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinesis-broker"));
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .args(["--durability", durability])
+    .args([
+        "--create-stream-delay-ms",
+        "0",
+        "--delete-stream-delay-ms",
+        "0",
+        "--update-stream-delay-ms",
+        "0",
+    ]);
+    start(cmd, port, &log_dir.join(format!("broker-{run}.log"))).await
+}
+
+/// Spawns `cmd` (the broker, set up to listen on `port`) with its output in `log`, and
+/// waits (bounded polls) until it answers ListStreams.
+pub(crate) async fn start(mut cmd: Command, port: u16, log: &Path) -> Broker {
+    let out = File::create(log).unwrap();
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -72,7 +89,7 @@ async fn spawn_broker(data_dir: &Path, log_dir: &Path, run: usize) -> Broker {
     let mut broker = Broker {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log,
+        log: log.to_path_buf(),
     };
     let client = client_for(broker.addr);
     for _ in 0..MAX_POLLS {
@@ -138,9 +155,20 @@ async fn writer(client: Client, id: usize, acked: Acked) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_record_survives_kill_9_during_writes() {
+    kill_9_during_writes("flush").await;
+}
+
+/// Page-cache mode promises to survive a process crash (not a power loss): kill -9 is a
+/// process crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_record_survives_kill_9_in_page_cache_mode() {
+    kill_9_during_writes("page-cache").await;
+}
+
+async fn kill_9_during_writes(durability: &str) {
     let data_dir = tempfile::tempdir().unwrap();
     let log_dir = tempfile::tempdir().unwrap();
-    let mut broker = spawn_broker(data_dir.path(), log_dir.path(), 1).await;
+    let mut broker = spawn_broker_with(data_dir.path(), log_dir.path(), 1, durability).await;
     let client = client_for(broker.addr);
     create_stream(&client, "crash", SHARDS as i32).await;
 
@@ -171,7 +199,7 @@ async fn every_acknowledged_record_survives_kill_9_during_writes() {
     let acked = acked.lock().unwrap().clone();
     drop(broker);
 
-    let broker = spawn_broker(data_dir.path(), log_dir.path(), 2).await;
+    let broker = spawn_broker_with(data_dir.path(), log_dir.path(), 2, durability).await;
     let client = client_for(broker.addr);
     wait_active(&client, "crash").await;
     let mut stored: HashMap<String, (String, String, String)> = HashMap::new();

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod binary;
 mod bulk;
 mod crash;
 mod errors;
