@@ -969,3 +969,72 @@ async fn a_clock_move_out_of_range_is_refused() {
     let (status, clock) = admin(addr, "GET", "/_broker/clock", "").await;
     assert_eq!((status, &clock["offset_ms"]), (200, &json!(0)), "{clock}");
 }
+
+#[tokio::test]
+async fn every_fault_kind_works_from_the_start_configuration() {
+    // One broker started with Config.faults (what --faults sets), a stream per fault kind.
+    let config = json!({"seed": 4, "streams": {
+        "rt": {"record_failure_rate": 1.0},
+        "ri": {"record_failure_rate": 1.0, "record_failure": "InternalFailure"},
+        "e500": {"internal_failure_rate": 1.0},
+        "e503": {"service_unavailable_rate": 1.0},
+        "lat": {"latency_ms": [250, 250]},
+        "gr": {"get_records_failure_rate": 1.0}
+    }});
+    let (client, h, _d) = start(|c| {
+        c.faults = serde_json::from_value(config.clone()).expect("fault config");
+    })
+    .await;
+    for s in ["rt", "ri", "e500", "e503", "lat", "gr"] {
+        create_stream(&client, s, 1).await;
+    }
+
+    let (failed, _) = put_n(&client, "rt", 5, "rt").await;
+    assert_eq!(failed.len(), 5);
+    assert!(
+        failed
+            .iter()
+            .all(|(_, c, _)| c == "ProvisionedThroughputExceededException")
+    );
+    let (failed, _) = put_n(&client, "ri", 5, "ri").await;
+    assert_eq!(failed.len(), 5);
+    assert!(failed.iter().all(|(_, c, _)| c == "InternalFailure"));
+    let e500 = client
+        .put_records()
+        .stream_name("e500")
+        .set_records(Some(entries(2, "x")))
+        .send()
+        .await;
+    assert_failed(&e500, "InternalFailure", 500, None);
+    let e503 = client
+        .put_records()
+        .stream_name("e503")
+        .set_records(Some(entries(2, "x")))
+        .send()
+        .await;
+    assert_failed(&e503, "ServiceUnavailable", 503, None);
+    let started = Instant::now();
+    put_one(&client, "lat", "x")
+        .await
+        .expect("delayed, not failed");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let it = iterator(&client, "gr", SHARD0, ShardIteratorType::Latest).await;
+    let read = client.get_records().shard_iterator(&it).send().await;
+    assert_failed(&read, "ProvisionedThroughputExceededException", 400, None);
+
+    let answer = get_faults(h.local_addr()).await;
+    assert_eq!(
+        answer["config"],
+        serde_json::to_value(serde_json::from_value::<FaultConfig>(config).unwrap()).unwrap()
+    );
+    assert_eq!(total(&answer, "records"), 10, "{answer}");
+    assert_eq!(total(&answer, "requests"), 3, "{answer}");
+    assert_eq!(answer["counts"]["delayed"], json!(1), "{answer}");
+
+    // Nothing injected was written.
+    admin(h.local_addr(), "DELETE", "/_broker/faults", "").await;
+    for s in ["rt", "ri", "e500", "e503"] {
+        assert!(shard_data(&client, s).await.is_empty(), "{s}");
+    }
+    assert_eq!(shard_data(&client, "lat").await, ["x"]);
+}
