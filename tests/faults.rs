@@ -1038,3 +1038,22 @@ async fn every_fault_kind_works_from_the_start_configuration() {
     }
     assert_eq!(shard_data(&client, "lat").await, ["x"]);
 }
+
+#[tokio::test]
+#[ignore = "BUG (issue 6): latency_ms [0, u64::MAX] is accepted, then every data-plane call panics in Faults::on_request (hi - lo + 1 overflows; modulo by zero in release) and answers 500"]
+async fn a_latency_range_that_cannot_be_drawn_is_refused() {
+    let (client, h, _d) = start(|_| {}).await;
+    create_stream(&client, "wide", 1).await;
+    let body = json!({"global": {"latency_ms": [0u64, u64::MAX]}}).to_string();
+    let (status, answer) = admin(h.local_addr(), "PUT", "/_broker/faults", &body).await;
+    if status == 200 {
+        // Accepted: then a call must at least not fail because of it (it would be delayed).
+        let result =
+            tokio::time::timeout(Duration::from_secs(2), put_one(&client, "wide", "x")).await;
+        if let Ok(Err(e)) = result {
+            panic!("latency [0, u64::MAX] accepted, then PutRecord failed: {e}");
+        }
+    } else {
+        assert_eq!(status, 400, "{answer}");
+    }
+}
