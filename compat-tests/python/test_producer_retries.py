@@ -18,10 +18,9 @@ import random
 import time
 import urllib.request
 
-import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, endpoint, make_client, read_to_tip, iterator, shard_id
+from conftest import ACCOUNT, endpoint, iterator, make_client, read_to_tip, shard_id
 
 WRITE_LIMIT = 1000  # records per second per shard (AWS)
 OFFERED_RATE = 3 * WRITE_LIMIT  # the producer offers three times that
