@@ -988,6 +988,11 @@ fn the_limit_flags_parse() {
         .expect("config");
     assert!(config.throughput_limits, "limits are on by default");
     assert_eq!(config.throughput_multiplier, 1.0);
+    assert!(Config::new().throughput_limits, "Config::new mirrors AWS");
+    assert!(
+        !Config::for_tests("/tmp/unused").throughput_limits,
+        "Config::for_tests turns limits off"
+    );
     assert!(
         kinesis_broker::config::Args::try_parse_from([
             "kinesis-broker",
