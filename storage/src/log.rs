@@ -594,7 +594,7 @@ impl Log {
     }
 
     /// A future that resolves when every offset below `next_offset` is durable per the log's
-    /// [`Durability`]: in `Flush` mode after the group-commit flush that covers it (one flush
+    /// [`Durability`](crate::Durability): in `Flush` mode after the group-commit flush that covers it (one flush
     /// serves all waiters queued before it started), in `PageCache` mode at once.
     ///
     /// It never blocks the polling thread: the flush runs on the log's flusher thread, which
