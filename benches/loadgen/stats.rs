@@ -153,6 +153,7 @@ impl ProcWatch {
             "peak_anon_mb": mb(self.peak_anon_kib.load(Ordering::Relaxed)),
             "rss_mb": status_kib(self.pid, "VmRSS:").map(mb),
             "vm_hwm_mb": status_kib(self.pid, "VmHWM:").map(mb),
+            "threads": status_kib(self.pid, "Threads:"),
         })
     }
 }
