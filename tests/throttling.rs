@@ -609,7 +609,6 @@ async fn describe_stream_is_limited_to_ten_calls_per_second_per_account() {
 }
 
 #[tokio::test]
-#[ignore = "BUG (issue 6): LimitExceededException says \"Rate exceeded for DescribeStream for account A.\"; AWS says \"Rate exceeded for stream S under account A.\""]
 async fn describe_stream_refusal_is_in_aws_words() {
     let (client, _h, _d) = start(|_| {}).await;
     create_stream(&client, "words", 1).await;
@@ -632,7 +631,6 @@ async fn describe_stream_refusal_is_in_aws_words() {
 }
 
 #[tokio::test]
-#[ignore = "BUG (issue 6): ListShards is rate-limited per account; AWS limits it per stream (1000/s per stream)"]
 async fn list_shards_budget_is_per_stream() {
     // At multiplier 0.01 ListShards allows 10 calls/s. Streams are created at start-up (no
     // control-plane call) so the small multiplier cannot block CreateStream.
@@ -726,7 +724,6 @@ async fn the_multiplier_scales_the_limits_up() {
 }
 
 #[tokio::test]
-#[ignore = "BUG (issue 6): a multiplier below 0.2 (e.g. 0.01) gives buckets of less than one call, so GetRecords, GetShardIterator and CreateStream are refused forever"]
 async fn a_small_multiplier_still_admits_calls() {
     let (client, _h, _d) = start(|c| c.throughput_multiplier = 0.01).await;
     // CreateStream: 5/s × 0.01 = one call per 20 s; the first call must pass.

@@ -12,7 +12,7 @@
 //! `FaultConfig` is `{"seed": u64, "global": Rules, "streams": {"name": Rules}}` with
 //! `Rules` = `{"record_failure_rate", "record_failure" ("ProvisionedThroughputExceededException"
 //! or "InternalFailure"), "internal_failure_rate", "service_unavailable_rate",
-//! "get_records_failure_rate", "latency_ms": [min, max]}` (see `broker::faults`).
+//! "get_records_failure_rate", "latency_ms": ms or [min, max]}` (see `broker::faults`).
 
 use std::sync::Arc;
 
@@ -90,11 +90,13 @@ impl AdminHandler for BrokerAdmin {
             }
             ("GET", "/_broker/clock") => self.clock(),
             ("POST", "/_broker/clock") => match serde_json::from_slice::<Advance>(body) {
-                Ok(a) => {
-                    self.broker.clock().advance_ms(a.advance_ms);
-                    tracing::info!(advance_ms = a.advance_ms, "broker clock moved");
-                    self.clock()
-                }
+                Ok(a) => match self.broker.clock().advance_ms(a.advance_ms) {
+                    Ok(()) => {
+                        tracing::info!(advance_ms = a.advance_ms, "broker clock moved");
+                        self.clock()
+                    }
+                    Err(e) => bad_request(e),
+                },
                 Err(e) => bad_request(format!("expected {{\"advance_ms\": N}}: {e}")),
             },
             _ => return None,

@@ -70,10 +70,20 @@ impl Service {
 impl Service {
     /// AWS's per-account rate of control-plane operations (data-plane operations have
     /// per-shard limits instead, enforced by the broker).
-    fn admit(&self, ctx: &RequestContext, operation: &str) -> Result<(), ApiError> {
+    ///
+    /// `name` and `arn` name the stream (for AWS's message and per-stream limits).
+    fn admit(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        name: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let from_arn = arn.and_then(common::parse_stream_arn).map(|k| k.name);
+        let stream = name.or(from_arn.as_deref());
         Ok(self
             .broker
-            .admit_control(&ctx.account_id, &ctx.region, operation)?)
+            .admit_control(&ctx.account_id, &ctx.region, operation, stream)?)
     }
 }
 
@@ -83,7 +93,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: CreateStreamInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "CreateStream")?;
+        self.admit(ctx, "CreateStream", input.stream_name.as_deref(), None)?;
         create_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -92,7 +102,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteStreamInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "DeleteStream")?;
+        self.admit(
+            ctx,
+            "DeleteStream",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         delete_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -101,7 +116,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamInput,
     ) -> Result<DescribeStreamOutput, ApiError> {
-        self.admit(ctx, "DescribeStream")?;
+        self.admit(
+            ctx,
+            "DescribeStream",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         describe_stream::handle(&self.broker, ctx, input).await
     }
 
@@ -110,7 +130,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamSummaryInput,
     ) -> Result<DescribeStreamSummaryOutput, ApiError> {
-        self.admit(ctx, "DescribeStreamSummary")?;
+        self.admit(
+            ctx,
+            "DescribeStreamSummary",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         describe_stream_summary::handle(&self.broker, ctx, input).await
     }
 
@@ -119,7 +144,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListStreamsInput,
     ) -> Result<ListStreamsOutput, ApiError> {
-        self.admit(ctx, "ListStreams")?;
+        self.admit(ctx, "ListStreams", None, None)?;
         list_streams::handle(&self.broker, ctx, input).await
     }
 
@@ -128,7 +153,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListShardsInput,
     ) -> Result<ListShardsOutput, ApiError> {
-        self.admit(ctx, "ListShards")?;
+        self.admit(
+            ctx,
+            "ListShards",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         list_shards::handle(&self.broker, ctx, input).await
     }
 
@@ -169,7 +199,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: IncreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "IncreaseStreamRetentionPeriod")?;
+        self.admit(
+            ctx,
+            "IncreaseStreamRetentionPeriod",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         retention::increase(&self.broker, ctx, input).await
     }
 
@@ -178,7 +213,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DecreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "DecreaseStreamRetentionPeriod")?;
+        self.admit(
+            ctx,
+            "DecreaseStreamRetentionPeriod",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         retention::decrease(&self.broker, ctx, input).await
     }
 
@@ -187,7 +227,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: AddTagsToStreamInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "AddTagsToStream")?;
+        self.admit(
+            ctx,
+            "AddTagsToStream",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         tags::add_tags_to_stream(&self.broker, ctx, input).await
     }
 
@@ -196,7 +241,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: RemoveTagsFromStreamInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "RemoveTagsFromStream")?;
+        self.admit(
+            ctx,
+            "RemoveTagsFromStream",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         tags::remove_tags_from_stream(&self.broker, ctx, input).await
     }
 
@@ -205,7 +255,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForStreamInput,
     ) -> Result<ListTagsForStreamOutput, ApiError> {
-        self.admit(ctx, "ListTagsForStream")?;
+        self.admit(
+            ctx,
+            "ListTagsForStream",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         tags::list_tags_for_stream(&self.broker, ctx, input).await
     }
 
@@ -214,7 +269,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: TagResourceInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "TagResource")?;
+        self.admit(ctx, "TagResource", None, None)?;
         tags::tag_resource(&self.broker, ctx, input).await
     }
 
@@ -223,7 +278,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UntagResourceInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "UntagResource")?;
+        self.admit(ctx, "UntagResource", None, None)?;
         tags::untag_resource(&self.broker, ctx, input).await
     }
 
@@ -232,7 +287,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput, ApiError> {
-        self.admit(ctx, "ListTagsForResource")?;
+        self.admit(ctx, "ListTagsForResource", None, None)?;
         tags::list_tags_for_resource(&self.broker, ctx, input).await
     }
 
@@ -241,7 +296,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeLimitsInput,
     ) -> Result<DescribeLimitsOutput, ApiError> {
-        self.admit(ctx, "DescribeLimits")?;
+        self.admit(ctx, "DescribeLimits", None, None)?;
         describe_limits::handle(&self.broker, ctx, input).await
     }
 
@@ -250,7 +305,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: EnableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
-        self.admit(ctx, "EnableEnhancedMonitoring")?;
+        self.admit(
+            ctx,
+            "EnableEnhancedMonitoring",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         monitoring::enable(&self.broker, ctx, input).await
     }
 
@@ -259,7 +319,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DisableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
-        self.admit(ctx, "DisableEnhancedMonitoring")?;
+        self.admit(
+            ctx,
+            "DisableEnhancedMonitoring",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         monitoring::disable(&self.broker, ctx, input).await
     }
 
@@ -268,7 +333,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StartStreamEncryptionInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "StartStreamEncryption")?;
+        self.admit(
+            ctx,
+            "StartStreamEncryption",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         encryption::start(&self.broker, ctx, input).await
     }
 
@@ -277,7 +347,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StopStreamEncryptionInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "StopStreamEncryption")?;
+        self.admit(
+            ctx,
+            "StopStreamEncryption",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         encryption::stop(&self.broker, ctx, input).await
     }
 
@@ -286,7 +361,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: PutResourcePolicyInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "PutResourcePolicy")?;
+        self.admit(ctx, "PutResourcePolicy", None, None)?;
         resource_policy::put(&self.broker, ctx, input).await
     }
 
@@ -295,7 +370,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: GetResourcePolicyInput,
     ) -> Result<GetResourcePolicyOutput, ApiError> {
-        self.admit(ctx, "GetResourcePolicy")?;
+        self.admit(ctx, "GetResourcePolicy", None, None)?;
         resource_policy::get(&self.broker, ctx, input).await
     }
 
@@ -304,7 +379,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteResourcePolicyInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "DeleteResourcePolicy")?;
+        self.admit(ctx, "DeleteResourcePolicy", None, None)?;
         resource_policy::delete(&self.broker, ctx, input).await
     }
 
@@ -313,7 +388,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateMaxRecordSizeInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "UpdateMaxRecordSize")?;
+        self.admit(
+            ctx,
+            "UpdateMaxRecordSize",
+            None,
+            input.stream_arn.as_deref(),
+        )?;
         update_max_record_size::handle(&self.broker, ctx, input).await
     }
 
@@ -322,7 +402,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: SplitShardInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "SplitShard")?;
+        self.admit(
+            ctx,
+            "SplitShard",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         resharding::split_shard(&self.broker, ctx, input).await
     }
 
@@ -331,7 +416,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: MergeShardsInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "MergeShards")?;
+        self.admit(
+            ctx,
+            "MergeShards",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         resharding::merge_shards(&self.broker, ctx, input).await
     }
 
@@ -340,7 +430,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateShardCountInput,
     ) -> Result<UpdateShardCountOutput, ApiError> {
-        self.admit(ctx, "UpdateShardCount")?;
+        self.admit(
+            ctx,
+            "UpdateShardCount",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         resharding::update_shard_count(&self.broker, ctx, input).await
     }
 
@@ -349,7 +444,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamModeInput,
     ) -> Result<(), ApiError> {
-        self.admit(ctx, "UpdateStreamMode")?;
+        self.admit(ctx, "UpdateStreamMode", None, input.stream_arn.as_deref())?;
         resharding::update_stream_mode(&self.broker, ctx, input).await
     }
 
@@ -358,7 +453,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeAccountSettingsInput,
     ) -> Result<DescribeAccountSettingsOutput, ApiError> {
-        self.admit(ctx, "DescribeAccountSettings")?;
+        self.admit(ctx, "DescribeAccountSettings", None, None)?;
         account_settings::describe_account_settings(&self.broker, ctx, input).await
     }
 
@@ -367,7 +462,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateAccountSettingsInput,
     ) -> Result<UpdateAccountSettingsOutput, ApiError> {
-        self.admit(ctx, "UpdateAccountSettings")?;
+        self.admit(ctx, "UpdateAccountSettings", None, None)?;
         account_settings::update_account_settings(&self.broker, ctx, input).await
     }
 
@@ -376,7 +471,12 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamWarmThroughputInput,
     ) -> Result<UpdateStreamWarmThroughputOutput, ApiError> {
-        self.admit(ctx, "UpdateStreamWarmThroughput")?;
+        self.admit(
+            ctx,
+            "UpdateStreamWarmThroughput",
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+        )?;
         warm_throughput::handle(&self.broker, ctx, input).await
     }
 }

@@ -24,6 +24,16 @@ pub enum RecordFault {
     InternalFailure,
 }
 
+impl RecordFault {
+    /// The error code clients see (and the configuration names).
+    pub fn code(self) -> &'static str {
+        match self {
+            RecordFault::Throttled => "ProvisionedThroughputExceededException",
+            RecordFault::InternalFailure => "InternalFailure",
+        }
+    }
+}
+
 /// What to inject, as fractions in 0..=1.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,8 +49,30 @@ pub struct FaultRules {
     /// Fraction of GetRecords calls answered `ProvisionedThroughputExceededException`.
     pub get_records_failure_rate: f64,
     /// Added latency in ms: a fixed value, or a range `[min, max]` drawn uniformly.
-    pub latency_ms: Option<[u64; 2]>,
+    pub latency_ms: Option<Latency>,
 }
+
+/// Added latency: `250` or `[100, 400]` (ms) in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Latency {
+    /// Always this many ms.
+    Fixed(u64),
+    /// Uniformly drawn from `[min, max]` ms.
+    Range([u64; 2]),
+}
+
+impl Latency {
+    fn bounds(self) -> (u64, u64) {
+        match self {
+            Latency::Fixed(ms) => (ms, ms),
+            Latency::Range([lo, hi]) => (lo, hi),
+        }
+    }
+}
+
+/// Longest latency that may be injected: 5 minutes, longer than any SDK's timeout.
+pub const MAX_INJECTED_LATENCY_MS: u64 = 300_000;
 
 impl FaultRules {
     /// Checks that every rate is a fraction and the latency range is ordered.
@@ -60,10 +92,16 @@ impl FaultRules {
                 "internal_failure_rate + service_unavailable_rate must not exceed 1".into(),
             );
         }
-        if let Some([lo, hi]) = self.latency_ms
-            && lo > hi
-        {
-            return Err(format!("latency_ms range [{lo}, {hi}] is reversed"));
+        if let Some(latency) = self.latency_ms {
+            let (lo, hi) = latency.bounds();
+            if lo > hi {
+                return Err(format!("latency_ms range [{lo}, {hi}] is reversed"));
+            }
+            if hi > MAX_INJECTED_LATENCY_MS {
+                return Err(format!(
+                    "latency_ms must be at most {MAX_INJECTED_LATENCY_MS} ms, got {hi}"
+                ));
+            }
         }
         Ok(())
     }
@@ -109,7 +147,18 @@ pub enum RequestFault {
     ReadThrottled,
 }
 
-/// Counts of what was injected, for the admin API and logs.
+impl RequestFault {
+    /// The error code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            RequestFault::InternalFailure => "InternalFailure",
+            RequestFault::ServiceUnavailable => "ServiceUnavailable",
+            RequestFault::ReadThrottled => "ProvisionedThroughputExceededException",
+        }
+    }
+}
+
+/// Counts of what was injected, by the error code clients see, for the admin API and logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FaultCounts {
     /// Records failed, by error.
@@ -220,10 +269,12 @@ impl Faults {
         let mut guard = self.lock();
         let st = &mut *guard;
         let rules = Self::rules(&st.config, stream).clone();
-        let delay = match rules.latency_ms {
-            Some([lo, hi]) if hi > 0 => {
+        let delay = match rules.latency_ms.map(Latency::bounds) {
+            Some((lo, hi)) if hi > 0 => {
                 st.counts.delayed += 1;
-                Duration::from_millis(lo + (st.rng.next_u64() % (hi - lo + 1)))
+                // Validation keeps hi ≤ MAX_INJECTED_LATENCY_MS, so the span cannot overflow.
+                let span = hi.saturating_sub(lo).saturating_add(1);
+                Duration::from_millis(lo.saturating_add(st.rng.next_u64() % span))
             }
             _ => Duration::ZERO,
         };
@@ -238,7 +289,7 @@ impl Faults {
             None
         };
         if let Some(f) = fault {
-            *st.counts.requests.entry(format!("{f:?}")).or_default() += 1;
+            *st.counts.requests.entry(f.code().to_string()).or_default() += 1;
             tracing::info!(stream, fault = ?f, "injected request fault");
         }
         (fault, delay)
@@ -261,7 +312,7 @@ impl Faults {
         if failed > 0 {
             *st.counts
                 .records
-                .entry(format!("{:?}", rules.record_failure))
+                .entry(rules.record_failure.code().to_string())
                 .or_default() += failed;
             tracing::info!(stream, failed, "injected record failures");
         }
@@ -301,7 +352,10 @@ mod tests {
         let f = Faults::new(config(7, 0.25));
         let failed = f.on_records("s", 10_000).iter().flatten().count();
         assert!((2200..2800).contains(&failed), "{failed}");
-        assert_eq!(f.counts().records["Throttled"], failed as u64);
+        assert_eq!(
+            f.counts().records["ProvisionedThroughputExceededException"],
+            failed as u64
+        );
     }
 
     #[test]
@@ -323,14 +377,16 @@ mod tests {
     fn invalid_rates_are_rejected() {
         assert!(config(0, 1.5).validate().is_err());
         let mut c = FaultConfig::default();
-        c.global.latency_ms = Some([10, 5]);
+        c.global.latency_ms = Some(Latency::Range([10, 5]));
+        assert!(c.validate().is_err());
+        c.global.latency_ms = Some(Latency::Range([0, u64::MAX]));
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn latency_range_is_drawn_within_bounds() {
         let mut c = FaultConfig::default();
-        c.global.latency_ms = Some([5, 9]);
+        c.global.latency_ms = Some(Latency::Range([5, 9]));
         let f = Faults::new(c);
         for _ in 0..100 {
             let (_, d) = f.on_request("s", false);

@@ -179,7 +179,9 @@ impl Broker {
     /// the configured start-up streams. Must run inside the tokio runtime.
     pub fn open(config: &Config) -> Result<Arc<Broker>> {
         let clock = Clock::system();
-        clock.advance_ms(config.clock_offset_ms);
+        clock
+            .advance_ms(config.clock_offset_ms)
+            .map_err(|e| Error::Catalog(format!("--clock-offset-ms: {e}")))?;
         Self::open_with_clock(config, clock)
     }
 
@@ -475,20 +477,35 @@ impl Broker {
         (open, on_demand)
     }
 
-    /// Admits one call of a control-plane `operation` for an account in a region, as AWS
-    /// limits them per account ([`throttle::control_plane_rate`]).
-    pub fn admit_control(&self, account: &str, region: &str, operation: &str) -> Result<()> {
-        if self.control_rates.admit(
-            self.settings.limits,
-            &format!("{account}/{region}"),
-            operation,
-        ) {
-            Ok(())
-        } else {
-            Err(Error::RateExceeded(format!(
-                "{operation} for account {account}"
-            )))
+    /// Admits one call of a control-plane `operation` for an account in a region (and
+    /// stream, when the operation names one), as AWS limits them
+    /// ([`throttle::control_plane_rate`]).
+    pub fn admit_control(
+        &self,
+        account: &str,
+        region: &str,
+        operation: &str,
+        stream: Option<&str>,
+    ) -> Result<()> {
+        if throttle::control_plane_rate(operation).is_none() || !self.settings.limits.enabled {
+            return Ok(());
         }
+        let scope = match stream {
+            Some(name) if throttle::limited_per_stream(operation) => {
+                format!("{account}/{region}/{name}")
+            }
+            _ => format!("{account}/{region}"),
+        };
+        if self
+            .control_rates
+            .admit(self.settings.limits, &scope, operation)
+        {
+            return Ok(());
+        }
+        Err(Error::RateExceeded(match stream {
+            Some(name) => format!("stream {name} under account {account}"),
+            None => format!("account {account}"),
+        }))
     }
 
     /// Applies the request-level faults configured for `stream` (added latency, then
@@ -1145,13 +1162,24 @@ impl Broker {
         max_bytes: usize,
     ) -> Result<ReadResult> {
         if let Some(it) = self.iterators.decode(token) {
-            let name = self
+            let key = self
                 .registry()
                 .streams
                 .get(&it.stream_uid)
-                .map(|s| s.key.name.clone());
-            if let Some(name) = name {
-                self.inject(&name, true).await?;
+                .map(|s| s.key.clone());
+            if let Some(key) = key {
+                // An injected read refusal reads like a real one: AWS's message, naming
+                // the shard.
+                match self.inject(&key.name, true).await {
+                    Err(Error::Injected(faults::RequestFault::ReadThrottled)) => {
+                        return Err(Error::Throttled {
+                            shard_id: stream::shard_id(it.shard_index),
+                            name: key.name,
+                            account: key.account,
+                        });
+                    }
+                    other => other?,
+                }
             }
         }
         self.get_records(token, limit, max_bytes)
@@ -1509,9 +1537,9 @@ mod tests {
         let it = broker
             .issue_iterator(&stream, &shard, Position::Latest)
             .unwrap();
-        clock.advance_ms(ITERATOR_TTL_MS - 1000);
+        clock.advance_ms(ITERATOR_TTL_MS - 1000).unwrap();
         assert!(broker.get_records(&it, 10, usize::MAX).is_ok());
-        clock.advance_ms(2000);
+        clock.advance_ms(2000).unwrap();
         assert!(matches!(
             broker.get_records(&it, 10, usize::MAX),
             Err(Error::IteratorExpired { .. })

@@ -51,26 +51,30 @@ impl Default for Limits {
     }
 }
 
-/// A token bucket holding at most one second's worth of its rate.
+/// A token bucket holding one second's worth of its rate, and never less than one token
+/// (a rate scaled below one call per second still lets a call through now and then).
 #[derive(Debug)]
 struct Bucket {
     rate: f64,
+    capacity: f64,
     tokens: f64,
     refilled: Instant,
 }
 
 impl Bucket {
     fn new(rate: f64, now: Instant) -> Self {
+        let capacity = rate.max(1.0);
         Bucket {
             rate,
-            tokens: rate,
+            capacity,
+            tokens: capacity,
             refilled: now,
         }
     }
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.refilled = now;
     }
 
@@ -158,7 +162,7 @@ impl ShardThrottle {
                     let bytes = bytes as f64;
                     // A record larger than a second's worth could never pass; a full
                     // bucket lets it through (and into debt).
-                    let fits_bytes = b.write_bytes.tokens >= bytes.min(b.write_bytes.rate);
+                    let fits_bytes = b.write_bytes.tokens >= bytes.min(b.write_bytes.capacity);
                     if b.write_records.tokens >= 1.0 && fits_bytes {
                         b.write_records.tokens -= 1.0;
                         b.write_bytes.tokens -= bytes;
@@ -227,8 +231,14 @@ pub fn control_plane_rate(operation: &str) -> Option<f64> {
     })
 }
 
+/// True for operations AWS limits per stream rather than per account.
+pub fn limited_per_stream(operation: &str) -> bool {
+    operation == "ListShards"
+}
+
 impl ControlPlaneRates {
-    /// Admits one call of `operation` for `scope` (account and region), or refuses it.
+    /// Admits one call of `operation` for `scope` (account and region, and the stream for
+    /// operations AWS limits per stream), or refuses it.
     pub fn admit(&self, limits: Limits, scope: &str, operation: &str) -> bool {
         let Some(rate) = control_plane_rate(operation) else {
             return true;
