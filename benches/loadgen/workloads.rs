@@ -743,6 +743,8 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
             let (wrec, wtook) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
             let written = wrec.records;
             report.set("written", json!(written));
+            // Nothing written by this run (--use-existing --total 0): drain what is there.
+            let until = if written == 0 { u64::MAX } else { written };
             report.set("write_records_per_s", json!(round3(written as f64 / wtook.as_secs_f64().max(1e-9))));
             report.set("write_failures", wrec.failures_json());
             let mut conn = Conn::new(client.clone());
@@ -752,14 +754,16 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
             let read = Arc::new(AtomicU64::new(0));
             let mut set = tokio::task::JoinSet::new();
             for shard in shard_ids {
-                set.spawn(drain_shard(client.clone(), streams[0].clone(), shard, *limit, written, read.clone(), start + *drain_timeout));
+                set.spawn(drain_shard(client.clone(), streams[0].clone(), shard, *limit, until, read.clone(), start + *drain_timeout));
             }
             let mut rec = Recorder::default();
             while let Some(r) = set.join_next().await {
                 rec.merge(r.expect("reader task"));
             }
             let took = start.elapsed();
-            report.set("unread", json!(written as i64 - rec.records as i64));
+            if written > 0 {
+                report.set("unread", json!(written as i64 - rec.records as i64));
+            }
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
