@@ -602,6 +602,21 @@ impl Log {
     /// the log's next offset when the future is created), so it also resolves after
     /// [`Log::seal`]. Errors: [`Error::FlushFailed`] if the covering flush failed,
     /// [`Error::Closed`] if the log was dropped first. Needs no particular async runtime.
+    ///
+    /// ```
+    /// # use storage::{Log, LogOptions, Record};
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = std::sync::Arc::new(Log::open(dir.path(), LogOptions::default())?);
+    /// let r = Record { partition_key: b"k", explicit_hash_key: None, data: b"v" };
+    /// // From an async task: append (a copy into the page cache), then await durability.
+    /// let acked = async {
+    ///     let a = log.append(1_000, &[r])?;
+    ///     log.wait_durable(a.next_offset).await?;
+    ///     Ok::<u64, storage::Error>(a.next_offset)
+    /// };
+    /// assert_eq!(storage::block_on(acked)?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_durable(&self, next_offset: u64) -> WaitDurable {
         self.shared.flush.wait(next_offset)
     }
@@ -621,6 +636,22 @@ impl Log {
     /// each after its CRC is checked; a record that fails the check is reported as
     /// [`Error::Corrupt`] with its file and position when it is the first one of the batch
     /// (records before it are returned first, and the next read fails). Never blocks the writer.
+    ///
+    /// ```
+    /// # use storage::{Log, LogOptions, Record};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Log::open(dir.path(), LogOptions::default())?;
+    /// let r = Record { partition_key: b"k", explicit_hash_key: None, data: b"0123456789" };
+    /// log.append(1_000, &[r; 5])?;
+    /// // At most 100 bytes of key + data: 9 records' worth, but only 5 exist.
+    /// let b = log.read(0, 1_000, 100)?;
+    /// assert_eq!((b.len(), b.next_offset()), (5, 5));
+    /// // At least one record, even over the byte limit.
+    /// assert_eq!(log.read(2, 1_000, 1)?.len(), 1);
+    /// // Following a shard: keep reading from `next_offset`.
+    /// assert!(log.read(b.next_offset(), 1_000, 100)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(
         &self,
         from_offset: u64,
@@ -849,6 +880,27 @@ impl Log {
     /// active segment started, so an idle log does not keep expired data forever. Then
     /// `bounds().first_offset` moves forward. Readers holding a [`ReadBatch`] keep their data
     /// (the maps outlive the files). Blocks on disk I/O; takes the writer lock.
+    ///
+    /// Retention needs readers' help: records older than `t_ms` that share a segment with newer
+    /// ones stay readable, so a reader that must not see expired records starts at
+    /// `offset_at_time(t_ms)` or later.
+    ///
+    /// ```
+    /// # use storage::{Log, LogOptions, Record};
+    /// # let dir = tempfile::tempdir()?;
+    /// let opts = LogOptions { segment_bytes: 4096, ..LogOptions::default() };
+    /// let log = Log::open(dir.path(), opts)?;
+    /// let r = Record { partition_key: b"k", explicit_hash_key: None, data: &[0; 1000] };
+    /// for t in 0..10 {
+    ///     log.append(t * 1_000, &[r])?; // three records per segment
+    /// }
+    /// let deleted = log.drop_older_than(5_000)?;
+    /// assert!(deleted >= 1);
+    /// let b = log.bounds();
+    /// assert!(b.first_offset <= 5 && b.first_arrival_ms.unwrap() < 5_000);
+    /// assert_eq!(log.offset_at_time(5_000)?, 5); // where a reader skipping expired data starts
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn drop_older_than(&self, t_ms: i64) -> Result<usize> {
         let sh = &*self.shared;
         let mut w = lock(&sh.writer);
@@ -906,6 +958,18 @@ impl Log {
     /// Seals the log (e.g. a closed shard): the active segment is trimmed, mapped read-only and
     /// flushed; later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
     /// sealed. Idempotent. Reads, retention and `wait_durable` keep working. Blocks on disk I/O.
+    ///
+    /// ```
+    /// # use storage::{Error, Log, LogOptions, Record};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Log::open(dir.path(), LogOptions::default())?;
+    /// let r = Record { partition_key: b"k", explicit_hash_key: None, data: b"v" };
+    /// log.append(1, &[r])?;
+    /// log.seal()?;
+    /// assert!(matches!(log.append(2, &[r]), Err(Error::Sealed)));
+    /// assert_eq!(log.read(0, 10, 1 << 20)?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn seal(&self) -> Result<()> {
         let sh = &*self.shared;
         let mut w = lock(&sh.writer);

@@ -97,6 +97,18 @@ fn position_of(base: u64, offset: u64) -> u64 {
 }
 
 #[test]
+fn shared_types_are_not_send_or_sync() {
+    // The broker shares `Arc<Log>` across tasks, awaits `WaitDurable` in tasks that may move
+    // between worker threads, and may hand a `ReadBatch` to another task.
+    fn send_sync<T: Send + Sync>() {}
+    fn send_unpin<T: Send + Unpin + std::future::Future<Output = Result<()>>>() {}
+    send_sync::<Log>();
+    send_sync::<ReadBatch>();
+    send_sync::<crate::MetaStore>();
+    send_unpin::<WaitDurable>();
+}
+
+#[test]
 fn fresh_log_is_not_empty() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path().join("new/sub"), opts(4096, 64)).unwrap();
@@ -1246,7 +1258,11 @@ mod model {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        // 40 cases by default (seconds); PROPTEST_CASES=1000 for a deeper run.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40),
+            ..ProptestConfig::default()
+        })]
         #[test]
         fn log_disagrees_with_model(
             segment_bytes in 200u64..1200,
