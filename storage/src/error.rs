@@ -85,6 +85,13 @@ pub enum Error {
     /// The log was closed (dropped) before the awaited data became durable.
     #[error("log was closed before the data became durable")]
     Closed,
+    /// The log directory is already open, in this process or another (it holds a `LOCK` file
+    /// with an exclusive `flock`). Two writers on one log would corrupt it.
+    #[error("log directory {path} is already open (in this or another process)")]
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
 }
 
 /// Result with [`enum@Error`].

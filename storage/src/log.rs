@@ -6,6 +6,7 @@
 //!    00000000000000004711.log  .idx   sealed
 //!    00000000000000009000.log  .idx   active   (preallocated; written with pwrite, read through a read-only map)
 //!    SEALED                           present once Log::seal was called
+//!    LOCK                             exclusively flock'ed while a Log has the directory open
 //!
 //!  active segment:
 //!  | header | frame | frame | ... | frame |  zeros ...                              |
@@ -33,6 +34,8 @@ use crate::recovery;
 use crate::segment::{self, FileKind, Published, SEGMENT_HEADER_BYTES, Segment};
 use crate::{Appended, Bounds, Error, LogOptions, Record, RecordView, Result};
 
+/// Name of the lock file (see [`lock_dir`]).
+const LOCK_FILE: &str = "LOCK";
 /// Name of the marker file written by [`Log::seal`].
 const SEALED_MARKER: &str = "SEALED";
 /// Smallest accepted [`LogOptions::segment_bytes`].
@@ -80,6 +83,8 @@ impl std::fmt::Debug for Log {
 
 struct Shared {
     dir: PathBuf,
+    /// `<dir>/LOCK`, exclusively `flock`ed while the log is open; released when dropped.
+    _lock: File,
     opts: LogOptions,
     writer: Mutex<Writer>,
     /// Oldest first; the last one is the newest (active unless the log is sealed). Never empty.
@@ -267,6 +272,38 @@ fn validate(opts: &LogOptions) -> Result<()> {
     Ok(())
 }
 
+/// Takes the exclusive lock of the log directory (`<dir>/LOCK`, `flock`), so a second `Log` on
+/// the same directory, in this process or another, fails with [`Error::Locked`] instead of
+/// writing over the first one's tail.
+fn lock_dir(dir: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("creating lock file", &path, e))?;
+    loop {
+        // SAFETY: plain syscall on a file descriptor that `file` owns for the whole call; no
+        // memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            _ => return Err(Error::io("locking", &path, err)),
+        }
+    }
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -284,6 +321,7 @@ impl Log {
         validate(&opts)?;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating log directory", &dir, e))?;
+        let lock = lock_dir(&dir)?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| Error::io("listing log directory", &dir, e))? {
@@ -379,6 +417,7 @@ impl Log {
         };
         let shared = Arc::new(Shared {
             dir: dir.clone(),
+            _lock: lock,
             opts,
             writer: Mutex::new(writer),
             segments: RwLock::new(slots),

@@ -109,6 +109,19 @@ fn shared_types_are_not_send_or_sync() {
 }
 
 #[test]
+fn second_open_of_same_dir_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(4096, 64)).unwrap();
+    match Log::open(dir.path(), opts(4096, 64)) {
+        Err(Error::Locked { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(log);
+    // Released on drop (and by the kernel when a process dies: see the crash test).
+    Log::open(dir.path(), opts(4096, 64)).unwrap();
+}
+
+#[test]
 fn fresh_log_is_not_empty() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path().join("new/sub"), opts(4096, 64)).unwrap();
