@@ -28,10 +28,10 @@ def endpoint():
     return url
 
 
-def make_client(validate=True, region=REGION, access_key="AKIDEXAMPLE"):
+def make_client(validate=True, region=REGION, access_key="AKIDEXAMPLE", url=None, attempts=10):
     return boto3.session.Session().client(
         "kinesis",
-        endpoint_url=endpoint(),
+        endpoint_url=url or endpoint(),
         region_name=region,
         aws_access_key_id=access_key,
         aws_secret_access_key="dummy-secret",
@@ -39,7 +39,7 @@ def make_client(validate=True, region=REGION, access_key="AKIDEXAMPLE"):
             # The SDK's standard retry mode, as users run it: only throttling and transient
             # errors are retried (the broker enforces AWS's rates), so every other error a
             # test sees is the broker's first answer.
-            retries={"total_max_attempts": 10, "mode": "standard"},
+            retries={"total_max_attempts": attempts, "mode": "standard"},
             parameter_validation=validate,
             connect_timeout=5,
             read_timeout=60,
