@@ -982,9 +982,9 @@ async fn list_shards_filters_and_closed_shards_until_they_expire() {
     let c = server.client.clone();
     create_stream(&c, "f", 2).await;
     let t_created = server.clock.now_ms();
-    server.clock.advance_ms(HOUR_MS);
+    server.clock.advance_ms(HOUR_MS).unwrap();
     let t_before_split = server.clock.now_ms();
-    server.clock.advance_ms(HOUR_MS);
+    server.clock.advance_ms(HOUR_MS).unwrap();
     c.split_shard()
         .stream_name("f")
         .shard_to_split(shard_id(0))
@@ -993,7 +993,7 @@ async fn list_shards_filters_and_closed_shards_until_they_expire() {
         .await
         .unwrap();
     wait_active(&c, "f").await;
-    server.clock.advance_ms(HOUR_MS);
+    server.clock.advance_ms(HOUR_MS).unwrap();
     let t_after_split = server.clock.now_ms();
     let at = |ms: i64| DateTime::from_millis(ms);
     let all = vec![shard_id(0), shard_id(1), shard_id(2), shard_id(3)];
@@ -1117,7 +1117,7 @@ async fn list_shards_filters_and_closed_shards_until_they_expire() {
     assert_eq!(code_of(&no_ts), "InvalidArgumentException");
 
     // Past the retention period the closed shard is no longer listed or described.
-    server.clock.advance_ms(25 * HOUR_MS);
+    server.clock.advance_ms(25 * HOUR_MS).unwrap();
     assert_eq!(ids(&list_all_shards(&c, "f").await), open);
     assert_eq!(ids(&describe_shards(&c, "f").await), open);
     assert_eq!(
@@ -1473,4 +1473,97 @@ async fn lineage_consumer_reads_every_record_once_in_key_order_across_reshards_a
     }
     assert_eq!(seen.len(), total, "every acknowledged record was read");
     server.shutdown().await.unwrap();
+}
+
+// ---- restarts and rolling 24-hour limits ------------------------------------------------
+
+#[tokio::test]
+async fn a_restart_while_updating_finishes_the_reshard() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.update_stream_delay = kinesis_broker::config::MAX_LIFECYCLE_DELAY;
+    })
+    .await;
+    let c = client_for(server.local_addr());
+    create_stream(&c, "interrupted", 2).await;
+    put_one(&c, "interrupted", "a", "before").await;
+    uniform(&c, "interrupted", 4).send().await.expect("2 → 4");
+    assert_eq!(
+        summary_status(&c, "interrupted").await,
+        StreamStatus::Updating
+    );
+    let layout = describe_shards(&c, "interrupted").await;
+    server.shutdown().await.unwrap();
+
+    let server = start_server_in(dir.path(), |_| {}).await;
+    let c = client_for(server.local_addr());
+    wait_active(&c, "interrupted").await;
+    let after = describe_shards(&c, "interrupted").await;
+    assert_eq!(after, layout, "the same shards after the restart");
+    assert_eq!(open_ranges(&after), expected_ranges(4));
+    assert_lineage(&after);
+    // It takes writes and reshards again.
+    put_one(&c, "interrupted", "a", "after").await;
+    uniform(&c, "interrupted", 2)
+        .send()
+        .await
+        .expect("4 → 2 after the restart");
+    wait_active(&c, "interrupted").await;
+    assert_lineage(&describe_shards(&c, "interrupted").await);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shard_count_updates_and_mode_switches_are_limited_per_rolling_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ClockServer::start(dir.path(), Clock::system()).await;
+    let c = server.client.clone();
+    create_stream(&c, "daily", 2).await;
+    // DOC UpdateShardCount: at most 10 scaling operations per rolling 24 hours per stream.
+    for i in 0..10 {
+        let target = if i % 2 == 0 { 4 } else { 2 };
+        uniform(&c, "daily", target)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("update {}: {}", i + 1, describe_err(&e)));
+        wait_active(&c, "daily").await;
+    }
+    let eleventh = uniform(&c, "daily", 4).send().await;
+    assert_eq!(
+        code_of(&eleventh),
+        "LimitExceededException",
+        "the 11th in 24 hours"
+    );
+    server.clock.advance_ms(24 * HOUR_MS + 60_000);
+    uniform(&c, "daily", 4)
+        .send()
+        .await
+        .expect("allowed again a day later");
+    wait_active(&c, "daily").await;
+
+    // DOC UpdateStreamMode: two switches per rolling 24 hours.
+    let arn = stream_arn("daily");
+    let switch = |m: StreamMode| {
+        c.update_stream_mode()
+            .stream_arn(&arn)
+            .stream_mode_details(StreamModeDetails::builder().stream_mode(m).build().unwrap())
+            .send()
+    };
+    switch(StreamMode::OnDemand).await.expect("first switch");
+    wait_active(&c, "daily").await;
+    switch(StreamMode::Provisioned)
+        .await
+        .expect("second switch");
+    wait_active(&c, "daily").await;
+    let third = switch(StreamMode::OnDemand).await;
+    assert_eq!(
+        code_of(&third),
+        "LimitExceededException",
+        "a third switch in 24 hours"
+    );
+    server.clock.advance_ms(24 * HOUR_MS + 60_000);
+    switch(StreamMode::OnDemand)
+        .await
+        .expect("allowed again a day later");
+    server.stop().await;
 }
