@@ -408,13 +408,13 @@ async fn expired_records_are_never_read_and_their_segments_are_swept() {
     // Old: ~300 KiB, several 64 KiB segments. Then 20 hours pass, then the young records.
     let old = put_all(&client, "aging", entries("old", 60, 5000)).await;
     let old_seq = old[0].1.clone();
-    server.clock.advance_ms(20 * HOUR_MS);
+    server.clock.advance_ms(20 * HOUR_MS).unwrap();
     let young = put_all(&client, "aging", entries("young", 5, 10)).await;
     let everything = read_shard(&client, "aging", &shard).await;
     assert_eq!(everything.len(), 65, "nothing has expired yet");
 
     // 5 more hours: the old records are 25 hours old (retention 24 h), the young ones 5.
-    server.clock.advance_ms(5 * HOUR_MS);
+    server.clock.advance_ms(5 * HOUR_MS).unwrap();
     let young_seqs: Vec<String> = young.iter().map(|(_, s)| s.clone()).collect();
     let from_trim = read_shard(&client, "aging", &shard).await;
     let seqs: Vec<String> = from_trim
@@ -475,7 +475,7 @@ async fn expired_records_are_never_read_and_their_segments_are_swept() {
         .send()
         .await
         .unwrap();
-    server.clock.advance_ms(24 * HOUR_MS);
+    server.clock.advance_ms(24 * HOUR_MS).unwrap();
     assert_eq!(
         read_shard(&client, "aging", &shard).await.len(),
         5,
@@ -1071,7 +1071,8 @@ async fn account_settings_commitment_lifecycle() {
     // Past the earliest end, the commitment is over.
     server
         .clock
-        .advance_ms((earliest - started) * 1000 + HOUR_MS);
+        .advance_ms((earliest - started) * 1000 + HOUR_MS)
+        .unwrap();
     let described = client.describe_account_settings().send().await.unwrap();
     assert_eq!(
         described
@@ -1708,5 +1709,131 @@ async fn settings_cannot_change_while_the_stream_is_creating() {
         },
     ];
     check_rows(rows);
+    server.shutdown().await.unwrap();
+}
+
+// ---- retention decreases, page tokens, on-demand limit ------------------------------------
+
+#[tokio::test]
+async fn a_shorter_retention_hides_older_records_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ClockServer::start(dir.path(), Clock::system(), |_| {}).await;
+    let client = server.client.clone();
+    create_stream(&client, "shrink", 1).await;
+    client
+        .increase_stream_retention_period()
+        .stream_name("shrink")
+        .retention_period_hours(72)
+        .send()
+        .await
+        .unwrap();
+    put_all(&client, "shrink", entries("old", 3, 10)).await;
+    server.clock.advance_ms(30 * HOUR_MS);
+    let young = put_all(&client, "shrink", entries("young", 2, 10)).await;
+    assert_eq!(
+        read_shard(&client, "shrink", &shard_id(0)).await.len(),
+        5,
+        "30 h < 72 h"
+    );
+    client
+        .decrease_stream_retention_period()
+        .stream_name("shrink")
+        .retention_period_hours(24)
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<String> = read_shard(&client, "shrink", &shard_id(0))
+        .await
+        .iter()
+        .map(|r| r.sequence_number().to_owned())
+        .collect();
+    let want: Vec<String> = young.into_iter().map(|(_, s)| s).collect();
+    assert_eq!(left, want, "records 30 h old are past a 24 h retention");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn page_tokens_expire_after_five_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ClockServer::start(dir.path(), Clock::system(), |_| {}).await;
+    let client = server.client.clone();
+    create_stream(&client, "pages-a", 3).await;
+    create_stream(&client, "pages-b", 1).await;
+    let shards = client
+        .list_shards()
+        .stream_name("pages-a")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    let shard_token = shards.next_token().expect("more shards").to_owned();
+    let streams = client.list_streams().limit(1).send().await.unwrap();
+    let stream_token = streams.next_token().expect("more streams").to_owned();
+    // Still good within the 300 s (DOC ListShards: "valid for 300 seconds").
+    client
+        .list_shards()
+        .next_token(&shard_token)
+        .send()
+        .await
+        .expect("fresh token");
+    server.clock.advance_ms(301_000);
+    // Type from the model; wording NOT PINNED.
+    let r = client.list_shards().next_token(&shard_token).send().await;
+    assert_eq!(code_of(&r), "ExpiredNextTokenException");
+    let r = client.list_streams().next_token(&stream_token).send().await;
+    assert_eq!(code_of(&r), "ExpiredNextTokenException");
+    let r = client.list_shards().next_token("not-a-token").send().await;
+    assert_eq!(code_of(&r), "InvalidArgumentException");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_fifty_first_on_demand_stream_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.segment_bytes = kinesis_broker::config::MIN_SEGMENT_BYTES;
+    })
+    .await;
+    let c = client_for(server.local_addr());
+    let od = || {
+        StreamModeDetails::builder()
+            .stream_mode(StreamMode::OnDemand)
+            .build()
+            .unwrap()
+    };
+    for i in 0..50 {
+        c.create_stream()
+            .stream_name(format!("od-{i}"))
+            .stream_mode_details(od())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("on-demand stream {i}: {}", describe_err(&e)));
+    }
+    // DOC "Quotas and limits": 50 on-demand streams per account and region by default.
+    // Type from the model; wording NOT PINNED.
+    let r = c
+        .create_stream()
+        .stream_name("od-50")
+        .stream_mode_details(od())
+        .send()
+        .await;
+    assert_eq!(code_of(&r), "LimitExceededException");
+    create_stream(&c, "prov", 1).await;
+    let r = c
+        .update_stream_mode()
+        .stream_arn(stream_arn("prov"))
+        .stream_mode_details(od())
+        .send()
+        .await;
+    assert_eq!(
+        code_of(&r),
+        "LimitExceededException",
+        "switching to ON_DEMAND counts too"
+    );
+    let limits = c.describe_limits().send().await.unwrap();
+    assert_eq!(
+        (limits.on_demand_stream_count(), limits.open_shard_count()),
+        (50, 201)
+    );
     server.shutdown().await.unwrap();
 }
