@@ -800,7 +800,7 @@ async fn a_shard_iterator_expires_after_five_minutes_with_aws_message() {
 
     // Time moves on the broker's clock, not in the test: nothing sleeps.
     let clock = h.broker().clock();
-    clock.advance_ms(290_000);
+    clock.advance_ms(290_000).unwrap();
     let out = client
         .get_records()
         .shard_iterator(&it)
@@ -814,7 +814,7 @@ async fn a_shard_iterator_expires_after_five_minutes_with_aws_message() {
     );
     let next = out.next_shard_iterator().unwrap().to_owned();
 
-    clock.advance_ms(20_000);
+    clock.advance_ms(20_000).unwrap();
     let res = client.get_records().shard_iterator(&it).send().await;
     use aws_sdk_kinesis::error::ProvideErrorMetadata;
     let err = res.expect_err("a 310 s old iterator must be expired");

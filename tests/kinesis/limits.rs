@@ -89,18 +89,27 @@ async fn a_put_record_over_the_shard_rate_is_provisioned_throughput_exceeded() {
     let h = start_server_in(dir.path(), |_| {}).await;
     create_stream(&client_for(h.local_addr()), "cold", 1).await;
     h.shutdown().await.expect("clean shutdown");
-    // Restarted at 0.5 records/s with half a record of burst: no write can ever pass,
-    // whatever the timing. (The multiplier scales the control-plane rates too.)
-    let h = start_server_in(dir.path(), |c| c.throughput_multiplier = 0.0005).await;
+    // Restarted at 0.01 records/s: after at most a burst of one record, the next token is
+    // 100 s away, far longer than this test runs. (The multiplier scales the control-plane
+    // rates too, hence the restart.)
+    let h = start_server_in(dir.path(), |c| c.throughput_multiplier = 0.00001).await;
     let client = client_no_retry(h.local_addr());
-    assert_error(
-        client
+    let mut throttled = None;
+    for i in 0..3 {
+        let res = client
             .put_record()
             .stream_name("cold")
             .partition_key("k")
-            .data(blob("x"))
+            .data(blob(format!("x{i}")))
             .send()
-            .await,
+            .await;
+        if res.is_err() {
+            throttled = Some(res);
+            break;
+        }
+    }
+    assert_error(
+        throttled.expect("three PutRecord calls in a row passed a 0.01 records/s shard"),
         "ProvisionedThroughputExceededException",
         "Rate exceeded for shard shardId-000000000000 in stream cold under account 000000000000.",
     );

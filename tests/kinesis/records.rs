@@ -638,7 +638,7 @@ async fn millis_behind_latest_is_positive_until_the_reader_catches_up() {
         .await
         .unwrap();
     // Ten seconds pass on the broker's clock (no sleeping) before the next write.
-    h.broker().clock().advance_ms(10_000);
+    h.broker().clock().advance_ms(10_000).unwrap();
     client
         .put_record()
         .stream_name("lag")
