@@ -28,7 +28,9 @@ impl Endpoint {
     /// to a loopback address unless `allow_remote`.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Self, String> {
         if url.starts_with("https://") {
-            return Err("https endpoints are not supported: point the load at a plain-HTTP port".into());
+            return Err(
+                "https endpoints are not supported: point the load at a plain-HTTP port".into(),
+            );
         }
         let rest = url.strip_prefix("http://").unwrap_or(url);
         let authority = rest.split('/').next().unwrap_or("").to_string();
@@ -36,7 +38,11 @@ impl Endpoint {
             return Err(format!("no host in endpoint '{url}'"));
         }
         let with_port = if authority.starts_with('[') {
-            if authority.contains("]:") { authority.clone() } else { format!("{authority}:80") }
+            if authority.contains("]:") {
+                authority.clone()
+            } else {
+                format!("{authority}:80")
+            }
         } else if authority.contains(':') {
             authority.clone()
         } else {
@@ -109,7 +115,12 @@ pub fn amz_date(t: SystemTime) -> (String, String) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let date = format!("{y:04}{m:02}{d:02}");
-    let full = format!("{date}T{:02}{:02}{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60);
+    let full = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
     (full, date)
 }
 
@@ -137,7 +148,10 @@ impl Signer {
             match &*cache {
                 Some((day, key)) if day == date => *key,
                 _ => {
-                    let k_date = hmac(format!("AWS4{}", self.secret_key).as_bytes(), date.as_bytes());
+                    let k_date = hmac(
+                        format!("AWS4{}", self.secret_key).as_bytes(),
+                        date.as_bytes(),
+                    );
                     let k_region = hmac(&k_date, self.region.as_bytes());
                     let k_service = hmac(&k_region, b"kinesis");
                     let key = hmac(&k_service, b"aws4_request");
@@ -164,7 +178,11 @@ pub enum CallError {
     /// No complete answer within the request timeout.
     Timeout,
     /// An error answer: the AWS `__type` (after any `#`), or `HTTP<status>`.
-    Api { status: u16, kind: String, message: String },
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+    },
 }
 
 impl CallError {
@@ -182,7 +200,11 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Transport(e) => write!(f, "transport error: {e}"),
             CallError::Timeout => write!(f, "timeout"),
-            CallError::Api { status, kind, message } => write!(f, "HTTP {status} {kind}: {message}"),
+            CallError::Api {
+                status,
+                kind,
+                message,
+            } => write!(f, "HTTP {status} {kind}: {message}"),
         }
     }
 }
@@ -217,7 +239,12 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(client: Arc<Client>) -> Self {
-        Self { client, sender: None, connects: 0, account: 0 }
+        Self {
+            client,
+            sender: None,
+            connects: 0,
+            account: 0,
+        }
     }
 
     async fn connect(&mut self) -> Result<(), CallError> {
@@ -238,7 +265,12 @@ impl Conn {
 
     /// Calls `op` with a JSON body; `hash` is the body's precomputed SHA-256 (hex) when the
     /// caller reuses bodies. Returns the body of a 200 answer.
-    pub async fn call(&mut self, op: &str, body: Bytes, hash: Option<&str>) -> Result<Bytes, CallError> {
+    pub async fn call(
+        &mut self,
+        op: &str,
+        body: Bytes,
+        hash: Option<&str>,
+    ) -> Result<Bytes, CallError> {
         let timeout = self.client.timeout;
         match tokio::time::timeout(timeout, self.call_inner(op, body, hash)).await {
             Ok(result) => result,
@@ -250,7 +282,12 @@ impl Conn {
         }
     }
 
-    async fn call_inner(&mut self, op: &str, body: Bytes, hash: Option<&str>) -> Result<Bytes, CallError> {
+    async fn call_inner(
+        &mut self,
+        op: &str,
+        body: Bytes,
+        hash: Option<&str>,
+    ) -> Result<Bytes, CallError> {
         if let Some(sender) = &mut self.sender
             && sender.ready().await.is_err()
         {
@@ -270,8 +307,13 @@ impl Conn {
                 &computed
             }
         };
-        let auth = client.signers[self.account % client.signers.len()]
-            .authorization(&client.endpoint.authority, &target, &amz_date, &date, hash);
+        let auth = client.signers[self.account % client.signers.len()].authorization(
+            &client.endpoint.authority,
+            &target,
+            &amz_date,
+            &date,
+            hash,
+        );
         let request = hyper::Request::post("/")
             .header("host", &client.endpoint.authority)
             .header("content-type", CONTENT_TYPE)
@@ -302,22 +344,37 @@ impl Conn {
             return Ok(body);
         }
         let (kind, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(ErrorBody { kind: Some(k), message }) => (
+            Ok(ErrorBody {
+                kind: Some(k),
+                message,
+            }) => (
                 k.rsplit('#').next().unwrap_or(&k).to_string(),
                 message.map(|m| m.into_owned()).unwrap_or_default(),
             ),
-            _ => (format!("HTTP{status}"), String::from_utf8_lossy(&body).chars().take(200).collect()),
+            _ => (
+                format!("HTTP{status}"),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
         };
-        Err(CallError::Api { status, kind, message })
+        Err(CallError::Api {
+            status,
+            kind,
+            message,
+        })
     }
 
     /// `call` with a `serde_json::Value` body, for the control plane.
-    pub async fn call_json(&mut self, op: &str, body: serde_json::Value) -> Result<serde_json::Value, CallError> {
+    pub async fn call_json(
+        &mut self,
+        op: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
         let bytes = self.call(op, Bytes::from(body.to_string()), None).await?;
         if bytes.is_empty() {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Transport(format!("bad JSON answer: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Transport(format!("bad JSON answer: {e}")))
     }
 }
 

@@ -34,7 +34,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (10s, 500ms, 2m)"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (10s, 500ms, 2m)"))?;
     if !(v >= 0.0 && v.is_finite()) {
         return Err(format!("'{s}' is not a duration"));
     }

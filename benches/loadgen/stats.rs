@@ -31,7 +31,8 @@ impl Recorder {
     }
 
     pub fn latency(&mut self, d: Duration) {
-        self.latency_us.push(d.as_micros().min(u32::MAX as u128) as u32);
+        self.latency_us
+            .push(d.as_micros().min(u32::MAX as u128) as u32);
     }
 
     pub fn merge(&mut self, other: Recorder) {
@@ -128,7 +129,14 @@ impl ProcWatch {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Self { pid, cpu_start: cpu_seconds(pid), peak_rss_kib: peak, peak_anon_kib: anon, stop, task }
+        Self {
+            pid,
+            cpu_start: cpu_seconds(pid),
+            peak_rss_kib: peak,
+            peak_anon_kib: anon,
+            stop,
+            task,
+        }
     }
 
     /// Stops sampling; JSON with cpu_s, peak_rss_mb and peak_anon_mb (sampled every 100 ms),

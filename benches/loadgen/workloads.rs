@@ -36,7 +36,7 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u32) -> u32 {
-        ((self.next() >> 32) * u64::from(n.max(1)) >> 32) as u32
+        (((self.next() >> 32) * u64::from(n.max(1))) >> 32) as u32
     }
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
@@ -47,7 +47,10 @@ impl Rng {
 }
 
 fn unix_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }
 
 fn is_retryable_control(kind: &str) -> bool {
@@ -60,11 +63,19 @@ fn is_retryable_control(kind: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // Control plane
 
-async fn create_stream(conn: &mut Conn, name: &str, shards: u32, timeout: Duration) -> Result<(), String> {
+async fn create_stream(
+    conn: &mut Conn,
+    name: &str,
+    shards: u32,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         match conn
-            .call_json("CreateStream", json!({"StreamName": name, "ShardCount": shards}))
+            .call_json(
+                "CreateStream",
+                json!({"StreamName": name, "ShardCount": shards}),
+            )
             .await
         {
             Ok(_) => break,
@@ -90,19 +101,40 @@ async fn wait_active(conn: &mut Conn, name: &str, deadline: Instant) -> Result<(
     let mut summary = true;
     loop {
         let status = if summary {
-            match conn.call_json("DescribeStreamSummary", json!({"StreamName": name})).await {
-                Ok(v) => v["StreamDescriptionSummary"]["StreamStatus"].as_str().map(str::to_owned),
-                Err(e) if matches!(&e, CallError::Api { kind, .. } if kind.contains("UnknownOperation")) => {
+            match conn
+                .call_json("DescribeStreamSummary", json!({"StreamName": name}))
+                .await
+            {
+                Ok(v) => v["StreamDescriptionSummary"]["StreamStatus"]
+                    .as_str()
+                    .map(str::to_owned),
+                Err(e) if matches!(&e, CallError::Api { kind, .. } if kind.contains("UnknownOperation")) =>
+                {
                     summary = false;
                     continue;
                 }
-                Err(e) if is_retryable_control(&e.kind()) || e.kind() == "ResourceNotFoundException" => None,
+                Err(e)
+                    if is_retryable_control(&e.kind())
+                        || e.kind() == "ResourceNotFoundException" =>
+                {
+                    None
+                }
                 Err(e) => return Err(format!("DescribeStreamSummary {name}: {e}")),
             }
         } else {
-            match conn.call_json("DescribeStream", json!({"StreamName": name, "Limit": 1})).await {
-                Ok(v) => v["StreamDescription"]["StreamStatus"].as_str().map(str::to_owned),
-                Err(e) if is_retryable_control(&e.kind()) || e.kind() == "ResourceNotFoundException" => None,
+            match conn
+                .call_json("DescribeStream", json!({"StreamName": name, "Limit": 1}))
+                .await
+            {
+                Ok(v) => v["StreamDescription"]["StreamStatus"]
+                    .as_str()
+                    .map(str::to_owned),
+                Err(e)
+                    if is_retryable_control(&e.kind())
+                        || e.kind() == "ResourceNotFoundException" =>
+                {
+                    None
+                }
                 Err(e) => return Err(format!("DescribeStream {name}: {e}")),
             }
         };
@@ -110,7 +142,9 @@ async fn wait_active(conn: &mut Conn, name: &str, deadline: Instant) -> Result<(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("stream {name} not ACTIVE in time (last status {status:?})"));
+            return Err(format!(
+                "stream {name} not ACTIVE in time (last status {status:?})"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -143,7 +177,12 @@ async fn list_shards(conn: &mut Conn, name: &str) -> Result<Vec<String>, String>
 }
 
 /// Creates `names` (8 at a time), each with `shards` shards, and waits for ACTIVE.
-async fn create_streams(client: &Arc<Client>, names: &[String], shards: u32, timeout: Duration) -> Result<Duration, String> {
+async fn create_streams(
+    client: &Arc<Client>,
+    names: &[String],
+    shards: u32,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
     for (c, chunk) in names.chunks(8).enumerate() {
         let mut set = tokio::task::JoinSet::new();
@@ -167,7 +206,10 @@ async fn delete_streams(client: &Arc<Client>, names: &[String]) {
     let mut conn = Conn::new(client.clone());
     for (i, name) in names.iter().enumerate() {
         conn.account = i;
-        if let Err(e) = conn.call_json("DeleteStream", json!({"StreamName": name})).await {
+        if let Err(e) = conn
+            .call_json("DeleteStream", json!({"StreamName": name}))
+            .await
+        {
             eprintln!("kinesis-loadgen: DeleteStream {name}: {e}");
         }
     }
@@ -183,7 +225,14 @@ fn push_record(s: &mut String, data: &[u8], key: u32) {
 }
 
 /// A PutRecords body of `n` records; `fill` writes each record's data.
-fn put_records_body(stream: &str, n: usize, record_size: usize, keys: u32, rng: &mut Rng, mut fill: impl FnMut(&mut Rng, &mut [u8])) -> String {
+fn put_records_body(
+    stream: &str,
+    n: usize,
+    record_size: usize,
+    keys: u32,
+    rng: &mut Rng,
+    mut fill: impl FnMut(&mut Rng, &mut [u8]),
+) -> String {
     let mut s = String::with_capacity(64 + n * (record_size * 4 / 3 + 40));
     let mut data = vec![0u8; record_size];
     let _ = write!(s, "{{\"StreamName\":\"{stream}\",\"Records\":[");
@@ -299,7 +348,14 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
             let body = if single {
                 put_record_body(stream, spec.record_size, spec.keys, &mut rng)
             } else {
-                put_records_body(stream, spec.batch, spec.record_size, spec.keys, &mut rng, |r, d| r.fill(d))
+                put_records_body(
+                    stream,
+                    spec.batch,
+                    spec.record_size,
+                    spec.keys,
+                    &mut rng,
+                    |r, d| r.fill(d),
+                )
             };
             let hash = payload_hash(body.as_bytes());
             (Bytes::from(body), hash, index)
@@ -321,7 +377,9 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
         rec.latency(t0.elapsed());
         rec.requests += 1;
         match result {
-            Ok(answer) if !single => count_put_records(&mut rec, &answer, spec.batch, spec.record_size),
+            Ok(answer) if !single => {
+                count_put_records(&mut rec, &answer, spec.batch, spec.record_size)
+            }
             Ok(_) => {
                 rec.records += 1;
                 rec.bytes += spec.record_size as u64;
@@ -337,7 +395,12 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
     rec
 }
 
-async fn run_writers(client: &Arc<Client>, streams: Arc<Vec<String>>, batch: usize, w: &WriteOpts) -> (Recorder, Duration) {
+async fn run_writers(
+    client: &Arc<Client>,
+    streams: Arc<Vec<String>>,
+    batch: usize,
+    w: &WriteOpts,
+) -> (Recorder, Duration) {
     let start = Instant::now();
     let spec = WriteSpec {
         streams,
@@ -376,7 +439,15 @@ async fn shard_iterator(conn: &mut Conn, stream: &str, shard: &str) -> Result<St
 
 /// Reads one shard from TRIM_HORIZON until it is drained, everything written has been
 /// read, or the deadline.
-async fn drain_shard(client: Arc<Client>, stream: String, shard: String, limit: u32, written: u64, read: Arc<AtomicU64>, deadline: Instant) -> Recorder {
+async fn drain_shard(
+    client: Arc<Client>,
+    stream: String,
+    shard: String,
+    limit: u32,
+    written: u64,
+    read: Arc<AtomicU64>,
+    deadline: Instant,
+) -> Recorder {
     let mut rec = Recorder::default();
     let mut conn = Conn::new(client);
     let mut iterator = match shard_iterator(&mut conn, &stream, &shard).await {
@@ -400,7 +471,11 @@ async fn drain_shard(client: Arc<Client>, stream: String, shard: String, limit: 
                 };
                 let n = out.records.len() as u64;
                 rec.records += n;
-                rec.bytes += out.records.iter().map(|r| decoded_len(&r.data)).sum::<u64>();
+                rec.bytes += out
+                    .records
+                    .iter()
+                    .map(|r| decoded_len(&r.data))
+                    .sum::<u64>();
                 read.fetch_add(n, Ordering::Relaxed);
                 match out.next {
                     Some(next) => iterator = next,
@@ -484,7 +559,8 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                         continue;
                     }
                     let sent_us = u64::from_le_bytes(head[4..12].try_into().unwrap());
-                    rec.e2e_us.push(now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32);
+                    rec.e2e_us
+                        .push(now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32);
                     // The first poll issued at or after the send: what any poller had to
                     // wait for, whatever the broker does.
                     // A record sent while this very poll was in flight counts from its send.
@@ -495,7 +571,8 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                         }
                         first = t;
                     }
-                    rec.after_poll_us.push(now_us.saturating_sub(first).min(u32::MAX as u64) as u32);
+                    rec.after_poll_us
+                        .push(now_us.saturating_sub(first).min(u32::MAX as u64) as u32);
                 }
                 let n = out.records.len() as u64;
                 rec.records += n;
@@ -526,7 +603,17 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
 
 /// Produce-consume: a writer at `rate` records/s, sending what is due every `tick`.
 #[allow(clippy::too_many_arguments)]
-async fn rate_writer(client: Arc<Client>, stream: String, rate: f64, max_batch: usize, record_size: usize, keys: u32, deadline: Instant, anchor: Instant, seed: u64) -> Recorder {
+async fn rate_writer(
+    client: Arc<Client>,
+    stream: String,
+    rate: f64,
+    max_batch: usize,
+    record_size: usize,
+    keys: u32,
+    deadline: Instant,
+    anchor: Instant,
+    seed: u64,
+) -> Recorder {
     let tick = Duration::from_millis(10);
     let record_size = record_size.max(HEADER_LEN);
     let mut rng = Rng::new(seed);
@@ -597,7 +684,10 @@ impl Report {
         self.set("failures", rec.failures_json());
         if !rec.e2e_us.is_empty() {
             self.set("e2e_ms", percentiles(&mut rec.e2e_us));
-            self.set("e2e_after_first_poll_ms", percentiles(&mut rec.after_poll_us));
+            self.set(
+                "e2e_after_first_poll_ms",
+                percentiles(&mut rec.after_poll_us),
+            );
         }
     }
 
@@ -606,7 +696,11 @@ impl Report {
         println!("{line}");
         if let Some(path) = &cli.out {
             use std::io::Write;
-            match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{line}");
                 }
@@ -616,19 +710,47 @@ impl Report {
         // The table, on stderr.
         let o = &self.obj;
         let g = |k: &str| o.get(k).cloned().unwrap_or(Value::Null);
-        let ms = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+        let ms = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_f64)
+                .map(|x| format!("{x:.1}"))
+                .unwrap_or_else(|| "-".into())
+        };
         let lat = g("latency_ms");
         eprintln!();
-        eprintln!("  workload        {} {}", g("workload").as_str().unwrap_or(""), g("label").as_str().unwrap_or(""));
+        eprintln!(
+            "  workload        {} {}",
+            g("workload").as_str().unwrap_or(""),
+            g("label").as_str().unwrap_or("")
+        );
         eprintln!("  params          {}", g("params"));
         eprintln!("  records/s       {:>12}", g("records_per_s"));
         eprintln!("  MB/s            {:>12}", g("mb_per_s"));
-        eprintln!("  requests        {:>12}   elapsed {} s", g("requests"), g("elapsed_s"));
-        eprintln!("  latency ms      p50 {}  p99 {}  max {}", ms(&lat, "p50"), ms(&lat, "p99"), ms(&lat, "max"));
+        eprintln!(
+            "  requests        {:>12}   elapsed {} s",
+            g("requests"),
+            g("elapsed_s")
+        );
+        eprintln!(
+            "  latency ms      p50 {}  p99 {}  max {}",
+            ms(&lat, "p50"),
+            ms(&lat, "p99"),
+            ms(&lat, "max")
+        );
         if let Some(e2e) = o.get("e2e_ms") {
-            eprintln!("  end-to-end ms   p50 {}  p99 {}  max {}", ms(e2e, "p50"), ms(e2e, "p99"), ms(e2e, "max"));
+            eprintln!(
+                "  end-to-end ms   p50 {}  p99 {}  max {}",
+                ms(e2e, "p50"),
+                ms(e2e, "p99"),
+                ms(e2e, "max")
+            );
             let ap = g("e2e_after_first_poll_ms");
-            eprintln!("  after 1st poll  p50 {}  p99 {}  max {}", ms(&ap, "p50"), ms(&ap, "p99"), ms(&ap, "max"));
+            eprintln!(
+                "  after 1st poll  p50 {}  p99 {}  max {}",
+                ms(&ap, "p50"),
+                ms(&ap, "p99"),
+                ms(&ap, "max")
+            );
         }
         eprintln!("  failures        {}", g("failures"));
         if let Some(s) = o.get("server").filter(|s| !s.is_null()) {
@@ -663,7 +785,11 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
 
     // (workload name, params, streams, shards per stream)
     let (name, params, streams, shards) = match &cli.workload {
-        Workload::PutRecords { shards, batch_size, write } => {
+        Workload::PutRecords {
+            shards,
+            batch_size,
+            write,
+        } => {
             let mut p = write_params(write);
             p.insert("shards".into(), json!(shards));
             p.insert("batch_size".into(), json!(batch_size));
@@ -674,14 +800,28 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("shards".into(), json!(shards));
             ("put-record", p, vec![prefix.clone()], *shards)
         }
-        Workload::GetRecordsDrain { shards, batch_size, limit, write, .. } => {
+        Workload::GetRecordsDrain {
+            shards,
+            batch_size,
+            limit,
+            write,
+            ..
+        } => {
             let mut p = write_params(write);
             p.insert("shards".into(), json!(shards));
             p.insert("batch_size".into(), json!(batch_size));
             p.insert("limit".into(), json!(limit));
             ("get-records-drain", p, vec![prefix.clone()], *shards)
         }
-        Workload::ProduceConsume { shards, rate, max_batch, poll_interval_ms, limit, write, .. } => {
+        Workload::ProduceConsume {
+            shards,
+            rate,
+            max_batch,
+            poll_interval_ms,
+            limit,
+            write,
+            ..
+        } => {
             let mut p = write_params(write);
             p.insert("shards".into(), json!(shards));
             p.insert("rate".into(), json!(rate));
@@ -690,13 +830,29 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("limit".into(), json!(limit));
             ("produce-consume", p, vec![prefix.clone()], *shards)
         }
-        Workload::ManyShards { streams, shards_per_stream, batch_size, write, .. }
-        | Workload::ManyStreams { streams, shards_per_stream, batch_size, write, .. } => {
+        Workload::ManyShards {
+            streams,
+            shards_per_stream,
+            batch_size,
+            write,
+            ..
+        }
+        | Workload::ManyStreams {
+            streams,
+            shards_per_stream,
+            batch_size,
+            write,
+            ..
+        } => {
             let mut p = write_params(write);
             p.insert("streams".into(), json!(streams));
             p.insert("shards_per_stream".into(), json!(shards_per_stream));
             p.insert("batch_size".into(), json!(batch_size));
-            let name = if matches!(cli.workload, Workload::ManyShards { .. }) { "many-shards" } else { "many-streams" };
+            let name = if matches!(cli.workload, Workload::ManyShards { .. }) {
+                "many-shards"
+            } else {
+                "many-streams"
+            };
             let names = (0..*streams).map(|i| format!("{prefix}-{i}")).collect();
             (name, p, names, *shards_per_stream)
         }
@@ -720,12 +876,20 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>>, report: &mut Report) -> Result<(), String> {
+async fn run_workload(
+    cli: &Cli,
+    client: &Arc<Client>,
+    streams: &Arc<Vec<String>>,
+    report: &mut Report,
+) -> Result<(), String> {
     let watch = |_: &mut Report| cli.server_pid.map(ProcWatch::start);
     match &cli.workload {
-        Workload::PutRecords { batch_size, write, .. } => {
+        Workload::PutRecords {
+            batch_size, write, ..
+        } => {
             let w = watch(report);
-            let (rec, took) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let (rec, took) =
+                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
@@ -739,13 +903,23 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
                 report.set("server", w.finish().await);
             }
         }
-        Workload::GetRecordsDrain { batch_size, limit, drain_timeout, write, .. } => {
-            let (wrec, wtook) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+        Workload::GetRecordsDrain {
+            batch_size,
+            limit,
+            drain_timeout,
+            write,
+            ..
+        } => {
+            let (wrec, wtook) =
+                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
             let written = wrec.records;
             report.set("written", json!(written));
             // Nothing written by this run (--use-existing --total 0): drain what is there.
             let until = if written == 0 { u64::MAX } else { written };
-            report.set("write_records_per_s", json!(round3(written as f64 / wtook.as_secs_f64().max(1e-9))));
+            report.set(
+                "write_records_per_s",
+                json!(round3(written as f64 / wtook.as_secs_f64().max(1e-9))),
+            );
             report.set("write_failures", wrec.failures_json());
             let mut conn = Conn::new(client.clone());
             let shard_ids = list_shards(&mut conn, &streams[0]).await?;
@@ -754,7 +928,15 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
             let read = Arc::new(AtomicU64::new(0));
             let mut set = tokio::task::JoinSet::new();
             for shard in shard_ids {
-                set.spawn(drain_shard(client.clone(), streams[0].clone(), shard, *limit, until, read.clone(), start + *drain_timeout));
+                set.spawn(drain_shard(
+                    client.clone(),
+                    streams[0].clone(),
+                    shard,
+                    *limit,
+                    until,
+                    read.clone(),
+                    start + *drain_timeout,
+                ));
             }
             let mut rec = Recorder::default();
             while let Some(r) = set.join_next().await {
@@ -769,7 +951,15 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
                 report.set("server", w.finish().await);
             }
         }
-        Workload::ProduceConsume { rate, max_batch, poll_interval_ms, limit, grace, write, .. } => {
+        Workload::ProduceConsume {
+            rate,
+            max_batch,
+            poll_interval_ms,
+            limit,
+            grace,
+            write,
+            ..
+        } => {
             let mut conn = Conn::new(client.clone());
             let shard_ids = list_shards(&mut conn, &streams[0]).await?;
             let anchor = Instant::now();
@@ -817,7 +1007,10 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
                 wrec.merge(r.expect("writer task"));
             }
             let took = start.elapsed();
-            grace_until.store((anchor.elapsed() + *grace).as_micros() as u64, Ordering::Relaxed);
+            grace_until.store(
+                (anchor.elapsed() + *grace).as_micros() as u64,
+                Ordering::Relaxed,
+            );
             written.store(wrec.records, Ordering::Relaxed);
             done.store(true, Ordering::Release);
             let mut crec = Recorder::default();
@@ -836,14 +1029,29 @@ async fn run_workload(cli: &Cli, client: &Arc<Client>, streams: &Arc<Vec<String>
                 report.set("server", w.finish().await);
             }
         }
-        Workload::ManyShards { batch_size, idle, write, .. } | Workload::ManyStreams { batch_size, idle, write, .. } => {
+        Workload::ManyShards {
+            batch_size,
+            idle,
+            write,
+            ..
+        }
+        | Workload::ManyStreams {
+            batch_size,
+            idle,
+            write,
+            ..
+        } => {
             if let Some(pid) = cli.server_pid {
                 let w = ProcWatch::start(pid);
                 tokio::time::sleep(*idle).await;
-                report.set("idle", json!({"seconds": idle.as_secs_f64(), "server": w.finish().await}));
+                report.set(
+                    "idle",
+                    json!({"seconds": idle.as_secs_f64(), "server": w.finish().await}),
+                );
             }
             let w = watch(report);
-            let (rec, took) = run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let (rec, took) =
+                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);

@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Parser)]
-#[command(name = "null-server", about = "kinesis-broker's front end over a service that stores nothing")]
+#[command(
+    name = "null-server",
+    about = "kinesis-broker's front end over a service that stores nothing"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -93,7 +96,9 @@ fn shard_id(i: u32) -> String {
 
 /// A cheap stand-in for routing: spreads records over shards by the partition key's bytes.
 fn pick_shard(key: &str, shards: u32) -> u32 {
-    let h = key.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = key
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     h % shards.max(1)
 }
 
@@ -105,7 +110,11 @@ fn not_found(name: &str) -> ApiError {
 }
 
 impl Kinesis for NullService {
-    async fn create_stream(&self, _ctx: &RequestContext, input: CreateStreamInput) -> Result<(), ApiError> {
+    async fn create_stream(
+        &self,
+        _ctx: &RequestContext,
+        input: CreateStreamInput,
+    ) -> Result<(), ApiError> {
         let name = input.stream_name.unwrap_or_default();
         let shards = input.shard_count.unwrap_or(4).max(1) as u32;
         self.streams
@@ -115,7 +124,11 @@ impl Kinesis for NullService {
         Ok(())
     }
 
-    async fn delete_stream(&self, _ctx: &RequestContext, input: DeleteStreamInput) -> Result<(), ApiError> {
+    async fn delete_stream(
+        &self,
+        _ctx: &RequestContext,
+        input: DeleteStreamInput,
+    ) -> Result<(), ApiError> {
         let name = input.stream_name.unwrap_or_default();
         match self.streams.lock().unwrap().remove(&name) {
             Some(_) => Ok(()),
@@ -156,14 +169,22 @@ impl Kinesis for NullService {
         })
     }
 
-    async fn list_shards(&self, _ctx: &RequestContext, input: ListShardsInput) -> Result<ListShardsOutput, ApiError> {
+    async fn list_shards(
+        &self,
+        _ctx: &RequestContext,
+        input: ListShardsInput,
+    ) -> Result<ListShardsOutput, ApiError> {
         let (_, s) = self.stream(input.stream_name.as_deref(), input.stream_arn.as_deref());
         let n = u128::from(s.shards);
         let width = u128::MAX / n;
         let shards = (0..s.shards)
             .map(|i| {
                 let start = width * u128::from(i);
-                let end = if u128::from(i) == n - 1 { u128::MAX } else { start + width - 1 };
+                let end = if u128::from(i) == n - 1 {
+                    u128::MAX
+                } else {
+                    start + width - 1
+                };
                 Shard {
                     shard_id: shard_id(i),
                     parent_shard_id: None,
@@ -185,7 +206,11 @@ impl Kinesis for NullService {
         })
     }
 
-    async fn put_record(&self, _ctx: &RequestContext, input: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
+    async fn put_record(
+        &self,
+        _ctx: &RequestContext,
+        input: PutRecordInput,
+    ) -> Result<PutRecordOutput, ApiError> {
         let (_, s) = self.stream(input.stream_name.as_deref(), input.stream_arn.as_deref());
         let shard = pick_shard(input.partition_key.as_deref().unwrap_or(""), s.shards);
         s.written[shard as usize].fetch_add(1, Ordering::Relaxed);
@@ -198,7 +223,11 @@ impl Kinesis for NullService {
         })
     }
 
-    async fn put_records(&self, _ctx: &RequestContext, input: PutRecordsInput) -> Result<PutRecordsOutput, ApiError> {
+    async fn put_records(
+        &self,
+        _ctx: &RequestContext,
+        input: PutRecordsInput,
+    ) -> Result<PutRecordsOutput, ApiError> {
         let (_, s) = self.stream(input.stream_name.as_deref(), input.stream_arn.as_deref());
         let records = input.records.unwrap_or_default();
         let out = records
@@ -248,14 +277,25 @@ impl Kinesis for NullService {
         })
     }
 
-    async fn get_records(&self, _ctx: &RequestContext, input: GetRecordsInput) -> Result<GetRecordsOutput, ApiError> {
+    async fn get_records(
+        &self,
+        _ctx: &RequestContext,
+        input: GetRecordsInput,
+    ) -> Result<GetRecordsOutput, ApiError> {
         let iterator = input.shard_iterator.unwrap_or_default();
         let mut parts = iterator.rsplitn(3, '|');
-        let (Some(pos), Some(shard), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(ApiError::new(ErrorCode::InvalidArgumentException, "Invalid ShardIterator."));
+        let (Some(pos), Some(shard), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgumentException,
+                "Invalid ShardIterator.",
+            ));
         };
         let (Ok(pos), Ok(shard)) = (pos.parse::<u64>(), shard.parse::<u32>()) else {
-            return Err(ApiError::new(ErrorCode::InvalidArgumentException, "Invalid ShardIterator."));
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgumentException,
+                "Invalid ShardIterator.",
+            ));
         };
         let s = self
             .streams
@@ -264,18 +304,22 @@ impl Kinesis for NullService {
             .get(name)
             .cloned()
             .ok_or_else(|| not_found(name))?;
-        let Some(written) = s.written.get(shard as usize).map(|w| w.load(Ordering::Relaxed)) else {
+        let Some(written) = s
+            .written
+            .get(shard as usize)
+            .map(|w| w.load(Ordering::Relaxed))
+        else {
             return Err(not_found(name));
         };
         let bytes = s.bytes[shard as usize].load(Ordering::Relaxed);
-        let size = if written == 0 { 0 } else { (bytes / written) as usize };
+        let size = bytes.checked_div(written).unwrap_or(0) as usize;
         let limit = input.limit.unwrap_or(10_000).clamp(1, 10_000) as u64;
         let n = written.saturating_sub(pos).min(limit);
         let now = Timestamp::from_millis(s.created_ms);
         let records = (0..n)
             .map(|_| Record {
                 sequence_number: self.next_seq(),
-                approximate_arrival_timestamp: Some(now.clone()),
+                approximate_arrival_timestamp: Some(now),
                 data: Blob(vec![0x5a; size]),
                 partition_key: Some("pk".into()),
                 encryption_type: None,
@@ -294,7 +338,9 @@ fn main() -> std::process::ExitCode {
     // `cargo bench` appends `--bench`; a bare `cargo bench` must not start a server.
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     if args.len() <= 1 {
-        eprintln!("null-server: nothing to do (run `cargo bench --bench null-server -- --port 4599`)");
+        eprintln!(
+            "null-server: nothing to do (run `cargo bench --bench null-server -- --port 4599`)"
+        );
         return std::process::ExitCode::SUCCESS;
     }
     let args = Args::parse_from(args);
