@@ -13,6 +13,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1835,5 +1836,91 @@ async fn the_fifty_first_on_demand_stream_is_refused() {
         (limits.on_demand_stream_count(), limits.open_shard_count()),
         (50, 201)
     );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_reports_the_same_encryption_when_written_and_when_read() {
+    let (client, server, _dir) = start_server().await;
+    create_stream(&client, "flip", 1).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let client = client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && written.len() < 3000 {
+                let out = client
+                    .put_record()
+                    .stream_name("flip")
+                    .partition_key("k")
+                    .data(blob("x"))
+                    .send()
+                    .await;
+                match out {
+                    Ok(out) => written.push((
+                        out.sequence_number().to_owned(),
+                        out.encryption_type() == Some(&EncryptionType::Kms),
+                    )),
+                    Err(e) if e.code() == Some("ProvisionedThroughputExceededException") => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    Err(e) => panic!("PutRecord: {}", describe_err(&e)),
+                }
+            }
+            written
+        })
+    };
+    // Switch encryption on and off several times while records keep arriving.
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = if round % 2 == 0 {
+            client
+                .start_stream_encryption()
+                .stream_name("flip")
+                .encryption_type(EncryptionType::Kms)
+                .key_id("k")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| describe_err(&e))
+        } else {
+            client
+                .stop_stream_encryption()
+                .stream_name("flip")
+                .encryption_type(EncryptionType::Kms)
+                .key_id("k")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| describe_err(&e))
+        };
+        r.unwrap_or_else(|e| panic!("encryption switch {round}: {e}"));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    let read: HashMap<String, bool> = read_shard(&client, "flip", &shard_id(0))
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r.sequence_number().to_owned(),
+                r.encryption_type() == Some(&EncryptionType::Kms),
+            )
+        })
+        .collect();
+    assert_eq!(read.len(), written.len());
+    let disagree: Vec<&(String, bool)> = written
+        .iter()
+        .filter(|(s, kms)| read.get(s) != Some(kms))
+        .collect();
+    assert!(
+        disagree.is_empty(),
+        "{} of {} records: PutRecord and GetRecords disagree on EncryptionType: {disagree:?}",
+        disagree.len(),
+        written.len()
+    );
+    assert!(written.iter().any(|(_, kms)| *kms) && written.iter().any(|(_, kms)| !*kms));
     server.shutdown().await.unwrap();
 }
