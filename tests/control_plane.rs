@@ -1924,3 +1924,103 @@ async fn a_record_reports_the_same_encryption_when_written_and_when_read() {
     assert!(written.iter().any(|(_, kms)| *kms) && written.iter().any(|(_, kms)| !*kms));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn remove_tags_errors_in_aws_words() {
+    let (c, server, _dir) = start_server().await;
+    create_stream(&c, "s", 1).await;
+    // kinesalite test/removeTagsFromStream.js: characters are checked after the stream is
+    // found (an unknown stream with the key ';' is ResourceNotFound), and '%' has its own
+    // message naming the operation.
+    check_rows(vec![
+        Row {
+            case: "RemoveTagsFromStream ';' in a key",
+            got: outcome(
+                c.remove_tags_from_stream()
+                    .stream_name("s")
+                    .tag_keys("abc;def")
+                    .send()
+                    .await,
+            ),
+            code: "InvalidArgumentException",
+            message: Some(INVALID_TAG_CHARS.into()),
+        },
+        Row {
+            case: "RemoveTagsFromStream newline in a key",
+            got: outcome(
+                c.remove_tags_from_stream()
+                    .stream_name("s")
+                    .tag_keys("abc\ndef")
+                    .send()
+                    .await,
+            ),
+            code: "InvalidArgumentException",
+            message: Some(INVALID_TAG_CHARS.into()),
+        },
+        Row {
+            case: "RemoveTagsFromStream '%' in a key",
+            got: outcome(
+                c.remove_tags_from_stream()
+                    .stream_name("s")
+                    .tag_keys("abc%def")
+                    .send()
+                    .await,
+            ),
+            code: "InvalidArgumentException",
+            message: percent_in_tags("remove tags from", "s"),
+        },
+        Row {
+            case: "RemoveTagsFromStream ';' on an unknown stream",
+            got: outcome(
+                c.remove_tags_from_stream()
+                    .stream_name("nope")
+                    .tag_keys(";")
+                    .send()
+                    .await,
+            ),
+            code: "ResourceNotFoundException",
+            message: not_found("nope"),
+        },
+    ]);
+    // Valid characters in keys that are not there: accepted.
+    c.remove_tags_from_stream()
+        .stream_name("s")
+        .tag_keys("ü0 _.")
+        .tag_keys("/=+-@")
+        .send()
+        .await
+        .expect("valid keys, absent tags");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_iterator_issued_before_a_record_expires_does_not_return_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ClockServer::start(dir.path(), Clock::system(), |_| {}).await;
+    let client = server.client.clone();
+    create_stream(&client, "edge", 1).await;
+    put_all(&client, "edge", entries("old", 2, 10)).await;
+    // One minute before the records expire, an iterator at the trim horizon points at them.
+    server.clock.advance_ms(24 * HOUR_MS - 60_000);
+    let it = iterator(
+        &client,
+        "edge",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    // Two minutes later (the iterator is still valid: 5 minutes) they have expired.
+    server.clock.advance_ms(120_000);
+    let out = client
+        .get_records()
+        .shard_iterator(&it)
+        .send()
+        .await
+        .expect("GetRecords with a valid iterator");
+    assert!(
+        out.records().is_empty(),
+        "a record older than the retention period is never returned ({} were)",
+        out.records().len()
+    );
+    server.stop().await;
+}
