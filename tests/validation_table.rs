@@ -152,6 +152,29 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `s` shortened to the part around its first difference from `other` (values can be
+/// thousands of characters long).
+fn around_difference(s: &str, other: &str) -> String {
+    let at = s
+        .char_indices()
+        .zip(other.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((i, _), _)| i)
+        .unwrap_or(s.len().min(other.len()));
+    let start = s[..at].char_indices().rev().nth(60).map_or(0, |(i, _)| i);
+    let end = s[at..]
+        .char_indices()
+        .nth(60)
+        .map_or(s.len(), |(i, _)| at + i);
+    format!(
+        "{}{:?}{} ({} chars, first difference at byte {at})",
+        if start > 0 { "…" } else { "" },
+        &s[start..end],
+        if end < s.len() { "…" } else { "" },
+        s.chars().count()
+    )
+}
+
 /// What a case expects: the exact message when one violation is reported; with several,
 /// the count and the set of violations (AWS's order between them is not stable).
 fn check_message(actual: &str, expected: &[String]) -> Result<(), String> {
@@ -162,7 +185,9 @@ fn check_message(actual: &str, expected: &[String]) -> Result<(), String> {
             Ok(())
         } else {
             Err(format!(
-                "message\n      got  {actual:?}\n      want {want:?}"
+                "message\n      got  {}\n      want {}",
+                around_difference(&actual, &want),
+                around_difference(&want, &actual)
             ))
         };
     }
