@@ -454,8 +454,8 @@ impl<'m> Gen<'m> {
         let s = self.shape(name);
         match s.ty.as_str() {
             "string" => {
-                if s.enum_values.is_some() {
-                    return string_val(&s.enum_values.as_ref().unwrap()[0]);
+                if let Some(values) = &s.enum_values {
+                    return string_val(&values[0]);
                 }
                 if s.pattern.is_some() {
                     return string_val(pattern_spec(name).good);
