@@ -392,4 +392,7 @@ w("Note on the 200 ms target: with a consumer that waits 200 ms between polls, a
   "100 ms and at the 99th percentile almost 200 ms for the next poll, whatever the server does; a p99 "
   "end-to-end of 50 ms is reachable only if the server holds a poll open until data arrives, which AWS's "
   "GetRecords does not. The \"after the first poll\" column is the server's share.\n")
+w("Where the broker's time goes, and what to change: [`PROFILE.md`](PROFILE.md). Raw JSON lines of this run: "
+  "[`results-latest.jsonl`](results-latest.jsonl). Reproduce with "
+  f"`DURATION={env('DURATION')} REPEAT={env('REPEAT')} STORED_GB={env('STORED_GB', '5')} benches/compare`.\n")
 print("\n".join(out))
