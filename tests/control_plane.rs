@@ -1729,7 +1729,10 @@ async fn a_shorter_retention_hides_older_records_at_once() {
         .await
         .unwrap();
     put_all(&client, "shrink", entries("old", 3, 10)).await;
-    server.clock.advance_ms(30 * HOUR_MS);
+    server
+        .clock
+        .advance_ms(30 * HOUR_MS)
+        .expect("the clock moves");
     let young = put_all(&client, "shrink", entries("young", 2, 10)).await;
     assert_eq!(
         read_shard(&client, "shrink", &shard_id(0)).await.len(),
@@ -1777,7 +1780,7 @@ async fn page_tokens_expire_after_five_minutes() {
         .send()
         .await
         .expect("fresh token");
-    server.clock.advance_ms(301_000);
+    server.clock.advance_ms(301_000).expect("the clock moves");
     // Type from the model; wording NOT PINNED.
     let r = client.list_shards().next_token(&shard_token).send().await;
     assert_eq!(code_of(&r), "ExpiredNextTokenException");
@@ -1871,9 +1874,10 @@ async fn a_record_reports_the_same_encryption_when_written_and_when_read() {
             written
         })
     };
-    // Switch encryption on and off several times while records keep arriving.
-    for round in 0..4 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Switch encryption on and off many times (each switch is a chance to catch a record
+    // arriving in the same millisecond) while records keep arriving.
+    for round in 0..16 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
         let r = if round % 2 == 0 {
             client
                 .start_stream_encryption()
@@ -2001,7 +2005,10 @@ async fn an_iterator_issued_before_a_record_expires_does_not_return_it_after() {
     create_stream(&client, "edge", 1).await;
     put_all(&client, "edge", entries("old", 2, 10)).await;
     // One minute before the records expire, an iterator at the trim horizon points at them.
-    server.clock.advance_ms(24 * HOUR_MS - 60_000);
+    server
+        .clock
+        .advance_ms(24 * HOUR_MS - 60_000)
+        .expect("the clock moves");
     let it = iterator(
         &client,
         "edge",
@@ -2010,7 +2017,7 @@ async fn an_iterator_issued_before_a_record_expires_does_not_return_it_after() {
     )
     .await;
     // Two minutes later (the iterator is still valid: 5 minutes) they have expired.
-    server.clock.advance_ms(120_000);
+    server.clock.advance_ms(120_000).expect("the clock moves");
     let out = client
         .get_records()
         .shard_iterator(&it)

@@ -1152,6 +1152,10 @@ type Acks = HashMap<String, Vec<(u64, String, String)>>;
 const KEYS_PER_PRODUCER: usize = 40;
 const BATCH: usize = 10;
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one producer's whole configuration, spawned once"
+)]
 /// Writes batches of records with distinct random keys (of this producer's own key set)
 /// until `stop`, resending throttled entries before the next batch, so each key's records
 /// are acknowledged in counter order.
@@ -1534,7 +1538,10 @@ async fn shard_count_updates_and_mode_switches_are_limited_per_rolling_day() {
         "LimitExceededException",
         "the 11th in 24 hours"
     );
-    server.clock.advance_ms(24 * HOUR_MS + 60_000);
+    server
+        .clock
+        .advance_ms(24 * HOUR_MS + 60_000)
+        .expect("the clock moves");
     uniform(&c, "daily", 4)
         .send()
         .await
@@ -1561,7 +1568,10 @@ async fn shard_count_updates_and_mode_switches_are_limited_per_rolling_day() {
         "LimitExceededException",
         "a third switch in 24 hours"
     );
-    server.clock.advance_ms(24 * HOUR_MS + 60_000);
+    server
+        .clock
+        .advance_ms(24 * HOUR_MS + 60_000)
+        .expect("the clock moves");
     switch(StreamMode::OnDemand)
         .await
         .expect("allowed again a day later");
