@@ -15,6 +15,7 @@ from conftest import (
     ACCOUNT,
     REGION,
     arn,
+    aws,
     assert_error,
     endpoint,
     make_client,
@@ -301,3 +302,38 @@ def test_describe_limits_and_the_shard_limit_in_a_fresh_account(kinesis):
     wait_deleted(client, od)
     limits = retrying.describe_limits()
     assert (limits["OpenShardCount"], limits["OnDemandStreamCount"]) == (0, 0)
+
+
+# ---- the AWS CLI -----------------------------------------------------------------------
+
+
+def test_cli_tags_retention_and_their_errors():
+    name = unique("clitags")
+    aws("create-stream", "--stream-name", name, "--shard-count", "1")
+    aws("wait", "stream-exists", "--stream-name", name)
+    try:
+        aws("add-tags-to-stream", "--stream-name", name, "--tags", "team=data,env=test")
+        _, out, _ = aws("list-tags-for-stream", "--stream-name", name)
+        assert pairs(out["Tags"]) == [("env", "test"), ("team", "data")]
+        aws("remove-tags-from-stream", "--stream-name", name, "--tag-keys", "env")
+        _, out, _ = aws("list-tags-for-stream", "--stream-name", name)
+        assert pairs(out["Tags"]) == [("team", "data")]
+
+        code, _, err = aws("add-tags-to-stream", "--stream-name", name, "--tags", '{"a,b": "1"}', check=False)
+        assert code != 0
+        assert "(InvalidArgumentException)" in err and err.strip().endswith(": " + INVALID_TAG_CHARS), err
+
+        aws("increase-stream-retention-period", "--stream-name", name, "--retention-period-hours", "48")
+        _, out, _ = aws("describe-stream-summary", "--stream-name", name)
+        assert out["StreamDescriptionSummary"]["RetentionPeriodHours"] == 48
+        code, _, err = aws(
+            "decrease-stream-retention-period", "--stream-name", name, "--retention-period-hours", "23", check=False
+        )
+        assert code != 0
+        assert "(InvalidArgumentException)" in err and err.strip().endswith(
+            ": Minimum allowed retention period is 24 hours. Requested retention period (23 hours) is too short."
+        ), err
+        _, limits, _ = aws("describe-limits")
+        assert limits["ShardLimit"] == 500 and limits["OpenShardCount"] >= 1
+    finally:
+        aws("delete-stream", "--stream-name", name)
