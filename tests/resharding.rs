@@ -1577,3 +1577,72 @@ async fn shard_count_updates_and_mode_switches_are_limited_per_rolling_day() {
         .expect("allowed again a day later");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn latest_on_a_closed_shard_ends_at_once_with_its_children() {
+    let (c, server, _dir) = start_server().await;
+    create_stream(&c, "closed", 1).await;
+    put_one(&c, "closed", "a", "x").await;
+    c.split_shard()
+        .stream_name("closed")
+        .shard_to_split(shard_id(0))
+        .new_starting_hash_key("1000")
+        .send()
+        .await
+        .unwrap();
+    wait_active(&c, "closed").await;
+    let it = iterator(&c, "closed", &shard_id(0), ShardIteratorType::Latest).await;
+    let out = c.get_records().shard_iterator(&it).send().await.unwrap();
+    assert!(out.records().is_empty());
+    assert_eq!(
+        out.next_shard_iterator(),
+        None,
+        "nothing more will ever come"
+    );
+    let mut kids: Vec<&str> = out.child_shards().iter().map(|k| k.shard_id()).collect();
+    kids.sort();
+    assert_eq!(kids, vec![shard_id(1), shard_id(2)]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_split_takes_effect_when_the_stream_is_active_again() {
+    // kinesalite test/splitShard.js 'should work with minimum hash' ("Takes 65 secs to run
+    // on production"): right after SplitShard the stream is UPDATING, DescribeStream still
+    // lists only the parent, open, and a PutRecord in the range of a future child is
+    // written to the parent; the children appear when the stream is ACTIVE again.
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.update_stream_delay = kinesis_broker::config::MAX_LIFECYCLE_DELAY;
+    })
+    .await;
+    let c = client_for(server.local_addr());
+    create_stream(&c, "pending", 1).await;
+    c.split_shard()
+        .stream_name("pending")
+        .shard_to_split(shard_id(0))
+        .new_starting_hash_key("2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(summary_status(&c, "pending").await, StreamStatus::Updating);
+    let during = describe_shards(&c, "pending").await;
+    let during_ids = ids(&during);
+    let parent_open = during.first().is_some_and(is_open);
+    let landed = put_hash(&c, "pending", 1, "while updating").await;
+    server.shutdown().await.unwrap();
+
+    let server = start_server_in(dir.path(), |_| {}).await;
+    let c = client_for(server.local_addr());
+    wait_active(&c, "pending").await;
+    let after = describe_shards(&c, "pending").await;
+    assert_eq!(ids(&after), vec![shard_id(0), shard_id(1), shard_id(2)]);
+    assert_lineage(&after);
+    server.shutdown().await.unwrap();
+
+    assert_eq!(
+        (during_ids, parent_open, landed),
+        (vec![shard_id(0)], true, shard_id(0)),
+        "while UPDATING: only the parent, still open, taking the writes"
+    );
+}
