@@ -190,8 +190,11 @@ w("Each target ran alone, in turn, on the same machine as the load generator (th
   "Rates count acknowledged records only (PutRecords entries that failed are listed under failures, not retried). "
   "MB = 10⁶ bytes of record data (before base64). Latency is per request as the client sees it.\n")
 w("Targets: kinesalite on disk (`--path`, LevelDB; it never syncs), kinesis-mock's JS build in memory "
-  "(its defaults, which enforce AWS's per-shard limits), kinesis-broker with its default durability "
-  "(`flush`: acknowledged after the data is on disk) and zero lifecycle delays, and the null server "
+  "(its defaults otherwise), kinesis-broker with its default durability "
+  "(`flush`: acknowledged after the data is on disk), zero lifecycle delays"
+  + (f" and `{env('LIMITS_OFF')}`" if env("LIMITS_OFF") else " (this build has no throughput limits)")
+  + (f" plus `{env('BROKER_ARGS')}`" if env("BROKER_ARGS") else "")
+  + ", the same in `page-cache` mode (acknowledged once in the page cache, flushed every 200 ms), and the null server "
   "(kinesis-broker's HTTP, decoding and validation in front of a service that stores nothing: the transport ceiling).\n")
 
 w("## Machine\n")
