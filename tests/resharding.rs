@@ -1503,8 +1503,10 @@ async fn a_restart_while_updating_finishes_the_reshard() {
     let c = client_for(server.local_addr());
     wait_active(&c, "interrupted").await;
     let after = describe_shards(&c, "interrupted").await;
-    assert_eq!(after, layout, "the same shards after the restart");
-    assert_eq!(open_ranges(&after), expected_ranges(4));
+    // As on AWS the shards change when the update ends: while UPDATING the old layout
+    // served; the restart finished the interrupted reshard.
+    assert_eq!(open_ranges(&layout), expected_ranges(2), "old shards while UPDATING");
+    assert_eq!(open_ranges(&after), expected_ranges(4), "the reshard finished on restart");
     assert_lineage(&after);
     // It takes writes and reshards again.
     put_one(&c, "interrupted", "a", "after").await;

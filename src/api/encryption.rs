@@ -38,11 +38,13 @@ pub async fn start(
     )?;
     let stream = broker.stream(&key)?;
     let key_id = input.key_id.unwrap_or_default();
-    let now = broker.clock().now_ms();
+    let clock = broker.clock().clone();
     broker
         .update_stream_in_background(&stream, move |st| {
             if st.extras.encryption_key_id.is_none() {
-                st.extras.encryption_periods.push((now, None));
+                st.extras
+                    .encryption_periods
+                    .push((switch_time(st, &clock), None));
             }
             st.extras.encryption_key_id = Some(key_id);
             Ok(())
@@ -65,19 +67,33 @@ pub async fn stop(
         input.stream_arn.as_deref(),
     )?;
     let stream = broker.stream(&key)?;
-    let now = broker.clock().now_ms();
+    let clock = broker.clock().clone();
     broker
         .update_stream_in_background(&stream, move |st| {
             st.extras.encryption_key_id = None;
+            let at = switch_time(st, &clock);
             if let Some(last) = st.extras.encryption_periods.last_mut()
                 && last.1.is_none()
             {
-                last.1 = Some(now);
+                last.1 = Some(at);
             }
             Ok(())
         })
         .await?;
     Ok(())
+}
+
+/// The arrival time from which a switch counts: after every record already appended
+/// (their PutRecord answers may already be out, and must stay true), and no earlier than
+/// now. Records are judged by arrival time, by PutRecord and GetRecords alike.
+fn switch_time(st: &crate::broker::stream::StreamState, clock: &crate::broker::Clock) -> i64 {
+    let newest = st
+        .shards
+        .iter()
+        .filter_map(|s| s.log.bounds().last_arrival_ms)
+        .max()
+        .unwrap_or(i64::MIN);
+    clock.now_ms().max(newest.saturating_add(1))
 }
 
 /// The `EncryptionType` to report for a stream now (`KMS` or `NONE`).
@@ -87,4 +103,20 @@ pub fn current(key_id: &Option<String>) -> EncryptionType {
     } else {
         EncryptionType::None
     }
+}
+
+/// `KMS` when any record with one of these sequence numbers arrived while encryption was
+/// on — decided exactly as GetRecords decides it, so the two always agree.
+pub fn written_encrypted<'a>(
+    stream: &crate::broker::stream::Stream,
+    sequence_numbers: impl Iterator<Item = &'a str>,
+) -> Option<EncryptionType> {
+    let st = stream.state();
+    if st.extras.encryption_periods.is_empty() {
+        return None;
+    }
+    sequence_numbers
+        .filter_map(crate::broker::sequence::SequenceNumber::decode)
+        .any(|seq| st.extras.encrypted_at(seq.arrival_ms as i64))
+        .then_some(EncryptionType::Kms)
 }

@@ -108,11 +108,23 @@ pub async fn handle(
         }
         _ => None,
     };
+    // AT_TRIM_HORIZON: the shards open at the trim horizon, i.e. the oldest shards that
+    // still hold unexpired data: listed shards none of whose parents are still listed
+    // (the roots a consumer such as the KCL starts from).
+    let listed_ids: std::collections::HashSet<u32> =
+        st.listed_shards(now).map(|s| s.index).collect();
+    let is_root = |s: &Shard| {
+        [s.parent, s.adjacent_parent]
+            .iter()
+            .flatten()
+            .all(|p| !listed_ids.contains(p))
+    };
     let keep = |s: &Shard| -> bool {
         match &filter_type {
             None | Some(ShardFilterType::AfterShardId) => true,
+            Some(ShardFilterType::AtTrimHorizon) => is_root(s),
             // Expired closed shards are already left out by `listed_shards`.
-            Some(ShardFilterType::AtTrimHorizon | ShardFilterType::FromTrimHorizon) => true,
+            Some(ShardFilterType::FromTrimHorizon) => true,
             Some(ShardFilterType::AtLatest) => s.is_open(),
             Some(ShardFilterType::AtTimestamp) => {
                 let t = at.unwrap_or(now);

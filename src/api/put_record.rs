@@ -68,12 +68,12 @@ pub async fn handle(
     let written = written
         .pop()
         .ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
-    let encryption_type = stream
-        .state()
-        .extras
-        .encryption_key_id
-        .is_some()
-        .then_some(crate::api::generated::EncryptionType::Kms);
+    // Reported as GetRecords will report the record: from its arrival time (in its
+    // sequence number) against the stream's encryption history.
+    let encryption_type = super::encryption::written_encrypted(
+        &stream,
+        std::iter::once(written.sequence_number.as_str()),
+    );
     Ok(PutRecordOutput {
         shard_id: written.shard_id,
         sequence_number: written.sequence_number,

@@ -123,7 +123,7 @@ pub async fn handle(
     }
     let results = broker.put(&stream, &entries, 0).await?;
     let mut failed = 0;
-    let records = results
+    let records: Vec<PutRecordsResultEntry> = results
         .into_iter()
         .map(|r| match r {
             Ok(w) => PutRecordsResultEntry {
@@ -144,12 +144,12 @@ pub async fn handle(
             }
         })
         .collect();
-    let encryption_type = stream
-        .state()
-        .extras
-        .encryption_key_id
-        .is_some()
-        .then_some(crate::api::generated::EncryptionType::Kms);
+    // Reported as GetRecords will report the records: from their arrival times (in their
+    // sequence numbers) against the stream's encryption history.
+    let encryption_type = super::encryption::written_encrypted(
+        &stream,
+        records.iter().filter_map(|r| r.sequence_number.as_deref()),
+    );
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,

@@ -36,6 +36,23 @@ fn shard_index(requested: &str, key: &StreamKey) -> Result<u32, ApiError> {
     })
 }
 
+/// Split, merge and UpdateShardCount are for PROVISIONED streams: AWS scales ON_DEMAND
+/// streams itself.
+fn provisioned_only(
+    stream: &crate::broker::stream::Stream,
+    operation: &str,
+) -> Result<(), ApiError> {
+    if stream.state().mode == StreamMode::OnDemand {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "{operation} is not supported for stream {} under account {} because it is in ON_DEMAND capacity mode.",
+            stream.key.name,
+            stream.key.account
+        ));
+    }
+    Ok(())
+}
+
 fn shard_missing(index: u32, key: &StreamKey) -> Error {
     Error::NoSuchShard {
         shard_id: shard_id(index),
@@ -58,13 +75,11 @@ pub async fn split_shard(
     )?;
     let index = shard_index(input.shard_to_split.as_deref().unwrap_or_default(), &key)?;
     let requested_key = input.new_starting_hash_key.unwrap_or_default();
-    let at = hash::parse_hash_key(&requested_key).ok_or_else(|| {
-        api_error!(
-            InvalidArgumentException,
-            "NewStartingHashKey {requested_key} is not a valid hash key."
-        )
-    })?;
+    // A key past 2^128 - 1 still matches the model's pattern; it is simply outside the
+    // shard, and AWS says so in the usual words.
+    let at = hash::parse_hash_key(&requested_key);
     let stream = broker.stream(&key)?;
+    provisioned_only(&stream, "SplitShard")?;
     broker.check_shard_limit(&key, 1)?;
     let plan_key = key.clone();
     broker
@@ -73,12 +88,13 @@ pub async fn split_shard(
             let (start, end) = (shard.range.start, shard.range.end);
             // The bounds and wording kinesalite pins: "not both greater than one plus the
             // shard's StartingHashKey and less than the shard's EndingHashKey".
-            if at <= start.saturating_add(1) || at >= end {
+            let at = at.filter(|&at| at > start.saturating_add(1) && at < end);
+            let Some(at) = at else {
                 return Err(Error::InvalidReshard(format!(
                     "NewStartingHashKey {requested_key} used in SplitShard() on shard {} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
                     shard.id, plan_key.name, plan_key.account
                 )));
-            }
+            };
             Ok(vec![Reshard::Split { index, at }])
         })
         .await?;
@@ -103,22 +119,21 @@ pub async fn merge_shards(
         &key,
     )?;
     let stream = broker.stream(&key)?;
+    provisioned_only(&stream, "MergeShards")?;
     let plan_key = key.clone();
     broker
         .reshard(&stream, move |st| {
             let sa = st.shards.get(a as usize).ok_or_else(|| shard_missing(a, &plan_key))?;
             let sb = st.shards.get(b as usize).ok_or_else(|| shard_missing(b, &plan_key))?;
-            let (left, right) = if sa.range.end.checked_add(1) == Some(sb.range.start) {
-                (a, b)
-            } else if sb.range.end.checked_add(1) == Some(sa.range.start) {
-                (b, a)
-            } else {
+            // ShardToMerge must be the lower range: AWS refuses the pair the other way
+            // round (kinesalite's test "adjacency is inverted", run against AWS).
+            if sa.range.end.checked_add(1) != Some(sb.range.start) {
                 return Err(Error::InvalidReshard(format!(
                     "Shards {} and {} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
                     sa.id, sb.id, plan_key.name, plan_key.account
                 )));
-            };
-            Ok(vec![Reshard::Merge { left, right }])
+            }
+            Ok(vec![Reshard::Merge { left: a, right: b }])
         })
         .await?;
     Ok(())
@@ -138,31 +153,37 @@ pub async fn update_shard_count(
     )?;
     let target = input.target_shard_count.unwrap_or_default().max(0) as u32;
     let stream = broker.stream(&key)?;
+    provisioned_only(&stream, "UpdateShardCount")?;
     let current = stream.state().open.len() as u32;
-    if target > current {
-        broker.check_shard_limit(&key, target - current)?;
-    }
+    let (account_open, _) = broker.usage(&key.account, &key.region);
+    let shard_limit = broker.shard_limit() as usize;
     let now = broker.clock().now_ms();
     let plan_key = key.clone();
     broker
         .reshard(&stream, move |st| {
             let open = st.open.len() as u32;
-            let refuse = |why: String| Err(Error::InvalidReshard(why));
-            if target > open * 2 {
+            // Checks and wording in kinesalite's order and words (actions/updateShardCount.js,
+            // pinned by its tests against AWS); all LimitExceededException.
+            let refuse = |why: String| Err(Error::LimitExceeded(why));
+            let counts = format!("Current open shard count: {open}, Target shard count: {target}");
+            if account_open - open as usize + target as usize > shard_limit {
                 return refuse(format!(
-                    "UpdateShardCount cannot scale up over double the current open shard count of {open} for stream {} under account {}. Requested target shard count: {target}.",
-                    plan_key.name, plan_key.account
+                    "Target shard count or number of open shards cannot be greater than {shard_limit}. {counts}"
                 ));
             }
-            if target * 2 < open {
+            if target > open * 2 {
                 return refuse(format!(
-                    "UpdateShardCount cannot scale down below half the current open shard count of {open} for stream {} under account {}. Requested target shard count: {target}.",
-                    plan_key.name, plan_key.account
+                    "UpdateShardCount cannot scale up over double your current open shard count. {counts}"
+                ));
+            }
+            if (target as f64) < open as f64 / 2.0 {
+                return refuse(format!(
+                    "UpdateShardCount cannot scale down below half your current open shard count. {counts}"
                 ));
             }
             if target > MAX_SHARDS_PER_STREAM {
                 return refuse(format!(
-                    "UpdateShardCount cannot scale a stream beyond {MAX_SHARDS_PER_STREAM} shards. Requested target shard count: {target}."
+                    "UpdateShardCount cannot scale a stream beyond {MAX_SHARDS_PER_STREAM} shards. {counts}"
                 ));
             }
             let history = &mut st.extras.shard_count_updates;

@@ -135,6 +135,10 @@ pub struct StreamExtras {
     /// The warm throughput asked for an on-demand stream (UpdateStreamWarmThroughput), MiB/s.
     #[serde(default)]
     pub warm_throughput_mibps: Option<u32>,
+    /// The reshard the stream is UPDATING for; applied when the update ends (or when the
+    /// broker opens, if it stopped before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_reshard: Vec<super::reshard::Reshard>,
 }
 
 impl StreamExtras {

@@ -270,7 +270,11 @@ impl Broker {
             };
             let status = match meta.status {
                 // The creation delay has certainly passed while the broker was down.
-                StreamStatus::Creating | StreamStatus::Updating => StreamStatus::Active,
+                StreamStatus::Creating => StreamStatus::Active,
+                // A pending reshard is finished below; any other update is over.
+                StreamStatus::Updating if meta.extras.pending_reshard.is_empty() => {
+                    StreamStatus::Active
+                }
                 other => other,
             };
             let mut shards = Vec::with_capacity(meta.shards.len());
@@ -320,6 +324,18 @@ impl Broker {
         }
         for uid in pending_deletes {
             self.finish_delete(uid)?;
+        }
+        let updating: Vec<u64> = self
+            .registry()
+            .streams
+            .values()
+            .filter(|s| s.state().status == StreamStatus::Updating)
+            .map(|s| s.uid)
+            .collect();
+        for uid in updating {
+            if let Err(e) = self.finish_reshard(uid) {
+                tracing::error!(error = %e, "an interrupted reshard could not be finished");
+            }
         }
         self.persist()
     }

@@ -21,13 +21,14 @@ use super::stream::{Shard, Stream, StreamState, shard_id};
 use super::{Broker, Error, Result};
 
 /// One change of the shard layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reshard {
     /// Split the open shard at `index` so the second child starts at `at`.
     Split {
         /// The parent.
         index: u32,
         /// First hash key of the second child.
+        #[serde(with = "crate::broker::hash::u128_string")]
         at: u128,
     },
     /// Merge two adjacent open shards (`left` ends just before `right` starts).
@@ -51,18 +52,26 @@ impl Broker {
     ) -> Result<()> {
         let me = self.clone();
         let stream2 = stream.clone();
-        tokio::task::spawn_blocking(move || me.reshard_blocking(&stream2, plan))
+        let deferred = tokio::task::spawn_blocking(move || me.begin_reshard(&stream2, plan))
             .await
             .map_err(|e| Error::Catalog(format!("reshard failed: {e}")))??;
-        self.schedule_update_end(stream);
+        if deferred {
+            let uid = stream.uid;
+            self.after(self.settings.update_delay, move |broker| {
+                broker.finish_reshard(uid)
+            });
+        }
         Ok(())
     }
 
-    fn reshard_blocking(
+    /// Checks the plan and either applies it now (no update delay) or records it and puts
+    /// the stream in UPDATING: as on AWS, the shards change when the update ends
+    /// ([`Broker::finish_reshard`]). Returns whether it was deferred.
+    fn begin_reshard(
         &self,
         stream: &Arc<Stream>,
         plan: impl FnOnce(&mut StreamState) -> Result<Vec<Reshard>>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = stream.state_mut();
         if st.status != StreamStatus::Active {
@@ -73,13 +82,64 @@ impl Broker {
             });
         }
         let before = st.clone();
-        let steps = match plan(&mut st) {
+        let planned =
+            plan(&mut st).and_then(|steps| check_steps(stream, &st, &steps).map(|()| steps));
+        let steps = match planned {
             Ok(steps) => steps,
             Err(e) => {
                 *st = before;
                 return Err(e);
             }
         };
+        if self.settings.update_delay.is_zero() {
+            self.apply_locked(stream, st, before, steps)?;
+            return Ok(false);
+        }
+        st.status = StreamStatus::Updating;
+        st.extras.pending_reshard = steps;
+        drop(st);
+        if let Err(e) = self.persist_locked() {
+            *stream.state_mut() = before;
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Applies the reshard a stream is UPDATING for, and makes it ACTIVE again. Also run
+    /// when the broker opens a stream that was stopped in the middle of one.
+    pub(super) fn finish_reshard(&self, uid: u64) -> Result<()> {
+        let Some(stream) = self.registry().streams.get(&uid).cloned() else {
+            return Ok(());
+        };
+        let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = stream.state_mut();
+        if st.status != StreamStatus::Updating || st.extras.pending_reshard.is_empty() {
+            return Ok(());
+        }
+        let steps = std::mem::take(&mut st.extras.pending_reshard);
+        st.status = StreamStatus::Active;
+        let before = st.clone();
+        let result = self.apply_locked(&stream, st, before, steps);
+        if let Err(e) = &result {
+            // The stream stays as it was, ACTIVE, without the reshard.
+            tracing::error!(stream = %stream.key.name, error = %e, "reshard could not be applied");
+            if let Err(e) = self.persist_locked() {
+                tracing::error!(stream = %stream.key.name, error = %e, "catalog write failed");
+            }
+        }
+        result
+    }
+
+    /// Applies `steps` to the locked state and writes the catalog; on any failure puts
+    /// everything back as `before` (parents reopened, children's files removed).
+    /// The caller holds the persist lock.
+    fn apply_locked(
+        &self,
+        stream: &Arc<Stream>,
+        mut st: std::sync::RwLockWriteGuard<'_, StreamState>,
+        before: StreamState,
+        steps: Vec<Reshard>,
+    ) -> Result<()> {
         let mut created: Vec<u32> = Vec::new();
         let mut closed: Vec<Arc<Shard>> = Vec::new();
         let applied = (|| -> Result<()> {
@@ -125,9 +185,6 @@ impl Broker {
                     }
                 }
                 st.reindex();
-            }
-            if !self.settings.update_delay.is_zero() {
-                st.status = StreamStatus::Updating;
             }
             Ok(())
         })();
@@ -179,15 +236,6 @@ impl Broker {
         }))
     }
 
-    /// Puts a stream back to ACTIVE after the update delay.
-    pub(super) fn schedule_update_end(self: &Arc<Self>, stream: &Arc<Stream>) {
-        let delay = self.settings.update_delay;
-        if !delay.is_zero() {
-            let uid = stream.uid;
-            self.after(delay, move |broker| broker.finish_update(uid));
-        }
-    }
-
     /// Switches a stream between PROVISIONED and ON_DEMAND.
     pub async fn set_mode(self: &Arc<Self>, stream: &Arc<Stream>, mode: StreamMode) -> Result<()> {
         self.update_stream_in_background(stream, move |st| {
@@ -196,6 +244,79 @@ impl Broker {
         })
         .await
     }
+}
+
+/// Checks, before anything changes, that `steps` can be applied to the layout in order:
+/// every shard they split or merge is open at that point (shards created by earlier
+/// steps count, with the indexes they will get), split points lie strictly inside, and
+/// merged shards are adjacent. So a deferred reshard fails at request time, not later.
+fn check_steps(stream: &Stream, st: &StreamState, steps: &[Reshard]) -> Result<()> {
+    let mut open: std::collections::BTreeMap<u32, HashRange> =
+        st.open.iter().map(|s| (s.index, s.range)).collect();
+    let mut next = st.shards.len() as u32;
+    let take = |open: &mut std::collections::BTreeMap<u32, HashRange>, index: u32| {
+        open.remove(&index)
+            .ok_or_else(|| match st.shards.get(index as usize) {
+                Some(s) => Error::ShardClosed {
+                    shard_id: s.id.clone(),
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                },
+                None => Error::NoSuchShard {
+                    shard_id: shard_id(index),
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                },
+            })
+    };
+    for step in steps {
+        match *step {
+            Reshard::Split { index, at } => {
+                let r = take(&mut open, index)?;
+                if !(r.start < at && at <= r.end) {
+                    return Err(Error::InvalidReshard(format!(
+                        "split point {at} is not inside {}",
+                        shard_id(index)
+                    )));
+                }
+                open.insert(
+                    next,
+                    HashRange {
+                        start: r.start,
+                        end: at - 1,
+                    },
+                );
+                open.insert(
+                    next + 1,
+                    HashRange {
+                        start: at,
+                        end: r.end,
+                    },
+                );
+                next += 2;
+            }
+            Reshard::Merge { left, right } => {
+                let a = take(&mut open, left)?;
+                let b = take(&mut open, right)?;
+                if a.end.checked_add(1) != Some(b.start) {
+                    return Err(Error::InvalidReshard(format!(
+                        "{} and {} are not adjacent",
+                        shard_id(left),
+                        shard_id(right)
+                    )));
+                }
+                open.insert(
+                    next,
+                    HashRange {
+                        start: a.start,
+                        end: b.end,
+                    },
+                );
+                next += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn open_shard(stream: &Stream, st: &StreamState, index: u32) -> Result<Arc<Shard>> {
@@ -552,6 +673,8 @@ mod broker_tests {
         assert_eq!(read.len(), keys.len());
         // And the same after a restart.
         broker.shutdown().await;
+        // The logs close (and unlock their directories) with the last reference.
+        drop(stream);
         drop(broker);
         let broker = Broker::open(&config(dir.path())).unwrap();
         let stream = broker.stream(&key()).unwrap();
