@@ -224,7 +224,8 @@ dr = rate_table("get-records-drain", "GetRecords drain: everything written, all 
                 "it builds every record as an owned value for the generic encoder, so it is no ceiling for the read path.")
 w("### Produce while consuming\n")
 w(f"{env('PC_WRITERS')} writers at half of each target's own PutRecords rate above (PutRecords every 10 ms "
-  "with what is due), one consumer per shard from TRIM_HORIZON. End-to-end = read time − send time "
+  "with what is due), one consumer per shard from TRIM_HORIZON; a consumer whose answer was full (Limit 10000) "
+  "or said MillisBehindLatest > 0 reads on at once, otherwise it waits for the poll interval. End-to-end = read time − send time "
   "embedded in the record. \"After 1st poll\" = read time − issue time of the consumer's first GetRecords "
   "issued after the record was sent: the part of the delay a poller cannot avoid is removed, so it is "
   "what the server adds (write acknowledgement plus visibility plus the answer).\n")

@@ -527,6 +527,7 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
     // Issue times of recent GetRecords calls (µs since the anchor), oldest first.
     let mut issued: VecDeque<u64> = VecDeque::with_capacity(1024);
     loop {
+        let mut behind = false;
         if c.done.load(Ordering::Acquire)
             && (c.read.load(Ordering::Relaxed) >= c.written.load(Ordering::Relaxed)
                 || us(c.anchor) > c.grace_until_us.load(Ordering::Relaxed))
@@ -577,6 +578,9 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                 let n = out.records.len() as u64;
                 rec.records += n;
                 c.read.fetch_add(n, Ordering::Relaxed);
+                // A full answer, or one that says the shard holds more: read on at once, as
+                // a consumer that is behind does; the poll interval is for a caught-up one.
+                behind = n >= u64::from(c.limit) || out.behind.unwrap_or(0) > 0;
                 match out.next {
                     Some(next) => iterator = next,
                     None => break,
@@ -594,7 +598,7 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        if !c.poll.is_zero() {
+        if !c.poll.is_zero() && !behind {
             tokio::time::sleep_until((t0 + c.poll).into()).await;
         }
     }
