@@ -85,8 +85,17 @@ impl NullService {
 
     /// A 56-digit decimal sequence number, like AWS's, from a counter.
     fn next_seq(&self) -> String {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("4960{n:052}")
+        let mut n = self.seq.fetch_add(1, Ordering::Relaxed);
+        // Digits written by hand: `format!` pads with one `write_char` per zero, which
+        // showed up in the null server's profile at 5%.
+        let mut digits = *b"49600000000000000000000000000000000000000000000000000000";
+        let mut i = digits.len();
+        while n > 0 {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        String::from_utf8(digits.to_vec()).expect("ASCII digits")
     }
 }
 
