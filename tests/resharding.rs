@@ -1505,8 +1505,16 @@ async fn a_restart_while_updating_finishes_the_reshard() {
     let after = describe_shards(&c, "interrupted").await;
     // As on AWS the shards change when the update ends: while UPDATING the old layout
     // served; the restart finished the interrupted reshard.
-    assert_eq!(open_ranges(&layout), expected_ranges(2), "old shards while UPDATING");
-    assert_eq!(open_ranges(&after), expected_ranges(4), "the reshard finished on restart");
+    assert_eq!(
+        open_ranges(&layout),
+        expected_ranges(2),
+        "old shards while UPDATING"
+    );
+    assert_eq!(
+        open_ranges(&after),
+        expected_ranges(4),
+        "the reshard finished on restart"
+    );
     assert_lineage(&after);
     // It takes writes and reshards again.
     put_one(&c, "interrupted", "a", "after").await;
