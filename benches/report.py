@@ -263,8 +263,15 @@ if se or sf or sr:
       "stream with the data stored. Segment size: the broker's minimum (11 MiB).\n")
     w("| step | measured |")
     w("|---|---|")
+    def srv(r):
+        s_ = r.get("server") or {}
+        return (f"server CPU {num(s_.get('cpu_s'), 1)} s in {num(r.get('elapsed_s'), 1)} s, "
+                f"{cpu_per_record(r)} µs/record")
+    m = find("stored", "machine")
+    if m:
+        w(f"| machine when this part started | load {m.get('loadavg')}; {m.get('busy') or 'nothing else busy'} |")
     if se:
-        w(f"| PutRecords, empty broker | {num(se['records_per_s'])} records/s, p99 {lat(se, 'latency_ms', 'p99')} ms |")
+        w(f"| PutRecords, empty broker | {num(se['records_per_s'])} records/s, p99 {lat(se, 'latency_ms', 'p99')} ms; {srv(se)} |")
     if sf:
         s_ = sf.get("server") or {}
         w(f"| fill | {num(sf.get('records'))} records in {num(sf.get('elapsed_s'), 1)} s ({num(sf['records_per_s'])} records/s, "
@@ -278,7 +285,7 @@ if se or sf or sr:
     if sfull:
         s_ = sfull.get("server") or {}
         w(f"| PutRecords with the data stored | {num(sfull['records_per_s'])} records/s ({ratio(sfull['records_per_s'], se['records_per_s'] if se else None, pct=True)} of empty), "
-          f"p99 {lat(sfull, 'latency_ms', 'p99')} ms; server peak RSS {num(s_.get('peak_rss_mb'), 0)} MB, anonymous {num(s_.get('peak_anon_mb'), 0)} MB |")
+          f"p99 {lat(sfull, 'latency_ms', 'p99')} ms; {srv(sfull)}; server peak RSS {num(s_.get('peak_rss_mb'), 0)} MB, anonymous {num(s_.get('peak_anon_mb'), 0)} MB |")
     for r in rows:
         if r.get("label", "").startswith("stored") and "error" in r:
             w(f"| {r['label']} {r['workload']} | failed: {r['error'][:200]} |")
@@ -388,7 +395,10 @@ else:
     w(f"| Start-up with {gb} GB in 1,000 shards < 1 s | not measured | – | | |")
 if sfull and se:
     q = sfull["records_per_s"] / se["records_per_s"]
-    w(f"| PutRecords with {gb} GB stored within 10% of empty | {q * 100:.0f}% of empty | {verdict(q >= 0.9)} | | |")
+    ce = (se.get("server") or {}).get("cpu_s", 0) / max(se.get("records") or 1, 1)
+    cf = (sfull.get("server") or {}).get("cpu_s", 0) / max(sfull.get("records") or 1, 1)
+    extra = f"; server CPU per record {cf * 1e6:.2f} µs vs {ce * 1e6:.2f} µs empty" if ce and cf else ""
+    w(f"| PutRecords with {gb} GB stored within 10% of empty | {q * 100:.0f}% of empty by rate{extra} | {verdict(q >= 0.9)} | | |")
 else:
     w(f"| PutRecords with {gb} GB stored within 10% of empty | not measured | – | | |")
 w("")
