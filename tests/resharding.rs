@@ -1656,3 +1656,85 @@ async fn a_split_takes_effect_when_the_stream_is_active_again() {
         "while UPDATING: only the parent, still open, taking the writes"
     );
 }
+
+// ---- on-demand autoscaling -----------------------------------------------------------------
+
+/// Issue 7's on-demand test: writes above the 4 MiB/s of a new on-demand stream make the
+/// autoscaler add shards, and once capacity has caught up nothing is throttled any more.
+#[tokio::test]
+async fn on_demand_stream_scales_up_until_nothing_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.throughput_limits = true;
+        c.on_demand_scale_interval = Duration::from_millis(500);
+    })
+    .await;
+    let c = client_for(server.local_addr());
+    c.create_stream()
+        .stream_name("od-scale")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_active(&c, "od-scale").await;
+    let data = vec![b'x'; 3000];
+    let mut throttled_rounds = 0;
+    let mut calm = false;
+    // Each round offers about 12 MB at once (8 concurrent requests of 500 × 3 KB) and
+    // then waits out the rest of its second. Bounded: at most 20 rounds.
+    for round in 0..20 {
+        let started = std::time::Instant::now();
+        let mut requests = tokio::task::JoinSet::new();
+        for r in 0..8 {
+            let c = c.clone();
+            let data = data.clone();
+            requests.spawn(async move {
+                let entries: Vec<PutRecordsRequestEntry> = (0..500)
+                    .map(|i| {
+                        PutRecordsRequestEntry::builder()
+                            .partition_key(format!("key-{round}-{r}-{i}"))
+                            .data(aws_sdk_kinesis::primitives::Blob::new(data.clone()))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                let out = c
+                    .put_records()
+                    .stream_name("od-scale")
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+                    .unwrap();
+                out.failed_record_count().unwrap_or(0)
+            });
+        }
+        let mut throttled = 0;
+        while let Some(n) = requests.join_next().await {
+            throttled += n.unwrap();
+        }
+        if throttled > 0 {
+            throttled_rounds += 1;
+        } else if throttled_rounds > 0 {
+            calm = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
+    }
+    assert!(
+        throttled_rounds > 0,
+        "12 MB at once must overload 4 shards at first"
+    );
+    assert!(calm, "throttling must stop once the stream has scaled up");
+    let open = describe_shards(&c, "od-scale")
+        .await
+        .iter()
+        .filter(|s| is_open(s))
+        .count();
+    assert!(open > 4, "the stream scaled up: {open} open shards");
+    server.shutdown().await.unwrap();
+}
