@@ -151,6 +151,8 @@ pub struct Broker {
     persist_lock: Mutex<()>,
     /// `std` lock: held only for map look-ups and inserts, never across `.await`.
     registry: RwLock<Registry>,
+    /// Serialises stream creations, so a quota check and the insert it guards are atomic.
+    create_lock: Mutex<()>,
     /// Fault injection (inert unless configured).
     faults: faults::Faults,
     /// Per-account rates of control-plane operations.
@@ -230,6 +232,7 @@ impl Broker {
             catalog,
             persist_lock: Mutex::new(()),
             accounts: Mutex::new(stored.accounts.clone()),
+            create_lock: Mutex::new(()),
             faults: faults::Faults::new(config.faults.clone()),
             control_rates: throttle::ControlPlaneRates::default(),
             registry: RwLock::new(Registry {
@@ -711,6 +714,13 @@ impl Broker {
             } else {
                 StreamStatus::Creating
             };
+            // The limits are checked again under the creation lock, so concurrent creates
+            // cannot together pass the account's quotas.
+            let _one_at_a_time = me.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+            me.check_shard_limit(&key, shard_count)?;
+            if mode == StreamMode::OnDemand {
+                me.check_on_demand_limit(&key)?;
+            }
             me.insert_stream(key, shard_count, mode, tags, status)
         })
         .await
@@ -1465,6 +1475,37 @@ mod tests {
             .map(|r| r.is_ok())
             .collect();
         assert_eq!(first, again, "the same seed fails the same records");
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_cannot_together_pass_the_shard_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.shard_limit = 10;
+        let broker = Broker::open(&c).unwrap();
+        let mut creates = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let broker = broker.clone();
+            creates.spawn(async move {
+                broker
+                    .create_stream(
+                        key(&format!("s{i}")),
+                        2,
+                        StreamMode::Provisioned,
+                        BTreeMap::new(),
+                    )
+                    .await
+            });
+        }
+        let mut created = 0;
+        while let Some(r) = creates.join_next().await {
+            match r.unwrap() {
+                Ok(()) => created += 1,
+                Err(e) => assert!(matches!(e, Error::LimitExceeded(_)), "{e}"),
+            }
+        }
+        assert_eq!(created, 5);
+        assert_eq!(broker.usage("000000000000", "us-east-1").0, 10);
     }
 
     #[tokio::test]
