@@ -17,8 +17,14 @@ pub async fn handle(
 ) -> Result<(), ApiError> {
     // Validation guarantees the name is present.
     let name = input.stream_name.unwrap_or_default();
-    let mode = match input.stream_mode_details.and_then(|d| d.stream_mode) {
-        Some(WireStreamMode::OnDemand) => StreamMode::OnDemand,
+    // AWS accepts a CreateStream with neither ShardCount nor StreamModeDetails
+    // (etspaceman/kinesis-mock#336 quotes `aws kinesis create-stream --stream-name test`
+    // succeeding); with no shard count to provision, such a stream is on-demand.
+    let mode = match (
+        input.stream_mode_details.and_then(|d| d.stream_mode),
+        input.shard_count,
+    ) {
+        (Some(WireStreamMode::OnDemand), _) | (None, None) => StreamMode::OnDemand,
         _ => StreamMode::Provisioned,
     };
     let shard_count = match (mode, input.shard_count) {
@@ -26,14 +32,14 @@ pub async fn handle(
         (StreamMode::Provisioned, None) => {
             return Err(api_error!(
                 InvalidArgumentException,
-                "ShardCount must be specified for a stream in PROVISIONED mode."
+                "ShardCount is required when StreamMode=PROVISIONED"
             ));
         }
         (StreamMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS,
         (StreamMode::OnDemand, Some(_)) => {
             return Err(api_error!(
                 InvalidArgumentException,
-                "ShardCount must not be specified for a stream in ON_DEMAND mode."
+                "ShardCount is not expected when StreamMode=ON_DEMAND"
             ));
         }
     };
