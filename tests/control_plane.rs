@@ -14,79 +14,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::types::{
     EncryptionType, MetricsName, MinimumThroughputBillingCommitmentInput,
     MinimumThroughputBillingCommitmentInputStatus, MinimumThroughputBillingCommitmentOutputStatus,
     PutRecordsRequestEntry, ShardIteratorType, StreamMode, StreamModeDetails, StreamStatus, Tag,
 };
 use common::*;
-use kinesis_broker::Config;
-use kinesis_broker::broker::{Broker, Clock};
+use kinesis_broker::broker::Clock;
 
 const HOUR_MS: i64 = 3_600_000;
 
 // ---- a broker whose clock the test holds ------------------------------------------------
-
-/// A broker served over HTTP like `Server::start` does, but opened with a clock the test
-/// can move (`ServerHandle` does not expose the broker).
-struct ClockServer {
-    addr: std::net::SocketAddr,
-    client: Client,
-    clock: Clock,
-    broker: Arc<Broker>,
-    trigger: kinesis_broker::ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ClockServer {
-    async fn start(dir: &Path, clock: Clock, tweak: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::for_tests(dir);
-        tweak(&mut config);
-        config.sanitize().expect("valid config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let broker = Broker::open_with_clock(&config, clock.clone()).expect("broker opens");
-        let service = kinesis_broker::api::Service::new(broker.clone());
-        let (trigger, shutdown) = kinesis_broker::http::shutdown::channel();
-        let task = tokio::spawn(kinesis_broker::http::serve(listener, service, shutdown));
-        ClockServer {
-            addr,
-            client: client_for(addr),
-            clock,
-            broker,
-            trigger,
-            task,
-        }
-    }
-
-    async fn stop(self) {
-        self.trigger.trigger();
-        self.task.await.expect("serve task");
-        self.broker.shutdown().await;
-    }
-}
-
-/// `(code, message, HTTP status)` of a call, or `("success", "", 200)`.
-fn outcome<T, E: ProvideErrorMetadata>(
-    r: Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
-) -> (String, String, u16) {
-    match r {
-        Ok(_) => ("success".into(), String::new(), 200),
-        Err(e) => (
-            e.code().unwrap_or("<no code>").to_owned(),
-            e.message().unwrap_or("").to_owned(),
-            e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
-        ),
-    }
-}
 
 async fn summary(client: &Client, name: &str) -> aws_sdk_kinesis::types::StreamDescriptionSummary {
     client
@@ -1217,39 +1160,6 @@ async fn every_setting_survives_a_restart() {
 }
 
 // ---- the semantic error table -----------------------------------------------------------
-
-/// One row: what was sent, what came back, and what AWS answers. `message: None` means the
-/// message is NOT PINNED by any source and only the type is asserted.
-struct Row {
-    case: &'static str,
-    got: (String, String, u16),
-    code: &'static str,
-    message: Option<String>,
-}
-
-fn check_rows(rows: Vec<Row>) {
-    let mut failures = Vec::new();
-    for row in &rows {
-        let (code, message, status) = &row.got;
-        let ok =
-            code == row.code && *status == 400 && row.message.as_ref().is_none_or(|m| m == message);
-        if !ok {
-            failures.push(format!(
-                "{}:\n      got  HTTP {status} {code}: {message}\n      want HTTP 400 {}: {}",
-                row.case,
-                row.code,
-                row.message.as_deref().unwrap_or("<any message>")
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n  {}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n  ")
-    );
-}
 
 fn not_found(name: &str) -> Option<String> {
     Some(format!(

@@ -13,108 +13,24 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{
     PutRecordsRequestEntry, ScalingType, Shard, ShardFilter, ShardFilterType, ShardIteratorType,
     StreamMode, StreamModeDetails, StreamStatus,
 };
 use common::*;
-use kinesis_broker::Config;
-use kinesis_broker::broker::{Broker, Clock};
+use kinesis_broker::broker::Clock;
 
 const HOUR_MS: i64 = 3_600_000;
 const ACCOUNT: &str = "000000000000";
 
 // ---- helpers ----------------------------------------------------------------------------
-
-/// A broker served over HTTP like `Server::start` does, opened with a clock the test moves.
-struct ClockServer {
-    client: Client,
-    clock: Clock,
-    broker: Arc<Broker>,
-    trigger: kinesis_broker::ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ClockServer {
-    async fn start(dir: &Path, clock: Clock) -> Self {
-        let mut config = Config::for_tests(dir);
-        config.sanitize().expect("valid config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let broker = Broker::open_with_clock(&config, clock.clone()).expect("broker opens");
-        let service = kinesis_broker::api::Service::new(broker.clone());
-        let (trigger, shutdown) = kinesis_broker::http::shutdown::channel();
-        let task = tokio::spawn(kinesis_broker::http::serve(listener, service, shutdown));
-        ClockServer {
-            client: client_for(addr),
-            clock,
-            broker,
-            trigger,
-            task,
-        }
-    }
-
-    async fn stop(self) {
-        self.trigger.trigger();
-        self.task.await.expect("serve task");
-        self.broker.shutdown().await;
-    }
-}
-
-fn outcome<T, E: ProvideErrorMetadata>(
-    r: Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
-) -> (String, String, u16) {
-    match r {
-        Ok(_) => ("success".into(), String::new(), 200),
-        Err(e) => (
-            e.code().unwrap_or("<no code>").to_owned(),
-            e.message().unwrap_or("").to_owned(),
-            e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
-        ),
-    }
-}
-
-/// One row of an error table; `message: None` = NOT PINNED, type only.
-struct Row {
-    case: &'static str,
-    got: (String, String, u16),
-    code: &'static str,
-    message: Option<String>,
-}
-
-fn check_rows(rows: Vec<Row>) {
-    let mut failures = Vec::new();
-    for row in &rows {
-        let (code, message, status) = &row.got;
-        let ok =
-            code == row.code && *status == 400 && row.message.as_ref().is_none_or(|m| m == message);
-        if !ok {
-            failures.push(format!(
-                "{}:\n      got  HTTP {status} {code}: {message}\n      want HTTP 400 {}: {}",
-                row.case,
-                row.code,
-                row.message.as_deref().unwrap_or("<any message>")
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n  {}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n  ")
-    );
-}
 
 /// Every shard of a stream, from DescribeStream (one page: the tests stay under 100).
 async fn describe_shards(client: &Client, name: &str) -> Vec<Shard> {
@@ -978,7 +894,7 @@ fn filter(t: ShardFilterType) -> aws_sdk_kinesis::types::builders::ShardFilterBu
 #[tokio::test]
 async fn list_shards_filters_and_closed_shards_until_they_expire() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ClockServer::start(dir.path(), Clock::system()).await;
+    let server = ClockServer::start(dir.path(), Clock::system(), |_| {}).await;
     let c = server.client.clone();
     create_stream(&c, "f", 2).await;
     let t_created = server.clock.now_ms();
@@ -1530,7 +1446,7 @@ async fn a_restart_while_updating_finishes_the_reshard() {
 #[tokio::test]
 async fn shard_count_updates_and_mode_switches_are_limited_per_rolling_day() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ClockServer::start(dir.path(), Clock::system()).await;
+    let server = ClockServer::start(dir.path(), Clock::system(), |_| {}).await;
     let c = server.client.clone();
     create_stream(&c, "daily", 2).await;
     // DOC UpdateShardCount: at most 10 scaling operations per rolling 24 hours per stream.

@@ -455,3 +455,98 @@ where
         Err(e) => e.code().unwrap_or("<no code>").to_owned(),
     }
 }
+
+// ---- shared by the control-plane and resharding suites -------------------------------------
+
+/// A broker served over HTTP like `Server::start` does, but opened with a clock the test
+/// can move (`ServerHandle` does not expose the broker).
+pub struct ClockServer {
+    pub addr: std::net::SocketAddr,
+    pub client: Client,
+    pub clock: kinesis_broker::broker::Clock,
+    pub broker: std::sync::Arc<kinesis_broker::broker::Broker>,
+    pub trigger: kinesis_broker::ShutdownTrigger,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl ClockServer {
+    pub async fn start(
+        dir: &Path,
+        clock: kinesis_broker::broker::Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config::for_tests(dir);
+        tweak(&mut config);
+        config.sanitize().expect("valid config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let broker = kinesis_broker::broker::Broker::open_with_clock(&config, clock.clone())
+            .expect("broker opens");
+        let service = kinesis_broker::api::Service::new(broker.clone());
+        let (trigger, shutdown) = kinesis_broker::http::shutdown::channel();
+        let task = tokio::spawn(kinesis_broker::http::serve(listener, service, shutdown));
+        ClockServer {
+            addr,
+            client: client_for(addr),
+            clock,
+            broker,
+            trigger,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        self.task.await.expect("serve task");
+        self.broker.shutdown().await;
+    }
+}
+
+/// `(code, message, HTTP status)` of a call, or `("success", "", 200)`.
+pub fn outcome<T, E: ProvideErrorMetadata>(
+    r: Result<T, SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>>,
+) -> (String, String, u16) {
+    match r {
+        Ok(_) => ("success".into(), String::new(), 200),
+        Err(e) => (
+            e.code().unwrap_or("<no code>").to_owned(),
+            e.message().unwrap_or("").to_owned(),
+            e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+        ),
+    }
+}
+
+/// One row: what was sent, what came back, and what AWS answers. `message: None` means the
+/// message is NOT PINNED by any source and only the type is asserted.
+pub struct Row {
+    pub case: &'static str,
+    pub got: (String, String, u16),
+    pub code: &'static str,
+    pub message: Option<String>,
+}
+
+pub fn check_rows(rows: Vec<Row>) {
+    let mut failures = Vec::new();
+    for row in &rows {
+        let (code, message, status) = &row.got;
+        let ok =
+            code == row.code && *status == 400 && row.message.as_ref().is_none_or(|m| m == message);
+        if !ok {
+            failures.push(format!(
+                "{}:\n      got  HTTP {status} {code}: {message}\n      want HTTP 400 {}: {}",
+                row.case,
+                row.code,
+                row.message.as_deref().unwrap_or("<any message>")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n  {}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n  ")
+    );
+}
