@@ -166,7 +166,7 @@ pub async fn update_shard_count(
             // pinned by its tests against AWS); all LimitExceededException.
             let refuse = |why: String| Err(Error::LimitExceeded(why));
             let counts = format!("Current open shard count: {open}, Target shard count: {target}");
-            if account_open - open as usize + target as usize > shard_limit {
+            if account_open.saturating_sub(open as usize) + target as usize > shard_limit {
                 return refuse(format!(
                     "Target shard count or number of open shards cannot be greater than {shard_limit}. {counts}"
                 ));
