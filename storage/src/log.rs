@@ -284,6 +284,8 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("creating lock file", &path, e))?;
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = std::time::Duration::from_millis(1);
     loop {
         // SAFETY: plain syscall on a file descriptor that `file` owns for the whole call; no
         // memory is shared with the kernel.
@@ -294,6 +296,14 @@ fn lock_dir(dir: &Path) -> Result<File> {
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if waited < LOCK_WAIT => {
+                // A process that forked in the instant the previous owner closed the lock
+                // keeps a copy of its descriptor until it execs, and with it the lock: wait
+                // that out instead of failing a reopen that is about to succeed.
+                std::thread::sleep(pause);
+                waited += pause;
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
             Some(libc::EWOULDBLOCK) => {
                 return Err(Error::Locked {
                     path: dir.to_path_buf(),
@@ -303,6 +313,9 @@ fn lock_dir(dir: &Path) -> Result<File> {
         }
     }
 }
+
+/// How long opening a log waits for its directory lock before reporting [`Error::Locked`].
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
