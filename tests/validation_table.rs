@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 
-use base64::Engine;
 use kinesis_broker::{Config, Server};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +35,7 @@ fn expand_body(v: &Value) -> Value {
         }
         Value::Object(m) if m.len() == 1 && m.contains_key("$blob") => {
             let n = m["$blob"].as_u64().expect("$blob length") as usize;
-            Value::String(base64::engine::general_purpose::STANDARD.encode(vec![0u8; n]))
+            Value::String(base64_simd::STANDARD.encode_to_string(vec![0u8; n]))
         }
         Value::Object(m) if m.len() == 1 && m.contains_key("$repeat") => {
             let a = m["$repeat"].as_array().expect("$repeat is [value, n]");

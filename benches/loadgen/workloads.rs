@@ -3,8 +3,7 @@
 use crate::client::{CallError, Client, Conn, payload_hash};
 use crate::stats::{ProcWatch, Recorder, cpu_seconds, percentiles, round3};
 use crate::{Cli, Workload, WriteOpts};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -220,7 +219,7 @@ async fn delete_streams(client: &Arc<Client>, names: &[String]) {
 
 fn push_record(s: &mut String, data: &[u8], key: u32) {
     s.push_str("{\"Data\":\"");
-    B64.encode_string(data, s);
+    B64.encode_append(data, s);
     let _ = write!(s, "\",\"PartitionKey\":\"pk-{key}\"}}");
 }
 
@@ -253,7 +252,7 @@ fn put_record_body(stream: &str, record_size: usize, keys: u32, rng: &mut Rng) -
     rng.fill(&mut data);
     let mut s = String::with_capacity(96 + record_size * 4 / 3);
     let _ = write!(s, "{{\"StreamName\":\"{stream}\",\"Data\":\"");
-    B64.encode_string(&data, &mut s);
+    B64.encode_append(&data, &mut s);
     let _ = write!(s, "\",\"PartitionKey\":\"pk-{}\"}}", rng.below(keys));
     s
 }
@@ -553,7 +552,8 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                 };
                 for r in &out.records {
                     rec.bytes += decoded_len(&r.data);
-                    let Some(head) = r.data.get(..24).and_then(|h| B64.decode(h).ok()) else {
+                    let Some(head) = r.data.get(..24).and_then(|h| B64.decode_to_vec(h).ok())
+                    else {
                         continue;
                     };
                     if &head[..4] != MAGIC {

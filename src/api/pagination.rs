@@ -5,8 +5,7 @@
 //! when it was issued. Tokens expire after [`NEXT_TOKEN_TTL_MS`] as AWS's do, and a token
 //! from another operation, account or region is rejected.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ApiError, RequestContext};
@@ -50,7 +49,7 @@ impl PageToken {
             account: ctx.account_id.clone(),
             region: ctx.region.clone(),
         };
-        STANDARD.encode(serde_json::to_vec(&env).unwrap_or_default())
+        STANDARD.encode_to_string(serde_json::to_vec(&env).unwrap_or_default())
     }
 
     /// Decodes a token sent to `operation`.
@@ -61,7 +60,7 @@ impl PageToken {
         now_ms: i64,
     ) -> Result<PageToken, ApiError> {
         let invalid = || api_error!(InvalidArgumentException, "Invalid NextToken.");
-        let raw = STANDARD.decode(token).map_err(|_| invalid())?;
+        let raw = STANDARD.decode_to_vec(token).map_err(|_| invalid())?;
         let env: Envelope = serde_json::from_slice(&raw).map_err(|_| invalid())?;
         if env.token.operation != operation
             || env.account != ctx.account_id

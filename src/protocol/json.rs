@@ -327,6 +327,38 @@ mod tests {
     }
 
     #[test]
+    fn bad_base64_blobs_use_aws_wording() {
+        assert_eq!(
+            message_of(r#"{"Data":"23456"}"#),
+            "'23456' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: 5"
+        );
+        assert_eq!(
+            message_of(r#"{"Data":"ab!d"}"#),
+            "'ab!d' can not be converted to a Blob: Base64 encoded data is invalid"
+        );
+        // Unpadded and non-canonical (non-zero trailing bits) forms are refused as AWS does.
+        assert!(decode(r#"{"Data":"YQ"}"#).is_err());
+        assert!(decode(r#"{"Data":"YR=="}"#).is_err());
+        // Escaped characters are decoded before base64 is (`\/` is `/`).
+        assert_eq!(
+            decode(r#"{"Data":"\/w=="}"#)
+                .unwrap()
+                .data
+                .unwrap()
+                .as_slice(),
+            &[0xff]
+        );
+        assert_eq!(
+            decode(r#"{"Data":"aGVsbG8="}"#)
+                .unwrap()
+                .data
+                .unwrap()
+                .as_slice(),
+            b"hello"
+        );
+    }
+
+    #[test]
     fn lists_and_objects_in_the_wrong_place_use_aws_wording() {
         assert_eq!(
             message_of(r#"{"StreamName":[]}"#),
