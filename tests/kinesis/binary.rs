@@ -52,7 +52,7 @@ async fn create_stream_flag_is_repeatable_and_defaults_to_one_shard() {
         .find(|l| l.contains(&format!("127.0.0.1:{port}")))
         .unwrap_or_else(|| panic!("no start-up line with the address in {log:?}"));
     assert!(line.contains(&data.path().display().to_string()), "{line}");
-    assert!(line.contains("flush"), "{line}");
+    assert!(line.contains("page-cache"), "{line}");
 }
 
 #[test]
