@@ -5,10 +5,10 @@
 //! Each [`Log`](crate::Log) owns one flusher thread (named `storage-flush`). Appends never flush:
 //! they copy into the page cache (`pwrite`), publish, and record in [`FlushState`] how far the log is written.
 //! The flusher sleeps on a `Condvar` until a waiter asks for durability (`Flush` mode) or the
-//! interval passes (`PageCache` mode); then it takes a snapshot of *everything written so far*,
-//! flushes it with one `fsync` per newly sealed segment, one `fsync` of the directory if a
-//! segment was created, and one `fdatasync` of the active segment if it grew, and finally
-//! marks the snapshot durable and wakes every waiter whose target it covers.
+//! interval passes (`PageCache` mode, see below); then it takes a snapshot of *everything
+//! written so far*, flushes it with one `fsync` per newly sealed segment, one `fsync` of the
+//! directory if a segment was created, and one `fdatasync` of the active segment if it grew, and
+//! finally marks the snapshot durable and wakes every waiter whose target it covers.
 //!
 //! # What a woken waiter is promised
 //!
@@ -21,13 +21,25 @@
 //!
 //! Futures do not block: they register their `Waker` in the state and return `Pending`; only the
 //! flusher thread and [`FlushShared::wait_blocking`] (for synchronous callers) sleep.
+//!
+//! # Idle logs cost nothing (`PageCache` mode)
+//!
+//! The broker keeps one log per shard, most of them idle, so a flusher that woke every interval
+//! to find nothing to do would cost thousands of wake-ups a second. Instead, a log with nothing
+//! written since the last flush round took its snapshot ("clean") sleeps on the `Condvar`
+//! without a timeout. The writer's report ([`FlushShared::written`], [`FlushShared::rolled`])
+//! notes the moment the log goes from clean to dirty and wakes the flusher then, and only then:
+//! a busy writer pays no notify per append. The flusher then sleeps until `interval` after that
+//! moment and flushes. So the interval is measured from the first write that no flush round
+//! has covered yet (not from the last flush): no acknowledged record waits longer than
+//! `interval` for the flush round that makes it durable to start.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::segment::Segment;
 use crate::{Durability, Error, Result};
@@ -60,6 +72,12 @@ pub(crate) struct FlushState {
     sealed_pending: Vec<Arc<Segment>>,
     /// A segment file was created since the last flush: fsync the directory.
     dir_dirty: bool,
+    /// `written` when the last flush round took its snapshot: the log is dirty (a background
+    /// flush is due in `PageCache` mode) when `written` is past it, a sealed segment is pending,
+    /// or the directory is dirty. See [`FlushState::dirty`].
+    snapshot: u64,
+    /// When the log last went from clean to dirty; the background flush is due `interval` later.
+    dirty_since: Instant,
     /// Highest target any waiter asked for.
     requested: u64,
     /// Every offset below this is durable.
@@ -72,9 +90,18 @@ pub(crate) struct FlushState {
     /// Flush rounds that have taken their snapshot / completed.
     rounds_started: u64,
     rounds_done: u64,
+    /// Times the flusher thread returned from a `Condvar` wait (for the idle-cost test).
+    wakeups: u64,
     shutdown: bool,
     /// The flusher thread has exited.
     exited: bool,
+}
+
+impl FlushState {
+    /// Something was written, sealed or created that no flush round has taken yet.
+    fn dirty(&self) -> bool {
+        self.written > self.snapshot || !self.sealed_pending.is_empty() || self.dir_dirty
+    }
 }
 
 struct Waiter {
@@ -98,6 +125,8 @@ impl FlushShared {
                 active,
                 sealed_pending: Vec::new(),
                 dir_dirty: false,
+                snapshot: written,
+                dirty_since: Instant::now(),
                 requested: written,
                 durable: written, // recovery leaves the log as it is on disk
                 waiters: Vec::new(),
@@ -106,6 +135,7 @@ impl FlushShared {
                 force: false,
                 rounds_started: 0,
                 rounds_done: 0,
+                wakeups: 0,
                 shutdown: false,
                 exited: false,
             }),
@@ -127,8 +157,23 @@ impl FlushShared {
     /// The writer reports progress after each append (one lock per append, not per record).
     pub(crate) fn written(&self, written: u64, written_end: u64) {
         let mut s = self.lock();
+        let was_dirty = s.dirty();
         s.written = written;
         s.written_end = written_end;
+        self.became_dirty(&mut s, was_dirty);
+    }
+
+    /// Called by the writer after changing the state: on the clean → dirty transition, starts the
+    /// interval and wakes a `PageCache` flusher, which sleeps without a timeout while clean.
+    /// Later reports while dirty notify nobody (the flusher already waits for the deadline).
+    /// `Flush` mode flushes only when asked, so its flusher is not woken for writes.
+    fn became_dirty(&self, s: &mut FlushState, was_dirty: bool) {
+        if !was_dirty && s.dirty() {
+            s.dirty_since = Instant::now();
+            if let Durability::PageCache { .. } = self.durability {
+                self.work.notify_one();
+            }
+        }
     }
 
     /// The writer reports a roll: `sealed` must be fsynced, `new_active` is the new target of fdatasync.
@@ -140,10 +185,12 @@ impl FlushShared {
         created_file: bool,
     ) {
         let mut s = self.lock();
+        let was_dirty = s.dirty();
         s.sealed_pending.push(sealed);
         s.active = new_active;
         s.written_end = written_end;
         s.dir_dirty |= created_file;
+        self.became_dirty(&mut s, was_dirty);
     }
 
     /// Retention deleted the segment based at `base`: drop the pending fsync of it, so its
@@ -214,6 +261,13 @@ impl FlushShared {
         self.lock().durable
     }
 
+    /// (flush rounds started, times the flusher thread woke up).
+    #[cfg(test)]
+    pub(crate) fn activity_for_tests(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.rounds_started, s.wakeups)
+    }
+
     /// Asks the flusher thread to do a last flush and exit.
     pub(crate) fn shutdown(&self) {
         self.lock().shutdown = true;
@@ -230,33 +284,46 @@ impl FlushShared {
                 if s.shutdown || s.force || s.requested > s.durable {
                     break;
                 }
-                match self.durability {
-                    Durability::Flush => s = self.work.wait(s).unwrap_or_else(|p| p.into_inner()),
-                    Durability::PageCache { interval } => {
-                        let (g, timeout) = self
-                            .work
-                            .wait_timeout(s, interval.max(Duration::from_millis(1)))
-                            .unwrap_or_else(|p| p.into_inner());
-                        s = g;
-                        if timeout.timed_out()
-                            && (s.written > s.durable
-                                || !s.sealed_pending.is_empty()
-                                || s.dir_dirty)
-                        {
-                            break;
+                let timeout = match self.durability {
+                    Durability::PageCache { interval } if s.dirty() => {
+                        // An interval too long to add to an Instant never comes due.
+                        let due = s
+                            .dirty_since
+                            .checked_add(interval.max(Duration::from_millis(1)));
+                        match due.map(|d| d.checked_duration_since(Instant::now())) {
+                            None => None,
+                            Some(Some(left)) if !left.is_zero() => Some(left),
+                            Some(_) => break,
                         }
                     }
-                }
+                    // Flush mode, or a clean PageCache log: only a waiter, `sync`, shutdown
+                    // or (PageCache) the writer's clean → dirty report wakes us.
+                    _ => None,
+                };
+                s = match timeout {
+                    None => self.work.wait(s).unwrap_or_else(|p| p.into_inner()),
+                    Some(t) => {
+                        self.work
+                            .wait_timeout(s, t)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
+                s.wakeups += 1;
             }
             let shutdown = s.shutdown;
             s.force = false;
             s.rounds_started += 1;
+            // The log is clean from here (this round covers everything written so far); a write
+            // during the flush makes it dirty again and restarts the interval. After a failure
+            // nothing is flushed any more, and the log stays clean: no rounds for nothing.
+            let target = s.written;
+            s.snapshot = target;
+            let sealed = std::mem::take(&mut s.sealed_pending);
+            let dir_dirty = std::mem::take(&mut s.dir_dirty);
             if s.failed.is_none() {
-                let target = s.written;
                 let end = s.written_end;
                 let active = s.active.clone();
-                let sealed = std::mem::take(&mut s.sealed_pending);
-                let dir_dirty = std::mem::take(&mut s.dir_dirty);
                 drop(s);
                 let result = self.flush_once(
                     &sealed,

@@ -98,6 +98,9 @@ pub(crate) struct Loaded {
     pub entries: Vec<IndexEntry>,
     /// False when the file was missing, had a bad header, or had bytes after the valid prefix.
     pub clean: bool,
+    /// The file exists and its header is right for this segment: it can be cut and appended to
+    /// in place ([`reopen_for_append`]).
+    pub header_ok: bool,
 }
 
 /// Reads the index at `path` for the segment based at `base` whose file is `segment_len` bytes.
@@ -115,6 +118,7 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
             return Ok(Loaded {
                 entries: Vec::new(),
                 clean: false,
+                header_ok: false,
             });
         }
         Err(e) => return Err(Error::io("opening index", path, e)),
@@ -123,6 +127,7 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
         return Ok(Loaded {
             entries: Vec::new(),
             clean: false,
+            header_ok: false,
         });
     }
     let body = &bytes[INDEX_HEADER_BYTES..];
@@ -145,7 +150,11 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
         }
         entries.push(e);
     }
-    Ok(Loaded { entries, clean })
+    Ok(Loaded {
+        entries,
+        clean,
+        header_ok: true,
+    })
 }
 
 /// Writes a complete index file (used after a rebuild): temp file, then rename.
@@ -171,6 +180,32 @@ pub(crate) fn open_for_append(path: &Path, base: u64, entries: &[IndexEntry]) ->
         .append(true)
         .open(path)
         .map_err(|e| Error::io("opening index for append", path, e))
+}
+
+/// Opens the index of the active segment for appending when its header is known to be right:
+/// the file is cut after its first `kept` entries (the ones recovery verified) and
+/// `entries[kept..]` (found by the tail scan) appended, in place. Replacing the file instead, as
+/// [`open_for_append`] does, frees the old one's blocks at every open, which costs a synchronous
+/// discard on file systems mounted with `discard`. A crash in between leaves a valid prefix,
+/// which is all the index ever promises.
+pub(crate) fn reopen_for_append(path: &Path, kept: usize, entries: &[IndexEntry]) -> Result<File> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io("opening index for append", path, e))?;
+    let keep_len = (INDEX_HEADER_BYTES + kept * ENTRY_BYTES) as u64;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", path, e))?
+        .len();
+    if len != keep_len {
+        file.set_len(keep_len)
+            .map_err(|e| Error::io("cutting index", path, e))?;
+    }
+    if let Some(new) = entries.get(kept..).filter(|n| !n.is_empty()) {
+        append(&mut file, &mut Vec::new(), new).map_err(|e| Error::io("writing index", path, e))?;
+    }
+    Ok(file)
 }
 
 /// Appends entries to the active segment's index with one `write`.

@@ -5,8 +5,9 @@
 //! have a torn tail, because only it was being written. Its tail is scanned from the last index
 //! entry that verifies (so the work is bounded by the index interval plus whatever the index
 //! missed, never by the data stored); the first frame with a bad length, CRC, offset or time ends
-//! the log, a `warn!` names what was cut, and everything after it is zeroed (truncate, then
-//! preallocate again). Sealed segments are never truncated: damage found in them is kept as
+//! the log, a `warn!` names what was cut, and everything after it is zeroed (in place with
+//! `FALLOC_FL_ZERO_RANGE`, or truncate and preallocate again where the file system cannot; see
+//! [`segment::zero_tail`]). Sealed segments are never truncated: damage found in them is kept as
 //! [`Segment::damage`] and reported as [`Error::Corrupt`] by the read that reaches it.
 
 use std::fs::{File, OpenOptions};
@@ -177,16 +178,21 @@ pub(crate) fn recover_newest(
             "truncating the torn tail of the newest segment"
         );
     }
+    let kept_entries = entries.len();
     entries.extend_from_slice(&s.new_entries);
-    // Zero everything after the last good frame so no stale bytes can ever be read as a frame:
-    // truncate, then preallocate again (metadata operations; no data is written).
-    file.set_len(s.end)
-        .map_err(|e| Error::io("truncating segment", &path, e))?;
     let published = Published {
         end: s.end,
         next_offset: s.next_offset,
         last_arrival: s.last_arrival,
     };
+    // Zero everything after the last good frame so no stale bytes can ever be read as a frame.
+    // Active segment: zero the range in place (metadata only, keeps the preallocation), or
+    // truncate and preallocate again where the file system cannot. Sealed: trim.
+    let zeroed = !log_sealed && segment::zero_tail(&file, &path, s.end, len, capacity.max(s.end))?;
+    if !zeroed {
+        file.set_len(s.end)
+            .map_err(|e| Error::io("truncating segment", &path, e))?;
+    }
     if log_sealed {
         if !loaded.clean || !s.new_entries.is_empty() {
             index::write_whole(&idx_path, base, &entries)?;
@@ -196,8 +202,22 @@ pub(crate) fn recover_newest(
         let seg = Segment::sealed_from(base, path, idx_path, file, published, entries, None)?;
         return Ok((seg, None, floor));
     }
-    segment::preallocate(&file, &path, capacity.max(s.end))?;
-    let idx_file = index::open_for_append(&idx_path, base, &entries)?;
+    if !zeroed {
+        segment::preallocate(&file, &path, capacity.max(s.end))?;
+    }
+    if s.stop.is_some() {
+        // A tail was cut (only ever after a crash, so the cost does not matter): make the cut
+        // durable before new records are written over it, so a power loss cannot bring the old
+        // bytes back behind them. (Metadata only otherwise, which the file system may write back
+        // in any order.)
+        file.sync_data()
+            .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+    }
+    let idx_file = if loaded.header_ok {
+        index::reopen_for_append(&idx_path, kept_entries, &entries)?
+    } else {
+        index::open_for_append(&idx_path, base, &entries)?
+    };
     let seg = Segment::active_from(base, path, idx_path, file, published, entries)?;
     Ok((seg, Some(idx_file), floor))
 }

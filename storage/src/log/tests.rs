@@ -214,6 +214,78 @@ fn recover_keeps_torn_tail() {
     assert_eq!(read_all(&log, 0).unwrap(), (0..12).collect::<Vec<_>>());
 }
 
+/// Recovery zeroes the torn tail in place (`FALLOC_FL_ZERO_RANGE`) instead of truncating and
+/// preallocating again: stale bytes after the cut must still read as zeros, the segment must
+/// stay preallocated to its full size, and the index must be cut in place to the entries that
+/// point at kept records (same file, not a replacement).
+#[test]
+fn recover_leaves_stale_bytes_after_torn_tail() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let seg_bytes = 1 << 16;
+    let log = Log::open(dir.path(), opts(seg_bytes, 64)).unwrap();
+    fill(&log, 20, 1000);
+    drop(log);
+    let path = dir.path().join("00000000000000000000.log");
+    let idx = dir.path().join("00000000000000000000.idx");
+    let idx_before = fs::metadata(&idx).unwrap();
+    // The last record is damaged (a bad CRC; it has an index entry, the interval is tiny), and
+    // stale bytes lie far past the end, after a zero gap (as a torn multi-page write leaves them).
+    let p19 = position_of(0, 19);
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[0xAB], p19 + frame::FRAME_HEADER_BYTES as u64)
+        .unwrap();
+    f.write_all_at(&[0x5A; 300], 20_000).unwrap();
+    drop(f);
+
+    let log = Log::open(dir.path(), opts(seg_bytes, 64)).unwrap();
+    assert_eq!(log.bounds().next_offset, 19);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        seg_bytes,
+        "the segment lost its preallocation"
+    );
+    assert!(
+        bytes[p19 as usize..].iter().all(|&b| b == 0),
+        "stale bytes survived after the cut"
+    );
+    let kept = log
+        .shared
+        .segments
+        .read()
+        .unwrap()
+        .last()
+        .unwrap()
+        .seg
+        .get()
+        .unwrap()
+        .index_snapshot()
+        .len();
+    let idx_after = fs::metadata(&idx).unwrap();
+    assert_eq!(idx_after.ino(), idx_before.ino(), "the index was replaced");
+    assert_eq!(
+        idx_after.len(),
+        (index::INDEX_HEADER_BYTES + kept * index::ENTRY_BYTES) as u64
+    );
+    assert!(idx_after.len() < idx_before.len());
+    // Appends continue after the cut, and reopening finds them and nothing else.
+    fill(&log, 1, 1000);
+    drop(log);
+    let log = Log::open(dir.path(), opts(seg_bytes, 64)).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..20).collect::<Vec<_>>());
+    // A clean reopen leaves both files alone.
+    let idx_clean = fs::metadata(&idx).unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), opts(seg_bytes, 64)).unwrap();
+    assert_eq!(log.bounds().next_offset, 20);
+    let idx_again = fs::metadata(&idx).unwrap();
+    assert_eq!(
+        (idx_again.ino(), idx_again.len()),
+        (idx_clean.ino(), idx_clean.len())
+    );
+}
+
 #[test]
 fn recover_continues_past_bad_crc_at_tail() {
     let dir = tempfile::tempdir().unwrap();
@@ -1068,6 +1140,97 @@ fn page_cache_mode_never_flushes() {
     }
     assert!(ok, "background flush never ran");
     log.sync().unwrap();
+}
+
+/// An idle `PageCache` log must not wake its flusher every interval (1,000 idle shards would
+/// be 5,000 wake-ups a second); the first append after a flush must still get flushed within
+/// about one interval, and the log goes back to sleep afterwards.
+#[test]
+fn idle_page_cache_log_wakes_flusher_every_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(20);
+    let log = Log::open(
+        dir.path(),
+        LogOptions {
+            durability: Durability::PageCache { interval },
+            ..opts(4096, 64)
+        },
+    )
+    .unwrap();
+    let flush = &log.shared.flush;
+    std::thread::sleep(interval * 10);
+    // A spurious Condvar wake-up is allowed; a wake-up per interval (10 here) is not.
+    let (rounds, wakeups) = flush.activity_for_tests();
+    assert_eq!(rounds, 0, "an idle log ran flush rounds");
+    assert!(wakeups <= 1, "an idle log's flusher woke {wakeups} times");
+
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: b"x",
+    };
+    let written = std::time::Instant::now();
+    log.append(1, &[r]).unwrap();
+    while flush.durable_for_tests() < 1 {
+        assert!(
+            written.elapsed() < Duration::from_secs(5),
+            "the append was never flushed in the background"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = written.elapsed();
+    assert!(
+        took >= interval,
+        "flushed after {took:?}, before the interval"
+    );
+    let (rounds, wakeups) = flush.activity_for_tests();
+    assert_eq!(rounds, 1);
+
+    // Clean again: back to sleep without a timeout.
+    std::thread::sleep(interval * 10);
+    let (rounds2, wakeups2) = flush.activity_for_tests();
+    assert_eq!(rounds2, rounds, "flush rounds after the log went clean");
+    assert!(
+        wakeups2 <= wakeups + 1,
+        "a clean log's flusher woke {} times",
+        wakeups2 - wakeups
+    );
+    // Shutdown still wakes it for the last flush and join (would hang otherwise).
+    drop(log);
+}
+
+/// A busy writer must not pay a notify (and the flusher a wake-up) per append: only the clean →
+/// dirty transition wakes the flusher.
+#[test]
+fn busy_page_cache_writer_wakes_flusher_per_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        LogOptions {
+            durability: Durability::PageCache {
+                interval: Duration::from_secs(3600),
+            },
+            ..opts(1 << 20, 4096)
+        },
+    )
+    .unwrap();
+    let r = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: &[7u8; 100],
+    };
+    for t in 0..2000 {
+        log.append(t, &[r]).unwrap();
+    }
+    let (rounds, wakeups) = log.shared.flush.activity_for_tests();
+    assert_eq!(rounds, 0, "flushed long before the interval");
+    assert!(
+        wakeups <= 2,
+        "the flusher woke {wakeups} times for 2000 appends"
+    );
+    // `sync` still forces a round in PageCache mode, however long the interval.
+    log.sync().unwrap();
+    assert_eq!(log.shared.flush.durable_for_tests(), 2000);
 }
 
 /// Readers racing a writer (across rolls) must never see a partial, corrupt or out-of-order
