@@ -161,6 +161,8 @@ pub struct Broker {
     accounts: Mutex<BTreeMap<String, catalog::AccountSettings>>,
     /// Tells background tasks (lifecycle timers) to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Which shard group the next PutRecords appends first (see [`Broker::put`]).
+    put_rotation: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Broker {
@@ -240,6 +242,7 @@ impl Broker {
                 ..Default::default()
             }),
             shutdown,
+            put_rotation: Default::default(),
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();
@@ -945,9 +948,21 @@ impl Broker {
             if unrouted.is_empty() {
                 break;
             }
-            let groups = self.route(stream, entries, &unrouted)?;
+            let mut groups: Vec<_> = self
+                .route(stream, entries, &unrouted)?
+                .into_values()
+                .collect();
+            // Concurrent requests spread over the same shards would all append in shard
+            // order and queue behind one another on every shard's writer lock, idling a
+            // core each time; starting each request at another shard lets them append to
+            // different shards at once. (Records of different shards have no order.)
+            let first = self
+                .put_rotation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let len = groups.len().max(1);
+            groups.rotate_left(first % len);
             unrouted.clear();
-            for (shard, positions) in groups.into_values() {
+            for (shard, positions) in groups {
                 let batch = PutBatch {
                     entries,
                     injected: &injected,
