@@ -14,10 +14,12 @@ pub enum DurabilityMode {
     /// power loss, at the price of an `fdatasync` in every request's latency.
     Flush,
     /// Acknowledge once the records are in the OS page cache; flushed every `flush_interval`.
-    /// Survives a crash of the broker (even `kill -9`), not a power loss. The default: as
-    /// for Kafka, a process crash is the failure a single broker must never lose an
-    /// acknowledged record to, and an `fdatasync` per request would cap single-record
-    /// producers at the disk's flush rate (see `benches/RESULTS.md`).
+    /// Survives a crash of the broker (even `kill -9`), not a power loss. The default.
+    //
+    // The default because, as for Kafka, a process crash is the failure a single broker
+    // must never lose an acknowledged record to, while an `fdatasync` per request caps
+    // single-record producers at the disk's flush rate (a third of the rate here,
+    // `benches/RESULTS.md`).
     PageCache,
 }
 
