@@ -39,6 +39,14 @@ pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 /// The smallest segment the broker uses: room for one 10 MiB record (the largest
 /// `MaxRecordSizeInKiB` allows) with its frame and key.
 pub const MIN_SEGMENT_BYTES: u64 = 11 * 1024 * 1024;
+/// Bytes of records between two entries of a segment's sparse index: 32 KiB.
+///
+/// Index entries are kept in memory (24 bytes each) for every segment that has been read or
+/// written since start-up, so this sets the heap cost of data: storage's 4 KiB default is
+/// ≈ 6 MB per GB, which let the broker's resident memory grow with the data written (a
+/// 10 s PutRecords run wrote 8 GB and its peak anonymous memory doubled). At 32 KiB it is
+/// ≈ 0.75 MB per GB, and a seek scans at most 32 KiB of frame headers past an entry.
+pub const INDEX_INTERVAL_BYTES: u32 = 32 * 1024;
 /// On-demand streams an account may have in a region: 50, AWS's default quota.
 pub const DEFAULT_ON_DEMAND_STREAM_LIMIT: u32 = 50;
 /// One put request as `append_group` needs it.
@@ -207,6 +215,7 @@ impl Broker {
         let log_options = storage::LogOptions {
             // A segment must hold the largest record a stream can accept.
             segment_bytes: config.segment_bytes.max(MIN_SEGMENT_BYTES),
+            index_interval_bytes: INDEX_INTERVAL_BYTES,
             durability,
             ..storage::LogOptions::default()
         };
