@@ -1378,8 +1378,6 @@ fn make_stream_id(uid: u64, created_ms: i64) -> String {
     id
 }
 
-/// The iterator-signing secret: 32 random bytes kept in the data directory, so iterators
-/// survive a restart but cannot be forged.
 /// Opens the logs in `dirs` on a few threads, in order.
 ///
 /// Start-up opens every shard's log (1,000 shards, 1,000 logs), and an open spends most of
@@ -1391,16 +1389,19 @@ fn open_logs(dirs: &[PathBuf], options: &storage::LogOptions) -> Result<Vec<stor
         .min(16);
     let chunk = dirs.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = dirs
+        let workers = dirs
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|dir| storage::Log::open(dir, options.clone()))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                })
+                std::thread::Builder::new()
+                    .name("open-logs".into())
+                    .spawn_scoped(scope, move || {
+                        part.iter()
+                            .map(|dir| storage::Log::open(dir, options.clone()))
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                    })
+                    .map_err(|e| Error::Catalog(format!("cannot start a thread to open logs: {e}")))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let mut logs = Vec::with_capacity(dirs.len());
         for worker in workers {
             let opened = worker
@@ -1412,6 +1413,8 @@ fn open_logs(dirs: &[PathBuf], options: &storage::LogOptions) -> Result<Vec<stor
     })
 }
 
+/// The iterator-signing secret: 32 random bytes kept in the data directory, so iterators
+/// survive a restart but cannot be forged.
 fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
     let store = storage::MetaStore::open(data_dir.join(SECRET_FILE))?;
     if let Some(bytes) = store.load()?
