@@ -161,30 +161,41 @@ pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
     }
     let len_i = libc::off_t::try_from(len)
         .map_err(|_| Error::InvalidOptions(format!("segment size {len} too large")))?;
+    let Err(err) = fallocate(file, 0, 0, len_i) else {
+        return Ok(());
+    };
+    match err.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::NoSpace {
+            path: path.to_owned(),
+            bytes: len,
+        }),
+        // File systems without fallocate: fall back to set_len (sparse; documented risk).
+        Some(libc::EOPNOTSUPP) => {
+            tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may raise SIGBUS");
+            file.set_len(len)
+                .map_err(|e| Error::io("extending segment", path, e))
+        }
+        _ => Err(Error::io("preallocating segment", path, err)),
+    }
+}
+
+/// `fallocate(2)` on `file`, retried when a signal interrupts it.
+fn fallocate(
+    file: &File,
+    mode: libc::c_int,
+    offset: libc::off_t,
+    len: libc::off_t,
+) -> std::io::Result<()> {
     loop {
         // SAFETY: plain syscall on a file descriptor we own for the duration of the call;
         // no memory is passed to the kernel.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_i) };
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset, len) };
         if rc == 0 {
             return Ok(());
         }
         let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                return Err(Error::NoSpace {
-                    path: path.to_owned(),
-                    bytes: len,
-                });
-            }
-            // File systems without fallocate: fall back to set_len (sparse; documented risk).
-            Some(libc::EOPNOTSUPP) => {
-                tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may raise SIGBUS");
-                return file
-                    .set_len(len)
-                    .map_err(|e| Error::io("extending segment", path, e));
-            }
-            _ => return Err(Error::io("preallocating segment", path, err)),
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
         }
     }
 }
@@ -212,32 +223,16 @@ pub(crate) fn zero_tail(file: &File, path: &Path, end: u64, len: u64, target: u6
         else {
             return Ok(false);
         };
-        loop {
-            // SAFETY: plain syscall on a file descriptor we own for the duration of the call;
-            // no memory is passed to the kernel.
-            let rc = unsafe {
-                libc::fallocate(
-                    file.as_raw_fd(),
-                    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
-                    start,
-                    count,
-                )
+        let mode = libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE;
+        if let Err(err) = fallocate(file, mode, start, count) {
+            return match err.raw_os_error() {
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::NoSpace {
+                    path: path.to_owned(),
+                    bytes: len - end,
+                }),
+                _ => Err(Error::io("zeroing the tail of segment", path, err)),
             };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(false),
-                Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                    return Err(Error::NoSpace {
-                        path: path.to_owned(),
-                        bytes: len - end,
-                    });
-                }
-                _ => return Err(Error::io("zeroing the tail of segment", path, err)),
-            }
         }
     }
     if len < target {
