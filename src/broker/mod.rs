@@ -62,6 +62,21 @@ struct PutBatch<'a, 'b> {
 /// Record positions of one request grouped by shard index, with the shard.
 type ShardGroups = BTreeMap<u32, (Arc<Shard>, Vec<usize>)>;
 
+/// What became of one shard's group of a PutRecords call.
+enum GroupAppend {
+    /// Written; acknowledged once `next_offset` is durable. `written` are the positions.
+    Appended {
+        next_offset: u64,
+        written: Vec<usize>,
+    },
+    /// Nothing written; every position's result says why (fault, throttle, write error).
+    Failed,
+    /// The shard's writer was held by another request (only when not waiting); nothing decided.
+    Busy,
+    /// The shard was closed by a reshard since routing; nothing decided: route again.
+    Closed,
+}
+
 /// How many times a PutRecords call routes records again after reshards closed their
 /// shards under it; each reshard needs one more, so this is never reached in practice.
 const MAX_ROUTING_ATTEMPTS: usize = 8;
@@ -971,17 +986,34 @@ impl Broker {
             let len = groups.len().max(1);
             groups.rotate_left(first % len);
             unrouted.clear();
-            for (shard, positions) in groups {
-                let batch = PutBatch {
-                    entries,
-                    injected: &injected,
-                    now,
+            let batch = PutBatch {
+                entries,
+                injected: &injected,
+                now,
+            };
+            // First pass: only shards whose writer is free. A shard another request is
+            // appending to is left for the second pass, which waits for it: by then the other
+            // append has usually finished, and the worker thread kept busy meanwhile instead of
+            // parking (with two workers, a parked worker is half the machine idle).
+            let mut busy = Vec::new();
+            for wait in [false, true] {
+                let todo = if wait {
+                    std::mem::take(&mut busy)
+                } else {
+                    std::mem::take(&mut groups)
                 };
-                match self.append_group(stream, &shard, &batch, &positions, &mut results) {
-                    Some(Ok((next_offset, written))) => pending.push((shard, written, next_offset)),
-                    Some(Err(())) => {}
-                    // Closed by a reshard since routing: route these again.
-                    None => unrouted.extend(positions),
+                for (shard, positions) in todo {
+                    match self.append_group(stream, &shard, &batch, &positions, &mut results, wait)
+                    {
+                        GroupAppend::Appended {
+                            next_offset,
+                            written,
+                        } => pending.push((shard, written, next_offset)),
+                        GroupAppend::Failed => {}
+                        GroupAppend::Busy => busy.push((shard, positions)),
+                        // Closed by a reshard since routing: route these again.
+                        GroupAppend::Closed => unrouted.extend(positions),
+                    }
                 }
             }
         }
@@ -1040,9 +1072,9 @@ impl Broker {
         Ok(groups)
     }
 
-    /// Appends one shard's group under the shard's write gate. `None` when the shard was
-    /// closed meanwhile (nothing written); `Some(Err)` when the append failed (the
-    /// results say why); otherwise the offset to wait on for durability.
+    /// Appends one shard's group under the shard's write gate, holding the shard's writer
+    /// from before the throttle's admission to the append. Without `wait`, a writer held by
+    /// another request gives [`GroupAppend::Busy`] before anything is decided or written.
     fn append_group(
         &self,
         stream: &Stream,
@@ -1050,7 +1082,8 @@ impl Broker {
         batch: &PutBatch<'_, '_>,
         positions: &[usize],
         results: &mut [Option<Result<Written>>],
-    ) -> Option<std::result::Result<(u64, Vec<usize>), ()>> {
+        wait: bool,
+    ) -> GroupAppend {
         let PutBatch {
             entries,
             injected,
@@ -1058,8 +1091,16 @@ impl Broker {
         } = *batch;
         let gate = shard.closed.read().unwrap_or_else(|e| e.into_inner());
         if gate.is_some() {
-            return None;
+            return GroupAppend::Closed;
         }
+        let mut appender = if wait {
+            shard.log.appender()
+        } else {
+            match shard.log.try_appender() {
+                Some(a) => a,
+                None => return GroupAppend::Busy,
+            }
+        };
         let limits = self.settings.limits;
         let demand: usize = positions
             .iter()
@@ -1107,7 +1148,7 @@ impl Broker {
             kept
         };
         if positions.is_empty() {
-            return Some(Err(()));
+            return GroupAppend::Failed;
         }
         let records: Vec<storage::Record<'_>> = positions
             .iter()
@@ -1117,7 +1158,8 @@ impl Broker {
                 data: entries[p].data,
             })
             .collect();
-        let appended = shard.log.append(now.max(shard.created_ms), &records);
+        let appended = appender.append(now.max(shard.created_ms), &records);
+        drop(appender);
         drop(gate);
         match appended {
             Ok(appended) => {
@@ -1128,7 +1170,10 @@ impl Broker {
                             .sequence_number(appended.arrival_ms, appended.first_offset + k as u64),
                     }));
                 }
-                Some(Ok((appended.next_offset, positions)))
+                GroupAppend::Appended {
+                    next_offset: appended.next_offset,
+                    written: positions,
+                }
             }
             Err(e) => {
                 tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
@@ -1136,7 +1181,7 @@ impl Broker {
                 for &p in &positions {
                     results[p] = Some(Err(Error::Catalog(msg.clone())));
                 }
-                Some(Err(()))
+                GroupAppend::Failed
             }
         }
     }

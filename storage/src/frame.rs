@@ -79,11 +79,12 @@ pub(crate) fn validate(r: &Record<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Writes the frame of `r` into `out`, which must be exactly [`frame_len`]`(r)` bytes long.
+/// Appends `r`'s frame to `out`, with `offset` and `arrival_ms`. Call [`validate`] first.
 ///
 /// This is the only function that writes frames; [`decode`] is the only one that reads them.
-pub(crate) fn encode(out: &mut [u8], offset: u64, arrival_ms: i64, r: &Record<'_>) {
-    debug_assert_eq!(out.len(), frame_len(r));
+/// It appends rather than filling a slice: the writer reuses one buffer per log, and a
+/// slice would have to be zero-filled first only to be overwritten.
+pub(crate) fn encode(out: &mut Vec<u8>, offset: u64, arrival_ms: i64, r: &Record<'_>) {
     let pk = r.partition_key;
     let ehk = r.explicit_hash_key.unwrap_or(&[]);
     let ehk_len: u16 = match r.explicit_hash_key {
@@ -91,22 +92,21 @@ pub(crate) fn encode(out: &mut [u8], offset: u64, arrival_ms: i64, r: &Record<'_
         Some(e) => e.len() as u16,
         None => NO_EHK,
     };
-    let body_len = (out.len() - PREFIX_BYTES) as u32;
-    let (prefix, body) = out.split_at_mut(PREFIX_BYTES);
-    body[0..8].copy_from_slice(&offset.to_le_bytes());
-    body[8..16].copy_from_slice(&arrival_ms.to_le_bytes());
-    body[16..18].copy_from_slice(&(pk.len() as u16).to_le_bytes());
-    body[18..20].copy_from_slice(&ehk_len.to_le_bytes());
-    body[20..24].copy_from_slice(&(r.data.len() as u32).to_le_bytes());
-    let mut p = BODY_FIXED_BYTES;
-    body[p..p + pk.len()].copy_from_slice(pk);
-    p += pk.len();
-    body[p..p + ehk.len()].copy_from_slice(ehk);
-    p += ehk.len();
-    body[p..p + r.data.len()].copy_from_slice(r.data);
-    let crc = crc32fast::hash(body);
-    prefix[0..4].copy_from_slice(&body_len.to_le_bytes());
-    prefix[4..8].copy_from_slice(&crc.to_le_bytes());
+    let start = out.len();
+    let body_len = (frame_len(r) - PREFIX_BYTES) as u32;
+    out.reserve(frame_len(r));
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // the CRC, once the body is there
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&arrival_ms.to_le_bytes());
+    out.extend_from_slice(&(pk.len() as u16).to_le_bytes());
+    out.extend_from_slice(&ehk_len.to_le_bytes());
+    out.extend_from_slice(&(r.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(pk);
+    out.extend_from_slice(ehk);
+    out.extend_from_slice(r.data);
+    let crc = crc32fast::hash(&out[start + PREFIX_BYTES..]);
+    out[start + 4..start + PREFIX_BYTES].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// What [`decode`] found at a position.
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn frame_format_changed_golden_bytes() {
         let r = rec(b"pk", Some(b"42"), b"hello");
-        let mut buf = vec![0u8; frame_len(&r)];
+        let mut buf = Vec::new();
         encode(&mut buf, 7, 1_700_000_000_123, &r);
         let expected: Vec<u8> = [
             &[33, 0, 0, 0][..],                  // body_len = 24 + 2 + 2 + 5
@@ -244,9 +244,12 @@ mod tests {
             rec(b"k", None, b"data"),
             rec(b"key", Some(b""), &[9u8; 300]),
         ] {
-            let mut buf = vec![0u8; frame_len(&r) + 10];
+            let mut buf = vec![0xAB; 3]; // appended after what is there
+            encode(&mut buf, 3, -5, &r);
+            buf.drain(..3);
             let n = frame_len(&r);
-            encode(&mut buf[..n], 3, -5, &r);
+            assert_eq!(buf.len(), n);
+            buf.extend([0u8; 10]);
             match decode(&buf, true) {
                 Decoded::Frame(v, len) => {
                     assert_eq!(len, n);
@@ -263,7 +266,7 @@ mod tests {
     #[test]
     fn decode_accepts_flipped_bit() {
         let r = rec(b"k", None, b"payload");
-        let mut buf = vec![0u8; frame_len(&r)];
+        let mut buf = Vec::new();
         encode(&mut buf, 0, 0, &r);
         for i in 4..buf.len() {
             let mut b = buf.clone();
@@ -278,7 +281,7 @@ mod tests {
     #[test]
     fn decode_reads_past_buffer_on_torn_frame() {
         let r = rec(b"k", None, b"payload");
-        let mut buf = vec![0u8; frame_len(&r)];
+        let mut buf = Vec::new();
         encode(&mut buf, 0, 0, &r);
         for cut in 4..buf.len() {
             assert!(

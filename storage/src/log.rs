@@ -250,6 +250,21 @@ impl<'a> Iterator for FrameIter<'a> {
     }
 }
 
+/// Exclusive use of a [`Log`]'s writer, from [`Log::appender`] or [`Log::try_appender`]
+/// until dropped.
+pub struct Appender<'a> {
+    log: &'a Log,
+    writer: MutexGuard<'a, Writer>,
+}
+
+impl Appender<'_> {
+    /// Appends as [`Log::append`] does.
+    pub fn append(&mut self, arrival_ms: i64, records: &[Record<'_>]) -> Result<Appended> {
+        self.log
+            .append_locked(&mut self.writer, arrival_ms, records)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // State behind these mutexes is updated in an order that stays consistent if a holder
     // panics between steps, so poisoning is ignored.
@@ -473,9 +488,39 @@ impl Log {
     /// be preallocated (nothing appended, retry later); [`Error::FlushFailed`] after a failed
     /// flush.
     pub fn append(&self, arrival_ms: i64, records: &[Record<'_>]) -> Result<Appended> {
+        self.appender().append(arrival_ms, records)
+    }
+
+    /// The log's single writer, waiting for it if another thread holds it. Appends through
+    /// the returned [`Appender`] behave as [`Log::append`]; holding it keeps every other writer
+    /// out, so a caller can decide what to append knowing nobody appends in between.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            log: self,
+            writer: lock(&self.shared.writer),
+        }
+    }
+
+    /// The log's writer if nobody holds it now, without waiting. A caller with other work
+    /// (other logs to append to) does that first instead of parking its thread: on a server
+    /// with few worker threads a parked worker is an idle core.
+    pub fn try_appender(&self) -> Option<Appender<'_>> {
+        let writer = match self.shared.writer.try_lock() {
+            Ok(g) => g,
+            // Poisoning is ignored, as in `lock`.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(Appender { log: self, writer })
+    }
+
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        arrival_ms: i64,
+        records: &[Record<'_>],
+    ) -> Result<Appended> {
         let sh = &*self.shared;
-        let mut guard = lock(&sh.writer);
-        let w = &mut *guard;
         if w.sealed {
             return Err(Error::Sealed);
         }
@@ -536,7 +581,7 @@ impl Log {
             }
             let mut out = std::mem::take(&mut w.frame_buf);
             out.clear();
-            out.resize((end - start) as usize, 0);
+            out.reserve((end - start) as usize);
             let interval = u64::from(sh.opts.index_interval_bytes);
             let mut p = 0usize;
             let mut next = w.next;
@@ -545,7 +590,7 @@ impl Log {
             entries.clear();
             for r in &records[i..j] {
                 let len = frame::frame_len(r);
-                frame::encode(&mut out[p..p + len], next, arrival, r);
+                frame::encode(&mut out, next, arrival, r);
                 let pos = start + p as u64;
                 if recovery::wants_index_entry(last_entry_pos, pos, interval) {
                     // pos < segment_bytes <= u32::MAX (validated), so the cast is exact.

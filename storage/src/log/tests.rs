@@ -1663,3 +1663,31 @@ mod crash {
         );
     }
 }
+
+/// `try_appender` must never wait, and an `Appender` must keep every other writer out until
+/// dropped: the broker relies on both to append to free shards first.
+#[test]
+fn try_appender_refuses_while_writer_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path(), opts(4096, 64)).unwrap());
+    let rec = Record {
+        partition_key: b"k",
+        explicit_hash_key: None,
+        data: b"v",
+    };
+    let mut held = log.appender();
+    assert!(log.try_appender().is_none(), "writer is held");
+    let other = {
+        let log = log.clone();
+        std::thread::spawn(move || log.append(2, &[rec]).unwrap().first_offset)
+    };
+    // The blocked append cannot go first: the holder's record gets offset 0.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(held.append(1, &[rec]).unwrap().first_offset, 0);
+    drop(held);
+    assert_eq!(other.join().unwrap(), 1);
+    let mut free = log.try_appender().expect("writer is free");
+    assert_eq!(free.append(3, &[rec]).unwrap().first_offset, 2);
+    drop(free);
+    assert_eq!(log.bounds().next_offset, 3);
+}
