@@ -21,8 +21,9 @@ pub struct Recorder {
     pub failures: BTreeMap<String, u64>,
     /// End-to-end latencies in microseconds (produce-consume).
     pub e2e_us: Vec<u32>,
-    /// Read time minus the first poll issued after the record was sent (produce-consume).
-    pub after_poll_us: Vec<u32>,
+    /// End-to-end minus the consumer's wait from the write's acknowledgement to its next
+    /// poll: the time the server took (produce-consume).
+    pub server_share_us: Vec<u32>,
 }
 
 impl Recorder {
@@ -38,7 +39,7 @@ impl Recorder {
     pub fn merge(&mut self, other: Recorder) {
         self.latency_us.extend(other.latency_us);
         self.e2e_us.extend(other.e2e_us);
-        self.after_poll_us.extend(other.after_poll_us);
+        self.server_share_us.extend(other.server_share_us);
         self.requests += other.requests;
         self.records += other.records;
         self.bytes += other.bytes;

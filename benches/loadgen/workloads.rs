@@ -510,6 +510,32 @@ struct ConsumerCtx {
     written: Arc<AtomicU64>,
     read: Arc<AtomicU64>,
     grace_until_us: Arc<AtomicU64>,
+    acks: Arc<AckBook>,
+}
+
+/// When each produce-consume PutRecords request was acknowledged (µs since the anchor), by
+/// the request id the writer puts in each record's header. It lets a consumer tell the wait
+/// for its own next poll, which no server can shorten, from the time the server takes.
+#[derive(Default)]
+struct AckBook {
+    acked_us: std::sync::Mutex<Vec<u64>>,
+    next_id: AtomicU64,
+}
+
+impl AckBook {
+    fn next_id(&self) -> u32 {
+        // Ids wrap after 4 billion requests: far beyond any bounded run.
+        self.next_id.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    fn acked(&self, id: u32, at_us: u64) {
+        let mut v = self.acked_us.lock().unwrap_or_else(|p| p.into_inner());
+        let i = id as usize;
+        if v.len() <= i {
+            v.resize(i + 1, 0);
+        }
+        v[i] = at_us;
+    }
 }
 
 async fn consume_shard(c: ConsumerCtx) -> Recorder {
@@ -550,6 +576,7 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                     rec.fail("BadAnswer", 1);
                     break;
                 };
+                let acks = c.acks.acked_us.lock().unwrap_or_else(|p| p.into_inner());
                 for r in &out.records {
                     rec.bytes += decoded_len(&r.data);
                     let Some(head) = r.data.get(..24).and_then(|h| B64.decode_to_vec(h).ok())
@@ -560,21 +587,26 @@ async fn consume_shard(c: ConsumerCtx) -> Recorder {
                         continue;
                     }
                     let sent_us = u64::from_le_bytes(head[4..12].try_into().unwrap());
-                    rec.e2e_us
-                        .push(now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32);
-                    // The first poll issued at or after the send: what any poller had to
-                    // wait for, whatever the broker does.
-                    // A record sent while this very poll was in flight counts from its send.
-                    let mut first = sent_us;
-                    for &t in issued.iter().rev() {
-                        if t < sent_us {
-                            break;
+                    let id = u32::from_le_bytes(head[12..16].try_into().unwrap());
+                    let e2e = now_us.saturating_sub(sent_us);
+                    rec.e2e_us.push(e2e.min(u32::MAX as u64) as u32);
+                    // The poller's own wait: from the write's acknowledgement to the first
+                    // poll issued after it. A record read before its acknowledgement reached
+                    // the writer (visible as soon as appended) had no such wait.
+                    let ack_us = acks.get(id as usize).copied().unwrap_or(0);
+                    let mut poll_wait = 0;
+                    if ack_us != 0 {
+                        for &t in issued.iter().rev() {
+                            if t < ack_us {
+                                break;
+                            }
+                            poll_wait = t - ack_us;
                         }
-                        first = t;
                     }
-                    rec.after_poll_us
-                        .push(now_us.saturating_sub(first).min(u32::MAX as u64) as u32);
+                    rec.server_share_us
+                        .push(e2e.saturating_sub(poll_wait).min(u32::MAX as u64) as u32);
                 }
+                drop(acks);
                 let n = out.records.len() as u64;
                 rec.records += n;
                 c.read.fetch_add(n, Ordering::Relaxed);
@@ -617,6 +649,7 @@ async fn rate_writer(
     deadline: Instant,
     anchor: Instant,
     seed: u64,
+    acks: Arc<AckBook>,
 ) -> Recorder {
     let tick = Duration::from_millis(10);
     let record_size = record_size.max(HEADER_LEN);
@@ -633,16 +666,20 @@ async fn rate_writer(
         while sent < due && Instant::now() < deadline {
             let n = ((due - sent) as usize).min(max_batch.max(1));
             let sent_us = anchor.elapsed().as_micros() as u64;
+            let id = acks.next_id();
             let body = put_records_body(&stream, n, record_size, keys, &mut rng, |r, d| {
                 d[..4].copy_from_slice(MAGIC);
                 d[4..12].copy_from_slice(&sent_us.to_le_bytes());
-                d[12..16].fill(0);
+                d[12..16].copy_from_slice(&id.to_le_bytes());
                 r.fill(&mut d[HEADER_LEN..]);
             });
             let t0 = Instant::now();
             let result = conn.call("PutRecords", Bytes::from(body), None).await;
             rec.latency(t0.elapsed());
             rec.requests += 1;
+            if result.is_ok() {
+                acks.acked(id, anchor.elapsed().as_micros() as u64);
+            }
             match result {
                 Ok(answer) => count_put_records(&mut rec, &answer, n, record_size),
                 Err(e) => rec.fail(e.kind(), n as u64),
@@ -689,8 +726,8 @@ impl Report {
         if !rec.e2e_us.is_empty() {
             self.set("e2e_ms", percentiles(&mut rec.e2e_us));
             self.set(
-                "e2e_after_first_poll_ms",
-                percentiles(&mut rec.after_poll_us),
+                "e2e_minus_poll_wait_ms",
+                percentiles(&mut rec.server_share_us),
             );
         }
     }
@@ -748,9 +785,9 @@ impl Report {
                 ms(e2e, "p99"),
                 ms(e2e, "max")
             );
-            let ap = g("e2e_after_first_poll_ms");
+            let ap = g("e2e_minus_poll_wait_ms");
             eprintln!(
-                "  after 1st poll  p50 {}  p99 {}  max {}",
+                "  - poll wait     p50 {}  p99 {}  max {}",
                 ms(&ap, "p50"),
                 ms(&ap, "p99"),
                 ms(&ap, "max")
@@ -971,6 +1008,7 @@ async fn run_workload(
             let written = Arc::new(AtomicU64::new(u64::MAX));
             let read = Arc::new(AtomicU64::new(0));
             let grace_until = Arc::new(AtomicU64::new(u64::MAX));
+            let acks = Arc::new(AckBook::default());
             let w = watch(report);
             let mut consumers = tokio::task::JoinSet::new();
             for shard in shard_ids {
@@ -985,6 +1023,7 @@ async fn run_workload(
                     written: written.clone(),
                     read: read.clone(),
                     grace_until_us: grace_until.clone(),
+                    acks: acks.clone(),
                 }));
             }
             // Let the consumers take their iterators before the first record is written.
@@ -1004,6 +1043,7 @@ async fn run_workload(
                     deadline,
                     anchor,
                     i as u64 + 1,
+                    acks.clone(),
                 ));
             }
             let mut wrec = Recorder::default();
@@ -1027,7 +1067,7 @@ async fn run_workload(
             report.set("read_failures", crec.failures_json());
             report.set("read_latency_ms", percentiles(&mut crec.latency_us));
             wrec.e2e_us = std::mem::take(&mut crec.e2e_us);
-            wrec.after_poll_us = std::mem::take(&mut crec.after_poll_us);
+            wrec.server_share_us = std::mem::take(&mut crec.server_share_us);
             report.phase(wrec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
