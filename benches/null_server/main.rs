@@ -329,7 +329,7 @@ impl Kinesis for NullService {
             .map(|_| Record {
                 sequence_number: self.next_seq(),
                 approximate_arrival_timestamp: Some(now),
-                data: Blob(vec![0x5a; size]),
+                data: Blob::from(vec![0x5a; size]),
                 partition_key: Some("pk".into()),
                 encryption_type: None,
             })

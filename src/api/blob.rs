@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize, Serializer};
 /// binary encodings (decided by `is_human_readable`).
 ///
 /// `Debug` prints the length only, so logs never carry record data.
+///
+/// The bytes are `Bytes` so that GetRecords can hand out record data still in the segment's
+/// map ([`storage::SharedData`]) and base64-encode it from there, with no copy per record.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Blob(pub Vec<u8>);
+pub struct Blob(pub bytes::Bytes);
 
 impl std::fmt::Debug for Blob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,7 +37,13 @@ impl Blob {
 
 impl From<Vec<u8>> for Blob {
     fn from(v: Vec<u8>) -> Self {
-        Blob(v)
+        Blob(v.into())
+    }
+}
+
+impl From<storage::SharedData> for Blob {
+    fn from(data: storage::SharedData) -> Self {
+        Blob(bytes::Bytes::from_owner(data))
     }
 }
 
@@ -44,15 +53,26 @@ impl Serialize for Blob {
             // Handed to serde_json as an already-quoted raw value: base64 text never needs
             // escaping, and serde_json's string escaper inspects one byte at a time, which
             // made it the largest cost of GetRecords (up to 10 MiB of record data per answer).
-            // `from_string` still checks the text, with serde_json's word-at-a-time scanner.
-            let len = base64_simd::STANDARD.encoded_length(self.0.len()) + 2;
-            let mut quoted = String::with_capacity(len);
-            quoted.push('"');
-            base64_simd::STANDARD.encode_append(&self.0, &mut quoted);
-            quoted.push('"');
-            serde_json::value::RawValue::from_string(quoted)
-                .map_err(serde::ser::Error::custom)?
-                .serialize(serializer)
+            // serde_json still checks the text, with its word-at-a-time scanner. The text is
+            // built in a buffer reused by the thread: a GetRecords answer has up to 10,000.
+            thread_local! {
+                static QUOTED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+            }
+            QUOTED.with(|cell| {
+                // A Blob never serializes another Blob, so the buffer is never borrowed twice;
+                // should that change, fall back to a buffer of its own rather than panic.
+                let mut own = String::new();
+                let mut guard = cell.try_borrow_mut().ok();
+                let quoted: &mut String = guard.as_deref_mut().unwrap_or(&mut own);
+                quoted.clear();
+                quoted.reserve(base64_simd::STANDARD.encoded_length(self.0.len()) + 2);
+                quoted.push('"');
+                base64_simd::STANDARD.encode_append(&self.0, quoted);
+                quoted.push('"');
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(quoted).map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            })
         } else {
             serializer.serialize_bytes(&self.0)
         }
@@ -94,7 +114,7 @@ impl<'de> Deserialize<'de> for Blob {
                 self.visit_bytes(v.as_bytes())
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                decode_base64(v).map(Blob).map_err(E::custom)
+                decode_base64(v).map(Blob::from).map_err(E::custom)
             }
         }
         /// In binary formats the blob is a byte string as it is.
@@ -105,10 +125,10 @@ impl<'de> Deserialize<'de> for Blob {
                 f.write_str("a byte string")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
+                Ok(Blob(bytes::Bytes::copy_from_slice(v)))
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
+                Ok(Blob(v.into()))
             }
         }
         if deserializer.is_human_readable() {
@@ -175,7 +195,7 @@ mod tests {
 
     #[test]
     fn blob_is_quoted_base64_in_json_and_round_trips() {
-        let blob = Blob(b"hello \x00\xff".to_vec());
+        let blob = Blob::from(b"hello \x00\xff".to_vec());
         let json = serde_json::to_string(&blob).unwrap();
         assert_eq!(json, r#""aGVsbG8gAP8=""#);
         // The generic value serializer understands the raw form too.

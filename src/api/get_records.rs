@@ -28,12 +28,12 @@ pub async fn handle(
         .await?;
     let extras = read.stream_extras.clone();
     let mut records = Vec::with_capacity(read.batch.len());
-    for view in read.batch.iter() {
-        let view = view.map_err(crate::broker::Error::from)?;
+    for item in read.batch.iter_shared() {
+        let (view, data) = item.map_err(crate::broker::Error::from)?;
         records.push(Record {
             sequence_number: read.shard.sequence_number(view.arrival_ms, view.offset),
             approximate_arrival_timestamp: Some(Timestamp::from_millis(view.arrival_ms)),
-            data: Blob(view.data.to_vec()),
+            data: Blob::from(data),
             partition_key: Some(String::from_utf8_lossy(view.partition_key).into_owned()),
             encryption_type: extras
                 .encrypted_at(view.arrival_ms)

@@ -46,7 +46,7 @@ mod segment;
 
 pub use error::{Error, Result};
 pub use flusher::{WaitDurable, block_on};
-pub use log::{Appender, Log, ReadBatch};
+pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;
 
 /// When an append counts as durable, i.e. when [`Log::wait_durable`] resolves.

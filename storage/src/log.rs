@@ -205,6 +205,35 @@ impl ReadBatch {
         })
     }
 
+    /// The records as [`ReadBatch::iter`] gives them, each with its data as a [`SharedData`]
+    /// that outlives the batch: a reader can hand the bytes on (into a response body) without
+    /// copying them out of the map.
+    pub fn iter_shared(&self) -> impl Iterator<Item = Result<(RecordView<'_>, SharedData)>> + '_ {
+        self.spans.iter().flat_map(|sp| {
+            let published = sp.seg.published();
+            let base = published.as_ptr() as usize;
+            FrameIter {
+                buf: published.get(sp.start..sp.end).unwrap_or(&[]),
+                pos: sp.start as u64,
+                path: &sp.seg.path,
+                done: false,
+            }
+            .map(move |r| {
+                r.map(|v| {
+                    // `v.data` lies inside `published` (the frame was decoded from it), so the
+                    // difference of the addresses is its position in the segment.
+                    let start = v.data.as_ptr() as usize - base;
+                    let shared = SharedData {
+                        seg: sp.seg.clone(),
+                        start,
+                        end: start + v.data.len(),
+                    };
+                    (v, shared)
+                })
+            })
+        })
+    }
+
     /// Offset after the last returned record: where the next read continues. For an empty
     /// batch, the offset the read started from (raised to the log's first offset).
     pub fn next_offset(&self) -> u64 {
@@ -219,6 +248,33 @@ impl ReadBatch {
     /// True if no record was returned.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// One record's data, holding its segment (and so its map) alive: the bytes stay valid after
+/// the [`ReadBatch`] is dropped, and after retention or deletion removed the file. From
+/// [`ReadBatch::iter_shared`].
+#[derive(Clone)]
+pub struct SharedData {
+    seg: Arc<Segment>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for SharedData {
+    fn as_ref(&self) -> &[u8] {
+        // Below the published end when the batch was read, and the published end only grows;
+        // published bytes never change.
+        self.seg
+            .published()
+            .get(self.start..self.end)
+            .unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Debug for SharedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedData({} bytes)", self.end - self.start)
     }
 }
 

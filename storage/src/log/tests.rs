@@ -1691,3 +1691,29 @@ fn try_appender_refuses_while_writer_held() {
     drop(free);
     assert_eq!(log.bounds().next_offset, 3);
 }
+
+/// Shared data stays readable, and unchanged, after its batch is dropped, after more appends
+/// and rolls, and after the log deleted its files: it holds the segment's map.
+#[test]
+fn shared_data_outlives_batch_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("log"), opts(256, 64)).unwrap();
+    fill(&log, 20, 1_000);
+    let batch = log.read(0, 100, usize::MAX).unwrap();
+    let shared: Vec<(u64, SharedData)> = batch
+        .iter_shared()
+        .map(|r| r.map(|(v, d)| (v.offset, d)))
+        .collect::<Result<_>>()
+        .unwrap();
+    assert_eq!(shared.len(), 20);
+    drop(batch);
+    fill(&log, 30, 2_000);
+    log.delete().unwrap();
+    for (offset, data) in &shared {
+        assert_eq!(
+            data.as_ref(),
+            payload(*offset).as_slice(),
+            "offset {offset}"
+        );
+    }
+}

@@ -143,7 +143,7 @@ fn nested_list_member_paths_are_one_based() {
 #[test]
 fn blob_too_long() {
     let mut input: PutRecordsInput = decode(r#"{"StreamName": "s", "Records": [{"PartitionKey": "a"}]}"#);
-    input.records.as_mut().unwrap()[0].data = Some(Blob(vec![0; 10 * 1024 * 1024 + 1]));
+    input.records.as_mut().unwrap()[0].data = Some(Blob::from(vec![0; 10 * 1024 * 1024 + 1]));
     assert_eq!(
         message(&input),
         "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=10485761 cap=10485761]' \
