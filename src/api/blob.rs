@@ -105,10 +105,8 @@ fn decode_base64_pooled(text: &[u8]) -> Result<bytes::Bytes, String> {
             *pool = bytes::BytesMut::with_capacity(DECODE_POOL_BYTES);
         }
         pool.resize(len, 0);
-        let decoded = base64_simd::STANDARD
-            .decode(text, base64_simd::AsOut::as_out(&mut pool[..]))
-            .map(|_| ());
-        if decoded.is_err() {
+        let out = base64_simd::AsOut::as_out(&mut pool[..]);
+        if base64_simd::STANDARD.decode(text, out).is_err() {
             pool.clear();
             return decode_base64(text).map(bytes::Bytes::from);
         }

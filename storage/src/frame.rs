@@ -93,8 +93,9 @@ pub(crate) fn encode(out: &mut Vec<u8>, offset: u64, arrival_ms: i64, r: &Record
         None => NO_EHK,
     };
     let start = out.len();
-    let body_len = (frame_len(r) - PREFIX_BYTES) as u32;
-    out.reserve(frame_len(r));
+    let len = frame_len(r);
+    let body_len = (len - PREFIX_BYTES) as u32;
+    out.reserve(len);
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // the CRC, once the body is there
     out.extend_from_slice(&offset.to_le_bytes());

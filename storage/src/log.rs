@@ -192,17 +192,27 @@ struct Span {
     end: usize,
 }
 
+impl Span {
+    fn frames(&self) -> FrameIter<'_> {
+        FrameIter {
+            buf: self
+                .seg
+                .published()
+                .get(self.start..self.end)
+                .unwrap_or(&[]),
+            pos: self.start as u64,
+            path: &self.seg.path,
+            done: false,
+        }
+    }
+}
+
 impl ReadBatch {
     /// The records, oldest first, as borrowed views into the map. Each frame was CRC-checked by
     /// [`Log::read`]; an `Err` item can only come from a defect in this crate, and ends the
     /// iteration.
     pub fn iter(&self) -> impl Iterator<Item = Result<RecordView<'_>>> + '_ {
-        self.spans.iter().flat_map(|sp| FrameIter {
-            buf: sp.seg.published().get(sp.start..sp.end).unwrap_or(&[]),
-            pos: sp.start as u64,
-            path: &sp.seg.path,
-            done: false,
-        })
+        self.spans.iter().flat_map(Span::frames)
     }
 
     /// The records as [`ReadBatch::iter`] gives them, each with its data as a [`SharedData`]
@@ -210,17 +220,10 @@ impl ReadBatch {
     /// copying them out of the map.
     pub fn iter_shared(&self) -> impl Iterator<Item = Result<(RecordView<'_>, SharedData)>> + '_ {
         self.spans.iter().flat_map(|sp| {
-            let published = sp.seg.published();
-            let base = published.as_ptr() as usize;
-            FrameIter {
-                buf: published.get(sp.start..sp.end).unwrap_or(&[]),
-                pos: sp.start as u64,
-                path: &sp.seg.path,
-                done: false,
-            }
-            .map(move |r| {
+            let base = sp.seg.published().as_ptr() as usize;
+            sp.frames().map(move |r| {
                 r.map(|v| {
-                    // `v.data` lies inside `published` (the frame was decoded from it), so the
+                    // `v.data` lies inside the published bytes (the frame was decoded from them), so the
                     // difference of the addresses is its position in the segment.
                     let start = v.data.as_ptr() as usize - base;
                     let shared = SharedData {
