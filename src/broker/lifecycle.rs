@@ -225,6 +225,7 @@ impl Broker {
                     log: Arc::new(log),
                     throttle: Default::default(),
                     demand: Default::default(),
+                    tail: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -275,6 +276,7 @@ impl Broker {
             removed
         };
         drop(removed);
+        self.fanout.consumers_changed();
         let dir = self.stream_dir(uid);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound

@@ -8,6 +8,7 @@ pub mod autoscale;
 pub mod catalog;
 pub mod clock;
 mod error;
+pub mod fanout;
 pub mod faults;
 pub mod hash;
 pub mod iterator;
@@ -104,6 +105,8 @@ pub struct Broker {
     accounts: Mutex<BTreeMap<String, catalog::AccountSettings>>,
     /// Tells background tasks (lifecycle timers) to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Live fan-out subscriptions and the consumer-change notifier.
+    fanout: fanout::FanOut,
     /// Which shard group the next PutRecords appends first (see [`Broker::put`]).
     put_rotation: std::sync::atomic::AtomicUsize,
 }
@@ -186,6 +189,7 @@ impl Broker {
                 ..Default::default()
             }),
             shutdown,
+            fanout: Default::default(),
             put_rotation: Default::default(),
         });
         broker.restore(stored)?;
@@ -249,6 +253,7 @@ impl Broker {
                     log: Arc::new(log),
                     throttle: Default::default(),
                     demand: Default::default(),
+                    tail: Default::default(),
                 }));
             }
             let mut state = StreamState {

@@ -203,6 +203,10 @@ impl Broker {
             }
             return Err(e);
         }
+        // Readers waiting at the parents' tails learn that their shard ended and has children.
+        for shard in &closed {
+            shard.tail.changed();
+        }
         tracing::info!(stream = %stream.key.name, "resharded");
         Ok(())
     }
@@ -233,6 +237,7 @@ impl Broker {
             log: Arc::new(log),
             throttle: Default::default(),
             demand: Default::default(),
+            tail: Default::default(),
         }))
     }
 

@@ -53,6 +53,8 @@ pub struct Shard {
     pub throttle: super::throttle::ShardThrottle,
     /// Write demand since the autoscaler last looked.
     pub demand: super::autoscale::Demand,
+    /// Wakes readers waiting at the shard's tail (fan-out sessions) on each append and close.
+    pub tail: super::fanout::Tail,
 }
 
 impl std::fmt::Debug for Shard {

@@ -279,6 +279,7 @@ impl Broker {
         drop(gate);
         match appended {
             Ok(appended) => {
+                shard.tail.published(appended.next_offset);
                 for (k, &p) in positions.iter().enumerate() {
                     results[p] = Some(Ok(Written {
                         shard_id: shard.id.clone(),
