@@ -164,6 +164,9 @@ pub struct Config {
     /// retention and iterator expiry without waiting; also adjustable through
     /// `/_broker/clock`.
     pub clock_offset_ms: i64,
+    /// How long a SubscribeToShard subscription lasts before it ends cleanly and the client
+    /// subscribes again. Default 5 minutes, as on AWS; tests shorten it.
+    pub subscription_lifetime: Duration,
 }
 
 impl Config {
@@ -186,6 +189,7 @@ impl Config {
             faults: Default::default(),
             on_demand_scale_interval: Duration::from_secs(60),
             clock_offset_ms: 0,
+            subscription_lifetime: Duration::from_secs(300),
         }
     }
 
@@ -401,6 +405,15 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: i64,
+
+    /// How long a SubscribeToShard subscription lasts, in ms (AWS: 5 minutes); the client
+    /// then subscribes again from its continuation sequence number.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_SUBSCRIPTION_LIFETIME_MS",
+        default_value_t = 300_000
+    )]
+    pub subscription_lifetime_ms: u64,
 }
 
 impl Args {
@@ -429,6 +442,7 @@ impl Args {
                 self.on_demand_scale_interval_ms.max(1),
             ),
             clock_offset_ms: self.clock_offset_ms,
+            subscription_lifetime: Duration::from_millis(self.subscription_lifetime_ms.max(1)),
         })
     }
 }

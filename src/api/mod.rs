@@ -11,6 +11,7 @@ mod codec;
 pub mod common;
 mod context;
 mod error;
+pub mod event_stream;
 pub mod generated;
 pub mod pagination;
 
@@ -32,6 +33,7 @@ mod put_records;
 mod resharding;
 mod resource_policy;
 mod retention;
+mod subscribe_to_shard;
 mod tags;
 mod update_max_record_size;
 mod warm_throughput;
@@ -42,6 +44,7 @@ pub use blob::{Blob, Timestamp};
 pub use codec::Codec;
 pub use context::RequestContext;
 pub use error::ApiError;
+pub use event_stream::EventStream;
 pub use generated::ErrorCode;
 use generated::*;
 pub use generated::{Kinesis, Operation, dispatch};
@@ -192,6 +195,14 @@ impl Kinesis for Service {
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ApiError> {
         get_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn subscribe_to_shard(
+        &self,
+        ctx: &RequestContext,
+        input: SubscribeToShardInput,
+    ) -> Result<SubscribeToShardOutput, ApiError> {
+        subscribe_to_shard::handle(&self.broker, ctx, input).await
     }
 
     async fn increase_stream_retention_period(

@@ -71,6 +71,8 @@ struct Settings {
     on_demand_stream_limit: u32,
     limits: throttle::Limits,
     log_options: storage::LogOptions,
+    /// How long a SubscribeToShard subscription lasts (AWS: 5 minutes).
+    subscription_lifetime: Duration,
 }
 
 /// All streams, by uid and by key.
@@ -169,6 +171,7 @@ impl Broker {
                 multiplier: config.throughput_multiplier,
             },
             log_options,
+            subscription_lifetime: config.subscription_lifetime,
         };
         let iterators = IteratorCodec::new(load_or_create_secret(&data_dir)?);
         let catalog = CatalogStore::open(&data_dir.join(CATALOG_FILE))?;

@@ -19,6 +19,15 @@ pub enum Position {
     AtOffset(u64),
     /// Just after this offset.
     AfterOffset(u64),
+    /// Just after the record a sequence number names: the record at `offset` if it arrived
+    /// at `arrival_ms`, else `offset` itself (a shard's starting sequence number names no
+    /// record, and AFTER it is the first record, as on AWS).
+    AfterRecord {
+        /// The offset the sequence number encodes.
+        offset: u64,
+        /// The arrival time it encodes.
+        arrival_ms: i64,
+    },
     /// The first record that arrived at or after this time (ms).
     AtTimestamp(i64),
 }
@@ -91,6 +100,22 @@ impl Broker {
                 account: stream.key.account.clone(),
             });
         }
+        let offset = self.resolve_position(stream, shard, position)?;
+        Ok(self.iterators.encode(&ShardIterator {
+            stream_uid: stream.uid,
+            shard_index: shard.index,
+            offset,
+            issued_ms: self.clock.now_ms(),
+        }))
+    }
+
+    /// The offset a position names in a shard, between its trim horizon and its end.
+    pub(super) fn resolve_position(
+        &self,
+        stream: &Stream,
+        shard: &Shard,
+        position: Position,
+    ) -> Result<u64> {
         let end = Self::shard_end(shard);
         let horizon = self.trim_horizon(stream, shard)?;
         let offset = match position {
@@ -98,14 +123,23 @@ impl Broker {
             Position::Latest => end,
             Position::AtOffset(o) => o.max(horizon).min(end),
             Position::AfterOffset(o) => o.saturating_add(1).max(horizon).min(end),
+            Position::AfterRecord { offset, arrival_ms } => {
+                let named = shard
+                    .log
+                    .read(offset, 1, usize::MAX)?
+                    .iter()
+                    .filter_map(|r| r.ok())
+                    .any(|r| r.offset == offset && r.arrival_ms == arrival_ms);
+                let after = if named || offset >= end {
+                    offset.saturating_add(1)
+                } else {
+                    offset
+                };
+                after.max(horizon).min(end)
+            }
             Position::AtTimestamp(t) => shard.log.offset_at_time(t)?.max(horizon).min(end),
         };
-        Ok(self.iterators.encode(&ShardIterator {
-            stream_uid: stream.uid,
-            shard_index: shard.index,
-            offset,
-            issued_ms: self.clock.now_ms(),
-        }))
+        Ok(offset)
     }
 
     /// [`Broker::get_records`] after the faults configured for the iterator's stream.

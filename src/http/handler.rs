@@ -65,6 +65,8 @@ pub struct Reply {
     pub id_2: bool,
     /// The error type, for the log line.
     pub error: Option<&'static str>,
+    /// A SubscribeToShard answer: the events that follow `body` (its initial response).
+    pub events: Option<(WireFormat, crate::api::EventStream)>,
 }
 
 impl Reply {
@@ -76,7 +78,19 @@ impl Reply {
             headers: HeaderMap::new(),
             id_2: true,
             error: None,
+            events: None,
         }
+    }
+
+    /// An event-stream answer: the initial response, then each event as it comes.
+    fn events(format: WireFormat, events: crate::api::EventStream) -> Self {
+        let mut reply = Self::new(
+            StatusCode::OK,
+            Some(crate::protocol::eventstream::CONTENT_TYPE),
+            format.initial_response(),
+        );
+        reply.events = Some((format, events));
+        reply
     }
 
     /// An AWS error in `format`, with its code's status.
@@ -185,6 +199,13 @@ pub async fn respond<K: Kinesis>(
         region: caller.region,
         request_id: ids.request_id.clone(),
     };
+    if operation == Operation::SubscribeToShard {
+        // The only operation whose answer is a stream of events rather than one body.
+        return match format.subscribe(service, &ctx, &body).await {
+            Ok(events) => Reply::events(format, events),
+            Err(err) => Reply::error(format, &err),
+        };
+    }
     match format.dispatch(service, &ctx, operation, &body).await {
         Ok(out) => Reply::new(StatusCode::OK, Some(format.content_type()), out),
         Err(err) => Reply::error(format, &err),
@@ -277,7 +298,11 @@ fn cors_preflight(request: &HeaderMap) -> Reply {
 /// Adds the headers every answer carries: request ids, CORS (when the request had an
 /// `Origin`), content type. hyper adds `Content-Length` and `Date`.
 pub fn finish(reply: Reply, cors: bool, ids: &RequestIds) -> hyper::Response<super::ReplyBody> {
-    let mut response = hyper::Response::new(super::ReplyBody::new(reply.body));
+    let mut body = super::ReplyBody::new(reply.body);
+    if let Some((format, events)) = reply.events {
+        body.stream_events(format, events);
+    }
+    let mut response = hyper::Response::new(body);
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
     *headers = reply.headers;

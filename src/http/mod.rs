@@ -412,6 +412,8 @@ async fn read_body(body: &mut Incoming) -> Result<Bytes, BodyError> {
 pub struct ReplyBody {
     data: Option<Bytes>,
     drain: Option<Drain>,
+    /// SubscribeToShard: events framed as they arrive, after `data` (the initial response).
+    events: Option<(WireFormat, crate::api::EventStream)>,
 }
 
 /// The rest of a refused request body, being read and dropped.
@@ -430,7 +432,15 @@ impl ReplyBody {
         Self {
             data: Some(data).filter(|d| !d.is_empty()),
             drain: None,
+            events: None,
         }
+    }
+
+    /// After the data, streams `events` in the event-stream framing until they end. Polled
+    /// only as fast as the connection sends (HTTP/2 flow control, the socket's buffer), so
+    /// a consumer that stops reading stops its session at its small event buffer.
+    pub fn stream_events(&mut self, format: WireFormat, events: crate::api::EventStream) {
+        self.events = Some((format, events));
     }
 
     /// Ends the response only once `request` has ended or `budget` bytes of it have been
@@ -481,6 +491,16 @@ impl Body for ReplyBody {
         if let Some(data) = this.data.take() {
             return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
         }
+        if let Some((format, events)) = this.events.as_mut() {
+            match events.poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let frame = Bytes::from(format.event_message(&item));
+                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(frame))));
+                }
+                Poll::Ready(None) => this.events = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         if let Some(drain) = this.drain.as_mut() {
             std::task::ready!(drain.poll_done(cx));
             this.drain = None;
@@ -489,10 +509,14 @@ impl Body for ReplyBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.drain.is_none()
+        self.data.is_none() && self.drain.is_none() && self.events.is_none()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.events.is_some() {
+            // Unknown length: HTTP/1.1 sends it chunked, HTTP/2 as DATA frames until the end.
+            return hyper::body::SizeHint::default();
+        }
         match (&self.data, &self.drain) {
             // Unknown length: an exact one would let hyper end the response (and drop
             // this body, draining or not) as soon as the answer's bytes are written.

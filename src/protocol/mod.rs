@@ -6,9 +6,12 @@
 //! `http` or to any operation.
 
 pub mod error;
+pub mod eventstream;
 pub mod json;
 
-use crate::api::{ApiError, ErrorCode, Kinesis, Operation, RequestContext};
+use crate::api::event_stream::EventItem;
+use crate::api::generated::{SubscribeToShardInput, Validate};
+use crate::api::{ApiError, Codec, ErrorCode, EventStream, Kinesis, Operation, RequestContext};
 pub use json::JsonCodec;
 
 /// `application/x-amz-json-1.1`: the content type of every AWS SDK's Kinesis requests.
@@ -107,13 +110,56 @@ impl WireFormat {
             Self::Json11 | Self::Json10 => {
                 crate::api::dispatch(service, ctx, op, &JsonCodec, body).await
             }
-            Self::Cbor11 => Err(ApiError::new(
-                ErrorCode::NotImplementedException,
-                "kinesis-broker does not speak application/x-amz-cbor-1.1 yet; use JSON \
-                 (Java SDK: set AWS_CBOR_DISABLE=true or -Daws.cborEnabled=false).",
-            )),
+            Self::Cbor11 => Err(cbor_not_implemented()),
         }
     }
+
+    /// Decodes a SubscribeToShard request and starts the subscription: its events follow
+    /// [`WireFormat::initial_response`], each framed by [`WireFormat::event_message`].
+    pub async fn subscribe<K: Kinesis>(
+        self,
+        service: &K,
+        ctx: &RequestContext,
+        body: &[u8],
+    ) -> Result<EventStream, ApiError> {
+        match self {
+            Self::Json11 | Self::Json10 => {
+                let input: SubscribeToShardInput = JsonCodec.decode(body)?;
+                input.validate()?;
+                Ok(service.subscribe_to_shard(ctx, input).await?.event_stream)
+            }
+            Self::Cbor11 => Err(cbor_not_implemented()),
+        }
+    }
+
+    /// The first message of a SubscribeToShard answer (an empty `initial-response`, as
+    /// AWS sends it to the JSON protocols).
+    pub fn initial_response(self) -> Vec<u8> {
+        eventstream::event("initial-response", self.content_type(), b"{}")
+    }
+
+    /// One subscription event or the exception that ends the subscription, framed.
+    pub fn event_message(self, item: &EventItem) -> Vec<u8> {
+        match item {
+            Ok(event) => eventstream::event(
+                "SubscribeToShardEvent",
+                self.content_type(),
+                &JsonCodec.encode(event),
+            ),
+            Err(err) => {
+                let payload = serde_json::json!({ "message": err.message }).to_string();
+                eventstream::exception(err.code.as_str(), self.content_type(), payload.as_bytes())
+            }
+        }
+    }
+}
+
+fn cbor_not_implemented() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotImplementedException,
+        "kinesis-broker does not speak application/x-amz-cbor-1.1 yet; use JSON \
+         (Java SDK: set AWS_CBOR_DISABLE=true or -Daws.cborEnabled=false).",
+    )
 }
 
 #[cfg(test)]

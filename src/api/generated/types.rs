@@ -2755,8 +2755,12 @@ pub struct SubscribeToShardEvent {
     #[serde(rename = "Records")]
     pub records: Vec<Record>,
     /// Use this as SequenceNumber in the next call to SubscribeToShard, with StartingPosition set to AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER.
-    #[serde(rename = "ContinuationSequenceNumber")]
-    pub continuation_sequence_number: String,
+    #[serde(
+        rename = "ContinuationSequenceNumber",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub continuation_sequence_number: Option<String>,
     /// The number of milliseconds the read records are from the tip of the stream, indicating how far behind current time the consumer is.
     #[serde(rename = "MillisBehindLatest")]
     pub millis_behind_latest: i64,
@@ -2797,9 +2801,12 @@ pub struct SubscribeToShardInput {
     pub dry_run: Option<bool>,
 }
 
-/// Placeholder: member `EventStream` (the event stream) is served by hand-written code.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SubscribeToShardOutput {}
+/// Placeholder: member `EventStream` (the event stream) is produced by hand-written code.
+#[derive(Debug)]
+pub struct SubscribeToShardOutput {
+    /// The events, in order.
+    pub event_stream: crate::api::EventStream,
+}
 
 /// Metadata assigned to the stream or consumer, consisting of a key-value pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

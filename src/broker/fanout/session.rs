@@ -1,5 +1,462 @@
-//! SubscribeToShard sessions.
+//! SubscribeToShard sessions: one registered consumer reading one shard by push.
+//!
+//! A [`Subscription`] is a cursor on a shard that waits at the shard's tail notifier
+//! instead of polling. Each [`Subscription::next`] returns one event's worth of records as
+//! soon as the log has any past the cursor (the producer's append wakes it), an empty
+//! heartbeat when the shard has been quiet for [`HEARTBEAT_INTERVAL`], the shard's children
+//! once a closed shard is read to its end, or the reason the session ended.
+//!
+//! AWS's rules, as its SubscribeToShard documentation states them:
+//! - a subscription lasts 5 minutes (`Config::subscription_lifetime`), then ends cleanly
+//!   and the client subscribes again from its continuation sequence number;
+//! - a second subscription of the same consumer to the same shard within 5 seconds of a
+//!   successful call is refused (`ResourceInUseException`); after that it takes over and
+//!   the older one ends with that error;
+//! - each consumer reads each shard at up to 2 MiB/s, independently of other consumers
+//!   and of GetRecords.
+//!
+//! No session owns a task: the caller drives `next()`, so a client that goes away drops
+//! the session and with it its slot's liveness; nothing is left behind.
 
-/// Live subscriptions (filled in with SubscribeToShard).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::super::catalog::{StreamExtras, StreamStatus};
+use super::super::read::Position;
+use super::super::stream::{Shard, Stream};
+use super::super::throttle::SHARD_READ_BYTES_PER_SEC;
+use super::super::{Broker, Error};
+
+/// How long after a successful SubscribeToShard the same consumer and shard are refused.
+pub const RESUBSCRIBE_WINDOW_MS: i64 = 5_000;
+/// How often a quiet subscription gets an event with no records, so clients see it is
+/// alive (and learn `MillisBehindLatest`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Most records in one event (GetRecords' own maximum).
+pub const MAX_EVENT_RECORDS: usize = 10_000;
+/// Most record bytes in one event: 1 MiB, half a second of a consumer's 2 MiB/s, so a
+/// catching-up consumer gets steady events rather than a few huge ones.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Live subscriptions by (consumer ARN, stream uid, shard index).
 #[derive(Debug, Default)]
-pub struct Sessions {}
+pub struct Sessions {
+    slots: Mutex<HashMap<SlotKey, Slot>>,
+}
+
+type SlotKey = (String, u64, u32);
+
+#[derive(Debug)]
+struct Slot {
+    /// Broker-clock time of the successful call that made this slot.
+    started_ms: i64,
+    /// Set to true when a newer subscription takes over.
+    taken_over: watch::Sender<bool>,
+}
+
+impl Sessions {
+    /// Claims the (consumer, shard) pair for a new subscription at `now_ms`, ending the
+    /// older one if it is past the 5-second window. `window_ms` is that window.
+    fn claim(&self, key: SlotKey, now_ms: i64, window_ms: i64) -> Option<watch::Receiver<bool>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget slots whose window has passed and whose session is gone, so the table
+        // holds only pairs subscribed to now or in the last few seconds.
+        slots.retain(|_, s| now_ms - s.started_ms < window_ms || s.taken_over.receiver_count() > 0);
+        if let Some(old) = slots.get(&key)
+            && now_ms - old.started_ms < window_ms
+        {
+            return None;
+        }
+        let (taken_over, rx) = watch::channel(false);
+        if let Some(old) = slots.insert(
+            key,
+            Slot {
+                started_ms: now_ms,
+                taken_over,
+            },
+        ) {
+            old.taken_over.send_replace(true);
+        }
+        Some(rx)
+    }
+
+    /// Live subscriptions (receivers still held).
+    pub fn live(&self) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .values()
+            .filter(|s| s.taken_over.receiver_count() > 0)
+            .count()
+    }
+}
+
+/// Why a subscription could not start or stopped.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Another subscription of this consumer to this shard started less than 5 s ago, or
+    /// (for a running session) a newer one took over.
+    InUse,
+    /// The consumer was deregistered (or is no longer ACTIVE).
+    ConsumerGone,
+    /// The stream was deleted.
+    StreamGone,
+    /// Reading the shard failed.
+    Broker(Error),
+}
+
+impl From<Error> for SessionError {
+    fn from(e: Error) -> Self {
+        SessionError::Broker(e)
+    }
+}
+
+/// One event's worth of a subscription.
+pub struct Delivery {
+    /// The shard read.
+    pub shard: Arc<Shard>,
+    /// The records (empty for a heartbeat or the end of a closed shard).
+    pub batch: Option<storage::ReadBatch>,
+    /// The sequence number to resubscribe after (`AFTER_SEQUENCE_NUMBER`); `None` in the
+    /// last event of a closed shard.
+    pub continuation: Option<String>,
+    /// How far behind the newest record the cursor is.
+    pub millis_behind_latest: i64,
+    /// At the end of a closed shard: its children.
+    pub child_shards: Option<Vec<Arc<Shard>>>,
+    /// The stream's settings (records report whether they were written encrypted).
+    pub stream_extras: StreamExtras,
+}
+
+/// What a subscription reads and who it serves.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The stream.
+    pub stream: Arc<Stream>,
+    /// The shard.
+    pub shard: Arc<Shard>,
+    /// The consumer's ARN.
+    pub consumer_arn: String,
+    /// The consumer's creation time: identifies this registration of its name.
+    pub consumer_created_ms: i64,
+    /// Where to start.
+    pub position: Position,
+}
+
+/// A running subscription; see the module documentation.
+pub struct Subscription {
+    broker: Arc<Broker>,
+    target: Target,
+    next_offset: u64,
+    /// The continuation sequence number (last record delivered, or the position before).
+    continuation: String,
+    tail: watch::Receiver<u64>,
+    consumers: watch::Receiver<u64>,
+    taken_over: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    ends_at: Instant,
+    next_heartbeat: Instant,
+    bucket: Option<ReadBucket>,
+    /// The first event goes out at once, records or not (clients learn the continuation).
+    sent_first: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("consumer", &self.target.consumer_arn)
+            .field("shard", &self.target.shard.id)
+            .field("next_offset", &self.next_offset)
+            .finish()
+    }
+}
+
+/// Bytes a consumer may read from a shard: 2 MiB/s with one second of burst; a read may
+/// overdraw it and the next waits until it is repaid (as GetRecords' bucket does).
+#[derive(Debug)]
+struct ReadBucket {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl ReadBucket {
+    fn new(multiplier: f64) -> Self {
+        let rate = SHARD_READ_BYTES_PER_SEC * multiplier;
+        Self {
+            rate,
+            tokens: rate,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// When reading may go on: now, or once the debt is repaid.
+    fn ready_at(&mut self) -> Instant {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+        self.refilled = now;
+        if self.tokens > 0.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
+}
+
+impl Broker {
+    /// Starts a subscription of a consumer to a shard, or refuses it within the 5-second
+    /// window of the previous one. The caller has checked the consumer is ACTIVE and the
+    /// shard belongs to the stream.
+    pub fn subscribe(self: &Arc<Self>, target: Target) -> Result<Subscription, SessionError> {
+        let now = self.clock.now_ms();
+        let lifetime = self.settings.subscription_lifetime;
+        // A subscription shorter than the window (tests shorten it) could otherwise never
+        // be renewed when it ends.
+        let window = RESUBSCRIBE_WINDOW_MS.min(lifetime.as_millis() as i64);
+        let next_offset = self.resolve_position(&target.stream, &target.shard, target.position)?;
+        let continuation = self.sequence_before(&target.shard, next_offset)?;
+        let key = (
+            target.consumer_arn.clone(),
+            target.stream.uid,
+            target.shard.index,
+        );
+        let taken_over = self
+            .fanout
+            .sessions
+            .claim(key, now, window)
+            .ok_or(SessionError::InUse)?;
+        let start = Instant::now();
+        let limits = self.settings.limits;
+        Ok(Subscription {
+            broker: self.clone(),
+            tail: target.shard.tail.watch(),
+            consumers: self.fanout.watch_consumers(),
+            shutdown: self.shutdown.subscribe(),
+            taken_over,
+            next_offset,
+            continuation,
+            ends_at: start + lifetime,
+            next_heartbeat: start + HEARTBEAT_INTERVAL,
+            bucket: limits.enabled.then(|| ReadBucket::new(limits.multiplier)),
+            sent_first: false,
+            finished: false,
+            target,
+        })
+    }
+
+    /// The sequence number just before `offset` in `shard`, for a continuation: the record
+    /// at `offset - 1`, or the shard's starting sequence number when there is none.
+    fn sequence_before(&self, shard: &Shard, offset: u64) -> Result<String, Error> {
+        if offset == 0 {
+            return Ok(shard.starting_sequence_number());
+        }
+        let batch = shard.log.read(offset - 1, 1, usize::MAX)?;
+        let arrival = batch
+            .iter()
+            .filter_map(|r| r.ok())
+            .find(|r| r.offset == offset - 1)
+            .map(|r| r.arrival_ms)
+            .unwrap_or(shard.created_ms);
+        Ok(shard.sequence_number(arrival, offset - 1))
+    }
+}
+
+impl Broker {
+    /// Whether the stream with this uid is still in the registry (not deleted).
+    fn stream_is_registered(&self, uid: u64) -> bool {
+        self.registry().streams.contains_key(&uid)
+    }
+}
+
+impl Subscription {
+    /// The shard this subscription reads.
+    pub fn shard(&self) -> &Arc<Shard> {
+        &self.target.shard
+    }
+
+    /// The next event, `None` once the subscription is over (its lifetime passed, the
+    /// broker is stopping, or the last event of a closed shard was returned), or the error
+    /// that ended it (returned once; `None` after).
+    pub async fn next(&mut self) -> Option<Result<Delivery, SessionError>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= self.ends_at || *self.shutdown.borrow() {
+                self.finished = true;
+                return None;
+            }
+            if *self.taken_over.borrow() {
+                return self.fail(SessionError::InUse);
+            }
+            if let Err(e) = self.check_still_there() {
+                return self.fail(e);
+            }
+            // Mark what the tail says now as seen: an append after this wakes `changed()`.
+            self.tail.borrow_and_update();
+            match self.read_now() {
+                Err(e) => return self.fail(e.into()),
+                Ok(Some(delivery)) => {
+                    self.sent_first = true;
+                    self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+                    return Some(Ok(delivery));
+                }
+                Ok(None) => {}
+            }
+            if let Some(ready) = self.throttled_until() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(ready) => {}
+                    _ = self.taken_over.changed() => {}
+                    _ = self.consumers.changed() => {}
+                    _ = self.shutdown.changed() => {}
+                }
+                continue;
+            }
+            let wake = self.next_heartbeat.min(self.ends_at);
+            tokio::select! {
+                _ = self.tail.changed() => {}
+                _ = self.consumers.changed() => {}
+                _ = self.taken_over.changed() => {}
+                _ = self.shutdown.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= self.next_heartbeat && Instant::now() < self.ends_at {
+                        self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+                        return Some(Ok(self.empty_event()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: SessionError) -> Option<Result<Delivery, SessionError>> {
+        self.finished = true;
+        Some(Err(e))
+    }
+
+    /// `Some(instant)` while this consumer's read budget on the shard is overdrawn.
+    fn throttled_until(&mut self) -> Option<Instant> {
+        let bucket = self.bucket.as_mut()?;
+        let at = bucket.ready_at();
+        (at > Instant::now()).then_some(at)
+    }
+
+    /// Errors when the consumer was deregistered or the stream deleted since the start.
+    fn check_still_there(&self) -> Result<(), SessionError> {
+        let stream = &self.target.stream;
+        if !self.broker.stream_is_registered(stream.uid) {
+            return Err(SessionError::StreamGone);
+        }
+        if stream.state().status == StreamStatus::Deleting {
+            return Err(SessionError::StreamGone);
+        }
+        match self.broker.consumer_by_arn(
+            &stream.key.account,
+            &stream.key.region,
+            &self.target.consumer_arn,
+        ) {
+            Ok((_, consumer))
+                if consumer.created_ms == self.target.consumer_created_ms
+                    && consumer.status == super::registry::ConsumerStatus::Active =>
+            {
+                Ok(())
+            }
+            _ => Err(SessionError::ConsumerGone),
+        }
+    }
+
+    /// Reads what is past the cursor now, if there is anything to send: records, the end of
+    /// a closed shard, or the first event of the session.
+    fn read_now(&mut self) -> Result<Option<Delivery>, Error> {
+        let broker = self.broker.clone();
+        let stream = self.target.stream.clone();
+        let shard = self.target.shard.clone();
+        let (stream, shard) = (&stream, &shard);
+        let end = Broker::shard_end(shard);
+        let from = self.next_offset.max(broker.trim_horizon(stream, shard)?);
+        if from < end {
+            if self.throttled_until().is_some() {
+                return Ok(None);
+            }
+            let max_records = MAX_EVENT_RECORDS.min((end - from).try_into().unwrap_or(usize::MAX));
+            let batch = shard.log.read(from, max_records, MAX_EVENT_BYTES)?;
+            let mut bytes = 0;
+            let mut last = None;
+            for record in batch.iter().filter_map(|r| r.ok()) {
+                bytes += record.data.len() + record.partition_key.len();
+                last = Some((record.offset, record.arrival_ms));
+            }
+            if let Some(bucket) = self.bucket.as_mut() {
+                bucket.charge(bytes);
+            }
+            self.next_offset = if batch.is_empty() {
+                from
+            } else {
+                batch.next_offset()
+            };
+            if let Some((offset, arrival)) = last {
+                self.continuation = shard.sequence_number(arrival, offset);
+            }
+            let caught_up = self.next_offset >= end;
+            let now = broker.clock.now_ms();
+            let millis_behind_latest = match (caught_up, last) {
+                (true, _) => 0,
+                (false, Some((_, arrival))) => (now - arrival).max(0),
+                (false, None) => 0,
+            };
+            return Ok(Some(Delivery {
+                shard: shard.clone(),
+                batch: Some(batch),
+                continuation: Some(self.continuation.clone()),
+                millis_behind_latest,
+                child_shards: None,
+                stream_extras: stream.state().extras.clone(),
+            }));
+        }
+        self.next_offset = from;
+        if shard.closed().is_some() {
+            // Read to the end of a closed shard: the last event names the children, and the
+            // subscription is over (the client subscribes to the children next).
+            let children: Vec<Arc<Shard>> = stream
+                .state()
+                .shards
+                .iter()
+                .filter(|s| s.parent == Some(shard.index) || s.adjacent_parent == Some(shard.index))
+                .cloned()
+                .collect();
+            self.finished = true;
+            return Ok(Some(Delivery {
+                shard: shard.clone(),
+                batch: None,
+                continuation: None,
+                millis_behind_latest: 0,
+                child_shards: Some(children),
+                stream_extras: stream.state().extras.clone(),
+            }));
+        }
+        if !self.sent_first {
+            return Ok(Some(self.empty_event()));
+        }
+        Ok(None)
+    }
+
+    fn empty_event(&self) -> Delivery {
+        Delivery {
+            shard: self.target.shard.clone(),
+            batch: None,
+            continuation: Some(self.continuation.clone()),
+            millis_behind_latest: 0,
+            child_shards: None,
+            stream_extras: self.target.stream.state().extras.clone(),
+        }
+    }
+}

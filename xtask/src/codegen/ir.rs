@@ -72,8 +72,17 @@ pub struct Struct {
     pub kind: Kind,
     pub doc: Option<String>,
     pub fields: Vec<Field>,
-    /// Set for [`patches::PLACEHOLDER_STRUCTS`]: why the members were dropped.
-    pub placeholder: Option<String>,
+    /// Set for [`patches::PLACEHOLDER_STRUCTS`].
+    pub placeholder: Option<Placeholder>,
+}
+
+/// A structure whose event-stream member is a hand-written type.
+#[derive(Debug)]
+pub struct Placeholder {
+    /// Why the model's member is replaced.
+    pub doc: String,
+    /// The Rust type the struct holds instead.
+    pub ty: String,
 }
 
 #[derive(Debug)]
@@ -162,10 +171,18 @@ impl<'a> Ir<'a> {
                 p.shape
             );
         }
-        for (p, _) in patches::PLACEHOLDER_STRUCTS {
+        for (p, _, _) in patches::PLACEHOLDER_STRUCTS {
             assert!(
                 structs.iter().any(|s| s.name == *p),
                 "placeholder patch for unknown struct {p}"
+            );
+        }
+        for (p, member, _) in patches::OPTIONAL_OUTPUT_MEMBERS {
+            assert!(
+                structs
+                    .iter()
+                    .any(|s| s.name == *p && s.fields.iter().any(|f| f.name == *member)),
+                "optional-member patch for unknown member {p}.{member}"
             );
         }
         let mut names = BTreeSet::new();
@@ -275,7 +292,10 @@ fn reachable(model: &Model, roots: &[String]) -> BTreeSet<String> {
             continue;
         }
         let shape = model.shape(&name);
-        if patches::PLACEHOLDER_STRUCTS.iter().any(|(s, _)| *s == name) {
+        if patches::PLACEHOLDER_STRUCTS
+            .iter()
+            .any(|(s, _, _)| *s == name)
+        {
             continue;
         }
         assert!(
@@ -321,9 +341,9 @@ pub fn ty_of(model: &Model, shape_name: &str) -> Ty {
 fn lower_struct(model: &Model, name: &str, shape: &Shape, kind: Kind) -> Struct {
     let placeholder = patches::PLACEHOLDER_STRUCTS
         .iter()
-        .find(|(s, _)| *s == name);
+        .find(|(s, _, _)| *s == name);
     let mut fields = Vec::new();
-    if let Some((_, member)) = placeholder {
+    if let Some((_, member, _)) = placeholder {
         assert!(
             shape.members.0.len() == 1 && shape.members.get(member).is_some(),
             "placeholder {name}: the model's members changed"
@@ -340,7 +360,10 @@ fn lower_struct(model: &Model, name: &str, shape: &Shape, kind: Kind) -> Struct 
                 rust,
                 shape: member.shape.clone(),
                 ty: ty_of(model, &member.shape),
-                required: shape.required.iter().any(|r| r == m),
+                required: shape.required.iter().any(|r| r == m)
+                    && !patches::OPTIONAL_OUTPUT_MEMBERS
+                        .iter()
+                        .any(|(s, f, _)| *s == name && *f == m),
                 doc: doc_summary(member.documentation.as_deref()),
             });
         }
@@ -350,8 +373,9 @@ fn lower_struct(model: &Model, name: &str, shape: &Shape, kind: Kind) -> Struct 
         kind,
         doc: doc_summary(shape.documentation.as_deref()),
         fields,
-        placeholder: placeholder.map(|(_, m)| {
-            format!("member `{m}` (the event stream) is served by hand-written code")
+        placeholder: placeholder.map(|(_, m, ty)| Placeholder {
+            doc: format!("member `{m}` (the event stream) is produced by hand-written code"),
+            ty: ty.to_string(),
         }),
     }
 }

@@ -48,10 +48,25 @@ pub const ENUM_ORDER: &[EnumOrder] = &[EnumOrder {
 /// the event-stream encoder serializes.
 pub const EXTRA_OUTPUT_STRUCTS: &[&str] = &["SubscribeToShardEvent"];
 
-/// Output structures whose members are replaced by nothing: `SubscribeToShardOutput` holds
-/// only `EventStream` (the event-stream union), which is not a JSON body. The struct stays
-/// so the trait method has a return type; the hand-written event stream fills the gap.
-pub const PLACEHOLDER_STRUCTS: &[(&str, &str)] = &[("SubscribeToShardOutput", "EventStream")];
+/// Output structures whose one member is an event stream, which is not a JSON body:
+/// `(structure, member, Rust type)`. `SubscribeToShardOutput` holds only `EventStream` (the
+/// event-stream union); the generated struct holds the hand-written type that produces the
+/// events instead, and the HTTP layer frames them (`protocol::eventstream`).
+pub const PLACEHOLDER_STRUCTS: &[(&str, &str, &str)] = &[(
+    "SubscribeToShardOutput",
+    "EventStream",
+    "crate::api::EventStream",
+)];
+
+/// Output members the model marks required that AWS leaves out in some answers:
+/// `(structure, member, evidence)`. Such members are `Option`s in the generated type.
+pub const OPTIONAL_OUTPUT_MEMBERS: &[(&str, &str, &str)] = &[(
+    "SubscribeToShardEvent",
+    "ContinuationSequenceNumber",
+    "the last event of a closed shard carries ChildShards and no continuation number: \
+     KCL 2.x FanOutRecordsPublisher treats a null ContinuationSequenceNumber with child shards \
+     as the end of the shard",
+)];
 
 /// Operations whose dispatch arm decodes and validates the input, then answers
 /// `NotImplementedException` instead of calling the trait: they need more than a

@@ -92,7 +92,13 @@ fn emit_struct(s: &mut String, st: &Struct) {
         if st.doc.is_some() {
             s.push_str("///\n");
         }
-        writeln!(s, "/// Placeholder: {p}.").unwrap();
+        writeln!(s, "/// Placeholder: {}.", p.doc).unwrap();
+        s.push_str("#[derive(Debug)]\n");
+        writeln!(s, "pub struct {} {{", st.name).unwrap();
+        writeln!(s, "    /// The events, in order.").unwrap();
+        writeln!(s, "    pub event_stream: {},", p.ty).unwrap();
+        s.push_str("}\n\n");
+        return;
     }
     match st.kind {
         Kind::Input => {
@@ -100,9 +106,6 @@ fn emit_struct(s: &mut String, st: &Struct) {
                 s.push_str("///\n");
             }
             s.push_str("/// Reachable from an operation input: every member is optional here and checked by `Validate`.\n");
-            s.push_str("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]\n");
-        }
-        Kind::Output if st.placeholder.is_some() => {
             s.push_str("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]\n");
         }
         Kind::Output => s.push_str("#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n"),
