@@ -85,6 +85,16 @@ impl Server {
         let (trigger, shutdown) = http::shutdown::channel();
         let admin: std::sync::Arc<dyn api::admin::AdminHandler> =
             std::sync::Arc::new(api::admin::BrokerAdmin::new(broker.clone()));
+        // Subscriptions (SubscribeToShard) end as soon as the shutdown starts, so that the
+        // grace period is spent on requests that can finish, not on 5-minute streams.
+        let mut stopping = shutdown.clone();
+        let fanout_broker = std::sync::Arc::downgrade(&broker);
+        tokio::spawn(async move {
+            stopping.recv().await;
+            if let Some(broker) = fanout_broker.upgrade() {
+                broker.fanout().close();
+            }
+        });
         let serve = tokio::spawn(http::serve_with_admin(
             listener,
             service,

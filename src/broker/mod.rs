@@ -483,9 +483,15 @@ impl Broker {
         .map_err(|e| Error::Catalog(format!("account settings update failed: {e}")))?
     }
 
+    /// The fan-out state: live subscriptions, their shutdown switch.
+    pub fn fanout(&self) -> &fanout::FanOut {
+        &self.fanout
+    }
+
     /// Stops background tasks and flushes every log to disk.
     pub async fn shutdown(self: &Arc<Self>) {
         let _ = self.shutdown.send(true);
+        self.fanout.close();
         let me = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let streams: Vec<Arc<Stream>> = me.registry().streams.values().cloned().collect();

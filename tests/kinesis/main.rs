@@ -11,6 +11,7 @@ mod binary;
 mod bulk;
 mod crash;
 mod errors;
+mod fanout;
 mod lifecycle;
 mod limits;
 mod persistence;

@@ -52,6 +52,9 @@ pub struct FanOut {
     consumer_changes: watch::Sender<u64>,
     /// Subscriptions by (consumer ARN, shard index): the 5-second rule and takeovers.
     pub(super) sessions: session::Sessions,
+    /// Set when the server starts shutting down: subscriptions end at once (cleanly) rather
+    /// than holding their connections through the shutdown grace period.
+    closing: watch::Sender<bool>,
 }
 
 impl Default for FanOut {
@@ -59,6 +62,7 @@ impl Default for FanOut {
         Self {
             consumer_changes: watch::Sender::new(0),
             sessions: Default::default(),
+            closing: watch::Sender::new(false),
         }
     }
 }
@@ -69,6 +73,21 @@ impl FanOut {
     pub fn consumers_changed(&self) {
         self.consumer_changes
             .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Ends every subscription (cleanly) and refuses none: new ones end at once too.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A receiver of [`FanOut::close`].
+    pub fn watch_closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Subscriptions whose session is still alive (for tests and metrics).
+    pub fn live_subscriptions(&self) -> usize {
+        self.sessions.live()
     }
 
     /// A receiver of [`FanOut::consumers_changed`].

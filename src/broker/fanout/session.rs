@@ -240,7 +240,7 @@ impl Broker {
             broker: self.clone(),
             tail: target.shard.tail.watch(),
             consumers: self.fanout.watch_consumers(),
-            shutdown: self.shutdown.subscribe(),
+            shutdown: self.fanout.watch_closing(),
             taken_over,
             next_offset,
             continuation,
