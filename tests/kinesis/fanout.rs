@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError as StreamError;
 use aws_sdk_kinesis::types::{
     ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEvent,
     SubscribeToShardEventStream,
@@ -79,11 +80,13 @@ async fn next_event(rx: &mut Receiver) -> Result<Option<SubscribeToShardEvent>, 
         Ok(Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)))) => Ok(Some(e)),
         Ok(Ok(Some(other))) => panic!("unexpected event {other:?}"),
         Ok(Ok(None)) => Ok(None),
-        Ok(Err(e)) => Err(e
-            .as_service_error()
-            .and_then(|s| s.code())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{e:?}"))),
+        // The SDK types exception events but leaves their metadata's code empty.
+        Ok(Err(e)) => Err(match e.as_service_error() {
+            Some(StreamError::ResourceInUseException(_)) => "ResourceInUseException".into(),
+            Some(StreamError::ResourceNotFoundException(_)) => "ResourceNotFoundException".into(),
+            Some(StreamError::InternalFailureException(_)) => "InternalFailureException".into(),
+            _ => format!("{e:?}"),
+        }),
     }
 }
 

@@ -460,3 +460,147 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::broker::catalog::StreamMode;
+    use crate::broker::stream::StreamKey;
+    use crate::broker::{MIN_SEGMENT_BYTES, PutEntry, hash};
+    use crate::config::Config;
+
+    fn config(dir: &std::path::Path, limits: bool) -> Config {
+        let mut c = Config::new();
+        c.data_dir = dir.to_path_buf();
+        c.create_stream_delay = Duration::ZERO;
+        c.register_consumer_delay = Duration::ZERO;
+        c.segment_bytes = MIN_SEGMENT_BYTES;
+        c.throughput_limits = limits;
+        c
+    }
+
+    fn key() -> StreamKey {
+        StreamKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: "s".into(),
+        }
+    }
+
+    /// Writes `records` records of `size` bytes into a new one-shard stream (limits off).
+    async fn filled(dir: &std::path::Path, records: usize, size: usize) {
+        let broker = Broker::open(&config(dir, false)).unwrap();
+        broker
+            .create_stream(key(), 1, StreamMode::Provisioned, BTreeMap::new())
+            .await
+            .unwrap();
+        let stream = broker.stream(&key()).unwrap();
+        let data = vec![7u8; size];
+        for _ in 0..records {
+            let entry = PutEntry {
+                hash_key: hash::partition_key_hash(b"k"),
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: &data,
+            };
+            broker.put(&stream, &[entry], 0).await.unwrap();
+        }
+        broker.shutdown().await;
+    }
+
+    async fn start(broker: &Arc<Broker>, name: &str, position: Position) -> Subscription {
+        let stream = broker.stream(&key()).unwrap();
+        let consumer = broker
+            .register_consumer(&stream, name.into(), BTreeMap::new())
+            .await
+            .unwrap();
+        let shard = stream.state().shards[0].clone();
+        broker
+            .subscribe(Target {
+                consumer_arn: consumer.arn(&stream.arn()),
+                consumer_created_ms: consumer.created_ms,
+                stream,
+                shard,
+                position,
+            })
+            .unwrap()
+    }
+
+    fn bytes_of(d: &Delivery) -> usize {
+        d.batch
+            .as_ref()
+            .map(|b| {
+                b.iter()
+                    .filter_map(|r| r.ok())
+                    .map(|r| r.data.len() + 1)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_consumer_reads_a_shard_at_two_mib_per_second() {
+        let dir = tempfile::tempdir().unwrap();
+        // 7.8 MiB in 80 records of 100 KiB.
+        filled(dir.path(), 80, 100 * 1024).await;
+        let broker = Broker::open(&config(dir.path(), true)).unwrap();
+        let total = 80 * (100 * 1024 + 1);
+        let mut times = Vec::new();
+        for name in ["a", "b"] {
+            let mut sub = start(&broker, name, Position::TrimHorizon).await;
+            let began = Instant::now();
+            let mut read = 0;
+            while read < total {
+                let d = sub.next().await.unwrap().unwrap();
+                read += bytes_of(&d);
+            }
+            times.push(began.elapsed());
+        }
+        // 7.8 MiB at 2 MiB/s after a one-second (2 MiB) burst, the last read overdrawing by
+        // at most one event (1 MiB): (7.8 - 2 - 1) / 2 = 2.4 s at least, (7.8 - 2) / 2 =
+        // 2.9 s at most, of (virtual) time, for each consumer on its own.
+        for t in &times {
+            assert!(*t >= Duration::from_millis(2_350), "{t:?}");
+            assert!(*t <= Duration::from_millis(3_000), "{t:?}");
+        }
+        // GetRecords' own budget on the shard was not touched by either.
+        let stream = broker.stream(&key()).unwrap();
+        let shard = stream.state().shards[0].clone();
+        assert!(shard.throttle.admit_read(broker.settings.limits));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_limits_a_consumer_drains_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 80, 100 * 1024).await;
+        let broker = Broker::open(&config(dir.path(), false)).unwrap();
+        let mut sub = start(&broker, "a", Position::TrimHorizon).await;
+        let began = Instant::now();
+        let mut read = 0;
+        while read < 80 * (100 * 1024 + 1) {
+            read += bytes_of(&sub.next().await.unwrap().unwrap());
+        }
+        assert!(began.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_shard_gets_a_heartbeat_every_five_seconds_until_the_lifetime_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 0, 1).await;
+        let mut c = config(dir.path(), false);
+        c.subscription_lifetime = Duration::from_secs(12);
+        let broker = Broker::open(&c).unwrap();
+        let mut sub = start(&broker, "a", Position::Latest).await;
+        let began = Instant::now();
+        let mut at = Vec::new();
+        while let Some(d) = sub.next().await {
+            let d = d.unwrap();
+            assert!(bytes_of(&d) == 0 && d.continuation.is_some());
+            at.push(began.elapsed().as_secs());
+        }
+        assert_eq!(at, vec![0, 5, 10]);
+        assert_eq!(began.elapsed(), Duration::from_secs(12));
+    }
+}
