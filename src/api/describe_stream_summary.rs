@@ -40,7 +40,7 @@ pub async fn handle(
             encryption_type: Some(super::encryption::current(&st.extras.encryption_key_id)),
             key_id: st.extras.encryption_key_id.clone(),
             open_shard_count: st.open.len() as i32,
-            consumer_count: Some(0),
+            consumer_count: Some(st.consumers.len() as i32),
             warm_throughput: super::warm_throughput::reported(&st),
             max_record_size_in_kib: Some(st.max_record_size_kib as i32),
             // Channels and queues are newer AWS features no emulator implements.

@@ -161,6 +161,19 @@ async fn records_before_and_after_subscribing_arrive_in_order() {
     drop(rx);
     let later = put(&client, "fan", "later").await;
     let other = register(&client, "fan", "c2").await;
+    let summary = client
+        .describe_stream_summary()
+        .stream_name("fan")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary
+            .stream_description_summary()
+            .unwrap()
+            .consumer_count(),
+        Some(2)
+    );
     let mut rx = subscribe(
         &client,
         &other,
