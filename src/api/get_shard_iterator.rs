@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::api::Timestamp;
 use crate::api::common::stream_key;
 use crate::api::generated::{GetShardIteratorInput, GetShardIteratorOutput, ShardIteratorType};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::sequence::SequenceNumber;
-use crate::broker::stream::{parse_shard_id, shard_id};
+use crate::broker::stream::{Shard, StreamKey, parse_shard_id, shard_id};
 use crate::broker::{Broker, Position};
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref(), shard = input.shard_id.as_deref()))]
@@ -58,40 +59,14 @@ pub async fn handle(
             let Some(starting) = starting else {
                 return Err(wrong_combination("and no StartingSequenceNumber."));
             };
-            let invalid = || {
-                api_error!(
-                    InvalidArgumentException,
-                    "StartingSequenceNumber {starting} used in GetShardIterator on shard {} in stream {} under account {} is invalid.",
-                    shard.id,
-                    key.name,
-                    key.account
-                )
-            };
-            let seq = SequenceNumber::decode(starting).ok_or_else(invalid)?;
-            if seq.arrival_ms as i64 > broker.clock().now_ms() {
-                return Err(invalid());
-            }
-            if seq.shard_index != shard.index {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-                    shard_id(seq.shard_index),
-                    shard.id
-                ));
-            }
-            if (seq.arrival_ms as i64) < shard.created_ms {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "StartingSequenceNumber {starting} used in GetShardIterator on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
-                    shard.id,
-                    key.name,
-                    key.account
-                ));
-            }
+            let seq = checked_sequence(broker, &key, &shard, starting, "GetShardIterator")?;
             if iterator_type == ShardIteratorType::AtSequenceNumber {
                 Position::AtOffset(seq.offset)
             } else {
-                Position::AfterOffset(seq.offset)
+                Position::AfterRecord {
+                    offset: seq.offset,
+                    arrival_ms: seq.arrival_ms as i64,
+                }
             }
         }
         ShardIteratorType::TrimHorizon | ShardIteratorType::Latest if starting.is_some() => {
@@ -100,21 +75,7 @@ pub async fn handle(
         ShardIteratorType::TrimHorizon => Position::TrimHorizon,
         ShardIteratorType::Latest => Position::Latest,
         ShardIteratorType::AtTimestamp => {
-            let Some(ts) = input.timestamp else {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter."
-                ));
-            };
-            let now = broker.clock().now_ms();
-            if ts.millis > now {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now}",
-                    ts.millis
-                ));
-            }
-            Position::AtTimestamp(ts.millis)
+            Position::AtTimestamp(checked_timestamp(broker, input.timestamp)?)
         }
         // Validation rejects values outside the enum before we get here.
         ShardIteratorType::Unknown(other) => {
@@ -128,4 +89,69 @@ pub async fn handle(
     Ok(GetShardIteratorOutput {
         shard_iterator: Some(iterator),
     })
+}
+
+/// A starting sequence number checked as AWS checks it in `operation` (GetShardIterator,
+/// SubscribeToShard): well formed, not from the future, of this shard, and not older than
+/// the shard.
+pub(crate) fn checked_sequence(
+    broker: &Broker,
+    key: &StreamKey,
+    shard: &Shard,
+    sequence: &str,
+    operation: &str,
+) -> Result<SequenceNumber, ApiError> {
+    let invalid = || {
+        api_error!(
+            InvalidArgumentException,
+            "StartingSequenceNumber {sequence} used in {operation} on shard {} in stream {} under account {} is invalid.",
+            shard.id,
+            key.name,
+            key.account
+        )
+    };
+    let seq = SequenceNumber::decode(sequence).ok_or_else(invalid)?;
+    if seq.arrival_ms as i64 > broker.clock().now_ms() {
+        return Err(invalid());
+    }
+    if seq.shard_index != shard.index {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+            shard_id(seq.shard_index),
+            shard.id
+        ));
+    }
+    if (seq.arrival_ms as i64) < shard.created_ms {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "StartingSequenceNumber {sequence} used in {operation} on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
+            shard.id,
+            key.name,
+            key.account
+        ));
+    }
+    Ok(seq)
+}
+
+/// AT_TIMESTAMP's timestamp checked as AWS checks it: present, and not in the future.
+pub(crate) fn checked_timestamp(
+    broker: &Broker,
+    timestamp: Option<Timestamp>,
+) -> Result<i64, ApiError> {
+    let Some(ts) = timestamp else {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter."
+        ));
+    };
+    let now = broker.clock().now_ms();
+    if ts.millis > now {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now}",
+            ts.millis
+        ));
+    }
+    Ok(ts.millis)
 }

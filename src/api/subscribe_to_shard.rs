@@ -13,12 +13,12 @@ use crate::api::generated::{
     SubscribeToShardOutput,
 };
 use crate::api::get_records::{child_shards, records};
+use crate::api::get_shard_iterator::{checked_sequence, checked_timestamp};
 use crate::api::{ApiError, EventStream, RequestContext};
 use crate::api_error;
 use crate::broker::catalog::StreamStatus;
 use crate::broker::fanout::registry::ConsumerStatus;
 use crate::broker::fanout::session::{Delivery, SessionError, Subscription, Target};
-use crate::broker::sequence::SequenceNumber;
 use crate::broker::stream::{Stream, parse_shard_id, shard_id};
 use crate::broker::{Broker, Position};
 
@@ -173,36 +173,7 @@ fn starting_position(
                     "StartingPosition of type {type_name} requires a SequenceNumber."
                 ));
             };
-            let invalid = || {
-                api_error!(
-                    InvalidArgumentException,
-                    "StartingSequenceNumber {sequence} used in SubscribeToShard on shard {} in stream {} under account {} is invalid.",
-                    shard.id,
-                    stream.key.name,
-                    stream.key.account
-                )
-            };
-            let seq = SequenceNumber::decode(sequence).ok_or_else(invalid)?;
-            if seq.arrival_ms as i64 > broker.clock().now_ms() {
-                return Err(invalid());
-            }
-            if seq.shard_index != shard.index {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-                    shard_id(seq.shard_index),
-                    shard.id
-                ));
-            }
-            if (seq.arrival_ms as i64) < shard.created_ms {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "StartingSequenceNumber {sequence} used in SubscribeToShard on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
-                    shard.id,
-                    stream.key.name,
-                    stream.key.account
-                ));
-            }
+            let seq = checked_sequence(broker, &stream.key, shard, sequence, "SubscribeToShard")?;
             Ok(if kind == ShardIteratorType::AtSequenceNumber {
                 Position::AtOffset(seq.offset)
             } else {
@@ -220,23 +191,10 @@ fn starting_position(
         }
         ShardIteratorType::TrimHorizon => Ok(Position::TrimHorizon),
         ShardIteratorType::Latest => Ok(Position::Latest),
-        ShardIteratorType::AtTimestamp => {
-            let Some(ts) = starting.timestamp else {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter."
-                ));
-            };
-            let now = broker.clock().now_ms();
-            if ts.millis > now {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now}",
-                    ts.millis
-                ));
-            }
-            Ok(Position::AtTimestamp(ts.millis))
-        }
+        ShardIteratorType::AtTimestamp => Ok(Position::AtTimestamp(checked_timestamp(
+            broker,
+            starting.timestamp,
+        )?)),
         ShardIteratorType::Unknown(other) => Err(api_error!(
             InvalidArgumentException,
             "Unknown ShardIteratorType {other}."

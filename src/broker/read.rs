@@ -245,13 +245,7 @@ impl Broker {
                 .unwrap_or(0)
         };
         let (next_iterator, child_shards) = if shard.closed().is_some() && caught_up {
-            let children = stream
-                .state()
-                .shards
-                .iter()
-                .filter(|s| s.parent == Some(shard.index) || s.adjacent_parent == Some(shard.index))
-                .cloned()
-                .collect();
+            let children = stream.state().children_of(shard.index);
             (None, children)
         } else {
             let next = ShardIterator {

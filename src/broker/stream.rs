@@ -185,6 +185,16 @@ impl StreamState {
             .filter(move |s| s.closed().is_none_or(|c| c.closed_ms >= horizon))
     }
 
+    /// The shards a split or merge of shard `index` created (what a reader of a closed shard
+    /// goes on to).
+    pub fn children_of(&self, index: u32) -> Vec<Arc<Shard>> {
+        self.shards
+            .iter()
+            .filter(|s| s.parent == Some(index) || s.adjacent_parent == Some(index))
+            .cloned()
+            .collect()
+    }
+
     /// The shard with this id, open or closed.
     pub fn shard(&self, id: &str) -> Option<&Arc<Shard>> {
         let index = parse_shard_id(id)?;

@@ -426,13 +426,7 @@ impl Subscription {
         if shard.closed().is_some() {
             // Read to the end of a closed shard: the last event names the children, and the
             // subscription is over (the client subscribes to the children next).
-            let children: Vec<Arc<Shard>> = stream
-                .state()
-                .shards
-                .iter()
-                .filter(|s| s.parent == Some(shard.index) || s.adjacent_parent == Some(shard.index))
-                .cloned()
-                .collect();
+            let children: Vec<Arc<Shard>> = stream.state().children_of(shard.index);
             self.finished = true;
             return Ok(Some(Delivery {
                 shard: shard.clone(),
