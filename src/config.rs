@@ -143,6 +143,10 @@ pub struct Config {
     pub delete_stream_delay: Duration,
     /// UPDATING → ACTIVE delay for resharding and mode changes. Default 500 ms.
     pub update_stream_delay: Duration,
+    /// Registered consumer CREATING → ACTIVE delay. Default 500 ms; 0 in tests.
+    pub register_consumer_delay: Duration,
+    /// Deregistered consumer DELETING → gone delay. Default 500 ms; 0 in tests.
+    pub deregister_consumer_delay: Duration,
     /// Segment file size for shard logs. Default 64 MiB. Minimum [`MIN_SEGMENT_BYTES`],
     /// maximum [`MAX_SEGMENT_BYTES`].
     pub segment_bytes: u64,
@@ -181,6 +185,8 @@ impl Config {
             create_stream_delay: Duration::from_millis(500),
             delete_stream_delay: Duration::from_millis(500),
             update_stream_delay: Duration::from_millis(500),
+            register_consumer_delay: Duration::from_millis(500),
+            deregister_consumer_delay: Duration::from_millis(500),
             segment_bytes: 64 * 1024 * 1024,
             throughput_limits: true,
             throughput_multiplier: 1.0,
@@ -202,6 +208,8 @@ impl Config {
             create_stream_delay: Duration::ZERO,
             delete_stream_delay: Duration::ZERO,
             update_stream_delay: Duration::ZERO,
+            register_consumer_delay: Duration::ZERO,
+            deregister_consumer_delay: Duration::ZERO,
             throughput_limits: false,
             ..Self::new()
         }
@@ -239,6 +247,8 @@ impl Config {
             ("create-stream", &mut self.create_stream_delay),
             ("delete-stream", &mut self.delete_stream_delay),
             ("update-stream", &mut self.update_stream_delay),
+            ("register-consumer", &mut self.register_consumer_delay),
+            ("deregister-consumer", &mut self.deregister_consumer_delay),
         ] {
             if *delay > MAX_LIFECYCLE_DELAY {
                 tracing::warn!(
@@ -352,6 +362,24 @@ pub struct Args {
     )]
     pub update_stream_delay_ms: u64,
 
+    /// How long a registered stream consumer stays CREATING before it becomes ACTIVE, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_REGISTER_CONSUMER_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub register_consumer_delay_ms: u64,
+
+    /// How long a deregistered stream consumer stays DELETING before it is gone, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_DEREGISTER_CONSUMER_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub deregister_consumer_delay_ms: u64,
+
     /// Size of each shard's segment files in bytes; larger means fewer files, smaller means
     /// retention frees space in finer steps.
     #[arg(long, env = "KINESIS_BROKER_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
@@ -429,6 +457,8 @@ impl Args {
             create_stream_delay: Duration::from_millis(self.create_stream_delay_ms),
             delete_stream_delay: Duration::from_millis(self.delete_stream_delay_ms),
             update_stream_delay: Duration::from_millis(self.update_stream_delay_ms),
+            register_consumer_delay: Duration::from_millis(self.register_consumer_delay_ms),
+            deregister_consumer_delay: Duration::from_millis(self.deregister_consumer_delay_ms),
             segment_bytes: self.segment_bytes,
             throughput_limits: self.throughput_limits == OnOff::On,
             throughput_multiplier: self.throughput_multiplier,
@@ -533,6 +563,8 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./kinesis-data"));
         assert_eq!(config.durability, DurabilityMode::PageCache);
         assert_eq!(config.create_stream_delay, Duration::from_millis(500));
+        assert_eq!(config.register_consumer_delay, Duration::from_millis(500));
+        assert_eq!(config.deregister_consumer_delay, Duration::from_millis(500));
         assert_eq!(config.segment_bytes, 64 * 1024 * 1024);
         assert_eq!(args.log_level, None);
     }
@@ -567,6 +599,24 @@ mod tests {
             .collect();
         assert_eq!(names, [("a", 2), ("b", 1), ("c", 3)]);
         assert_eq!(config.create_stream_delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn consumer_delay_flags_parse() {
+        let args = Args::try_parse_from([
+            "kinesis-broker",
+            "--register-consumer-delay-ms",
+            "0",
+            "--deregister-consumer-delay-ms",
+            "1500",
+        ])
+        .unwrap();
+        let config = args.to_config().unwrap();
+        assert_eq!(config.register_consumer_delay, Duration::ZERO);
+        assert_eq!(
+            config.deregister_consumer_delay,
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

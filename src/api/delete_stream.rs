@@ -1,4 +1,5 @@
-//! DeleteStream: the stream turns DELETING, and is gone after the configured delay.
+//! DeleteStream: the stream turns DELETING, and is gone after the configured delay; a
+//! stream with registered consumers only with `EnforceConsumerDeletion`.
 
 use std::sync::Arc;
 
@@ -19,8 +20,8 @@ pub async fn handle(
         input.stream_arn.as_deref(),
     )?;
     let stream = broker.stream(&key)?;
-    // Consumers (enhanced fan-out) come in a later issue; until then no stream has any, so
-    // EnforceConsumerDeletion changes nothing.
-    broker.delete_stream(&stream).await?;
+    broker
+        .delete_stream_checked(&stream, input.enforce_consumer_deletion.unwrap_or(false))
+        .await?;
     Ok(())
 }

@@ -19,17 +19,21 @@ mod account_settings;
 pub mod admin;
 mod create_stream;
 mod delete_stream;
+mod deregister_stream_consumer;
 mod describe_limits;
 mod describe_stream;
+mod describe_stream_consumer;
 mod describe_stream_summary;
 mod encryption;
 mod get_records;
 mod get_shard_iterator;
 mod list_shards;
+mod list_stream_consumers;
 mod list_streams;
 mod monitoring;
 mod put_record;
 mod put_records;
+mod register_stream_consumer;
 mod resharding;
 mod resource_policy;
 mod retention;
@@ -51,6 +55,7 @@ pub use generated::{Kinesis, Operation, dispatch};
 
 use crate::broker::Broker;
 use crate::broker::catalog::{StreamMode as DomainMode, StreamStatus as DomainStatus};
+use crate::broker::fanout::registry::ConsumerStatus as DomainConsumerStatus;
 
 /// The Kinesis API over a broker.
 #[derive(Debug, Clone)]
@@ -477,6 +482,60 @@ impl Kinesis for Service {
         account_settings::update_account_settings(&self.broker, ctx, input).await
     }
 
+    async fn register_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterStreamConsumerInput,
+    ) -> Result<RegisterStreamConsumerOutput, ApiError> {
+        self.admit(
+            ctx,
+            "RegisterStreamConsumer",
+            None,
+            input.stream_arn.as_deref(),
+        )?;
+        register_stream_consumer::handle(&self.broker, ctx, input).await
+    }
+
+    async fn describe_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeStreamConsumerInput,
+    ) -> Result<DescribeStreamConsumerOutput, ApiError> {
+        let stream = common::consumer_request_stream(
+            input.consumer_arn.as_deref(),
+            input.stream_arn.as_deref(),
+        );
+        self.admit(ctx, "DescribeStreamConsumer", stream.as_deref(), None)?;
+        describe_stream_consumer::handle(&self.broker, ctx, input).await
+    }
+
+    async fn list_stream_consumers(
+        &self,
+        ctx: &RequestContext,
+        input: ListStreamConsumersInput,
+    ) -> Result<ListStreamConsumersOutput, ApiError> {
+        self.admit(
+            ctx,
+            "ListStreamConsumers",
+            None,
+            input.stream_arn.as_deref(),
+        )?;
+        list_stream_consumers::handle(&self.broker, ctx, input).await
+    }
+
+    async fn deregister_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterStreamConsumerInput,
+    ) -> Result<(), ApiError> {
+        let stream = common::consumer_request_stream(
+            input.consumer_arn.as_deref(),
+            input.stream_arn.as_deref(),
+        );
+        self.admit(ctx, "DeregisterStreamConsumer", stream.as_deref(), None)?;
+        deregister_stream_consumer::handle(&self.broker, ctx, input).await
+    }
+
     async fn update_stream_warm_throughput(
         &self,
         ctx: &RequestContext,
@@ -499,6 +558,15 @@ fn wire_status(status: DomainStatus) -> StreamStatus {
         DomainStatus::Active => StreamStatus::Active,
         DomainStatus::Updating => StreamStatus::Updating,
         DomainStatus::Deleting => StreamStatus::Deleting,
+    }
+}
+
+/// The wire form of a consumer status.
+fn wire_consumer_status(status: DomainConsumerStatus) -> ConsumerStatus {
+    match status {
+        DomainConsumerStatus::Creating => ConsumerStatus::Creating,
+        DomainConsumerStatus::Active => ConsumerStatus::Active,
+        DomainConsumerStatus::Deleting => ConsumerStatus::Deleting,
     }
 }
 

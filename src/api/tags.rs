@@ -1,5 +1,5 @@
 //! Tags on streams: AddTagsToStream, RemoveTagsFromStream, ListTagsForStream, and the
-//! ARN-based TagResource, UntagResource, ListTagsForResource.
+//! ARN-based TagResource, UntagResource, ListTagsForResource (streams and consumers).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,10 +13,32 @@ use crate::api::generated::{
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::Broker;
+use crate::broker::fanout::registry::{ConsumerMeta, parse_consumer_arn};
 use crate::broker::stream::{Stream, StreamKey};
 
 /// Most tags a stream may carry: 50, as AWS documents.
 pub const MAX_TAGS_PER_STREAM: usize = 50;
+/// How the tag messages name a stream.
+fn stream_resource(key: &StreamKey) -> String {
+    format!("stream {} under account {}", key.name, key.account)
+}
+
+/// How the tag messages name a consumer: AWS's stream wording with the consumer in front
+/// (AWS's own text for consumers is NOT PINNED).
+fn consumer_resource(key: &StreamKey, consumer: &str) -> String {
+    format!(
+        "consumer {consumer} under stream {} under account {}",
+        key.name, key.account
+    )
+}
+
+fn too_many_tags(verb_object: &str, kind: &str) -> ApiError {
+    api_error!(
+        InvalidArgumentException,
+        "Failed to add tags to {verb_object} because a given {kind} cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it."
+    )
+}
+
 /// Tags per ListTagsForStream page when `Limit` is absent.
 const DEFAULT_TAG_PAGE: usize = 50;
 
@@ -31,10 +53,12 @@ fn allowed_tag_char(c: char) -> bool {
 
 /// AWS's two checks on tag text, in AWS's order: characters outside the allowed set, then
 /// `%`, which the class admits but the service refuses.
+///
+/// `resource` names what is tagged the way the message does: `stream S under account A`.
 fn check_tag_text<'a>(
     texts: impl Iterator<Item = &'a str> + Clone,
     verb: &str,
-    key: &StreamKey,
+    resource: &str,
 ) -> Result<(), ApiError> {
     if texts.clone().any(|t| !t.chars().all(allowed_tag_char)) {
         return Err(api_error!(
@@ -45,9 +69,7 @@ fn check_tag_text<'a>(
     if texts.clone().any(|t| t.contains('%')) {
         return Err(api_error!(
             InvalidArgumentException,
-            "Failed to {verb} stream {} under account {} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'.",
-            key.name,
-            key.account
+            "Failed to {verb} {resource} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
         ));
     }
     Ok(())
@@ -63,7 +85,7 @@ async fn add(
     check_tag_text(
         tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
         "add tags to",
-        &key,
+        &stream_resource(&key),
     )?;
     let too_many = broker
         .update_stream(stream, move |st| {
@@ -76,12 +98,7 @@ async fn add(
         })
         .await?;
     if too_many {
-        return Err(api_error!(
-            InvalidArgumentException,
-            "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it.",
-            key.name,
-            key.account
-        ));
+        return Err(too_many_tags(&stream_resource(&key), "stream"));
     }
     Ok(())
 }
@@ -95,7 +112,7 @@ async fn remove(
     check_tag_text(
         keys.iter().map(String::as_str),
         "remove tags from",
-        &stream.key,
+        &stream_resource(&stream.key),
     )?;
     broker
         .update_stream(stream, move |st| {
@@ -117,12 +134,69 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// The stream a `ResourceARN` names. Consumers, channels and queues have no tags here
-/// yet (enhanced fan-out is a later issue; channels and queues are not emulated).
-fn resource_stream(broker: &Broker, arn: &str) -> Result<Arc<Stream>, ApiError> {
+/// What a `ResourceARN` names. Channels and queues are not emulated.
+enum Resource {
+    Stream(Arc<Stream>),
+    Consumer(Arc<Stream>, ConsumerMeta),
+}
+
+fn resource(broker: &Broker, ctx: &RequestContext, arn: &str) -> Result<Resource, ApiError> {
+    if parse_consumer_arn(arn).is_some() {
+        let (stream, consumer) = broker.consumer_by_arn(&ctx.account_id, &ctx.region, arn)?;
+        return Ok(Resource::Consumer(stream, consumer));
+    }
     let key = parse_stream_arn(arn)
         .ok_or_else(|| api_error!(ResourceNotFoundException, "Resource {arn} not found."))?;
-    Ok(broker.stream(&key)?)
+    Ok(Resource::Stream(broker.stream(&key)?))
+}
+
+async fn add_to_consumer(
+    broker: &Arc<Broker>,
+    stream: &Arc<Stream>,
+    consumer: ConsumerMeta,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let what = consumer_resource(&stream.key, &consumer.name);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    let too_many = broker
+        .update_consumer_tags(stream, consumer.name, consumer.created_ms, move |now| {
+            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
+            if after > MAX_TAGS_PER_STREAM {
+                return true;
+            }
+            now.extend(tags);
+            false
+        })
+        .await?;
+    if too_many {
+        return Err(too_many_tags(&what, "consumer"));
+    }
+    Ok(())
+}
+
+async fn remove_from_consumer(
+    broker: &Arc<Broker>,
+    stream: &Arc<Stream>,
+    consumer: ConsumerMeta,
+    keys: Vec<String>,
+) -> Result<(), ApiError> {
+    check_tag_text(
+        keys.iter().map(String::as_str),
+        "remove tags from",
+        &consumer_resource(&stream.key, &consumer.name),
+    )?;
+    broker
+        .update_consumer_tags(stream, consumer.name, consumer.created_ms, move |now| {
+            for k in &keys {
+                now.remove(k);
+            }
+        })
+        .await?;
+    Ok(())
 }
 
 /// AddTagsToStream.
@@ -198,54 +272,92 @@ pub async fn list_tags_for_stream(
     })
 }
 
-/// TagResource.
+/// TagResource: a stream or consumer ARN.
 #[tracing::instrument(skip_all)]
 pub async fn tag_resource(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: TagResourceInput,
 ) -> Result<(), ApiError> {
-    let stream = resource_stream(broker, input.resource_arn.as_deref().unwrap_or_default())?;
-    add(broker, &stream, input.tags.unwrap_or_default()).await
+    let tags = input.tags.unwrap_or_default();
+    match resource(
+        broker,
+        ctx,
+        input.resource_arn.as_deref().unwrap_or_default(),
+    )? {
+        Resource::Stream(stream) => add(broker, &stream, tags).await,
+        Resource::Consumer(stream, consumer) => {
+            add_to_consumer(broker, &stream, consumer, tags).await
+        }
+    }
 }
 
-/// UntagResource.
+/// UntagResource: a stream or consumer ARN.
 #[tracing::instrument(skip_all)]
 pub async fn untag_resource(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: UntagResourceInput,
 ) -> Result<(), ApiError> {
-    let stream = resource_stream(broker, input.resource_arn.as_deref().unwrap_or_default())?;
-    remove(broker, &stream, input.tag_keys.unwrap_or_default()).await
+    let keys = input.tag_keys.unwrap_or_default();
+    match resource(
+        broker,
+        ctx,
+        input.resource_arn.as_deref().unwrap_or_default(),
+    )? {
+        Resource::Stream(stream) => remove(broker, &stream, keys).await,
+        Resource::Consumer(stream, consumer) => {
+            remove_from_consumer(broker, &stream, consumer, keys).await
+        }
+    }
 }
 
-/// ListTagsForResource.
+/// ListTagsForResource: a stream or consumer ARN.
 #[tracing::instrument(skip_all)]
 pub async fn list_tags_for_resource(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: ListTagsForResourceInput,
 ) -> Result<ListTagsForResourceOutput, ApiError> {
-    let stream = resource_stream(broker, input.resource_arn.as_deref().unwrap_or_default())?;
-    let tags = tag_list(&stream.state().tags);
+    let tags = match resource(
+        broker,
+        ctx,
+        input.resource_arn.as_deref().unwrap_or_default(),
+    )? {
+        Resource::Stream(stream) => tag_list(&stream.state().tags),
+        Resource::Consumer(_, consumer) => tag_list(&consumer.tags),
+    };
     Ok(ListTagsForResourceOutput { tags: Some(tags) })
 }
 
 /// Tags given to CreateStream obey the same rules as AddTagsToStream.
 pub fn check_create_tags(tags: &BTreeMap<String, String>, key: &StreamKey) -> Result<(), ApiError> {
+    let what = stream_resource(key);
     check_tag_text(
         tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
         "add tags to",
-        key,
+        &what,
     )?;
     if tags.len() > MAX_TAGS_PER_STREAM {
-        return Err(api_error!(
-            InvalidArgumentException,
-            "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it.",
-            key.name,
-            key.account
-        ));
+        return Err(too_many_tags(&what, "stream"));
+    }
+    Ok(())
+}
+
+/// Tags given to RegisterStreamConsumer obey the same rules as TagResource on the consumer.
+pub fn check_consumer_tags(
+    tags: &BTreeMap<String, String>,
+    key: &StreamKey,
+    consumer: &str,
+) -> Result<(), ApiError> {
+    let what = consumer_resource(key, consumer);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    if tags.len() > MAX_TAGS_PER_STREAM {
+        return Err(too_many_tags(&what, "consumer"));
     }
     Ok(())
 }

@@ -112,6 +112,9 @@ pub struct StreamMeta {
     /// Monitoring, encryption and policy settings (absent in catalogs written before them).
     #[serde(default)]
     pub extras: StreamExtras,
+    /// Registered enhanced fan-out consumers (absent in catalogs written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<super::fanout::registry::ConsumerMeta>,
 }
 
 /// Stream settings that only the control plane reads and writes.

@@ -104,6 +104,77 @@ pub enum Error {
     /// A record failed on purpose by fault injection.
     #[error("injected record fault: {0:?}")]
     InjectedRecord(super::faults::RecordFault),
+    /// No consumer of that name is registered with the stream.
+    #[error("consumer {consumer} not found on stream {name} of account {account}")]
+    ConsumerNotFound {
+        /// Consumer name.
+        consumer: String,
+        /// Stream name.
+        name: String,
+        /// Account id of the stream.
+        account: String,
+    },
+    /// No registered consumer has this ARN (unknown stream or name, or another creation time).
+    #[error("consumer {arn} not found (asked by account {account})")]
+    ConsumerArnNotFound {
+        /// The consumer ARN asked for.
+        arn: String,
+        /// The caller's account.
+        account: String,
+    },
+    /// The text is not a consumer ARN the broker can resolve.
+    #[error("invalid consumer ARN {0}")]
+    InvalidConsumerArn(String),
+    /// A consumer of that name is already registered with the stream (in any status).
+    #[error("consumer {consumer} already exists on stream {name} of account {account}")]
+    ConsumerExists {
+        /// Consumer name.
+        consumer: String,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The consumer is not ACTIVE (CREATING or DELETING).
+    #[error("consumer {consumer} on stream {name} of account {account} is not ACTIVE")]
+    ConsumerNotActive {
+        /// Consumer name.
+        consumer: String,
+        /// Its creation time (ms).
+        created_ms: i64,
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The stream already has as many consumers as allowed.
+    #[error("stream {name} of account {account} has {limit} consumers")]
+    TooManyConsumers {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The stream already has as many consumers in CREATING as allowed.
+    #[error("stream {name} of account {account} has {limit} consumers in CREATING")]
+    TooManyCreatingConsumers {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// DeleteStream without EnforceConsumerDeletion on a stream that has consumers.
+    #[error("stream {name} of account {account} has registered consumers")]
+    StreamHasConsumers {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
     /// An account limit would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),

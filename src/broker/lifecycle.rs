@@ -237,6 +237,7 @@ impl Broker {
                 shards,
                 open: Vec::new(),
                 extras: Default::default(),
+                consumers: Vec::new(),
             };
             state.reindex();
             Ok(Arc::new(Stream::new(
@@ -329,9 +330,22 @@ impl Broker {
         self.persist()
     }
 
-    /// Deletes a stream: DELETING now, gone after the configured delay.
+    /// Deletes a stream with its consumers: DELETING now, gone after the configured delay.
     pub async fn delete_stream(self: &Arc<Self>, stream: &Arc<Stream>) -> Result<()> {
-        {
+        self.delete_stream_checked(stream, true).await
+    }
+
+    /// Deletes a stream: DELETING now, gone after the configured delay. A stream with
+    /// registered consumers is refused unless `enforce_consumer_deletion` (AWS's
+    /// `EnforceConsumerDeletion`); with it, the consumers turn DELETING and go with the stream.
+    pub async fn delete_stream_checked(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        enforce_consumer_deletion: bool,
+    ) -> Result<()> {
+        let had_consumers = {
+            // Checked and changed under one write lock, so a consumer registered
+            // concurrently is either seen here or refused for a stream no longer ACTIVE.
             let mut st = stream.state_mut();
             // AWS lets a stream be deleted while CREATING, not while UPDATING or DELETING.
             if !matches!(st.status, StreamStatus::Active | StreamStatus::Creating) {
@@ -341,7 +355,20 @@ impl Broker {
                     status: st.status,
                 });
             }
+            if !enforce_consumer_deletion && !st.consumers.is_empty() {
+                return Err(Error::StreamHasConsumers {
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                });
+            }
+            for consumer in &mut st.consumers {
+                consumer.status = super::fanout::registry::ConsumerStatus::Deleting;
+            }
             st.status = StreamStatus::Deleting;
+            !st.consumers.is_empty()
+        };
+        if had_consumers {
+            self.fanout.consumers_changed();
         }
         let uid = stream.uid;
         let delay = self.settings.delete_delay;

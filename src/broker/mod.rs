@@ -67,6 +67,8 @@ struct Settings {
     create_delay: Duration,
     delete_delay: Duration,
     update_delay: Duration,
+    register_consumer_delay: Duration,
+    deregister_consumer_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
     limits: throttle::Limits,
@@ -164,6 +166,8 @@ impl Broker {
             create_delay: config.create_stream_delay,
             delete_delay: config.delete_stream_delay,
             update_delay: config.update_stream_delay,
+            register_consumer_delay: config.register_consumer_delay,
+            deregister_consumer_delay: config.deregister_consumer_delay,
             shard_limit: config.shard_limit,
             on_demand_stream_limit: config.on_demand_stream_limit,
             limits: throttle::Limits {
@@ -268,6 +272,8 @@ impl Broker {
                 shards,
                 open: Vec::new(),
                 extras: meta.extras.clone(),
+                // Both consumer delays have certainly passed while the broker was down.
+                consumers: fanout::registry::settle_after_restart(&meta.consumers),
             };
             state.reindex();
             let stream = Arc::new(Stream::new(

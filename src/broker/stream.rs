@@ -151,6 +151,8 @@ pub struct StreamState {
     pub open: Vec<Arc<Shard>>,
     /// Monitoring, encryption and policy settings.
     pub extras: StreamExtras,
+    /// Registered enhanced fan-out consumers, in registration order.
+    pub consumers: Vec<super::fanout::registry::ConsumerMeta>,
 }
 
 impl StreamState {
@@ -257,6 +259,7 @@ impl Stream {
             tags: st.tags.clone(),
             shards: st.shards.iter().map(|s| s.meta()).collect(),
             extras: st.extras.clone(),
+            consumers: st.consumers.clone(),
         }
     }
 }

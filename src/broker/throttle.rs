@@ -222,9 +222,12 @@ pub fn control_plane_rate(operation: &str) -> Option<f64> {
         | "IncreaseStreamRetentionPeriod"
         | "DecreaseStreamRetentionPeriod"
         | "UpdateAccountSettings"
-        | "DescribeAccountSettings" => 5.0,
+        | "DescribeAccountSettings"
+        | "RegisterStreamConsumer"
+        | "DeregisterStreamConsumer"
+        | "ListStreamConsumers" => 5.0,
         "DescribeStream" => 10.0,
-        "DescribeStreamSummary" => 20.0,
+        "DescribeStreamSummary" | "DescribeStreamConsumer" => 20.0,
         "DescribeLimits" => 1.0,
         "ListShards" => 1000.0,
         _ => return None,
@@ -233,7 +236,10 @@ pub fn control_plane_rate(operation: &str) -> Option<f64> {
 
 /// True for operations AWS limits per stream rather than per account.
 pub fn limited_per_stream(operation: &str) -> bool {
-    operation == "ListShards"
+    matches!(
+        operation,
+        "ListShards" | "ListStreamConsumers" | "DescribeStreamConsumer"
+    )
 }
 
 impl ControlPlaneRates {

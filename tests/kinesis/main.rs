@@ -9,6 +9,7 @@ mod common;
 
 mod binary;
 mod bulk;
+mod consumers;
 mod crash;
 mod errors;
 mod lifecycle;
