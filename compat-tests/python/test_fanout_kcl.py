@@ -302,7 +302,7 @@ def test_kcl_style_fanout_consumer_sees_every_record_once_in_order_across_lifeti
             f"missing {sorted(set(want) - set(got))[:5]}, unexpected {sorted(set(got) - set(want))[:5]}"
         )
     # The subscriptions really were renewed after their lifetime ended, several times.
-    assert consumer.lifetime_ends >= 6, (consumer.lifetime_ends, consumer.subscriptions, consumer.in_use)
+    assert consumer.lifetime_ends >= 4, (consumer.lifetime_ends, consumer.subscriptions, consumer.in_use)
 
     # Stopping the broker with SIGTERM still works after all this.
     proc.send_signal(signal.SIGTERM)
