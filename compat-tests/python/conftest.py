@@ -232,3 +232,42 @@ def aws(*args, endpoint_flag=True, env=None, check=True):
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr}")
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
     return proc.returncode, out, proc.stderr
+
+
+# ---- Enhanced fan-out (SubscribeToShard) ------------------------------------------------
+
+# The broker sends an event at least every 5 s on a live subscription (a heartbeat when idle),
+# so a read timeout well above that means a silent subscription fails instead of hanging.
+SUBSCRIBE_READ_TIMEOUT = 15
+
+
+def make_subscriber(url=None):
+    """A client for SubscribeToShard: its read timeout bounds the wait for each event."""
+    return boto3.session.Session().client(
+        "kinesis",
+        endpoint_url=url or endpoint(),
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="dummy-secret",
+        config=Config(
+            retries={"total_max_attempts": 10, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=SUBSCRIBE_READ_TIMEOUT,
+        ),
+    )
+
+
+def register_consumer(client, stream_arn, name=None):
+    """RegisterStreamConsumer, then DescribeStreamConsumer until ACTIVE; returns the ARN."""
+    name = name or unique("c")
+    out = client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=name)["Consumer"]
+    assert out["ConsumerName"] == name
+    assert out["ConsumerStatus"] in ("CREATING", "ACTIVE")
+    consumer_arn = out["ConsumerARN"]
+    assert consumer_arn.startswith(f"{stream_arn}/consumer/{name}:"), consumer_arn
+    for _ in range(MAX_POLLS):
+        d = client.describe_stream_consumer(ConsumerARN=consumer_arn)["ConsumerDescription"]
+        if d["ConsumerStatus"] == "ACTIVE":
+            return consumer_arn
+        time.sleep(0.025)
+    raise AssertionError(f"consumer {consumer_arn} never became ACTIVE")
