@@ -17,7 +17,9 @@ NAMES = {
     "null": "null server",
 }
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+FANOUT_ONLY = "--fanout-only" in sys.argv[1:]
+args = [a for a in sys.argv[1:] if a != "--fanout-only"]
+rows = [json.loads(l) for l in open(args[0]) if l.strip()]
 env = os.environ.get
 
 
@@ -172,12 +174,107 @@ def pc_table(poll, title):
     return res
 
 
+def fanout_section(drain_rates, heading="##"):
+    """Enhanced fan-out (SubscribeToShard): the fixed-rate one-consumer run (latency) and the
+    full-speed run with several consumers (aggregate delivery vs the GetRecords drain)."""
+    w(f"{heading} Enhanced fan-out (SubscribeToShard)\n")
+    w("Consumers registered with RegisterStreamConsumer (polled with DescribeStreamConsumer until ACTIVE; "
+      "where the endpoint does not know RegisterStreamConsumer, the ARN a registration would have is made up, "
+      "`<streamARN>/consumer/<name>:<seconds>`), each subscribed to every shard with SubscribeToShard from "
+      "TRIM_HORIZON over HTTP/1.1, one connection per subscription (resubscribing with AFTER_SEQUENCE_NUMBER "
+      "and the continuation number when a subscription ends), all subscriptions up before the first write. "
+      "Writers send PutRecords of 1 KiB records; each record carries its send time and its request's id, "
+      "and writers note when each request was acknowledged. **Propagation** = arrival of the event at the "
+      "consumer − the writer's acknowledgement (negative when the push beats the acknowledgement back to the "
+      "writer); **end-to-end** = arrival − send time. Every acknowledged record must reach every consumer "
+      "exactly once: duplicates and missing records are counted per consumer. Delivered records/s = records "
+      "received ÷ time from the first write to the last record received.\n")
+    cols = ["target", "consumers", "write rate", "written/s", "write p99 ms", "delivered/s (all consumers)",
+            "per consumer /s", "propagation p50 / p90 / p99 / max ms", "end-to-end p50 / p99 / max ms",
+            "duplicates / missing", "failures (write / subscribe)", "server CPU s", "client CPU s"]
+    w("| " + " | ".join(cols) + " |")
+    w("|" + "---|" * len(cols))
+    res = {}
+    for t in TARGETS:
+        ok = [r for r in rows if r.get("label") == t and r.get("workload") == "subscribe" and "records_per_s" in r]
+        errs = [r for r in rows if r.get("label") == t and r.get("workload") == "subscribe" and "error" in r]
+        fixed = next((r for r in ok if (r["params"].get("rate") or 0) > 0), None)
+        full = next((r for r in ok if (r["params"].get("rate") or 0) == 0), None)
+        if fixed is None and errs:
+            fixed = errs.pop(0)
+        if full is None and errs:
+            full = errs.pop(0)
+        if fixed is None and full is None:
+            if t in ("kinesalite", "kinesis-mock", "broker", "broker-flush", "null") and any(r.get("label") == t for r in rows):
+                w(missing_row(t, "subscribe", len(cols)))
+            continue
+        for kind, r in (("fixed", fixed), ("full", full)):
+            if r is None:
+                continue
+            if "error" in r:
+                err = r["error"]
+                if "not supported by this endpoint: " in err:
+                    err = "not supported: " + err.split("not supported by this endpoint: ", 1)[1]
+                w(f"| {NAMES[t]} | {err[:300]} |" + " |" * (len(cols) - 2))
+                continue
+            res[(t, kind)] = r
+            p, e = r.get("propagation_ms") or {}, r.get("e2e_ms") or {}
+            per = ", ".join(num(c.get("delivered_per_s")) for c in r.get("per_consumer") or [])
+            rate = r["params"].get("rate") or 0
+            s_ = r.get("server") or {}
+            w("| " + " | ".join([
+                NAMES[t], num(r.get("consumers")), "full speed" if rate == 0 else num(rate), num(r["records_per_s"]),
+                lat(r, "latency_ms", "p99"), num(r.get("delivered_per_s")), per,
+                " / ".join(num(p.get(k), 2) for k in ("p50", "p90", "p99", "max")),
+                " / ".join(num(e.get(k), 2) for k in ("p50", "p99", "max")),
+                f"{num(r.get('duplicates'))} / {num(r.get('missing'))}",
+                fails(r.get("failures")) + " / " + fails(r.get("subscribe_failures")),
+                num(s_.get("cpu_s"), 1), num(r.get("client_cpu_s"), 1),
+            ]) + " |")
+    w("")
+    for t, what in [("broker", "broker (page-cache, default)"), ("broker-flush", "broker (flush)")]:
+        fixed, full = res.get((t, "fixed")), res.get((t, "full"))
+        if not fixed and not full:
+            continue
+        w(f"Targets, {what}:\n")
+        if fixed:
+            p = fixed.get("propagation_ms") or {}
+            p50, p99 = p.get("p50"), p.get("p99")
+            w(f"- propagation at {num(fixed['params'].get('rate'))} records/s, 1 consumer: p50 **{num(p50, 3)} ms** "
+              f"(target ≤ 1 ms: {verdict(None if p50 is None else p50 <= 1)}), p99 **{num(p99, 3)} ms** "
+              f"(target ≤ 5 ms: {verdict(None if p99 is None else p99 <= 5)}); "
+              f"{num(fixed.get('delivered_before_ack'))} of {num(fixed.get('delivered'))} records reached the consumer "
+              "before their acknowledgement reached the writer")
+        if full:
+            d = drain_rates.get(t)
+            agg = full.get("delivered_per_s")
+            q = agg / d if agg and d else None
+            w(f"- {num(full.get('consumers'))} consumers at full write speed: **{num(agg)}** records/s delivered in all "
+              f"÷ one consumer's GetRecords drain {num(d)} records/s = **{'–' if q is None else f'{q:.2f}×'}** "
+              f"(target ≥ 3×: {verdict(None if q is None else q >= 3)}); written {num(full['records_per_s'])} records/s")
+        w("")
+
+
+def verdict(ok):
+    return "–" if ok is None else ("**pass**" if ok else "**fail**")
+
+
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
     except Exception:
         return "?"
 
+
+if FANOUT_ONLY:
+    drains = {}
+    for t in TARGETS:
+        r = find(t, "get-records-drain", lambda r: "records_per_s" in r)
+        if r:
+            drains[t] = r["records_per_s"]
+    fanout_section(drains, heading="##")
+    print("\n".join(out))
+    sys.exit(0)
 
 cpu_model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip()
 w("# kinesis-broker: side-by-side performance\n")
@@ -233,6 +330,8 @@ w(f"{env('PC_WRITERS')} writers at half of each target's own PutRecords rate abo
   "10,000 records when a consumer has fallen behind): the server's share.\n")
 pc200 = pc_table(200, "Consumers polling every 200 ms")
 pc0 = pc_table(0, "Consumers polling continuously")
+if env("SUBSCRIBE", "1") == "1":
+    fanout_section(dr, heading="###")
 
 w("### 1,000 shards (kinesis-broker, default durability)\n")
 ms = find("broker", "many-shards", lambda r: "records_per_s" in r)
@@ -301,10 +400,6 @@ w("The issue asks for them at \"default durability, which never loses an acknowl
   "crash\": both broker modes do that; `page-cache` is the default, `flush` also survives power loss.\n")
 w("| target | broker (page-cache, default) | result | broker (flush) | result |")
 w("|---|---|---|---|---|")
-
-
-def verdict(ok):
-    return "–" if ok is None else ("**pass**" if ok else "**fail**")
 
 
 def both(fn):

@@ -227,6 +227,145 @@ pub struct Client {
     pub timeout: Duration,
 }
 
+impl Client {
+    /// A signed `POST /` calling `op` with `body`, signed for account (signer) `account`;
+    /// `hash` is the body's SHA-256 (hex) when the caller has it already.
+    pub fn request(
+        &self,
+        op: &str,
+        body: Bytes,
+        hash: Option<&str>,
+        account: usize,
+    ) -> Result<hyper::Request<Full<Bytes>>, CallError> {
+        let target = format!("Kinesis_20131202.{op}");
+        let (amz_date, date) = amz_date(SystemTime::now());
+        let computed;
+        let hash = match hash {
+            Some(h) => h,
+            None => {
+                computed = payload_hash(&body);
+                &computed
+            }
+        };
+        let auth = self.signers[account % self.signers.len()].authorization(
+            &self.endpoint.authority,
+            &target,
+            &amz_date,
+            &date,
+            hash,
+        );
+        hyper::Request::post("/")
+            .header("host", &self.endpoint.authority)
+            .header("content-type", CONTENT_TYPE)
+            .header("x-amz-target", target)
+            .header("x-amz-date", amz_date)
+            .header("authorization", auth)
+            .header("content-length", body.len())
+            .header("user-agent", "kinesis-loadgen/0.1")
+            .body(Full::new(body))
+            .map_err(|e| CallError::Transport(format!("request: {e}")))
+    }
+
+    /// Opens a connection of its own for one streamed answer (SubscribeToShard): sends
+    /// `op` and returns once the status and headers are in (within the request timeout).
+    /// An error status comes back as `CallError::Api`, its body read; a 200's body is the
+    /// caller's to read, for as long as it lasts. The connection closes when the returned
+    /// `StreamedAnswer` is dropped.
+    pub async fn open_streamed(
+        &self,
+        op: &str,
+        body: Bytes,
+        account: usize,
+    ) -> Result<StreamedAnswer, CallError> {
+        let request = self.request(op, body, None, account)?;
+        let connect = async {
+            let stream = TcpStream::connect(self.endpoint.addr)
+                .await
+                .map_err(|e| CallError::Transport(format!("connect: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| CallError::Transport(format!("handshake: {e}")))?;
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let response = match sender.send_request(request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    conn.abort();
+                    return Err(CallError::Transport(format!("send: {e}")));
+                }
+            };
+            Ok((sender, conn, response))
+        };
+        let (sender, conn, response) = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| CallError::Timeout)??;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut answer = StreamedAnswer {
+            _sender: sender,
+            conn,
+            content_type,
+            body: response.into_body(),
+        };
+        if status == 200 {
+            return Ok(answer);
+        }
+        let body = match tokio::time::timeout(self.timeout, (&mut answer.body).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return Err(CallError::Transport(format!("body: {e}"))),
+            Err(_) => return Err(CallError::Timeout),
+        };
+        Err(api_error(status, &body))
+    }
+}
+
+/// A streamed 200 answer on a connection of its own (see [`Client::open_streamed`]).
+pub struct StreamedAnswer {
+    /// Kept so the connection is not shut down under the answer.
+    _sender: SendRequest<Full<Bytes>>,
+    conn: tokio::task::JoinHandle<()>,
+    /// The answer's `Content-Type`.
+    pub content_type: String,
+    /// The answer's body, read frame by frame.
+    pub body: hyper::body::Incoming,
+}
+
+impl Drop for StreamedAnswer {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// The error a non-200 answer carries: the AWS `__type` (after any `#`) and message, or
+/// `HTTP<status>` and the start of the body.
+pub fn api_error(status: u16, body: &[u8]) -> CallError {
+    let (kind, message) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            kind: Some(k),
+            message,
+        }) => (
+            k.rsplit('#').next().unwrap_or(&k).to_string(),
+            message.map(|m| m.into_owned()).unwrap_or_default(),
+        ),
+        _ => (
+            format!("HTTP{status}"),
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ),
+    };
+    CallError::Api {
+        status,
+        kind,
+        message,
+    }
+}
+
 /// One keep-alive connection, reopened after a failure.
 pub struct Conn {
     client: Arc<Client>,
@@ -296,34 +435,7 @@ impl Conn {
         if self.sender.is_none() {
             self.connect().await?;
         }
-        let client = &self.client;
-        let target = format!("Kinesis_20131202.{op}");
-        let (amz_date, date) = amz_date(SystemTime::now());
-        let computed;
-        let hash = match hash {
-            Some(h) => h,
-            None => {
-                computed = payload_hash(&body);
-                &computed
-            }
-        };
-        let auth = client.signers[self.account % client.signers.len()].authorization(
-            &client.endpoint.authority,
-            &target,
-            &amz_date,
-            &date,
-            hash,
-        );
-        let request = hyper::Request::post("/")
-            .header("host", &client.endpoint.authority)
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", target)
-            .header("x-amz-date", amz_date)
-            .header("authorization", auth)
-            .header("content-length", body.len())
-            .header("user-agent", "kinesis-loadgen/0.1")
-            .body(Full::new(body))
-            .map_err(|e| CallError::Transport(format!("request: {e}")))?;
+        let request = self.client.request(op, body, hash, self.account)?;
         let sender = self.sender.as_mut().expect("connected above");
         let response = match sender.send_request(request).await {
             Ok(r) => r,
@@ -343,24 +455,7 @@ impl Conn {
         if status == 200 {
             return Ok(body);
         }
-        let (kind, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(ErrorBody {
-                kind: Some(k),
-                message,
-            }) => (
-                k.rsplit('#').next().unwrap_or(&k).to_string(),
-                message.map(|m| m.into_owned()).unwrap_or_default(),
-            ),
-            _ => (
-                format!("HTTP{status}"),
-                String::from_utf8_lossy(&body).chars().take(200).collect(),
-            ),
-        };
-        Err(CallError::Api {
-            status,
-            kind,
-            message,
-        })
+        Err(api_error(status, &body))
     }
 
     /// `call` with a `serde_json::Value` body, for the control plane.

@@ -15,6 +15,7 @@
 
 mod client;
 mod stats;
+mod subscribe;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -174,6 +175,34 @@ pub enum Workload {
         #[arg(long, default_value_t = 10000)]
         limit: u32,
         /// After writing stops, how long consumers may take to catch up.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Enhanced fan-out: `--consumers` registered consumers, each subscribed to every shard
+    /// with SubscribeToShard (HTTP/1.1, one connection per subscription, resubscribing from
+    /// the continuation when a subscription ends), while writers send PutRecords at `--rate`
+    /// (0: as fast as they go). Delivered records/s per consumer, propagation latency from
+    /// the write's acknowledgement to each consumer, end-to-end from the send time,
+    /// duplicates and missing records.
+    Subscribe {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// Target write rate, records/s over all writers; 0 writes full batches back to
+        /// back.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Registered consumers, each subscribed to every shard.
+        #[arg(long, default_value_t = 1)]
+        consumers: usize,
+        /// Largest PutRecords batch a writer sends (every batch, at --rate 0).
+        #[arg(long, default_value_t = 500)]
+        max_batch: usize,
+        /// Consumer names are this prefix plus 0, 1, ...
+        #[arg(long, default_value = "loadgen-consumer-")]
+        consumer_prefix: String,
+        /// After writing stops, how long consumers may take to receive everything.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         grace: Duration,
         #[command(flatten)]

@@ -74,6 +74,39 @@ pub fn percentiles(samples: &mut [u32]) -> Value {
     })
 }
 
+/// Like [`percentiles`] for signed microsecond values with a weight each (how many
+/// records shared the value), plus `min`: propagation can be negative when a record reaches
+/// a consumer before its acknowledgement reaches the writer.
+pub fn weighted_percentiles(samples: &mut [(i64, u64)]) -> Value {
+    let n: u64 = samples.iter().map(|s| s.1).sum();
+    if n == 0 {
+        return json!({"n": 0});
+    }
+    samples.sort_unstable_by_key(|s| s.0);
+    let ms = |us: i64| round3(us as f64 / 1000.0);
+    let pick = |q: f64| {
+        let rank = ((n as f64 * q).ceil() as u64).clamp(1, n);
+        let mut seen = 0;
+        for &(v, w) in samples.iter() {
+            seen += w;
+            if seen >= rank {
+                return ms(v);
+            }
+        }
+        ms(samples[samples.len() - 1].0)
+    };
+    let sum: f64 = samples.iter().map(|&(v, w)| v as f64 * w as f64).sum();
+    json!({
+        "n": n,
+        "min": ms(samples[0].0),
+        "p50": pick(0.50),
+        "p90": pick(0.90),
+        "p99": pick(0.99),
+        "max": ms(samples[samples.len() - 1].0),
+        "mean": round3(sum / n as f64 / 1000.0),
+    })
+}
+
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }

@@ -45,14 +45,14 @@ impl Rng {
     }
 }
 
-fn unix_ms() -> u128 {
+pub(crate) fn unix_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis()
 }
 
-fn is_retryable_control(kind: &str) -> bool {
+pub(crate) fn is_retryable_control(kind: &str) -> bool {
     matches!(
         kind,
         "LimitExceededException" | "TransportError" | "Timeout" | "ThrottlingException"
@@ -150,7 +150,7 @@ async fn wait_active(conn: &mut Conn, name: &str, deadline: Instant) -> Result<(
 }
 
 /// Open shards of a stream, by ListShards (paged).
-async fn list_shards(conn: &mut Conn, name: &str) -> Result<Vec<String>, String> {
+pub(crate) async fn list_shards(conn: &mut Conn, name: &str) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -258,17 +258,17 @@ fn put_record_body(stream: &str, record_size: usize, keys: u32, rng: &mut Rng) -
 }
 
 #[derive(Deserialize)]
-struct PutRecordsOut<'a> {
+pub(crate) struct PutRecordsOut<'a> {
     #[serde(rename = "FailedRecordCount", default)]
-    failed: Option<u64>,
+    pub failed: Option<u64>,
     #[serde(rename = "Records", borrow, default)]
-    records: Vec<PutEntry<'a>>,
+    pub records: Vec<PutEntry<'a>>,
 }
 
 #[derive(Deserialize)]
-struct PutEntry<'a> {
+pub(crate) struct PutEntry<'a> {
     #[serde(rename = "ErrorCode", borrow, default)]
-    error_code: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -693,7 +693,7 @@ async fn rate_writer(
 // ---------------------------------------------------------------------------------------
 // The report
 
-struct Report {
+pub(crate) struct Report {
     obj: Map<String, Value>,
 }
 
@@ -709,12 +709,12 @@ impl Report {
         Self { obj }
     }
 
-    fn set(&mut self, k: &str, v: Value) {
+    pub(crate) fn set(&mut self, k: &str, v: Value) {
         self.obj.insert(k.into(), v);
     }
 
     /// Rate, throughput, latencies and failures of a measured phase.
-    fn phase(&mut self, mut rec: Recorder, elapsed: Duration) {
+    pub(crate) fn phase(&mut self, mut rec: Recorder, elapsed: Duration) {
         let secs = elapsed.as_secs_f64().max(1e-9);
         self.set("elapsed_s", json!(round3(secs)));
         self.set("requests", json!(rec.requests));
@@ -778,6 +778,56 @@ impl Report {
             ms(&lat, "p99"),
             ms(&lat, "max")
         );
+        if let Some(delivered) = o.get("delivered") {
+            eprintln!(
+                "  delivered       {:>12}   {} records/s over {} consumer(s) in {} s",
+                delivered,
+                g("delivered_per_s"),
+                g("consumers"),
+                g("delivery_window_s")
+            );
+            for c in o
+                .get("per_consumer")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let p = &c["propagation_ms"];
+                eprintln!(
+                    "    consumer {:<3}  {} records/s  propagation p50 {} p99 {} max {}  dup {} missing {}",
+                    c["consumer"],
+                    c["delivered_per_s"],
+                    ms(p, "p50"),
+                    ms(p, "p99"),
+                    ms(p, "max"),
+                    c["duplicates"],
+                    c["missing"]
+                );
+            }
+            let p = g("propagation_ms");
+            eprintln!(
+                "  propagation ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  (from the write's acknowledgement; {} records arrived before it)",
+                p["p50"].as_f64().unwrap_or(f64::NAN),
+                p["p90"].as_f64().unwrap_or(f64::NAN),
+                p["p99"].as_f64().unwrap_or(f64::NAN),
+                p["max"].as_f64().unwrap_or(f64::NAN),
+                g("delivered_before_ack")
+            );
+            eprintln!(
+                "  duplicates      {}   missing {}   delivered unacknowledged {}",
+                g("duplicates"),
+                g("missing"),
+                g("delivered_unacknowledged")
+            );
+            eprintln!(
+                "  subscriptions   {}   events {} ({} empty)   failures {}   endings {}",
+                g("subscriptions"),
+                g("events"),
+                g("empty_events"),
+                g("subscribe_failures"),
+                g("subscription_endings")
+            );
+        }
         if let Some(e2e) = o.get("e2e_ms") {
             eprintln!(
                 "  end-to-end ms   p50 {}  p99 {}  max {}",
@@ -785,13 +835,14 @@ impl Report {
                 ms(e2e, "p99"),
                 ms(e2e, "max")
             );
-            let ap = g("e2e_minus_poll_wait_ms");
-            eprintln!(
-                "  - poll wait     p50 {}  p99 {}  max {}",
-                ms(&ap, "p50"),
-                ms(&ap, "p99"),
-                ms(&ap, "max")
-            );
+            if let Some(ap) = o.get("e2e_minus_poll_wait_ms") {
+                eprintln!(
+                    "  - poll wait     p50 {}  p99 {}  max {}",
+                    ms(ap, "p50"),
+                    ms(ap, "p99"),
+                    ms(ap, "max")
+                );
+            }
         }
         eprintln!("  failures        {}", g("failures"));
         if let Some(s) = o.get("server").filter(|s| !s.is_null()) {
@@ -870,6 +921,21 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("poll_interval_ms".into(), json!(poll_interval_ms));
             p.insert("limit".into(), json!(limit));
             ("produce-consume", p, vec![prefix.clone()], *shards)
+        }
+        Workload::Subscribe {
+            shards,
+            rate,
+            consumers,
+            max_batch,
+            write,
+            ..
+        } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("rate".into(), json!(rate));
+            p.insert("consumers".into(), json!(consumers));
+            p.insert("max_batch".into(), json!(max_batch));
+            ("subscribe", p, vec![prefix.clone()], *shards)
         }
         Workload::ManyShards {
             streams,
@@ -1072,6 +1138,25 @@ async fn run_workload(
             if let Some(w) = w {
                 report.set("server", w.finish().await);
             }
+        }
+        Workload::Subscribe {
+            rate,
+            consumers,
+            max_batch,
+            consumer_prefix,
+            grace,
+            write,
+            ..
+        } => {
+            let opts = crate::subscribe::Opts {
+                rate: *rate,
+                consumers: *consumers,
+                max_batch: *max_batch,
+                grace: *grace,
+                consumer_prefix,
+                write,
+            };
+            crate::subscribe::run(cli, client, &streams[0], opts, report).await?;
         }
         Workload::ManyShards {
             batch_size,
