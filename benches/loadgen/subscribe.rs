@@ -290,7 +290,9 @@ struct TaskOut {
     empty_events: u64,
     /// Successful SubscribeToShard calls (the first, then one per resubscription).
     subscriptions: u64,
-    /// Time from sending SubscribeToShard to its initial-response, µs.
+    /// `initial-response` events received (AWS sends one first in every subscription).
+    initial_responses: u64,
+    /// Time from sending SubscribeToShard to its answer's status line, µs.
     setup_us: Vec<u32>,
     failures: BTreeMap<String, u64>,
     /// Why subscriptions ended other than by the run's end, by kind.
@@ -396,16 +398,16 @@ async fn subscription_task(mut c: TaskCtx) -> TaskOut {
             )));
             break;
         }
+        // Subscribed: the answer started (kinesis-mock sends no initial-response event; its
+        // first message is a SubscribeToShardEvent).
+        out.setup_us
+            .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        if !announced {
+            let _ = c.ready.send(Ok(()));
+            announced = true;
+        }
         out.subscriptions += 1;
-        let ended = read_events(
-            &mut c,
-            &mut answer,
-            &mut out,
-            t0,
-            &mut continuation,
-            &mut announced,
-        )
-        .await;
+        let ended = read_events(&mut c, &mut answer, &mut out, &mut continuation).await;
         drop(answer);
         match ended {
             Ended::Stopped | Ended::ShardClosed => break,
@@ -447,9 +449,7 @@ async fn read_events(
     c: &mut TaskCtx,
     answer: &mut StreamedAnswer,
     out: &mut TaskOut,
-    t0: Instant,
     continuation: &mut Option<String>,
-    announced: &mut bool,
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut first_event = true;
@@ -504,14 +504,7 @@ async fn read_events(
                 }
             }
             match message.header(":event-type") {
-                Some("initial-response") => {
-                    out.setup_us
-                        .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    if !*announced {
-                        let _ = c.ready.send(Ok(()));
-                        *announced = true;
-                    }
-                }
+                Some("initial-response") => out.initial_responses += 1,
                 Some("SubscribeToShardEvent") => {
                     match on_event(c, &message, out, arrival_us, first_event) {
                         Ok(next) => {
@@ -688,6 +681,8 @@ async fn register(
     ))
 }
 
+/// Deregisters the consumers this run registered and waits (up to 10 s) until they are
+/// gone: some endpoints (kinesis-mock) refuse DeleteStream while a consumer is DELETING.
 async fn deregister(conn: &mut Conn, consumers: &[Consumer]) {
     for c in consumers.iter().filter(|c| c.registered) {
         if let Err(e) = conn
@@ -695,6 +690,19 @@ async fn deregister(conn: &mut Conn, consumers: &[Consumer]) {
             .await
         {
             eprintln!("kinesis-loadgen: DeregisterStreamConsumer {}: {e}", c.arn);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in consumers.iter().filter(|c| c.registered) {
+        while Instant::now() < deadline {
+            match conn
+                .call_json("DescribeStreamConsumer", json!({"ConsumerARN": c.arn}))
+                .await
+            {
+                Err(e) if e.kind() == "ResourceNotFoundException" => break,
+                Err(e) if !is_retryable_control(&e.kind()) => break,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     }
 }
@@ -872,7 +880,7 @@ fn summarize(
     let (mut delivered, mut dups, mut missing, mut unacked, mut before_ack, mut foreign) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut last_us = start_us;
-    let (mut subs, mut events, mut empty) = (0u64, 0u64, 0u64);
+    let (mut subs, mut events, mut empty, mut initial) = (0u64, 0u64, 0u64, 0u64);
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut endings: BTreeMap<String, u64> = BTreeMap::new();
     let mut setup: Vec<u32> = Vec::new();
@@ -894,6 +902,7 @@ fn summarize(
             subs += t.subscriptions;
             events += t.events;
             empty += t.empty_events;
+            initial += t.initial_responses;
             setup.extend(&t.setup_us);
             for (k, v) in t.failures {
                 *failures.entry(k).or_default() += v;
@@ -995,6 +1004,7 @@ fn summarize(
     report.set("subscriptions", json!(subs));
     report.set("events", json!(events));
     report.set("empty_events", json!(empty));
+    report.set("initial_responses", json!(initial));
     report.set("subscribe_setup_ms", percentiles(&mut setup));
     report.set("subscribe_failures", json!(failures));
     report.set("subscription_endings", json!(endings));
