@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +35,8 @@ use tokio::sync::{mpsc, watch};
 const MAGIC: &[u8; 4] = b"KLS1";
 const HEADER_LEN: usize = 18;
 const HEADER_B64: usize = 24;
+/// Longest the `--prefill` writes may take.
+const PREFILL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bits per request in the delivery bitmaps: PutRecords takes at most 500 records.
 const STRIDE: usize = 512;
 /// `{"Data":"` precedes the base64 in a record's JSON.
@@ -46,6 +48,7 @@ pub struct Opts<'a> {
     pub consumers: usize,
     pub max_batch: usize,
     pub grace: Duration,
+    pub prefill: u64,
     pub consumer_prefix: &'a str,
     pub write: &'a WriteOpts,
 }
@@ -164,6 +167,8 @@ struct WriterSpec {
     anchor: Instant,
     seed: u64,
     acks: Arc<AckBook>,
+    /// Records still to write (the prefill), claimed a request at a time.
+    budget: Option<Arc<AtomicI64>>,
 }
 
 async fn writer(w: WriterSpec) -> Recorder {
@@ -190,7 +195,14 @@ async fn writer(w: WriterSpec) -> Recorder {
             sent + w.max_batch as u64
         };
         while sent < due && Instant::now() < w.deadline {
-            let n = ((due - sent) as usize).min(w.max_batch);
+            let mut n = ((due - sent) as usize).min(w.max_batch);
+            if let Some(b) = &w.budget {
+                let left = b.fetch_sub(n as i64, Ordering::Relaxed);
+                if left <= 0 {
+                    return rec;
+                }
+                n = n.min(left as usize);
+            }
             let id = w.acks.next_id();
             let sent_us = w.anchor.elapsed().as_micros() as u64;
             let from = rng.below(template.records.len() as u32) as usize;
@@ -752,6 +764,59 @@ async fn measure(
     report: &mut Report,
 ) -> Result<(), String> {
     let anchor = Instant::now();
+    let acks = Arc::new(AckBook::default());
+    let w = o.write;
+    let writers = w.concurrency.max(1);
+    let spec =
+        |i: usize, rate: f64, deadline: Instant, budget: Option<Arc<AtomicI64>>| WriterSpec {
+            client: client.clone(),
+            stream: stream.to_string(),
+            rate,
+            max_batch: o.max_batch.clamp(1, 500),
+            record_size: w.record_size,
+            keys: w.partition_keys.max(1),
+            deadline,
+            anchor,
+            seed: i as u64 + 1,
+            acks: acks.clone(),
+            budget,
+        };
+    // --prefill: records written before anyone subscribes, read from TRIM_HORIZON by every
+    // consumer at once (the counterpart of get-records-drain).
+    let mut prefilled = 0;
+    if o.prefill > 0 {
+        let budget = Arc::new(AtomicI64::new(o.prefill as i64));
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..writers {
+            set.spawn(writer(spec(
+                i + 1000,
+                0.0,
+                t0 + PREFILL_TIMEOUT,
+                Some(budget.clone()),
+            )));
+        }
+        let mut prec = Recorder::default();
+        while let Some(r) = set.join_next().await {
+            prec.merge(r.expect("writer task"));
+        }
+        prefilled = prec.records;
+        report.set(
+            "prefill",
+            json!({
+                "records": prec.records,
+                "records_per_s": round3(prec.records as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
+                "failures": prec.failures_json(),
+            }),
+        );
+    }
+    let first_live_id = acks.next_id.load(Ordering::Relaxed) as u32;
+    let watch = if o.prefill > 0 {
+        cli.server_pid.map(ProcWatch::start)
+    } else {
+        None
+    };
+    let subscribe_us = anchor.elapsed().as_micros() as u64;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let unique: Vec<Arc<AtomicU64>> = consumers.iter().map(|_| Default::default()).collect();
@@ -803,27 +868,19 @@ async fn measure(
         json!(round3(anchor.elapsed().as_secs_f64())),
     );
 
-    let watch = cli.server_pid.map(ProcWatch::start);
-    let acks = Arc::new(AckBook::default());
-    let w = o.write;
+    let watch = watch.or_else(|| cli.server_pid.map(ProcWatch::start));
     let start = Instant::now();
-    let start_us = anchor.elapsed().as_micros() as u64;
+    // Deliveries are timed from the first write, or with a prefill from the first
+    // SubscribeToShard call.
+    let start_us = if o.prefill > 0 {
+        subscribe_us
+    } else {
+        anchor.elapsed().as_micros() as u64
+    };
     let deadline = start + w.duration;
-    let writers = w.concurrency.max(1);
     let mut set = tokio::task::JoinSet::new();
     for i in 0..writers {
-        set.spawn(writer(WriterSpec {
-            client: client.clone(),
-            stream: stream.to_string(),
-            rate: o.rate / writers as f64,
-            max_batch: o.max_batch.clamp(1, 500),
-            record_size: w.record_size,
-            keys: w.partition_keys.max(1),
-            deadline,
-            anchor,
-            seed: i as u64 + 1,
-            acks: acks.clone(),
-        }));
+        set.spawn(writer(spec(i, o.rate / writers as f64, deadline, None)));
     }
     let mut wrec = Recorder::default();
     while let Some(r) = set.join_next().await {
@@ -831,7 +888,7 @@ async fn measure(
     }
     let took = start.elapsed();
     // Wait until every consumer has every acknowledged record, or the grace period ends.
-    let acked = wrec.records;
+    let acked = prefilled + wrec.records;
     let grace_end = Instant::now() + o.grace;
     while Instant::now() < grace_end && unique.iter().any(|u| u.load(Ordering::Relaxed) < acked) {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -848,7 +905,14 @@ async fn measure(
         Some(w) => Some(w.finish().await),
         None => None,
     };
-    summarize(report, &acks, outs, consumers.len(), start_us, caught_up_s);
+    summarize(
+        report,
+        &acks,
+        outs,
+        consumers.len(),
+        (start_us, first_live_id),
+        caught_up_s,
+    );
     report.phase(wrec, took);
     if let Some(s) = server {
         report.set("server", s);
@@ -861,7 +925,7 @@ fn summarize(
     acks: &AckBook,
     outs: Vec<TaskOut>,
     n_consumers: usize,
-    start_us: u64,
+    (start_us, first_live_id): (u64, u32),
     caught_up_s: f64,
 ) {
     let acks_v = acks.acks.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -918,7 +982,8 @@ fn summarize(
                 c_dups += u64::from((*u & b).count_ones());
                 *u |= b;
             }
-            for s in t.samples {
+            // Prefilled records were written before anyone subscribed: no latency to speak of.
+            for s in t.samples.into_iter().filter(|s| s.id >= first_live_id) {
                 let count = u64::from(s.count);
                 e2e.push((s.arrival_us as i64 - s.sent_us as i64, count));
                 if let Some(a) = acks_v.get(s.id as usize)
