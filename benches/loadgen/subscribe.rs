@@ -35,8 +35,6 @@ use tokio::sync::{mpsc, watch};
 const MAGIC: &[u8; 4] = b"KLS1";
 const HEADER_LEN: usize = 18;
 const HEADER_B64: usize = 24;
-/// Longest the `--prefill` writes may take.
-const PREFILL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bits per request in the delivery bitmaps: PutRecords takes at most 500 records.
 const STRIDE: usize = 512;
 /// `{"Data":"` precedes the base64 in a record's JSON.
@@ -49,6 +47,7 @@ pub struct Opts<'a> {
     pub max_batch: usize,
     pub grace: Duration,
     pub prefill: u64,
+    pub prefill_timeout: Duration,
     pub consumer_prefix: &'a str,
     pub write: &'a WriteOpts,
 }
@@ -792,7 +791,7 @@ async fn measure(
             set.spawn(writer(spec(
                 i + 1000,
                 0.0,
-                t0 + PREFILL_TIMEOUT,
+                t0 + o.prefill_timeout,
                 Some(budget.clone()),
             )));
         }

@@ -1148,10 +1148,12 @@ async fn run_workload(
             consumer_prefix,
             grace,
             prefill,
+            prefill_timeout,
             write,
             ..
         } => {
             let opts = crate::subscribe::Opts {
+                prefill_timeout: *prefill_timeout,
                 rate: *rate,
                 consumers: *consumers,
                 max_batch: *max_batch,
