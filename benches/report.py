@@ -216,6 +216,9 @@ def fanout_section(drain_rates, heading="##"):
                 continue
             if "error" in r:
                 err = r["error"]
+                # run_load keeps the tail of the target's loadgen stderr: start at the message.
+                if "kinesis-loadgen: " in err:
+                    err = err.rsplit("kinesis-loadgen: ", 1)[1].strip()
                 if "not supported by this endpoint: " in err:
                     err = "not supported: " + err.split("not supported by this endpoint: ", 1)[1]
                 w(f"| {NAMES[t]} | {err[:300]} |" + " |" * (len(cols) - 2))
