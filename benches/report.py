@@ -199,20 +199,26 @@ def fanout_section(drain_rates, heading="##"):
         ok = [r for r in rows if r.get("label") == t and r.get("workload") == "subscribe" and "records_per_s" in r]
         errs = [r for r in rows if r.get("label") == t and r.get("workload") == "subscribe" and "error" in r]
         fixed = next((r for r in ok if (r["params"].get("rate") or 0) > 0), None)
-        full = next((r for r in ok if (r["params"].get("rate") or 0) == 0), None)
+        full = next((r for r in ok if (r["params"].get("rate") or 0) == 0 and not r["params"].get("prefill")), None)
+        catchup = next((r for r in ok if r["params"].get("prefill")), None)
         if fixed is None and errs:
             fixed = errs.pop(0)
         if full is None and errs:
             full = errs.pop(0)
-        if fixed is None and full is None:
+        if catchup is None and errs:
+            catchup = errs.pop(0)
+        if fixed is None and full is None and catchup is None:
             if t in ("kinesalite", "kinesis-mock", "broker", "broker-flush", "null") and any(r.get("label") == t for r in rows):
                 w(missing_row(t, "subscribe", len(cols)))
             continue
-        for kind, r in (("fixed", fixed), ("full", full)):
+        for kind, r in (("fixed", fixed), ("full", full), ("catchup", catchup)):
             if r is None:
                 continue
             if "error" in r:
                 err = r["error"]
+                # run_load keeps the tail of the target's loadgen stderr: start at the message.
+                if "kinesis-loadgen: " in err:
+                    err = err.rsplit("kinesis-loadgen: ", 1)[1].strip()
                 if "not supported by this endpoint: " in err:
                     err = "not supported: " + err.split("not supported by this endpoint: ", 1)[1]
                 w(f"| {NAMES[t]} | {err[:300]} |" + " |" * (len(cols) - 2))
@@ -223,7 +229,10 @@ def fanout_section(drain_rates, heading="##"):
             rate = r["params"].get("rate") or 0
             s_ = r.get("server") or {}
             w("| " + " | ".join([
-                NAMES[t], num(r.get("consumers")), "full speed" if rate == 0 else num(rate), num(r["records_per_s"]),
+                NAMES[t], num(r.get("consumers")),
+                (f"none: {num((r.get('prefill') or {}).get('records'))} written first" if kind == "catchup"
+                 else "full speed" if rate == 0 else num(rate)),
+                "–" if kind == "catchup" else num(r["records_per_s"]),
                 lat(r, "latency_ms", "p99"), num(r.get("delivered_per_s")), per,
                 " / ".join(num(p.get(k), 2) for k in ("p50", "p90", "p99", "max")),
                 " / ".join(num(e.get(k), 2) for k in ("p50", "p99", "max")),
@@ -233,8 +242,8 @@ def fanout_section(drain_rates, heading="##"):
             ]) + " |")
     w("")
     for t, what in [("broker", "broker (page-cache, default)"), ("broker-flush", "broker (flush)")]:
-        fixed, full = res.get((t, "fixed")), res.get((t, "full"))
-        if not fixed and not full:
+        fixed, full, catchup = res.get((t, "fixed")), res.get((t, "full")), res.get((t, "catchup"))
+        if not fixed and not full and not catchup:
             continue
         w(f"Targets, {what}:\n")
         if fixed:
@@ -252,6 +261,13 @@ def fanout_section(drain_rates, heading="##"):
             w(f"- {num(full.get('consumers'))} consumers at full write speed: **{num(agg)}** records/s delivered in all "
               f"÷ one consumer's GetRecords drain {num(d)} records/s = **{'–' if q is None else f'{q:.2f}×'}** "
               f"(target ≥ 3×: {verdict(None if q is None else q >= 3)}); written {num(full['records_per_s'])} records/s")
+        if catchup:
+            d = drain_rates.get(t)
+            agg = catchup.get("delivered_per_s")
+            q = agg / d if agg and d else None
+            w(f"- catch-up (not a target; the drain's counterpart): {num(catchup.get('consumers'))} consumers reading "
+              f"{num((catchup.get('prefill') or {}).get('records'))} records written beforehand from TRIM_HORIZON: "
+              f"**{num(agg)}** records/s delivered in all = **{'–' if q is None else f'{q:.2f}×'}** the drain")
         w("")
 
 

@@ -199,6 +199,14 @@ pub enum Workload {
         /// Largest PutRecords batch a writer sends (every batch, at --rate 0).
         #[arg(long, default_value_t = 500)]
         max_batch: usize,
+        /// Records written before the subscriptions start (untimed, full speed), which
+        /// every consumer then reads from TRIM_HORIZON: with `--duration 0`, the fan-out
+        /// counterpart of get-records-drain.
+        #[arg(long, default_value_t = 0)]
+        prefill: u64,
+        /// Longest the prefill's writes may take (then what was written is read).
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        prefill_timeout: Duration,
         /// Consumer names are this prefix plus 0, 1, ...
         #[arg(long, default_value = "loadgen-consumer-")]
         consumer_prefix: String,

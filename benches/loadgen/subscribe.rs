@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -46,6 +46,8 @@ pub struct Opts<'a> {
     pub consumers: usize,
     pub max_batch: usize,
     pub grace: Duration,
+    pub prefill: u64,
+    pub prefill_timeout: Duration,
     pub consumer_prefix: &'a str,
     pub write: &'a WriteOpts,
 }
@@ -164,6 +166,8 @@ struct WriterSpec {
     anchor: Instant,
     seed: u64,
     acks: Arc<AckBook>,
+    /// Records still to write (the prefill), claimed a request at a time.
+    budget: Option<Arc<AtomicI64>>,
 }
 
 async fn writer(w: WriterSpec) -> Recorder {
@@ -190,7 +194,14 @@ async fn writer(w: WriterSpec) -> Recorder {
             sent + w.max_batch as u64
         };
         while sent < due && Instant::now() < w.deadline {
-            let n = ((due - sent) as usize).min(w.max_batch);
+            let mut n = ((due - sent) as usize).min(w.max_batch);
+            if let Some(b) = &w.budget {
+                let left = b.fetch_sub(n as i64, Ordering::Relaxed);
+                if left <= 0 {
+                    return rec;
+                }
+                n = n.min(left as usize);
+            }
             let id = w.acks.next_id();
             let sent_us = w.anchor.elapsed().as_micros() as u64;
             let from = rng.below(template.records.len() as u32) as usize;
@@ -290,7 +301,9 @@ struct TaskOut {
     empty_events: u64,
     /// Successful SubscribeToShard calls (the first, then one per resubscription).
     subscriptions: u64,
-    /// Time from sending SubscribeToShard to its initial-response, µs.
+    /// `initial-response` events received (AWS sends one first in every subscription).
+    initial_responses: u64,
+    /// Time from sending SubscribeToShard to its answer's status line, µs.
     setup_us: Vec<u32>,
     failures: BTreeMap<String, u64>,
     /// Why subscriptions ended other than by the run's end, by kind.
@@ -396,16 +409,16 @@ async fn subscription_task(mut c: TaskCtx) -> TaskOut {
             )));
             break;
         }
+        // Subscribed: the answer started (kinesis-mock sends no initial-response event; its
+        // first message is a SubscribeToShardEvent).
+        out.setup_us
+            .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        if !announced {
+            let _ = c.ready.send(Ok(()));
+            announced = true;
+        }
         out.subscriptions += 1;
-        let ended = read_events(
-            &mut c,
-            &mut answer,
-            &mut out,
-            t0,
-            &mut continuation,
-            &mut announced,
-        )
-        .await;
+        let ended = read_events(&mut c, &mut answer, &mut out, &mut continuation).await;
         drop(answer);
         match ended {
             Ended::Stopped | Ended::ShardClosed => break,
@@ -447,9 +460,7 @@ async fn read_events(
     c: &mut TaskCtx,
     answer: &mut StreamedAnswer,
     out: &mut TaskOut,
-    t0: Instant,
     continuation: &mut Option<String>,
-    announced: &mut bool,
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut first_event = true;
@@ -504,14 +515,7 @@ async fn read_events(
                 }
             }
             match message.header(":event-type") {
-                Some("initial-response") => {
-                    out.setup_us
-                        .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    if !*announced {
-                        let _ = c.ready.send(Ok(()));
-                        *announced = true;
-                    }
-                }
+                Some("initial-response") => out.initial_responses += 1,
                 Some("SubscribeToShardEvent") => {
                     match on_event(c, &message, out, arrival_us, first_event) {
                         Ok(next) => {
@@ -688,6 +692,8 @@ async fn register(
     ))
 }
 
+/// Deregisters the consumers this run registered and waits (up to 10 s) until they are
+/// gone: some endpoints (kinesis-mock) refuse DeleteStream while a consumer is DELETING.
 async fn deregister(conn: &mut Conn, consumers: &[Consumer]) {
     for c in consumers.iter().filter(|c| c.registered) {
         if let Err(e) = conn
@@ -695,6 +701,19 @@ async fn deregister(conn: &mut Conn, consumers: &[Consumer]) {
             .await
         {
             eprintln!("kinesis-loadgen: DeregisterStreamConsumer {}: {e}", c.arn);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in consumers.iter().filter(|c| c.registered) {
+        while Instant::now() < deadline {
+            match conn
+                .call_json("DescribeStreamConsumer", json!({"ConsumerARN": c.arn}))
+                .await
+            {
+                Err(e) if e.kind() == "ResourceNotFoundException" => break,
+                Err(e) if !is_retryable_control(&e.kind()) => break,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     }
 }
@@ -744,6 +763,59 @@ async fn measure(
     report: &mut Report,
 ) -> Result<(), String> {
     let anchor = Instant::now();
+    let acks = Arc::new(AckBook::default());
+    let w = o.write;
+    let writers = w.concurrency.max(1);
+    let spec =
+        |i: usize, rate: f64, deadline: Instant, budget: Option<Arc<AtomicI64>>| WriterSpec {
+            client: client.clone(),
+            stream: stream.to_string(),
+            rate,
+            max_batch: o.max_batch.clamp(1, 500),
+            record_size: w.record_size,
+            keys: w.partition_keys.max(1),
+            deadline,
+            anchor,
+            seed: i as u64 + 1,
+            acks: acks.clone(),
+            budget,
+        };
+    // --prefill: records written before anyone subscribes, read from TRIM_HORIZON by every
+    // consumer at once (the counterpart of get-records-drain).
+    let mut prefilled = 0;
+    if o.prefill > 0 {
+        let budget = Arc::new(AtomicI64::new(o.prefill as i64));
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..writers {
+            set.spawn(writer(spec(
+                i + 1000,
+                0.0,
+                t0 + o.prefill_timeout,
+                Some(budget.clone()),
+            )));
+        }
+        let mut prec = Recorder::default();
+        while let Some(r) = set.join_next().await {
+            prec.merge(r.expect("writer task"));
+        }
+        prefilled = prec.records;
+        report.set(
+            "prefill",
+            json!({
+                "records": prec.records,
+                "records_per_s": round3(prec.records as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
+                "failures": prec.failures_json(),
+            }),
+        );
+    }
+    let first_live_id = acks.next_id.load(Ordering::Relaxed) as u32;
+    let watch = if o.prefill > 0 {
+        cli.server_pid.map(ProcWatch::start)
+    } else {
+        None
+    };
+    let subscribe_us = anchor.elapsed().as_micros() as u64;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let unique: Vec<Arc<AtomicU64>> = consumers.iter().map(|_| Default::default()).collect();
@@ -795,27 +867,19 @@ async fn measure(
         json!(round3(anchor.elapsed().as_secs_f64())),
     );
 
-    let watch = cli.server_pid.map(ProcWatch::start);
-    let acks = Arc::new(AckBook::default());
-    let w = o.write;
+    let watch = watch.or_else(|| cli.server_pid.map(ProcWatch::start));
     let start = Instant::now();
-    let start_us = anchor.elapsed().as_micros() as u64;
+    // Deliveries are timed from the first write, or with a prefill from the first
+    // SubscribeToShard call.
+    let start_us = if o.prefill > 0 {
+        subscribe_us
+    } else {
+        anchor.elapsed().as_micros() as u64
+    };
     let deadline = start + w.duration;
-    let writers = w.concurrency.max(1);
     let mut set = tokio::task::JoinSet::new();
     for i in 0..writers {
-        set.spawn(writer(WriterSpec {
-            client: client.clone(),
-            stream: stream.to_string(),
-            rate: o.rate / writers as f64,
-            max_batch: o.max_batch.clamp(1, 500),
-            record_size: w.record_size,
-            keys: w.partition_keys.max(1),
-            deadline,
-            anchor,
-            seed: i as u64 + 1,
-            acks: acks.clone(),
-        }));
+        set.spawn(writer(spec(i, o.rate / writers as f64, deadline, None)));
     }
     let mut wrec = Recorder::default();
     while let Some(r) = set.join_next().await {
@@ -823,7 +887,7 @@ async fn measure(
     }
     let took = start.elapsed();
     // Wait until every consumer has every acknowledged record, or the grace period ends.
-    let acked = wrec.records;
+    let acked = prefilled + wrec.records;
     let grace_end = Instant::now() + o.grace;
     while Instant::now() < grace_end && unique.iter().any(|u| u.load(Ordering::Relaxed) < acked) {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -840,7 +904,14 @@ async fn measure(
         Some(w) => Some(w.finish().await),
         None => None,
     };
-    summarize(report, &acks, outs, consumers.len(), start_us, caught_up_s);
+    summarize(
+        report,
+        &acks,
+        outs,
+        consumers.len(),
+        (start_us, first_live_id),
+        caught_up_s,
+    );
     report.phase(wrec, took);
     if let Some(s) = server {
         report.set("server", s);
@@ -853,7 +924,7 @@ fn summarize(
     acks: &AckBook,
     outs: Vec<TaskOut>,
     n_consumers: usize,
-    start_us: u64,
+    (start_us, first_live_id): (u64, u32),
     caught_up_s: f64,
 ) {
     let acks_v = acks.acks.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -872,7 +943,7 @@ fn summarize(
     let (mut delivered, mut dups, mut missing, mut unacked, mut before_ack, mut foreign) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut last_us = start_us;
-    let (mut subs, mut events, mut empty) = (0u64, 0u64, 0u64);
+    let (mut subs, mut events, mut empty, mut initial) = (0u64, 0u64, 0u64, 0u64);
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut endings: BTreeMap<String, u64> = BTreeMap::new();
     let mut setup: Vec<u32> = Vec::new();
@@ -894,6 +965,7 @@ fn summarize(
             subs += t.subscriptions;
             events += t.events;
             empty += t.empty_events;
+            initial += t.initial_responses;
             setup.extend(&t.setup_us);
             for (k, v) in t.failures {
                 *failures.entry(k).or_default() += v;
@@ -909,7 +981,8 @@ fn summarize(
                 c_dups += u64::from((*u & b).count_ones());
                 *u |= b;
             }
-            for s in t.samples {
+            // Prefilled records were written before anyone subscribed: no latency to speak of.
+            for s in t.samples.into_iter().filter(|s| s.id >= first_live_id) {
                 let count = u64::from(s.count);
                 e2e.push((s.arrival_us as i64 - s.sent_us as i64, count));
                 if let Some(a) = acks_v.get(s.id as usize)
@@ -995,6 +1068,7 @@ fn summarize(
     report.set("subscriptions", json!(subs));
     report.set("events", json!(events));
     report.set("empty_events", json!(empty));
+    report.set("initial_responses", json!(initial));
     report.set("subscribe_setup_ms", percentiles(&mut setup));
     report.set("subscribe_failures", json!(failures));
     report.set("subscription_endings", json!(endings));

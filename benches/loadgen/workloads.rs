@@ -927,6 +927,7 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             rate,
             consumers,
             max_batch,
+            prefill,
             write,
             ..
         } => {
@@ -935,6 +936,7 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("rate".into(), json!(rate));
             p.insert("consumers".into(), json!(consumers));
             p.insert("max_batch".into(), json!(max_batch));
+            p.insert("prefill".into(), json!(prefill));
             ("subscribe", p, vec![prefix.clone()], *shards)
         }
         Workload::ManyShards {
@@ -1145,14 +1147,18 @@ async fn run_workload(
             max_batch,
             consumer_prefix,
             grace,
+            prefill,
+            prefill_timeout,
             write,
             ..
         } => {
             let opts = crate::subscribe::Opts {
+                prefill_timeout: *prefill_timeout,
                 rate: *rate,
                 consumers: *consumers,
                 max_batch: *max_batch,
                 grace: *grace,
+                prefill: *prefill,
                 consumer_prefix,
                 write,
             };
