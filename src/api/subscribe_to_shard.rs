@@ -9,16 +9,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::api::generated::{
-    ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardInput,
-    SubscribeToShardOutput,
+    ShardIteratorType, StartingPosition, SubscribeToShardInput, SubscribeToShardOutput,
 };
-use crate::api::get_records::{child_shards, records};
 use crate::api::get_shard_iterator::{checked_sequence, checked_timestamp};
 use crate::api::{ApiError, EventStream, RequestContext};
 use crate::api_error;
 use crate::broker::catalog::StreamStatus;
 use crate::broker::fanout::registry::ConsumerStatus;
-use crate::broker::fanout::session::{Delivery, SessionError, Subscription, Target};
+use crate::broker::fanout::session::{SessionError, Subscription, Target};
 use crate::broker::stream::{Stream, parse_shard_id, shard_id};
 use crate::broker::{Broker, Position};
 
@@ -105,7 +103,7 @@ async fn run(
         };
         let item = match next {
             None => return,
-            Some(Ok(delivery)) => event(delivery),
+            Some(Ok(delivery)) => Ok(delivery),
             Some(Err(e)) => Err(session_error(e, &stream, &session.shard().id, &consumer)),
         };
         let last = item.is_err();
@@ -113,19 +111,6 @@ async fn run(
             return;
         }
     }
-}
-
-fn event(delivery: Delivery) -> Result<SubscribeToShardEvent, ApiError> {
-    let records = match &delivery.batch {
-        Some(batch) => records(batch, &delivery.shard, &delivery.stream_extras)?,
-        None => Vec::new(),
-    };
-    Ok(SubscribeToShardEvent {
-        records,
-        continuation_sequence_number: delivery.continuation,
-        millis_behind_latest: delivery.millis_behind_latest,
-        child_shards: delivery.child_shards.as_deref().map(child_shards),
-    })
 }
 
 /// AWS's error for a session that cannot start or had to stop.

@@ -494,7 +494,7 @@ impl Body for ReplyBody {
         if let Some((format, events)) = this.events.as_mut() {
             match events.poll_next(cx) {
                 Poll::Ready(Some(item)) => {
-                    let frame = Bytes::from(format.event_message(&item));
+                    let frame = format.event_message(&item);
                     return Poll::Ready(Some(Ok(hyper::body::Frame::data(frame))));
                 }
                 Poll::Ready(None) => this.events = None,

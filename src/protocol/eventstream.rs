@@ -97,16 +97,22 @@ pub enum DecodeError {
 
 /// Encodes one message whose headers are all strings.
 pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    encode_with(headers, payload.len(), |out| out.extend_from_slice(payload))
+}
+
+/// Encodes one message whose payload `write_payload` appends in place (no copy of the
+/// payload into the frame); `size_hint` is the payload's expected size.
+pub fn encode_with(
+    headers: &[(&str, &str)],
+    size_hint: usize,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
     let headers_len: usize = headers
         .iter()
         .map(|(n, v)| 1 + n.len() + 1 + 2 + v.len())
         .sum();
-    let total = PRELUDE_BYTES + headers_len + payload.len() + TRAILER_BYTES;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&(total as u32).to_be_bytes());
-    out.extend_from_slice(&(headers_len as u32).to_be_bytes());
-    let prelude_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    let mut out = Vec::with_capacity(PRELUDE_BYTES + headers_len + size_hint + TRAILER_BYTES);
+    out.extend_from_slice(&[0; PRELUDE_BYTES]);
     for (name, value) in headers {
         // Names are our own constants (< 256 bytes); values are AWS error codes, content
         // types and event names (< 64 KiB).
@@ -116,7 +122,12 @@ pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(value.len() as u16).to_be_bytes());
         out.extend_from_slice(value.as_bytes());
     }
-    out.extend_from_slice(payload);
+    write_payload(&mut out);
+    let total = out.len() + TRAILER_BYTES;
+    out[0..4].copy_from_slice(&(total as u32).to_be_bytes());
+    out[4..8].copy_from_slice(&(headers_len as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&out[..8]);
+    out[8..12].copy_from_slice(&prelude_crc.to_be_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out
@@ -124,13 +135,26 @@ pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
 
 /// An `event` message of type `event_type` with a payload in `content_type`.
 pub fn event(event_type: &str, content_type: &str, payload: &[u8]) -> Vec<u8> {
-    encode(
+    event_with(event_type, content_type, payload.len(), |out| {
+        out.extend_from_slice(payload)
+    })
+}
+
+/// [`event`] with the payload written in place by `write_payload`.
+pub fn event_with(
+    event_type: &str,
+    content_type: &str,
+    size_hint: usize,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    encode_with(
         &[
             (":event-type", event_type),
             (":content-type", content_type),
             (":message-type", "event"),
         ],
-        payload,
+        size_hint,
+        write_payload,
     )
 }
 

@@ -138,19 +138,41 @@ impl WireFormat {
         eventstream::event("initial-response", self.content_type(), b"{}")
     }
 
-    /// One subscription event or the exception that ends the subscription, framed.
-    pub fn event_message(self, item: &EventItem) -> Vec<u8> {
-        match item {
-            Ok(event) => eventstream::event(
-                "SubscribeToShardEvent",
-                self.content_type(),
-                &JsonCodec.encode(event),
-            ),
-            Err(err) => {
-                let payload = serde_json::json!({ "message": err.message }).to_string();
-                eventstream::exception(err.code.as_str(), self.content_type(), payload.as_bytes())
-            }
+    /// One subscription event or the exception that ends the subscription, framed. An
+    /// event shared by several subscriptions is encoded by the first and reused by the rest.
+    pub fn event_message(self, item: &EventItem) -> bytes::Bytes {
+        let delivery = match item {
+            Ok(delivery) => delivery,
+            Err(err) => return self.exception_message(err),
+        };
+        let tag = self as u8;
+        if let Some(framed) = delivery.encoded(tag) {
+            return framed;
         }
+        let event = match crate::api::event_stream::to_event(delivery) {
+            Ok(event) => event,
+            Err(err) => return self.exception_message(&err),
+        };
+        let size_hint = delivery.bytes + delivery.bytes / 3 + 256;
+        let framed = bytes::Bytes::from(eventstream::event_with(
+            "SubscribeToShardEvent",
+            self.content_type(),
+            size_hint,
+            |out| {
+                // Generated shapes serialize into a Vec without error (string keys, infallible
+                // field serializers), as `JsonCodec::encode` relies on too.
+                if let Err(e) = serde_json::to_writer(&mut *out, &event) {
+                    tracing::error!(error = %e, "failed to encode an event as JSON");
+                }
+            },
+        ));
+        delivery.set_encoded(tag, framed.clone());
+        framed
+    }
+
+    fn exception_message(self, err: &ApiError) -> bytes::Bytes {
+        let payload = serde_json::json!({ "message": err.message }).to_string();
+        eventstream::exception(err.code.as_str(), self.content_type(), payload.as_bytes()).into()
     }
 }
 

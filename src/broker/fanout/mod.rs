@@ -16,12 +16,16 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct Tail {
     end: watch::Sender<u64>,
+    /// The latest records event read at this shard, shared by subscriptions at the same
+    /// position (see [`session::Delivery`]).
+    pub(super) shared: session::SharedDelivery,
 }
 
 impl Default for Tail {
     fn default() -> Self {
         Self {
             end: watch::Sender::new(0),
+            shared: Default::default(),
         }
     }
 }

@@ -115,6 +115,10 @@ impl From<Error> for SessionError {
 }
 
 /// One event's worth of a subscription.
+///
+/// Shared (`Arc`) by every subscription that reads the same records of a shard at the same
+/// time: consumers at the tail all wake on the same append and ask for the same range, and
+/// the first one's read, and its wire encoding ([`Delivery::encoded`]), serve the others.
 pub struct Delivery {
     /// The shard read.
     pub shard: Arc<Shard>,
@@ -129,6 +133,57 @@ pub struct Delivery {
     pub child_shards: Option<Vec<Arc<Shard>>>,
     /// The stream's settings (records report whether they were written encrypted).
     pub stream_extras: StreamExtras,
+    /// The offsets read, `from..next` (equal for an event without records).
+    pub from: u64,
+    /// See [`Delivery::from`].
+    pub next: u64,
+    /// Record bytes (data and partition keys) charged to each reader's budget.
+    pub bytes: usize,
+    /// The event as upper layers put it on the wire, by their own format tag, so that
+    /// sharing the delivery shares its encoding too. The broker never looks inside.
+    encoded: Mutex<Vec<(u8, bytes::Bytes)>>,
+}
+
+impl Delivery {
+    /// The encoding stored under `tag` by [`Delivery::set_encoded`], if any.
+    pub fn encoded(&self, tag: u8) -> Option<bytes::Bytes> {
+        let encoded = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        encoded
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `bytes` as this delivery's encoding under `tag` for its other readers.
+    pub fn set_encoded(&self, tag: u8, bytes: bytes::Bytes) {
+        let mut encoded = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        if !encoded.iter().any(|(t, _)| *t == tag) {
+            encoded.push((tag, bytes));
+        }
+    }
+}
+
+/// The shard's most recent records event, as long as a reader still holds it (a `Weak`:
+/// the slot never keeps records or encodings alive by itself).
+#[derive(Debug, Default)]
+pub struct SharedDelivery {
+    last: Mutex<Option<(u64, std::sync::Weak<Delivery>)>>,
+}
+
+impl SharedDelivery {
+    /// The records event starting at `from`, if one is still alive.
+    fn at(&self, from: u64) -> Option<Arc<Delivery>> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some((start, weak)) if *start == from => weak.upgrade(),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, delivery: &Arc<Delivery>) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((delivery.from, Arc::downgrade(delivery)));
+    }
 }
 
 /// What a subscription reads and who it serves.
@@ -286,7 +341,7 @@ impl Subscription {
     /// The next event, `None` once the subscription is over (its lifetime passed, the
     /// broker is stopping, or the last event of a closed shard was returned), or the error
     /// that ended it (returned once; `None` after).
-    pub async fn next(&mut self) -> Option<Result<Delivery, SessionError>> {
+    pub async fn next(&mut self) -> Option<Result<Arc<Delivery>, SessionError>> {
         loop {
             if self.finished {
                 return None;
@@ -331,14 +386,14 @@ impl Subscription {
                 _ = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= self.next_heartbeat && Instant::now() < self.ends_at {
                         self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
-                        return Some(Ok(self.empty_event()));
+                        return Some(Ok(Arc::new(self.empty_event())));
                     }
                 }
             }
         }
     }
 
-    fn fail(&mut self, e: SessionError) -> Option<Result<Delivery, SessionError>> {
+    fn fail(&mut self, e: SessionError) -> Option<Result<Arc<Delivery>, SessionError>> {
         self.finished = true;
         Some(Err(e))
     }
@@ -376,7 +431,7 @@ impl Subscription {
 
     /// Reads what is past the cursor now, if there is anything to send: records, the end of
     /// a closed shard, or the first event of the session.
-    fn read_now(&mut self) -> Result<Option<Delivery>, Error> {
+    fn read_now(&mut self) -> Result<Option<Arc<Delivery>>, Error> {
         let broker = self.broker.clone();
         let stream = self.target.stream.clone();
         let shard = self.target.shard.clone();
@@ -387,6 +442,11 @@ impl Subscription {
             if self.throttled_until().is_some() {
                 return Ok(None);
             }
+            if let Some(shared) = shard.tail.shared.at(from) {
+                // Another consumer just read (and maybe encoded) exactly this.
+                self.advance(&shared);
+                return Ok(Some(shared));
+            }
             let max_records = MAX_EVENT_RECORDS.min((end - from).try_into().unwrap_or(usize::MAX));
             let batch = shard.log.read(from, max_records, MAX_EVENT_BYTES)?;
             let mut bytes = 0;
@@ -395,32 +455,34 @@ impl Subscription {
                 bytes += record.data.len() + record.partition_key.len();
                 last = Some((record.offset, record.arrival_ms));
             }
-            if let Some(bucket) = self.bucket.as_mut() {
-                bucket.charge(bytes);
-            }
-            self.next_offset = if batch.is_empty() {
+            let next = if batch.is_empty() {
                 from
             } else {
                 batch.next_offset()
             };
-            if let Some((offset, arrival)) = last {
-                self.continuation = shard.sequence_number(arrival, offset);
-            }
-            let caught_up = self.next_offset >= end;
-            let now = broker.clock.now_ms();
-            let millis_behind_latest = match (caught_up, last) {
-                (true, _) => 0,
-                (false, Some((_, arrival))) => (now - arrival).max(0),
-                (false, None) => 0,
+            let continuation = match last {
+                Some((offset, arrival)) => shard.sequence_number(arrival, offset),
+                None => self.continuation.clone(),
             };
-            return Ok(Some(Delivery {
+            let millis_behind_latest = match last {
+                Some((_, arrival)) if next < end => (broker.clock.now_ms() - arrival).max(0),
+                _ => 0,
+            };
+            let delivery = Arc::new(Delivery {
                 shard: shard.clone(),
                 batch: Some(batch),
-                continuation: Some(self.continuation.clone()),
+                continuation: Some(continuation),
                 millis_behind_latest,
                 child_shards: None,
                 stream_extras: stream.state().extras.clone(),
-            }));
+                from,
+                next,
+                bytes,
+                encoded: Mutex::default(),
+            });
+            shard.tail.shared.keep(&delivery);
+            self.advance(&delivery);
+            return Ok(Some(delivery));
         }
         self.next_offset = from;
         if shard.closed().is_some() {
@@ -428,19 +490,34 @@ impl Subscription {
             // subscription is over (the client subscribes to the children next).
             let children: Vec<Arc<Shard>> = stream.state().children_of(shard.index);
             self.finished = true;
-            return Ok(Some(Delivery {
+            return Ok(Some(Arc::new(Delivery {
                 shard: shard.clone(),
                 batch: None,
                 continuation: None,
                 millis_behind_latest: 0,
                 child_shards: Some(children),
                 stream_extras: stream.state().extras.clone(),
-            }));
+                from,
+                next: from,
+                bytes: 0,
+                encoded: Mutex::default(),
+            })));
         }
         if !self.sent_first {
-            return Ok(Some(self.empty_event()));
+            return Ok(Some(Arc::new(self.empty_event())));
         }
         Ok(None)
+    }
+
+    /// Moves the cursor past a records event and charges it to this consumer's budget.
+    fn advance(&mut self, delivery: &Delivery) {
+        if let Some(bucket) = self.bucket.as_mut() {
+            bucket.charge(delivery.bytes);
+        }
+        self.next_offset = delivery.next;
+        if let Some(c) = &delivery.continuation {
+            self.continuation = c.clone();
+        }
     }
 
     fn empty_event(&self) -> Delivery {
@@ -451,6 +528,10 @@ impl Subscription {
             millis_behind_latest: 0,
             child_shards: None,
             stream_extras: self.target.stream.state().extras.clone(),
+            from: self.next_offset,
+            next: self.next_offset,
+            bytes: 0,
+            encoded: Mutex::default(),
         }
     }
 }
@@ -563,6 +644,30 @@ mod tests {
         let stream = broker.stream(&key()).unwrap();
         let shard = stream.state().shards[0].clone();
         assert!(shard.throttle.admit_read(broker.settings.limits));
+    }
+
+    #[tokio::test]
+    async fn consumers_at_the_same_position_share_one_read_and_its_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 3, 10).await;
+        let broker = Broker::open(&config(dir.path(), false)).unwrap();
+        let mut a = start(&broker, "a", Position::TrimHorizon).await;
+        let mut b = start(&broker, "b", Position::TrimHorizon).await;
+        let mut c = start(&broker, "c", Position::AtOffset(1)).await;
+        let first = a.next().await.unwrap().unwrap();
+        first.set_encoded(7, bytes::Bytes::from_static(b"wire"));
+        let second = b.next().await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "b read the same records again");
+        assert_eq!(second.encoded(7).as_deref(), Some(&b"wire"[..]));
+        let other = c.next().await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!((other.from, other.next), (1, 3));
+        // Once nobody holds it, the shard's slot keeps nothing alive.
+        drop((first, second));
+        let mut d = start(&broker, "d", Position::TrimHorizon).await;
+        let fresh = d.next().await.unwrap().unwrap();
+        assert_eq!(fresh.encoded(7), None);
+        assert_eq!((fresh.from, fresh.next), (0, 3));
     }
 
     #[tokio::test(start_paused = true)]
