@@ -144,6 +144,16 @@ pub struct Delivery {
     encoded: Mutex<Vec<(u8, bytes::Bytes)>>,
 }
 
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("shard", &self.shard.id)
+            .field("from", &self.from)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Delivery {
     /// The encoding stored under `tag` by [`Delivery::set_encoded`], if any.
     pub fn encoded(&self, tag: u8) -> Option<bytes::Bytes> {
@@ -163,26 +173,42 @@ impl Delivery {
     }
 }
 
-/// The shard's most recent records event, as long as a reader still holds it (a `Weak`:
-/// the slot never keeps records or encodings alive by itself).
+/// The shard's most recent records event, kept while two or more subscriptions read the
+/// shard (with one there is nobody to share with). At most one event per such shard: up to
+/// 1 MiB of records (views of the mapped segments) and their encoding.
 #[derive(Debug, Default)]
 pub struct SharedDelivery {
-    last: Mutex<Option<(u64, std::sync::Weak<Delivery>)>>,
+    last: Mutex<Option<Arc<Delivery>>>,
+    /// Live subscriptions to the shard.
+    readers: std::sync::atomic::AtomicUsize,
 }
 
 impl SharedDelivery {
-    /// The records event starting at `from`, if one is still alive.
+    /// The records event starting at `from`, if it is the one kept.
     fn at(&self, from: u64) -> Option<Arc<Delivery>> {
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        match &*last {
-            Some((start, weak)) if *start == from => weak.upgrade(),
-            _ => None,
-        }
+        last.as_ref().filter(|d| d.from == from).cloned()
     }
 
     fn keep(&self, delivery: &Arc<Delivery>) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((delivery.from, Arc::downgrade(delivery)));
+        if self.readers.load(std::sync::atomic::Ordering::Relaxed) > 1 {
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(delivery.clone());
+        }
+    }
+
+    fn reader_started(&self) {
+        self.readers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn reader_ended(&self) {
+        let before = self
+            .readers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if before <= 2 {
+            // One reader left (or none): nothing to share, hold nothing.
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 
@@ -291,6 +317,7 @@ impl Broker {
             .ok_or(SessionError::InUse)?;
         let start = Instant::now();
         let limits = self.settings.limits;
+        target.shard.tail.shared.reader_started();
         Ok(Subscription {
             broker: self.clone(),
             tail: target.shard.tail.watch(),
@@ -329,6 +356,12 @@ impl Broker {
     /// Whether the stream with this uid is still in the registry (not deleted).
     fn stream_is_registered(&self, uid: u64) -> bool {
         self.registry().streams.contains_key(&uid)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.target.shard.tail.shared.reader_ended();
     }
 }
 
@@ -657,13 +690,16 @@ mod tests {
         let first = a.next().await.unwrap().unwrap();
         first.set_encoded(7, bytes::Bytes::from_static(b"wire"));
         let second = b.next().await.unwrap().unwrap();
-        assert!(Arc::ptr_eq(&first, &second), "b read the same records again");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "b read the same records again"
+        );
         assert_eq!(second.encoded(7).as_deref(), Some(&b"wire"[..]));
         let other = c.next().await.unwrap().unwrap();
         assert!(!Arc::ptr_eq(&first, &other));
         assert_eq!((other.from, other.next), (1, 3));
-        // Once nobody holds it, the shard's slot keeps nothing alive.
-        drop((first, second));
+        // With one reader left, the shard's slot keeps nothing alive.
+        drop((first, second, a, b));
         let mut d = start(&broker, "d", Position::TrimHorizon).await;
         let fresh = d.next().await.unwrap().unwrap();
         assert_eq!(fresh.encoded(7), None);
