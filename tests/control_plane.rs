@@ -1167,13 +1167,12 @@ fn not_found(name: &str) -> Option<String> {
     ))
 }
 
-/// kinesalite test/addTagsToStream.js ("; in tag key", "% in tag key"); the ':' is in
-/// kinesalite's current action text (actions/addTagsToStream.js), which AWS now allows.
-const INVALID_TAG_CHARS: &str = "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.";
+/// kinesalite test/addTagsToStream.js ("; in tag key", "% in tag key"), AWS's texts.
+const INVALID_TAG_CHARS: &str = "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.";
 
 fn percent_in_tags(verb: &str, name: &str) -> Option<String> {
     Some(format!(
-        "Failed to {verb} stream {name} under account 000000000000 because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+        "Failed to {verb} stream {name} under account 000000000000 because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."
     ))
 }
 

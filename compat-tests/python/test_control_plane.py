@@ -27,7 +27,7 @@ from conftest import (
 
 INVALID_TAG_CHARS = (
     "Some tags contain invalid characters. Valid characters: "
-    "Unicode letters, digits, white space, _ . / = + - % @ :."
+    "Unicode letters, digits, white space, _ . / = + - % @."
 )
 
 
@@ -35,7 +35,7 @@ def percent_message(name):
     return (
         f"Failed to add tags to stream {name} under account {ACCOUNT} because some tags contained "
         "illegal characters. The allowed characters are Unicode letters, white-spaces, "
-        "'_',',','/','=','+','-','@',':'."
+        "'_',',','/','=','+','-','@'."
     )
 
 

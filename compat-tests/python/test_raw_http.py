@@ -56,9 +56,11 @@ def test_a_signed_request_succeeds_and_carries_a_request_id():
     assert headers.get("content-type", "").startswith("application/x-amz-json-1.1")
 
 
-def test_json_1_0_content_type_is_accepted():
-    status, _, body = call("ListStreams", {}, content_type="application/x-amz-json-1.0")
-    assert status == 200 and "StreamNames" in body
+def test_json_1_0_content_type_is_not_routed():
+    """AWS does not route x-amz-json-1.0 to Kinesis (kinesalite index.js since 2018)."""
+    status, headers, body = call("ListStreams", {}, content_type="application/x-amz-json-1.0")
+    assert (status, body) == (404, "<UnknownOperationException/>\n")
+    assert "content-type" not in headers
 
 
 def test_unknown_operation_is_unknown_operation_exception():
@@ -81,7 +83,7 @@ def test_unknown_operation_is_reported_before_authentication():
 
 
 def test_malformed_json_is_serialization_exception():
-    for raw in ["hello", "{", '{"StreamName": }', "[1, 2", ""]:
+    for raw in ["hello", "{", '{"StreamName": }', "[1, 2", "", "true", "null"]:
         status, _, body = post("Kinesis_20131202.ListStreams", raw)
         assert (status, body) == (400, {"__type": "SerializationException"}), raw
 
@@ -99,6 +101,51 @@ def test_member_of_the_wrong_json_type_is_serialization_exception():
     assert status == 400 and body.get("__type") == "SerializationException", body
     status, _, body = call("PutRecord", {"StreamName": "x", "PartitionKey": "k", "Data": "not base64!"})
     assert status == 400 and body.get("__type") == "SerializationException", body
+
+
+def test_malformed_json_wins_over_an_unknown_target():
+    status, _, body = post("Kinesis_20131202.NoSuchOperation", "hello", sign=False)
+    assert (status, body) == (400, {"__type": "SerializationException"})
+
+
+TRUNCATING = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber"
+
+
+def test_wrong_json_types_get_aws_texts():
+    """kinesalite test/helpers.js assertType, recorded against the live service."""
+    cases = [
+        ("DescribeStreamSummary", '{"StreamName": true}', "class java.lang.Boolean can not be converted to an String"),
+        ("DescribeStreamSummary", '{"StreamName": 23}', f"{TRUNCATING} can not be converted to an String"),
+        ("DescribeStreamSummary", '{"StreamName": 2147483648}', f"{TRUNCATING} can not be converted to an String"),
+        ("DescribeStreamSummary", '{"StreamName": 34.56}', f"{TRUNCATING} can not be converted to an String"),
+        ("DescribeStreamSummary", '{"StreamName": []}', "Start of list found where not expected"),
+        ("DescribeStreamSummary", '{"StreamName": {}}', "Start of structure or map found where not expected."),
+        ("ListStreams", '{"Limit": "23"}', "class java.lang.String can not be converted to an Integer"),
+        ("ListStreams", '{"Limit": true}', "class java.lang.Boolean can not be converted to an Integer"),
+        ("DeleteStream", '{"StreamName": "x", "EnforceConsumerDeletion": 23}', f"{TRUNCATING} can not be converted to an Boolean"),
+        ("DeleteStream", '{"StreamName": "x", "EnforceConsumerDeletion": "23"}', "'23' can not be converted to an Boolean"),
+        ("PutRecord", '{"StreamName": "x", "PartitionKey": "a", "Data": true}', "class java.lang.Boolean can not be converted to a Blob"),
+        ("PutRecord", '{"StreamName": "x", "PartitionKey": "a", "Data": -2147483648}', f"{TRUNCATING} can not be converted to a Blob"),
+        ("PutRecord", '{"StreamName": "x", "PartitionKey": "a", "Data": "23456"}',
+         "'23456' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: 5"),
+        ("PutRecord", '{"StreamName": "x", "PartitionKey": "a", "Data": "=+/="}',
+         "'=+/=' can not be converted to a Blob: Invalid Base64 character: '='"),
+        ("PutRecord", '{"StreamName": "x", "PartitionKey": "a", "Data": "+/+="}',
+         "'+/+=' can not be converted to a Blob: Invalid last non-pad Base64 character dectected"),
+        ("GetShardIterator", '{"StreamName": "x", "ShardId": "0", "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": "23"}',
+         "class java.lang.String can not be converted to milliseconds since epoch"),
+        ("GetShardIterator", '{"StreamName": "x", "ShardId": "0", "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": true}',
+         "class java.lang.Boolean can not be converted to milliseconds since epoch"),
+        ("AddTagsToStream", '{"StreamName": "x", "Tags": "23"}', "Expected map or null"),
+        ("AddTagsToStream", '{"StreamName": "x", "Tags": []}', "Start of list found where not expected"),
+        ("RemoveTagsFromStream", '{"StreamName": "x", "TagKeys": 23}', "Expected list or null"),
+        ("RemoveTagsFromStream", '{"StreamName": "x", "TagKeys": {}}', "Start of structure or map found where not expected."),
+        ("CreateStream", '{"StreamName": "x", "StreamModeDetails": 34.56}', "Expected null"),
+    ]
+    for op, raw, message in cases:
+        status, headers, body = post(f"Kinesis_20131202.{op}", raw)
+        assert (status, body) == (400, {"__type": "SerializationException", "Message": message}), (op, raw)
+        assert headers.get("content-type") == "application/x-amz-json-1.1"
 
 
 def test_missing_authorization_is_missing_authentication_token():
@@ -273,40 +320,87 @@ def raw(method, headers, body=b""):
         conn.close()
 
 
-def test_a_request_without_a_json_content_type_gets_aws_xml_403():
+ACCESS_DENIED_XML = (
+    "<AccessDeniedException>\n"
+    "  <Message>Unable to determine service/operation name to be authorized</Message>\n"
+    "</AccessDeniedException>\n"
+)
+
+
+def test_a_request_without_a_json_content_type_gets_aws_xml():
+    """kinesalite test/connection.js and index.js since 2018/2019 (after AWS's CBOR change)."""
+    # A body under no content type: 404 when the target has both parts, signed or not.
     status, headers, body = raw("POST", {"X-Amz-Target": "Kinesis_20131202.ListStreams"}, b"{}")
-    assert status == 403
-    assert body == (
-        "<MissingAuthenticationTokenException>\n"
-        "  <Message>Missing Authentication Token</Message>\n"
-        "</MissingAuthenticationTokenException>\n"
-    )
-    status, _, body = raw("GET", {})
-    assert (status, body) == (
-        403,
-        "<MissingAuthenticationTokenException>\n"
-        "  <Message>Missing Authentication Token</Message>\n"
-        "</MissingAuthenticationTokenException>\n",
-    )
+    assert (status, body) == (404, "<UnknownOperationException/>\n")
+    assert "content-type" not in headers
     status, _, body = raw(
         "POST",
         {"X-Amz-Target": "Kinesis_20131202.ListStreams", "Authorization": "AWS4-HMAC-SHA256 Credential=a/b/c/d/e"},
         b"{}",
     )
-    assert (status, body) == (
-        403,
-        "<AccessDeniedException>\n"
-        "  <Message>Unable to determine service/operation name to be authorized</Message>\n"
-        "</AccessDeniedException>\n",
-    )
+    assert (status, body) == (404, "<UnknownOperationException/>\n")
+    # ... and 403 AccessDenied when it lacks one ("should return AccessDeniedException if body and no Content-Type").
+    for target in [None, "Whatever", "Kinesis_20131202."]:
+        headers = {"X-Amz-Target": target} if target else {}
+        status, _, body = raw("POST", headers, b"{}")
+        assert (status, body) == (403, ACCESS_DENIED_XML), target
+    # Any method but POST ("should return AccessDeniedException if GET / PUT / DELETE").
+    for method in ["GET", "PUT"]:
+        status, _, body = raw(method, {})
+        assert (status, body) == (403, ACCESS_DENIED_XML), method
+
+
+def raw_bytes(method, headers, body=b""):
+    url = urllib.parse.urlsplit(endpoint())
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request(method, "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def cbor_error(code):
+    """AWS's CBOR error map, `{"__type": code}` (indefinite-length map, kinesalite index.js)."""
+    return b"\xbf\x66__type" + bytes([0x60 + len(code)] if len(code) < 24 else [0x78, len(code)]) + code.encode() + b"\xff"
+
+
+def test_an_empty_body_is_answered_in_cbor_unless_the_request_is_json_1_1():
+    """kinesalite test/connection.js: "should return CBOR UnknownOperationException if POST with no
+    auth", "... if x-amz-json-1.0 Content-Type", "... if random Content-Type", "... if random target",
+    "should return CBOR SerializationException if no Content-Type", "... if valid target and
+    application/json"."""
+    target = {"X-Amz-Target": "Kinesis_20131202.ListStreams"}
+    cases = [
+        ({}, "UnknownOperationException"),
+        ({"Content-Type": "application/x-amz-json-1.0"}, "UnknownOperationException"),
+        ({"Content-Type": "application/x-amz-json-1.1asdf"}, "UnknownOperationException"),
+        ({"X-Amz-Target": "Kinesis_20131202.Whatever"}, "UnknownOperationException"),
+        ({"Content-Type": "application/json"}, "UnknownOperationException"),
+        (target, "SerializationException"),
+        ({**target, "Content-Type": "application/json"}, "SerializationException"),
+    ]
+    for headers, code in cases:
+        status, resp_headers, body = raw_bytes("POST", headers)
+        assert status == 400, headers
+        assert resp_headers.get("content-type") == "application/x-amz-cbor-1.1", headers
+        assert body == cbor_error(code), (headers, body)
+        assert UUID.match(resp_headers.get("x-amzn-requestid", ""))
+    # JSON 1.1 gets JSON ("should return UnknownOperationException if no target", "... SerializationException if no body").
+    status, _, body = post(None, "", sign=False)
+    assert (status, body) == (400, {"__type": "UnknownOperationException"})
+    status, _, body = post("Kinesis_20131202.ListStreams", "", sign=False)
+    assert (status, body) == (400, {"__type": "SerializationException"})
 
 
 def test_plain_application_json_gets_the_legacy_wrapped_answer():
-    status, headers, body = raw(
-        "POST", {"Content-Type": "application/json", "X-Amz-Target": "Kinesis_20131202.ListStreams"}, b"{}"
-    )
-    assert status == 200
-    assert json.loads(body) == {
-        "Output": {"__type": "com.amazon.coral.service#UnknownOperationException", "message": None},
-        "Version": "1.0",
-    }
+    """kinesalite assertUnknownDeprecated / assertSerializationDeprecated (2019)."""
+    headers = {"Content-Type": "application/json", "X-Amz-Target": "Kinesis_20131202.ListStreams"}
+    status, resp_headers, body = raw("POST", headers, b"{}")
+    assert status == 404
+    assert resp_headers.get("content-type") == "application/json"
+    assert json.loads(body) == {"Output": {"__type": "com.amazon.coral.service#UnknownOperationException"}, "Version": "1.0"}
+    status, _, body = raw("POST", {**headers, "Content-Type": "     application/json     ;"}, b"hello")
+    assert status == 400
+    assert json.loads(body) == {"Output": {"__type": "com.amazon.coral.service#SerializationException"}, "Version": "1.0"}

@@ -119,19 +119,46 @@ fn decode_base64_pooled(text: &[u8]) -> Result<bytes::Bytes, String> {
 /// Decoding is SIMD (`base64-simd`): on PutRecords it runs over every byte of every
 /// request, and the scalar decoder was the broker's largest single user of CPU.
 pub(crate) fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
-    base64_simd::STANDARD.decode_to_vec(text).map_err(|_| {
-        let shown = String::from_utf8_lossy(text);
-        if !text.len().is_multiple_of(4) {
-            // AWS's words (kinesalite's AWS-recorded `test/helpers.js`, `assertSerialization`).
-            format!(
-                "'{shown}' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: {}",
-                text.len()
-            )
-        } else {
-            // AWS's wording for a bad character is not recorded; this keeps its shape.
-            format!("'{shown}' can not be converted to a Blob: Base64 encoded data is invalid")
+    base64_simd::STANDARD
+        .decode_to_vec(text)
+        .map_err(|_| base64_error(text))
+}
+
+/// AWS's `SerializationException` text for blob text it cannot decode, pinned by
+/// kinesalite's tests against the live service (`mhart/kinesalite` `test/helpers.js`
+/// `assertType`, `Blob`) and checked in the order its `validations/index.js` checks:
+///
+/// 1. a length (in Java `char`s, UTF-16 units) that is not a multiple of 4:
+///    `'23456' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: 5`
+/// 2. a character outside `A-Za-z0-9+/=`, or a `=` followed by anything but `=`, first one
+///    in the text: `'=+/=' can not be converted to a Blob: Invalid Base64 character: '='`
+/// 3. anything else (non-zero bits after the last character, padding alone):
+///    `'+/+=' can not be converted to a Blob: Invalid last non-pad Base64 character dectected`
+///    ("dectected" is AWS's spelling).
+fn base64_error(text: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(text);
+    let java_length = shown.encode_utf16().count();
+    let reason = if !java_length.is_multiple_of(4) {
+        format!("Base64 encoded length is expected a multiple of 4 bytes but found: {java_length}")
+    } else if let Some(c) = invalid_base64_char(&shown) {
+        format!("Invalid Base64 character: '{c}'")
+    } else {
+        "Invalid last non-pad Base64 character dectected".to_string()
+    };
+    format!("'{shown}' can not be converted to a Blob: {reason}")
+}
+
+/// The first character AWS calls invalid: outside the standard alphabet and `=`, or a `=`
+/// that is followed by something other than `=`.
+fn invalid_base64_char(text: &str) -> Option<char> {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let valid = c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
+        if !valid || (c == '=' && chars.peek().is_some_and(|&next| next != '=')) {
+            return Some(c);
         }
-    })
+    }
+    None
 }
 
 impl<'de> Deserialize<'de> for Blob {

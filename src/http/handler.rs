@@ -1,31 +1,39 @@
 //! One request, from headers and body to a response: the order of AWS's checks lives here.
 //!
-//! The order of the checks is AWS's as kinesalite's tests pin it (`mhart/kinesalite`
-//! `test/connection.js`, written against the real service; `index.js` of the same era), and
-//! as `compat-tests/AWS_BEHAVIOUR.md` section 1 records it. Each step short-circuits:
+//! The order is AWS's as kinesalite pins it since it was brought "up to date with
+//! production" (`mhart/kinesalite` `test/connection.js` and `index.js` at 7d5e041, 2019,
+//! written against the live service; the connection logic "changed with CBOR" in 2018,
+//! 89dbe27), recorded in `compat-tests/AWS_BEHAVIOUR.md` section 1. Each step
+//! short-circuits:
 //!
 //! 1. CORS preflight (`OPTIONS` with `Origin`) → 200, empty.
-//! 2. Not a `POST`, or a content type that is none of JSON 1.1, JSON 1.0, CBOR 1.1 and
-//!    `application/json` → 403 XML: `MissingAuthenticationTokenException` without an
-//!    `Authorization` header, `AccessDeniedException` with one. The path is never looked at.
-//! 3. `application/json` → the legacy Coral envelope with status 200 (serialization variant
-//!    for a malformed body under a valid target).
-//! 4. Target not `Kinesis_20131202.<known operation>` → `UnknownOperationException` (no
-//!    message), before the credentials are looked at.
-//! 5. Empty or malformed body → `SerializationException` (no message), also before the
-//!    credentials.
-//! 6. Credentials ([`super::auth`]).
-//! 7. Decode (type errors → `SerializationException` with a message), validate, run.
+//! 2. Not a `POST` → 403 XML `AccessDeniedException` (`Unable to determine
+//!    service/operation name to be authorized`), signed or not. The path is never looked at.
+//! 3. Empty body → 400 `SerializationException` when the target names a Kinesis operation,
+//!    `UnknownOperationException` otherwise; in JSON when the content type is
+//!    `application/x-amz-json-1.1`, in CBOR for any other content type or none (an unsigned
+//!    POST with nothing in it gets CBOR too).
+//! 4. A content type that is none of JSON 1.1, CBOR 1.1 and `application/json` (missing,
+//!    unknown, or `application/x-amz-json-1.0`) → XML: 403 `AccessDeniedException` when the
+//!    target lacks a service or an operation part, else 404 `<UnknownOperationException/>`.
+//! 5. `application/json` → the legacy Coral envelope: 400 `…#SerializationException` for a
+//!    body that is not a JSON object, else 404 `…#UnknownOperationException`, whatever
+//!    the target.
+//! 6. Malformed body → `SerializationException` (no message), before the target.
+//! 7. Target not `Kinesis_20131202.<known operation>` → `UnknownOperationException` (no
+//!    message), before the credentials.
+//! 8. Credentials ([`super::auth`]).
+//! 9. Decode (type errors → `SerializationException` with a message), validate, run.
 //!
-//! Steps 5 and 7 are one parse on the success path: the separate well-formedness check of
-//! step 5 only runs when step 6 is about to fail.
+//! Steps 6 and 9 are one parse on the success path: the separate well-formedness check of
+//! step 6 only runs when step 7 or 8 is about to fail.
 //!
-//! Deviations from AWS, on purpose: `application/x-amz-json-1.0` is accepted (AWS answers
-//! 403 XML); `application/x-amz-cbor-1.1` is recognised so the Java SDK gets a CBOR error it
-//! can read (the CBOR codec is a later issue); `GET /_broker/health` answers 200 for
-//! start-up scripts; `DELETE` gets the XML 403 like other methods (AWS resets the
-//! connection). A newer kinesalite (`index.js` at 00cda62) also answers an empty body of a
-//! non-JSON content type in CBOR; no test pins that, so it is not copied.
+//! Deviations from AWS, on purpose: `GET /_broker/health` answers 200 for start-up scripts;
+//! `DELETE` gets the XML 403 like other methods (AWS resets the connection). Content types
+//! and parameters are matched without regard to case (media types are case-insensitive;
+//! kinesalite compares exactly). `application/x-amz-json-1.0` is no longer accepted: no
+//! client of Kinesis sends it (every SDK, the CLI and the KPL/KCL send JSON 1.1 or CBOR), so
+//! it gets AWS's answer.
 
 use super::auth::{self, AuthInput};
 use super::request_id::RequestIds;
@@ -151,35 +159,50 @@ pub async fn respond<K: Kinesis>(
         );
     }
     if head.method != Method::POST {
-        return not_routable(headers);
+        return access_denied();
     }
 
     let content_type = ContentType::parse(header_str(header::CONTENT_TYPE.as_str()));
+    let target = Target::parse(header_str("x-amz-target"));
+    let operation = target.operation();
+    if body.is_empty() {
+        // AWS answers an empty body before it looks at the content type: JSON 1.1 for JSON
+        // 1.1, CBOR for anything else (kinesalite "should return CBOR UnknownOperationException
+        // if POST with no body", "… if x-amz-json-1.0 Content-Type", "should return CBOR
+        // SerializationException if no Content-Type").
+        let format = match content_type {
+            ContentType::Wire(WireFormat::Json11) => WireFormat::Json11,
+            _ => WireFormat::Cbor11,
+        };
+        let code = if operation.is_some() {
+            ErrorCode::SerializationException
+        } else {
+            ErrorCode::UnknownOperationException
+        };
+        return Reply::error(format, &ApiError::new(code, ""));
+    }
     let format = match content_type {
-        ContentType::Wire(format) => format,
+        ContentType::Wire(format @ (WireFormat::Json11 | WireFormat::Cbor11)) => format,
         ContentType::LegacyJson => {
-            let serialization = Target::parse(header_str("x-amz-target"))
-                .operation()
-                .is_some()
-                && !body.is_empty()
-                && crate::protocol::json::check_well_formed(&body).is_err();
-            return legacy_json(serialization);
+            return legacy_json(crate::protocol::json::check_well_formed(&body).is_err());
         }
-        ContentType::Other => return not_routable(headers),
+        ContentType::Wire(WireFormat::Json10) | ContentType::Other => {
+            return if target.service.is_none() || target.operation.is_none() {
+                access_denied()
+            } else {
+                Reply::xml(StatusCode::NOT_FOUND, "UnknownOperationException", None)
+            };
+        }
     };
 
-    let Some(operation) = Target::parse(header_str("x-amz-target")).operation() else {
-        return Reply::error(
-            format,
-            &ApiError::new(ErrorCode::UnknownOperationException, ""),
-        );
+    let Some(operation) = operation else {
+        // A body that does not parse wins over the unknown target.
+        let err = format
+            .check_well_formed(&body)
+            .err()
+            .unwrap_or_else(|| ApiError::new(ErrorCode::UnknownOperationException, ""));
+        return Reply::error(format, &err);
     };
-    if body.is_empty() {
-        return Reply::error(
-            format,
-            &ApiError::new(ErrorCode::SerializationException, ""),
-        );
-    }
 
     let auth_input = AuthInput {
         authorization: header_str(header::AUTHORIZATION.as_str()),
@@ -243,26 +266,27 @@ impl<'a> Target<'a> {
     }
 }
 
-/// AWS's 403 for a request it cannot route to any service.
-fn not_routable(headers: &HeaderMap) -> Reply {
-    if headers.contains_key(header::AUTHORIZATION) {
-        Reply::xml(
-            StatusCode::FORBIDDEN,
-            "AccessDeniedException",
-            Some(ACCESS_DENIED_MESSAGE),
-        )
-    } else {
-        Reply::xml(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            Some("Missing Authentication Token"),
-        )
-    }
+/// AWS's 403 for a request it cannot route to any service, signed or not (kinesalite
+/// `index.js` since 89dbe27; `test/connection.js` "should return AccessDeniedException if
+/// GET", "… if body and no Content-Type").
+fn access_denied() -> Reply {
+    Reply::xml(
+        StatusCode::FORBIDDEN,
+        "AccessDeniedException",
+        Some(ACCESS_DENIED_MESSAGE),
+    )
 }
 
+/// The legacy Coral envelope for `application/json` (kinesalite `assertSerializationDeprecated`
+/// 400, `assertUnknownDeprecated` 404).
 fn legacy_json(serialization: bool) -> Reply {
+    let status = if serialization {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::NOT_FOUND
+    };
     let mut reply = Reply::new(
-        StatusCode::OK,
+        status,
         Some(crate::protocol::CONTENT_TYPE_LEGACY_JSON),
         wire_error::legacy_json_error_body(serialization),
     );

@@ -235,14 +235,16 @@ async fn valid_request_reaches_the_service() {
     assert_common_headers(&res);
 }
 
+/// kinesalite `test/connection.js` "should return AccessDeniedException if GET": signed
+/// or not, since 2018 (`index.js` 89dbe27).
 #[tokio::test]
-async fn get_without_auth_is_xml_missing_token() {
+async fn get_without_auth_is_xml_access_denied() {
     let server = start().await;
     let res = send(server.addr, "GET", "/", &[], b"").await;
     assert_eq!(res.status, 403);
     assert_eq!(
         res.body_str(),
-        "<MissingAuthenticationTokenException>\n  <Message>Missing Authentication Token</Message>\n</MissingAuthenticationTokenException>\n"
+        "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n"
     );
     assert_eq!(res.header("content-type"), None);
     assert_common_headers(&res);
@@ -263,35 +265,72 @@ async fn put_with_auth_is_xml_access_denied() {
     assert!(res.body_str().starts_with("<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>"));
 }
 
+/// A body under a content type AWS does not route (kinesalite `index.js` since 89dbe27):
+/// 404 `<UnknownOperationException/>` when the target has both parts, 403 AccessDenied
+/// when it lacks one ("should return AccessDeniedException if body and no Content-Type").
 #[tokio::test]
-async fn unknown_content_type_is_403_xml_by_authorization() {
+async fn unknown_content_type_is_xml_by_target() {
     let server = start().await;
-    let headers = [
-        ("Content-Type", "text/plain"),
-        ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
-        ("Authorization", AUTH),
-    ];
-    let res = send(server.addr, "POST", "/", &headers, b"{}").await;
-    assert_eq!(res.status, 403);
-    assert!(res.body_str().starts_with("<AccessDeniedException>"));
-    let res = send(
-        server.addr,
-        "POST",
-        "/",
-        &[("X-Amz-Target", "Kinesis_20131202.ListStreams")],
-        b"",
-    )
-    .await;
-    assert_eq!(res.status, 403);
-    assert!(
-        res.body_str()
-            .starts_with("<MissingAuthenticationTokenException>")
-    );
-    assert_eq!(res.header("content-type"), None);
+    for auth in [Some(AUTH), None] {
+        let mut headers = vec![
+            ("Content-Type", "text/plain"),
+            ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
+        ];
+        headers.extend(auth.map(|a| ("Authorization", a)));
+        let res = send(server.addr, "POST", "/", &headers, b"{}").await;
+        assert_eq!(res.status, 404);
+        assert_eq!(res.body_str(), "<UnknownOperationException/>\n");
+        assert_eq!(res.header("content-type"), None);
+        let res = send(server.addr, "POST", "/", &[("Authorization", AUTH)], b"{}").await;
+        assert_eq!(res.status, 403);
+        assert!(res.body_str().starts_with("<AccessDeniedException>"));
+    }
 }
 
+/// kinesalite `test/connection.js` "should return CBOR UnknownOperationException if POST
+/// with no auth" / "… if random Content-Type", "should return CBOR SerializationException
+/// if no Content-Type": an empty body is answered in CBOR unless the request is JSON 1.1.
 #[tokio::test]
-async fn unknown_target_wins_over_malformed_body() {
+async fn empty_body_without_json_content_type_is_answered_in_cbor() {
+    let server = start().await;
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "UnknownOperationException"),
+        (
+            &[("Content-Type", "application/x-amz-json-1.1asdf")],
+            "UnknownOperationException",
+        ),
+        (
+            &[
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
+            ],
+            "SerializationException",
+        ),
+        (
+            &[("X-Amz-Target", "Kinesis_20131202.ListStreams")],
+            "SerializationException",
+        ),
+    ];
+    for (headers, code) in cases {
+        let res = send(server.addr, "POST", "/", headers, b"").await;
+        assert_eq!(res.status, 400, "{headers:?}");
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/x-amz-cbor-1.1")
+        );
+        let expected = crate::protocol::error::cbor_error_body(&ApiError::new(
+            ErrorCode::from_name(code).unwrap(),
+            "",
+        ));
+        assert_eq!(res.body, expected, "{headers:?}");
+        assert_common_headers(&res);
+    }
+}
+
+/// A body that does not parse wins over an unknown target (kinesalite `index.js`: the body
+/// is parsed before the target is looked at).
+#[tokio::test]
+async fn malformed_body_wins_over_unknown_target() {
     let server = start().await;
     let res = send(
         server.addr,
@@ -301,22 +340,38 @@ async fn unknown_target_wins_over_malformed_body() {
         b"hello",
     )
     .await;
+    assert_eq!(res.body_str(), r#"{"__type":"SerializationException"}"#);
+    let res = send(
+        server.addr,
+        "POST",
+        "/",
+        &kinesis_headers("Kinesis_20131202.Nope"),
+        b"{}",
+    )
+    .await;
     assert_eq!(res.body_str(), r#"{"__type":"UnknownOperationException"}"#);
 }
 
+/// kinesalite `assertUnknownDeprecated` / `assertSerializationDeprecated` (7d5e041).
 #[tokio::test]
 async fn legacy_application_json_gets_the_coral_envelope() {
     let server = start().await;
     let headers = [
-        ("Content-Type", "application/json"),
+        ("Content-Type", "     application/json     ;"),
         ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
     ];
     let res = send(server.addr, "POST", "/", &headers, b"{}").await;
-    assert_eq!(res.status, 200);
+    assert_eq!(res.status, 404);
     assert_eq!(res.header("content-type"), Some("application/json"));
     assert_eq!(
         res.body_str(),
-        r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}"#
+        r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#
+    );
+    let res = send(server.addr, "POST", "/", &headers, b"hello").await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.body_str(),
+        r#"{"Output":{"__type":"com.amazon.coral.service#SerializationException"},"Version":"1.0"}"#
     );
 }
 
@@ -334,18 +389,17 @@ async fn cbor_requests_get_a_cbor_error() {
     assert_eq!(res.body[0], 0xbf);
 }
 
+/// AWS does not route `application/x-amz-json-1.0` (kinesalite "should return CBOR
+/// UnknownOperationException if x-amz-json-1.0 Content-Type"; with a body, `index.js`).
 #[tokio::test]
-async fn json_1_0_is_accepted_and_echoed() {
+async fn json_1_0_is_not_routed() {
     let server = start().await;
-    let mut headers = kinesis_headers("Kinesis_20131202.ListStream");
+    let mut headers = kinesis_headers("Kinesis_20131202.ListStreams");
     headers[0] = ("Content-Type", "application/x-amz-json-1.0");
     let res = send(server.addr, "POST", "/", &headers, b"{}").await;
-    assert_eq!(res.status, 400);
-    assert_eq!(
-        res.header("content-type"),
-        Some("application/x-amz-json-1.0")
-    );
-    assert_eq!(res.body_str(), r#"{"__type":"UnknownOperationException"}"#);
+    assert_eq!(res.status, 404);
+    assert_eq!(res.header("content-type"), None);
+    assert_eq!(res.body_str(), "<UnknownOperationException/>\n");
 }
 
 #[tokio::test]

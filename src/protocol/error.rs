@@ -12,9 +12,8 @@
 //! - CBOR 1.1: the same map, CBOR-encoded (`sendCborUnknown` / `sendCborSerialization`).
 //! - Requests AWS cannot route to a JSON service at all (not a POST, no usable content type)
 //!   get a small XML document with status 403 or 404 and no `Content-Type` header.
-//! - `Content-Type: application/json` (the pre-2013 Coral protocol) gets status 200 and a
-//!   `{"Output":{"__type":"com.amazon.coral.service#...","message":null},"Version":"1.0"}`
-//!   envelope.
+//! - `Content-Type: application/json` (the pre-2013 Coral protocol) gets status 400 or 404
+//!   and a `{"Output":{"__type":"com.amazon.coral.service#..."},"Version":"1.0"}` envelope.
 //!
 //! The HTTP status of an [`ApiError`] is its code's ([`ApiError::http_status`]).
 
@@ -122,15 +121,15 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// The answer to `Content-Type: application/json`, the legacy Coral JSON protocol AWS still
-/// recognises but no longer routes to Kinesis: status 200, this envelope, and nothing else
-/// (kinesalite `index.js`, `assertUnknownDeprecated` / `assertSerializationDeprecated` in
-/// `test/connection.js`). `serialization` picks the malformed-body variant, whose null
-/// member is spelled `Message`.
+/// recognises but no longer routes to Kinesis: this envelope, with status 400 for the
+/// malformed-body variant (`serialization`) and 404 for the other (kinesalite `index.js` and
+/// `assertUnknownDeprecated` / `assertSerializationDeprecated` in `test/connection.js` since
+/// 7d5e041, "Bring connection behaviour up to date with production": no null member).
 pub fn legacy_json_error_body(serialization: bool) -> Vec<u8> {
     if serialization {
-        br#"{"Output":{"__type":"com.amazon.coral.service#SerializationException","Message":null},"Version":"1.0"}"#.to_vec()
+        br#"{"Output":{"__type":"com.amazon.coral.service#SerializationException"},"Version":"1.0"}"#.to_vec()
     } else {
-        br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}"#.to_vec()
+        br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#.to_vec()
     }
 }
 

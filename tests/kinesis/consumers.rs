@@ -735,7 +735,7 @@ async fn consumers_carry_tags_by_arn_with_aws_limits() {
             .await,
         "InvalidArgumentException",
         &format!(
-            "Failed to add tags to consumer t under stream tagged under account {DEFAULT_ACCOUNT} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+            "Failed to add tags to consumer t under stream tagged under account {DEFAULT_ACCOUNT} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."
         ),
     );
     // RegisterStreamConsumer's Tags obey the same limit, and a refusal registers nothing.
