@@ -20,9 +20,12 @@
 //! Steps 5 and 7 are one parse on the success path: the separate well-formedness check of
 //! step 5 only runs when step 6 is about to fail.
 //!
+//! Every step answers in the request's format: `application/x-amz-cbor-1.1` (the Java SDK's
+//! and the KCL's default) goes through the same steps as JSON, with CBOR bodies and errors
+//! (`protocol::cbor`).
+//!
 //! Deviations from AWS, on purpose: `application/x-amz-json-1.0` is accepted (AWS answers
-//! 403 XML); `application/x-amz-cbor-1.1` is recognised so the Java SDK gets a CBOR error it
-//! can read (the CBOR codec is a later issue); `GET /_broker/health` answers 200 for
+//! 403 XML); `GET /_broker/health` answers 200 for
 //! start-up scripts; `DELETE` gets the XML 403 like other methods (AWS resets the
 //! connection). A newer kinesalite (`index.js` at 00cda62) also answers an empty body of a
 //! non-JSON content type in CBOR; no test pins that, so it is not copied.
