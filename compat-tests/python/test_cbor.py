@@ -147,17 +147,20 @@ def test_put_and_get_records_carry_byte_strings_and_tag_1_arrival_times():
         assert t0 <= ts.value <= int(time.time() * 1000) + 5_000
     assert isinstance(got["NextShardIterator"], str) and got["MillisBehindLatest"] == 0
 
-    # A timestamp after the records: none of them.
-    later = ok(
+    # A timestamp in the future is refused, in AWS's words, with the milliseconds as sent:
+    # the tag-1 integer was read as milliseconds, not seconds.
+    future = int(time.time() * 1000) + 600_000
+    status, _, body = call(
         "GetShardIterator",
         {
             "StreamName": name,
             "ShardId": "shardId-000000000000",
             "ShardIteratorType": "AT_TIMESTAMP",
-            "Timestamp": millis(int(time.time() * 1000) + 60_000),
+            "Timestamp": millis(future),
         },
-    )["ShardIterator"]
-    assert ok("GetRecords", {"ShardIterator": later})["Records"] == []
+    )
+    assert status == 400 and body["__type"] == "InvalidArgumentException", body
+    assert f"timestampInMillis: {future}," in body["message"], body
 
 
 def test_errors_are_cbor_maps_with_type_and_message():
