@@ -114,6 +114,27 @@ fn decode_base64_pooled(text: &[u8]) -> Result<bytes::Bytes, String> {
     })
 }
 
+/// A copy of `data` (a CBOR byte string), small ones cut from the thread's shared buffer
+/// like [`decode_base64_pooled`]'s, for the same reason.
+fn copy_pooled(data: &[u8]) -> bytes::Bytes {
+    thread_local! {
+        static POOL: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+    }
+    if data.len() > POOLED_BLOB_MAX {
+        return bytes::Bytes::copy_from_slice(data);
+    }
+    POOL.with(|cell| {
+        let Ok(mut pool) = cell.try_borrow_mut() else {
+            return bytes::Bytes::copy_from_slice(data);
+        };
+        if pool.capacity() < data.len() {
+            *pool = bytes::BytesMut::with_capacity(DECODE_POOL_BYTES);
+        }
+        pool.extend_from_slice(data);
+        pool.split().freeze()
+    })
+}
+
 /// Decodes a JSON blob: padded standard base64, the only form AWS (Coral) accepts.
 ///
 /// Decoding is SIMD (`base64-simd`): on PutRecords it runs over every byte of every
@@ -179,24 +200,33 @@ impl<'de> Deserialize<'de> for Blob {
                 decode_base64_pooled(v).map(Blob).map_err(E::custom)
             }
         }
-        /// In binary formats the blob is a byte string as it is.
+        /// In binary formats (CBOR) the blob is a byte string as it is: the Java SDKs write
+        /// `ByteBuffer` members with Jackson's `writeBinary`. A text string is read as
+        /// base64, as in JSON: Jackson's `getBinaryValue` (the SDKs' own reader) and
+        /// kinesalite's CBOR validation (`checkType`, `Blob`) both take one.
         struct ByteStringVisitor;
         impl<'de> Visitor<'de> for ByteStringVisitor {
             type Value = Blob;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a byte string")
+                f.write_str("a byte string or base64 text")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(bytes::Bytes::copy_from_slice(v)))
+                Ok(Blob(copy_pooled(v)))
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
                 Ok(Blob(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                decode_base64_pooled(v.as_bytes())
+                    .map(Blob)
+                    .map_err(E::custom)
             }
         }
         if deserializer.is_human_readable() {
             deserializer.deserialize_bytes(Base64TextVisitor)
         } else {
-            deserializer.deserialize_bytes(ByteStringVisitor)
+            // `any`, not `bytes`: ciborium's `deserialize_bytes` refuses text strings.
+            deserializer.deserialize_any(ByteStringVisitor)
         }
     }
 }
@@ -204,7 +234,15 @@ impl<'de> Deserialize<'de> for Blob {
 /// A point in time, kept as milliseconds since the Unix epoch.
 ///
 /// On the JSON wire it is epoch seconds as a number with a fraction (`1700000000.123`),
-/// as AWS sends and the SDKs send; binary encodings may override this later.
+/// as AWS sends and the SDKs send.
+///
+/// In CBOR (`is_human_readable` false) it is tag 1 holding epoch **milliseconds** as an
+/// integer: what the Java SDKs write (v1 `SdkCborGenerator.writeValue(Date)` and v2
+/// `SdkCborGenerator.writeValue(Instant)`: `writeTag(1)`, `writeNumber(toEpochMilli())`) and
+/// the only form they read back (v2 parses `UNIX_TIMESTAMP_MILLIS` with `Long.parseLong`, so
+/// a float would fail it). On input an integer is milliseconds with or without the tag
+/// (Jackson, the SDKs' and Coral's parser, ignores tags); a float is read as RFC 8949's
+/// epoch seconds, which is what generic CBOR encoders put under tag 1 (no Java SDK sends one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
     /// Milliseconds since 1970-01-01T00:00:00Z.
@@ -220,7 +258,60 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(self.millis as f64 / 1000.0)
+        if serializer.is_human_readable() {
+            serializer.serialize_f64(self.millis as f64 / 1000.0)
+        } else {
+            ciborium::tag::Required::<i64, CBOR_TAG_EPOCH>(self.millis).serialize(serializer)
+        }
+    }
+}
+
+/// CBOR's epoch-based date/time tag (RFC 8949 section 3.4.2), which the Java SDK fills with
+/// milliseconds.
+const CBOR_TAG_EPOCH: u64 = 1;
+
+/// What AWS calls a timestamp it cannot read (kinesalite `validations/index.js`, `checkType`).
+const TIMESTAMP_EXPECTED: &str = "milliseconds since epoch";
+
+/// The number inside a CBOR timestamp, before its unit is decided.
+enum CborEpoch {
+    Millis(i64),
+    Seconds(f64),
+}
+
+impl<'de> Deserialize<'de> for CborEpoch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CborEpoch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(TIMESTAMP_EXPECTED)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CborEpoch, E> {
+                Ok(CborEpoch::Millis(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CborEpoch, E> {
+                Ok(CborEpoch::Millis(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<CborEpoch, E> {
+                // A bignum (tags 2/3): saturated, and then refused by range validation.
+                Ok(CborEpoch::Millis(i64::try_from(v).unwrap_or(if v < 0 {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                })))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<CborEpoch, E> {
+                Ok(CborEpoch::Millis(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<CborEpoch, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("timestamp must be a finite number"));
+                }
+                Ok(CborEpoch::Seconds(v))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -247,7 +338,24 @@ impl<'de> Deserialize<'de> for Timestamp {
                 ))
             }
         }
-        deserializer.deserialize_any(TsVisitor)
+        if deserializer.is_human_readable() {
+            return deserializer.deserialize_any(TsVisitor);
+        }
+        // CBOR: the tag is optional (Jackson ignores it), but another tag than 1 is not a
+        // timestamp.
+        let ciborium::tag::Captured(tag, epoch) =
+            ciborium::tag::Captured::<CborEpoch>::deserialize(deserializer)?;
+        if tag.is_some_and(|t| t != CBOR_TAG_EPOCH) {
+            return Err(de::Error::invalid_type(
+                de::Unexpected::Other("tag"),
+                &TIMESTAMP_EXPECTED,
+            ));
+        }
+        Ok(match epoch {
+            CborEpoch::Millis(ms) => Timestamp::from_millis(ms),
+            // `as` saturates, and a finite f64 cannot be NaN.
+            CborEpoch::Seconds(s) => Timestamp::from_millis((s * 1000.0).round() as i64),
+        })
     }
 }
 

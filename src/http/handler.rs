@@ -28,6 +28,10 @@
 //! Steps 6 and 9 are one parse on the success path: the separate well-formedness check of
 //! step 6 only runs when step 7 or 8 is about to fail.
 //!
+//! Every step answers in the request's format: `application/x-amz-cbor-1.1` (the Java SDK's
+//! and the KCL's default) goes through the same steps as JSON, with CBOR bodies and errors
+//! (`protocol::cbor`).
+//!
 //! Deviations from AWS, on purpose: `GET /_broker/health` answers 200 for start-up scripts;
 //! `DELETE` gets the XML 403 like other methods (AWS resets the connection). Content types
 //! and parameters are matched without regard to case (media types are case-insensitive;

@@ -71,6 +71,18 @@ pub fn cbor_error_body(err: &ApiError) -> Vec<u8> {
     out
 }
 
+/// `{"message": "<message>"}` in CBOR, as [`cbor_error_body`] writes maps: the payload of
+/// an exception event of a CBOR SubscribeToShard answer (its code travels in the
+/// `:exception-type` header). The Java SDK reads `message` as the exception's message.
+pub fn cbor_message_body(message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + message.len());
+    out.push(0xbf); // map, indefinite length
+    push_cbor_text(&mut out, "message");
+    push_cbor_text(&mut out, message);
+    out.push(0xff); // break
+    out
+}
+
 /// A CBOR text string (major type 3) with the shortest length encoding.
 fn push_cbor_text(out: &mut Vec<u8>, s: &str) {
     let len = s.len();

@@ -1,17 +1,19 @@
 //! Wire codecs: request bodies into generated inputs, outputs and errors back into bytes.
 //!
 //! The request's `Content-Type` picks a [`WireFormat`]; everything format-specific (the
-//! codec, the error body, the response content type) hangs off that one enum, so adding
-//! CBOR means adding `cbor.rs` and filling in the `Cbor11` arms here, with no change to
-//! `http` or to any operation.
+//! codec, the error body, the response content type, the event payloads of
+//! SubscribeToShard) hangs off that one enum: JSON (`json.rs`) and CBOR (`cbor.rs`) decode
+//! into and encode from the same generated types, and no operation knows which was used.
 
+pub mod cbor;
 pub mod error;
 pub mod eventstream;
 pub mod json;
 
 use crate::api::event_stream::EventItem;
 use crate::api::generated::{SubscribeToShardInput, Validate};
-use crate::api::{ApiError, Codec, ErrorCode, EventStream, Kinesis, Operation, RequestContext};
+use crate::api::{ApiError, Codec, EventStream, Kinesis, Operation, RequestContext};
+pub use cbor::CborCodec;
 pub use json::JsonCodec;
 
 /// `application/x-amz-json-1.1`: the content type of every AWS SDK's Kinesis requests.
@@ -31,8 +33,7 @@ pub enum WireFormat {
     Json11,
     /// `application/x-amz-json-1.0`: decoded and answered like 1.1, echoing 1.0 back.
     Json10,
-    /// `application/x-amz-cbor-1.1`: recognised so CBOR clients get a CBOR-encoded error
-    /// they can read; the codec itself is a later issue.
+    /// `application/x-amz-cbor-1.1`: the Java SDK's (v1, v2) and the KCL's default.
     Cbor11,
 }
 
@@ -93,7 +94,7 @@ impl WireFormat {
     pub fn check_well_formed(self, body: &[u8]) -> Result<(), ApiError> {
         match self {
             Self::Json11 | Self::Json10 => json::check_well_formed(body),
-            Self::Cbor11 => Ok(()),
+            Self::Cbor11 => cbor::check_well_formed(body),
         }
     }
 
@@ -110,7 +111,7 @@ impl WireFormat {
             Self::Json11 | Self::Json10 => {
                 crate::api::dispatch(service, ctx, op, &JsonCodec, body).await
             }
-            Self::Cbor11 => Err(cbor_not_implemented()),
+            Self::Cbor11 => crate::api::dispatch(service, ctx, op, &CborCodec, body).await,
         }
     }
 
@@ -122,20 +123,23 @@ impl WireFormat {
         ctx: &RequestContext,
         body: &[u8],
     ) -> Result<EventStream, ApiError> {
-        match self {
-            Self::Json11 | Self::Json10 => {
-                let input: SubscribeToShardInput = JsonCodec.decode(body)?;
-                input.validate()?;
-                Ok(service.subscribe_to_shard(ctx, input).await?.event_stream)
-            }
-            Self::Cbor11 => Err(cbor_not_implemented()),
-        }
+        let input: SubscribeToShardInput = match self {
+            Self::Json11 | Self::Json10 => JsonCodec.decode(body)?,
+            Self::Cbor11 => CborCodec.decode(body)?,
+        };
+        input.validate()?;
+        Ok(service.subscribe_to_shard(ctx, input).await?.event_stream)
     }
 
-    /// The first message of a SubscribeToShard answer (an empty `initial-response`, as
-    /// AWS sends it to the JSON protocols).
+    /// The first message of a SubscribeToShard answer: an empty structure (`{}`, as AWS
+    /// sends it to the JSON protocols; an empty CBOR map, `a0`, which the Java SDK's CBOR
+    /// parser reads as the same empty `SubscribeToShardResponse`).
     pub fn initial_response(self) -> Vec<u8> {
-        eventstream::event("initial-response", self.content_type(), b"{}")
+        let payload: &[u8] = match self {
+            Self::Json11 | Self::Json10 => b"{}",
+            Self::Cbor11 => &[0xa0],
+        };
+        eventstream::event("initial-response", self.content_type(), payload)
     }
 
     /// One subscription event or the exception that ends the subscription, framed. An
@@ -158,30 +162,33 @@ impl WireFormat {
             "SubscribeToShardEvent",
             self.content_type(),
             size_hint,
-            |out| {
-                // Generated shapes serialize into a Vec without error (string keys, infallible
-                // field serializers), as `JsonCodec::encode` relies on too.
-                if let Err(e) = serde_json::to_writer(&mut *out, &event) {
-                    tracing::error!(error = %e, "failed to encode an event as JSON");
+            |out| match self {
+                Self::Json11 | Self::Json10 => {
+                    // Generated shapes serialize into a Vec without error (string keys,
+                    // infallible field serializers), as `JsonCodec::encode` relies on too.
+                    if let Err(e) = serde_json::to_writer(&mut *out, &event) {
+                        tracing::error!(error = %e, "failed to encode an event as JSON");
+                    }
                 }
+                // Blobs as byte strings and timestamps as tag 1 milliseconds, as in answers.
+                Self::Cbor11 => cbor::encode_into(&event, out),
             },
         ));
         delivery.set_encoded(tag, framed.clone());
         framed
     }
 
+    /// The exception that ends a subscription: its code in `:exception-type`, the payload
+    /// `{"message": ...}` in this format.
     fn exception_message(self, err: &ApiError) -> bytes::Bytes {
-        let payload = serde_json::json!({ "message": err.message }).to_string();
-        eventstream::exception(err.code.as_str(), self.content_type(), payload.as_bytes()).into()
+        let payload = match self {
+            Self::Json11 | Self::Json10 => serde_json::json!({ "message": err.message })
+                .to_string()
+                .into_bytes(),
+            Self::Cbor11 => error::cbor_message_body(&err.message),
+        };
+        eventstream::exception(err.code.as_str(), self.content_type(), &payload).into()
     }
-}
-
-fn cbor_not_implemented() -> ApiError {
-    ApiError::new(
-        ErrorCode::NotImplementedException,
-        "kinesis-broker does not speak application/x-amz-cbor-1.1 yet; use JSON \
-         (Java SDK: set AWS_CBOR_DISABLE=true or -Daws.cborEnabled=false).",
-    )
 }
 
 #[cfg(test)]
