@@ -186,11 +186,11 @@ pub async fn respond<K: Kinesis>(
         return Reply::error(format, &ApiError::new(code, ""));
     }
     let format = match content_type {
-        ContentType::Wire(format @ (WireFormat::Json11 | WireFormat::Cbor11)) => format,
+        ContentType::Wire(format) => format,
         ContentType::LegacyJson => {
             return legacy_json(crate::protocol::json::check_well_formed(&body).is_err());
         }
-        ContentType::Wire(WireFormat::Json10) | ContentType::Other => {
+        ContentType::Other => {
             return if target.service.is_none() || target.operation.is_none() {
                 access_denied()
             } else {

@@ -18,8 +18,6 @@ pub use json::JsonCodec;
 
 /// `application/x-amz-json-1.1`: the content type of every AWS SDK's Kinesis requests.
 pub const CONTENT_TYPE_JSON_1_1: &str = "application/x-amz-json-1.1";
-/// `application/x-amz-json-1.0`: the same encoding under the older awsJson1_0 name.
-pub const CONTENT_TYPE_JSON_1_0: &str = "application/x-amz-json-1.0";
 /// `application/x-amz-cbor-1.1`: the Java SDK's and the KCL's default for Kinesis.
 pub const CONTENT_TYPE_CBOR_1_1: &str = "application/x-amz-cbor-1.1";
 /// `application/json`: the legacy Coral protocol, recognised but never routed (see
@@ -31,8 +29,6 @@ pub const CONTENT_TYPE_LEGACY_JSON: &str = "application/json";
 pub enum WireFormat {
     /// `application/x-amz-json-1.1`.
     Json11,
-    /// `application/x-amz-json-1.0`: decoded and answered like 1.1, echoing 1.0 back.
-    Json10,
     /// `application/x-amz-cbor-1.1`: the Java SDK's (v1, v2) and the KCL's default.
     Cbor11,
 }
@@ -44,7 +40,8 @@ pub enum ContentType {
     Wire(WireFormat),
     /// `application/json`: answered with the legacy Coral envelope.
     LegacyJson,
-    /// Missing or anything else.
+    /// Missing or anything else, `application/x-amz-json-1.0` included: AWS does not route
+    /// it for Kinesis and no Kinesis client sends it.
     Other,
 }
 
@@ -59,8 +56,6 @@ impl ContentType {
         let is = |name: &str| media_type.eq_ignore_ascii_case(name);
         if is(CONTENT_TYPE_JSON_1_1) {
             Self::Wire(WireFormat::Json11)
-        } else if is(CONTENT_TYPE_JSON_1_0) {
-            Self::Wire(WireFormat::Json10)
         } else if is(CONTENT_TYPE_CBOR_1_1) {
             Self::Wire(WireFormat::Cbor11)
         } else if is(CONTENT_TYPE_LEGACY_JSON) {
@@ -76,7 +71,6 @@ impl WireFormat {
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json11 => CONTENT_TYPE_JSON_1_1,
-            Self::Json10 => CONTENT_TYPE_JSON_1_0,
             Self::Cbor11 => CONTENT_TYPE_CBOR_1_1,
         }
     }
@@ -84,7 +78,7 @@ impl WireFormat {
     /// The body of an error response in this format.
     pub fn encode_error(self, err: &ApiError) -> Vec<u8> {
         match self {
-            Self::Json11 | Self::Json10 => error::json_error_body(err),
+            Self::Json11 => error::json_error_body(err),
             Self::Cbor11 => error::cbor_error_body(err),
         }
     }
@@ -93,7 +87,7 @@ impl WireFormat {
     /// and the credentials). Only called on error paths; see [`json::check_well_formed`].
     pub fn check_well_formed(self, body: &[u8]) -> Result<(), ApiError> {
         match self {
-            Self::Json11 | Self::Json10 => json::check_well_formed(body),
+            Self::Json11 => json::check_well_formed(body),
             Self::Cbor11 => cbor::check_well_formed(body),
         }
     }
@@ -108,7 +102,7 @@ impl WireFormat {
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
         match self {
-            Self::Json11 | Self::Json10 => {
+            Self::Json11 => {
                 crate::api::dispatch(service, ctx, op, &JsonCodec, body).await
             }
             Self::Cbor11 => crate::api::dispatch(service, ctx, op, &CborCodec, body).await,
@@ -124,7 +118,7 @@ impl WireFormat {
         body: &[u8],
     ) -> Result<EventStream, ApiError> {
         let input: SubscribeToShardInput = match self {
-            Self::Json11 | Self::Json10 => JsonCodec.decode(body)?,
+            Self::Json11 => JsonCodec.decode(body)?,
             Self::Cbor11 => CborCodec.decode(body)?,
         };
         input.validate()?;
@@ -136,7 +130,7 @@ impl WireFormat {
     /// parser reads as the same empty `SubscribeToShardResponse`).
     pub fn initial_response(self) -> Vec<u8> {
         let payload: &[u8] = match self {
-            Self::Json11 | Self::Json10 => b"{}",
+            Self::Json11 => b"{}",
             Self::Cbor11 => &[0xa0],
         };
         eventstream::event("initial-response", self.content_type(), payload)
@@ -163,7 +157,7 @@ impl WireFormat {
             self.content_type(),
             size_hint,
             |out| match self {
-                Self::Json11 | Self::Json10 => {
+                Self::Json11 => {
                     // Generated shapes serialize into a Vec without error (string keys,
                     // infallible field serializers), as `JsonCodec::encode` relies on too.
                     if let Err(e) = serde_json::to_writer(&mut *out, &event) {
@@ -182,7 +176,7 @@ impl WireFormat {
     /// `{"message": ...}` in this format.
     fn exception_message(self, err: &ApiError) -> bytes::Bytes {
         let payload = match self {
-            Self::Json11 | Self::Json10 => serde_json::json!({ "message": err.message })
+            Self::Json11 => serde_json::json!({ "message": err.message })
                 .to_string()
                 .into_bytes(),
             Self::Cbor11 => error::cbor_message_body(&err.message),
@@ -202,8 +196,12 @@ mod tests {
             ContentType::Wire(WireFormat::Json11)
         );
         assert_eq!(
-            ContentType::parse(Some("Application/X-Amz-JSON-1.0")),
-            ContentType::Wire(WireFormat::Json10)
+            ContentType::parse(Some("Application/X-Amz-JSON-1.1")),
+            ContentType::Wire(WireFormat::Json11)
+        );
+        assert_eq!(
+            ContentType::parse(Some("application/x-amz-json-1.0")),
+            ContentType::Other
         );
         assert_eq!(
             ContentType::parse(Some("application/x-amz-cbor-1.1")),
