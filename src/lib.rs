@@ -20,6 +20,9 @@ pub mod config;
 pub mod http;
 pub mod protocol;
 
+#[cfg(test)]
+mod fuzzing;
+
 pub use config::Config;
 pub use http::{Shutdown, ShutdownTrigger};
 

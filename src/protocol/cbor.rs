@@ -1069,21 +1069,7 @@ mod tests {
         );
     }
 
-    /// SplitMix64: deterministic, seeded, no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::fuzzing::Rng;
 
     fn corpus() -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -1263,14 +1249,8 @@ mod tests {
     /// debug build); `KINESIS_FUZZ_SEED` the seed.
     #[test]
     fn fuzzed_bodies_never_panic() {
-        let iterations: usize = std::env::var("KINESIS_FUZZ_ITERATIONS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000);
-        let seed: u64 = std::env::var("KINESIS_FUZZ_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0x5eed_cb02);
+        let iterations = crate::fuzzing::iterations(20_000);
+        let seed = crate::fuzzing::seed(0x5eed_cb02);
         let corpus = corpus();
         for body in &corpus {
             assert!(check_well_formed(body).is_ok(), "{body:02x?}");

@@ -529,23 +529,7 @@ mod tests {
         use serde::de::DeserializeOwned;
         use serde_json::{Value, json};
 
-        /// SplitMix64: small, seedable, good enough to pick mutations.
-        struct Rng(u64);
-        impl Rng {
-            fn next(&mut self) -> u64 {
-                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = self.0;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^ (z >> 31)
-            }
-            fn below(&mut self, n: usize) -> usize {
-                (self.next() % n.max(1) as u64) as usize
-            }
-            fn chance(&mut self, one_in: usize) -> bool {
-                self.below(one_in) == 0
-            }
-        }
+        use crate::fuzzing::Rng;
 
         /// Valid bodies, one or more per operation decoded below.
         fn seeds() -> Vec<(&'static str, Value)> {
@@ -846,14 +830,8 @@ mod tests {
 
         #[test]
         fn mutated_bodies_never_panic_and_fail_in_aws_shapes() {
-            let iterations: usize = std::env::var("KINESIS_FUZZ_ITERATIONS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(3_000);
-            let seed: u64 = std::env::var("KINESIS_FUZZ_SEED")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0x4b49_4e45_5349_5321);
+            let iterations = crate::fuzzing::iterations(3_000);
+            let seed = crate::fuzzing::seed(0x4b49_4e45_5349_5321);
             let seeds = seeds();
             for (op, body) in &seeds {
                 run(op, &serde_json::to_vec(body).unwrap())

@@ -102,9 +102,7 @@ impl WireFormat {
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
         match self {
-            Self::Json11 => {
-                crate::api::dispatch(service, ctx, op, &JsonCodec, body).await
-            }
+            Self::Json11 => crate::api::dispatch(service, ctx, op, &JsonCodec, body).await,
             Self::Cbor11 => crate::api::dispatch(service, ctx, op, &CborCodec, body).await,
         }
     }
