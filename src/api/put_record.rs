@@ -42,8 +42,10 @@ pub async fn handle(
     // offset, and a child shard's numbers are above its parents' (see broker::sequence).
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
         let now = broker.clock().now_ms();
-        let valid = AwsSequence::parse(ordering)
-            .is_some_and(|seq| seq.arrival_s.is_none_or(|s| (s as i64).saturating_mul(1000) <= now));
+        let valid = AwsSequence::parse(ordering).is_some_and(|seq| {
+            seq.arrival_s
+                .is_none_or(|s| (s as i64).saturating_mul(1000) <= now)
+        });
         if !valid {
             return Err(api_error!(
                 InvalidArgumentException,

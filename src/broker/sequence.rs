@@ -376,13 +376,21 @@ mod tests {
             assert_eq!(&hex[38..45], "0000000");
             assert_eq!(&hex[45..], format!("{index}2"));
             assert_eq!(u64::from_str_radix(&hex[1..10], 16).unwrap(), 1_764_000_000);
-            assert_eq!(u64::from_str_radix(&hex[29..38], 16).unwrap(), 1_764_000_005);
+            assert_eq!(
+                u64::from_str_radix(&hex[29..38], 16).unwrap(),
+                1_764_000_005
+            );
         }
     }
 
     #[test]
     fn round_trips() {
-        for (index, offset) in [(0, 0), (7, 42), (MAX_SHARD_INDEX, MAX_OFFSET), (16, 1 << 40)] {
+        for (index, offset) in [
+            (0, 0),
+            (7, 42),
+            (MAX_SHARD_INDEX, MAX_OFFSET),
+            (16, 1 << 40),
+        ] {
             let s = SequenceNumber::record(CREATED_MS, index, offset, CREATED_MS + 999_999);
             assert_eq!(SequenceNumber::decode(&s.encode()), Some(s));
         }
@@ -426,11 +434,14 @@ mod tests {
     #[test]
     fn parses_as_kinesalite_pins_it() {
         // Valid: all zero, version 2 and 1; an 8 near the end reads as a negative shard.
-        let v2 = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000000000002")).unwrap();
+        let v2 = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000000000002"))
+            .unwrap();
         assert_eq!((v2.version, v2.shard_index), (2, 0));
-        let v1 = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000000000001")).unwrap();
+        let v1 = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000000000001"))
+            .unwrap();
         assert_eq!(v1.version, 1);
-        let neg = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000800000002")).unwrap();
+        let neg = AwsSequence::parse(&from_hex("20000000000000000000000000000000000000800000002"))
+            .unwrap();
         assert_eq!(neg.shard_index, -2_147_483_648);
         assert_eq!(encoded_shard_id(neg.shard_index), "shardId--02147483648");
         // Small numbers are version 0: '5' encodes shard 5, '0' shard 0.
@@ -539,7 +550,9 @@ mod tests {
                 }
                 2 => {
                     let len = rng.below(70) as usize;
-                    (0..len).map(|_| (b'0' + rng.below(10) as u8) as char).collect()
+                    (0..len)
+                        .map(|_| (b'0' + rng.below(10) as u8) as char)
+                        .collect()
                 }
                 _ => {
                     let len = rng.below(70) as usize;

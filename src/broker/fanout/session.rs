@@ -657,7 +657,10 @@ mod tests {
         let first = a.next().await.unwrap().unwrap();
         first.set_encoded(7, bytes::Bytes::from_static(b"wire"));
         let second = b.next().await.unwrap().unwrap();
-        assert!(Arc::ptr_eq(&first, &second), "b read the same records again");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "b read the same records again"
+        );
         assert_eq!(second.encoded(7).as_deref(), Some(&b"wire"[..]));
         let other = c.next().await.unwrap().unwrap();
         assert!(!Arc::ptr_eq(&first, &other));
