@@ -277,30 +277,37 @@ pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     (a.len(), a).cmp(&(b.len(), b))
 }
 
-/// Decimal of `hi · 2^128 + lo`.
+/// Decimal of `hi · 2^128 + lo` (runs for every record GetRecords returns: no allocation but
+/// the string).
 fn to_decimal(hi: u128, lo: u128) -> String {
-    // Little-endian u64 limbs, divided by 10^19 until zero.
+    // Little-endian u64 limbs, divided by 10^19 until zero; digits written from the right.
     let mut limbs = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
-    const CHUNK: u64 = 10_000_000_000_000_000_000;
-    let mut chunks = Vec::with_capacity(4);
-    while limbs.iter().any(|&l| l != 0) {
+    const CHUNK: u128 = 10_000_000_000_000_000_000;
+    let mut buf = [b'0'; 80];
+    let mut end = buf.len();
+    loop {
         let mut rem: u128 = 0;
         for l in limbs.iter_mut().rev() {
             let cur = (rem << 64) | *l as u128;
-            *l = (cur / CHUNK as u128) as u64;
-            rem = cur % CHUNK as u128;
+            *l = (cur / CHUNK) as u64;
+            rem = cur % CHUNK;
         }
-        chunks.push(rem as u64);
+        let mut chunk = rem as u64;
+        let last = limbs.iter().all(|&l| l == 0);
+        for _ in 0..19 {
+            end -= 1;
+            buf[end] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+            if last && chunk == 0 {
+                break;
+            }
+        }
+        if last {
+            break;
+        }
     }
-    let Some((top, rest)) = chunks.split_last() else {
-        return "0".to_string();
-    };
-    let mut out = String::with_capacity(20 * chunks.len());
-    out.push_str(&top.to_string());
-    for c in rest.iter().rev() {
-        out.push_str(&format!("{c:019}"));
-    }
-    out
+    // Only ASCII digits were written.
+    String::from_utf8_lossy(&buf[end..]).into_owned()
 }
 
 /// Lowercase hex (no leading zeros, "0" for zero) of a decimal string, or `None` when it
