@@ -98,19 +98,15 @@ fn assert_lineage(shards: &[Shard]) {
                 .get(p)
                 .unwrap_or_else(|| panic!("parent {p} of {} listed", s.shard_id()));
             assert!(!is_open(parent), "parent {p} is closed");
-            let end: u128 = parent
+            let end = seq(parent
                 .sequence_number_range()
                 .unwrap()
                 .ending_sequence_number()
-                .unwrap()
-                .parse()
-                .unwrap();
-            let start: u128 = s
+                .unwrap());
+            let start = seq(s
                 .sequence_number_range()
                 .unwrap()
-                .starting_sequence_number()
-                .parse()
-                .unwrap();
+                .starting_sequence_number());
             assert!(
                 start > end,
                 "child {} starts after parent {p} ends",
@@ -281,13 +277,11 @@ async fn split_closes_the_parent_and_children_take_over_its_range() {
         assert_eq!(child.parent_shard_id(), Some(shard_id(0).as_str()));
         assert_eq!(child.adjacent_parent_shard_id(), None);
     }
-    let ending: u128 = shards[0]
+    let ending = seq(shards[0]
         .sequence_number_range()
         .unwrap()
         .ending_sequence_number()
-        .unwrap()
-        .parse()
-        .unwrap();
+        .unwrap());
     assert!(
         ending >= seq(&before_seq),
         "the parent's end covers its last record"
@@ -1195,7 +1189,7 @@ async fn lineage_read(client: &Client, stream: &str) -> Vec<(String, String, Str
     let listed: HashSet<String> = ids(&shards).into_iter().collect();
     let mut done: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    let mut last_seq: HashMap<String, u128> = HashMap::new();
+    let mut last_seq: HashMap<String, Seq> = HashMap::new();
     while done.len() < shards.len() {
         let ready: Vec<&Shard> = shards
             .iter()
@@ -1233,25 +1227,26 @@ async fn lineage_read(client: &Client, stream: &str) -> Vec<(String, String, Str
                 .parent_shard_id()
                 .into_iter()
                 .chain(s.adjacent_parent_shard_id())
-                .filter_map(|p| last_seq.get(p).copied())
-                .max()
-                .unwrap_or(0);
+                .filter_map(|p| last_seq.get(p).cloned())
+                .max();
             let mut prev = floor;
             for r in &records {
                 let n = seq(r.sequence_number());
                 assert!(
-                    n > prev,
+                    prev.as_ref().is_none_or(|p| &n > p),
                     "sequence numbers increase along lineage in {}",
                     s.shard_id()
                 );
-                prev = n;
+                prev = Some(n);
                 out.push((
                     s.shard_id().to_owned(),
                     r.sequence_number().to_owned(),
                     String::from_utf8(data(r).to_vec()).expect("utf-8 data"),
                 ));
             }
-            last_seq.insert(s.shard_id().to_owned(), prev);
+            if let Some(prev) = prev {
+                last_seq.insert(s.shard_id().to_owned(), prev);
+            }
             done.insert(s.shard_id().to_owned());
         }
     }

@@ -115,8 +115,22 @@ pub fn written_encrypted<'a>(
     if st.extras.encryption_periods.is_empty() {
         return None;
     }
+    // A sequence number carries its arrival time to the second only (AWS's layout); the
+    // record in the log has the millisecond GetRecords decides by.
+    let arrival_ms = |seq: crate::broker::sequence::SequenceNumber| {
+        let offset = seq.offset?;
+        let shard = st.shards.get(seq.shard_index as usize)?;
+        let batch = shard.log.read(offset, 1, usize::MAX).ok()?;
+        let arrival = batch
+            .iter()
+            .filter_map(|r| r.ok())
+            .find(|r| r.offset == offset)
+            .map(|r| r.arrival_ms);
+        Some(arrival.unwrap_or(seq.arrival_ms as i64))
+    };
     sequence_numbers
         .filter_map(crate::broker::sequence::SequenceNumber::decode)
-        .any(|seq| st.extras.encrypted_at(seq.arrival_ms as i64))
+        .filter_map(arrival_ms)
+        .any(|ms| st.extras.encrypted_at(ms))
         .then_some(EncryptionType::Kms)
 }

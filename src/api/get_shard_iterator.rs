@@ -5,9 +5,9 @@ use std::sync::Arc;
 use crate::api::Timestamp;
 use crate::api::common::stream_key;
 use crate::api::generated::{GetShardIteratorInput, GetShardIteratorOutput, ShardIteratorType};
-use crate::api::{ApiError, RequestContext};
+use crate::api::{ApiError, ErrorCode, RequestContext};
 use crate::api_error;
-use crate::broker::sequence::SequenceNumber;
+use crate::broker::sequence::{AwsSequence, SequenceNumber, VERSION, encoded_shard_id};
 use crate::broker::stream::{Shard, StreamKey, parse_shard_id, shard_id};
 use crate::broker::{Broker, Position};
 
@@ -60,14 +60,7 @@ pub async fn handle(
                 return Err(wrong_combination("and no StartingSequenceNumber."));
             };
             let seq = checked_sequence(broker, &key, &shard, starting, "GetShardIterator")?;
-            if iterator_type == ShardIteratorType::AtSequenceNumber {
-                Position::AtOffset(seq.offset)
-            } else {
-                Position::AfterRecord {
-                    offset: seq.offset,
-                    arrival_ms: seq.arrival_ms as i64,
-                }
-            }
+            sequence_position(&seq, iterator_type == ShardIteratorType::AtSequenceNumber)
         }
         ShardIteratorType::TrimHorizon | ShardIteratorType::Latest if starting.is_some() => {
             return Err(wrong_combination("and also a StartingSequenceNumber."));
@@ -92,8 +85,12 @@ pub async fn handle(
 }
 
 /// A starting sequence number checked as AWS checks it in `operation` (GetShardIterator,
-/// SubscribeToShard): well formed, not from the future, of this shard, and not older than
-/// the shard.
+/// SubscribeToShard), in AWS's order (kinesalite `getShardIterator`, whose tests were pinned
+/// against AWS): it parses (else "is invalid."), is not from the future (else "is
+/// invalid."), encodes this shard (else "It encodes …"), is of AWS's current version and
+/// this shard's creation time (else "… did not come from this stream.", or a bare
+/// InternalFailure for AWS's old version-0 numbers, as AWS answers), and is one this broker
+/// can have written (else "is invalid.").
 pub(crate) fn checked_sequence(
     broker: &Broker,
     key: &StreamKey,
@@ -110,19 +107,26 @@ pub(crate) fn checked_sequence(
             key.account
         )
     };
-    let seq = SequenceNumber::decode(sequence).ok_or_else(invalid)?;
-    if seq.arrival_ms as i64 > broker.clock().now_ms() {
+    let parsed = AwsSequence::parse(sequence).ok_or_else(invalid)?;
+    if parsed
+        .arrival_s
+        .is_some_and(|s| (s as i64).saturating_mul(1000) > broker.clock().now_ms())
+    {
         return Err(invalid());
     }
-    if seq.shard_index != shard.index {
+    if parsed.shard_index != shard.index as i64 {
         return Err(api_error!(
             InvalidArgumentException,
             "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-            shard_id(seq.shard_index),
+            encoded_shard_id(parsed.shard_index),
             shard.id
         ));
     }
-    if (seq.arrival_ms as i64) < shard.created_ms {
+    if parsed.version != VERSION || parsed.shard_created_s != shard.created_s() {
+        if parsed.version == 0 {
+            // AWS answers a version-0 number of the right shard with a bare 500.
+            return Err(ApiError::new(ErrorCode::InternalFailure, ""));
+        }
         return Err(api_error!(
             InvalidArgumentException,
             "StartingSequenceNumber {sequence} used in {operation} on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
@@ -131,7 +135,17 @@ pub(crate) fn checked_sequence(
             key.account
         ));
     }
-    Ok(seq)
+    parsed.ours().ok_or_else(invalid)
+}
+
+/// Where AT (`at`) or AFTER a checked sequence number starts reading. A shard's starting
+/// number names no record: AT it and AFTER it are both its first record.
+pub(crate) fn sequence_position(seq: &SequenceNumber, at: bool) -> Position {
+    match seq.offset {
+        None => Position::AtOffset(0),
+        Some(o) if at => Position::AtOffset(o),
+        Some(o) => Position::AfterOffset(o),
+    }
 }
 
 /// AT_TIMESTAMP's timestamp checked as AWS checks it: present, and not in the future.

@@ -8,7 +8,7 @@ use crate::api::generated::{PutRecordInput, PutRecordOutput};
 use crate::api::put_records::{check_record, hash_key, max_record_bytes};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
-use crate::broker::sequence::SequenceNumber;
+use crate::broker::sequence::AwsSequence;
 use crate::broker::{Broker, PutEntry};
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
@@ -36,26 +36,26 @@ pub async fn handle(
         data,
     )?;
     let hash_key = hash_key(partition_key, input.explicit_hash_key.as_deref())?;
-    // SequenceNumberForOrdering: the new record must sort after it. Arrival time is the
-    // most significant part of a sequence number, so arriving no earlier than one ms after
-    // it is enough.
-    let mut not_before_ms = 0;
+    // SequenceNumberForOrdering, checked as AWS checks it (kinesalite `putRecord`): it must
+    // parse as one of AWS's versions and not come from the future, else "is invalid.". The
+    // new record sorts after it without waiting: inside a shard numbers grow with the log
+    // offset, and a child shard's numbers are above its parents' (see broker::sequence).
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
         let now = broker.clock().now_ms();
-        match SequenceNumber::decode(ordering) {
-            Some(seq) if (seq.arrival_ms as i64) <= now => {
-                not_before_ms = seq.arrival_ms as i64 + 1
-            }
-            _ => {
-                return Err(api_error!(
-                    InvalidArgumentException,
-                    "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {} under account {} is invalid.",
-                    key.name,
-                    key.account
-                ));
-            }
+        let valid = AwsSequence::parse(ordering).is_some_and(|seq| {
+            seq.arrival_s
+                .is_none_or(|s| (s as i64).saturating_mul(1000) <= now)
+        });
+        if !valid {
+            return Err(api_error!(
+                InvalidArgumentException,
+                "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {} under account {} is invalid.",
+                key.name,
+                key.account
+            ));
         }
     }
+    let not_before_ms = 0;
     let entry = PutEntry {
         hash_key,
         partition_key: partition_key.as_bytes(),

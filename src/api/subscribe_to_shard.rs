@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::api::generated::{
     ShardIteratorType, StartingPosition, SubscribeToShardInput, SubscribeToShardOutput,
 };
-use crate::api::get_shard_iterator::{checked_sequence, checked_timestamp};
+use crate::api::get_shard_iterator::{checked_sequence, checked_timestamp, sequence_position};
 use crate::api::{ApiError, EventStream, RequestContext};
 use crate::api_error;
 use crate::broker::catalog::StreamStatus;
@@ -159,14 +159,10 @@ fn starting_position(
                 ));
             };
             let seq = checked_sequence(broker, &stream.key, shard, sequence, "SubscribeToShard")?;
-            Ok(if kind == ShardIteratorType::AtSequenceNumber {
-                Position::AtOffset(seq.offset)
-            } else {
-                Position::AfterRecord {
-                    offset: seq.offset,
-                    arrival_ms: seq.arrival_ms as i64,
-                }
-            })
+            Ok(sequence_position(
+                &seq,
+                kind == ShardIteratorType::AtSequenceNumber,
+            ))
         }
         ShardIteratorType::TrimHorizon | ShardIteratorType::Latest if sequence.is_some() => {
             Err(api_error!(

@@ -1,28 +1,40 @@
 //! Shard iterators: opaque, authenticated tokens naming a position in a shard.
 //!
-//! The token is standard base64 (as AWS's are) of:
+//! The token has AWS's shape: standard base64 of 152 bytes (204 characters; AWS's are
+//! 152 + 16k bytes, their first 8 bytes `00 00 00 00 00 00 00 01`, the rest 16-byte
+//! blocks: kinesalite `createShardIterator` and `test/helpers.js` `assertShardIterator`,
+//! pinned against AWS; the model allows 1 to 512 characters):
 //!
-//! | bytes  | field                                                             |
-//! |--------|-------------------------------------------------------------------|
-//! | 0      | format version (1)                                                |
-//! | 1..9   | stream uid, big-endian u64 (unique per stream incarnation)        |
-//! | 9..13  | shard index, big-endian u32                                       |
-//! | 13..21 | log offset of the next record to return, big-endian u64          |
-//! | 21..29 | issue time, ms since the epoch, big-endian i64                   |
-//! | 29..45 | HMAC-SHA256 over bytes 0..29 under the broker's secret, first 16 bytes |
+//! | bytes    | field                                                                  |
+//! |----------|------------------------------------------------------------------------|
+//! | 0..8     | `00 00 00 00 00 00 00 01`, as AWS's                                    |
+//! | 8        | this broker's layout version (2)                                       |
+//! | 9..17    | stream uid, big-endian u64 (unique per stream incarnation)             |
+//! | 17..21   | shard index, big-endian u32                                            |
+//! | 21..29   | log offset of the next record to return, big-endian u64                |
+//! | 29..37   | issue time, ms since the epoch, big-endian i64                         |
+//! | 37..120  | zero (reserved; covered by the MAC, so a token with anything else there is rejected) |
+//! | 120..152 | HMAC-SHA256 over bytes 0..120 under the broker's secret (all 32 bytes) |
 //!
 //! The stream uid is never reused, so an iterator of a deleted stream is rejected even
 //! when a stream of the same name exists again. The MAC makes forged or altered
-//! iterators detectable without keeping any server-side state per iterator.
+//! iterators detectable without keeping any server-side state per iterator; the issue
+//! time it covers makes them expire (`ITERATOR_TTL_MS`, checked by the read path).
+//! Tokens of the older 45-byte layout no longer decode ("Invalid ShardIterator."); they
+//! expired 5 minutes after they were issued anyway.
 
 use base64_simd::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-const VERSION: u8 = 1;
-const BODY_LEN: usize = 29;
-const MAC_LEN: usize = 16;
+/// AWS's first 8 bytes.
+const PREFIX: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
+const VERSION: u8 = 2;
+const BODY_LEN: usize = 120;
+const MAC_LEN: usize = 32;
 const TOKEN_LEN: usize = BODY_LEN + MAC_LEN;
+/// Characters of a token: base64 of 152 bytes.
+pub const TOKEN_CHARS: usize = TOKEN_LEN.div_ceil(3) * 4;
 
 /// How long an iterator stays valid: 5 minutes, as on AWS.
 pub const ITERATOR_TTL_MS: i64 = 5 * 60 * 1000;
@@ -62,20 +74,18 @@ impl IteratorCodec {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(body);
-        let full = mac.finalize().into_bytes();
-        let mut out = [0u8; MAC_LEN];
-        out.copy_from_slice(&full[..MAC_LEN]);
-        out
+        mac.finalize().into_bytes().into()
     }
 
     /// The token for `it`.
     pub fn encode(&self, it: &ShardIterator) -> String {
         let mut buf = [0u8; TOKEN_LEN];
-        buf[0] = VERSION;
-        buf[1..9].copy_from_slice(&it.stream_uid.to_be_bytes());
-        buf[9..13].copy_from_slice(&it.shard_index.to_be_bytes());
-        buf[13..21].copy_from_slice(&it.offset.to_be_bytes());
-        buf[21..29].copy_from_slice(&it.issued_ms.to_be_bytes());
+        buf[..8].copy_from_slice(&PREFIX);
+        buf[8] = VERSION;
+        buf[9..17].copy_from_slice(&it.stream_uid.to_be_bytes());
+        buf[17..21].copy_from_slice(&it.shard_index.to_be_bytes());
+        buf[21..29].copy_from_slice(&it.offset.to_be_bytes());
+        buf[29..37].copy_from_slice(&it.issued_ms.to_be_bytes());
         let mac = self.mac(&buf[..BODY_LEN]);
         buf[BODY_LEN..].copy_from_slice(&mac);
         STANDARD.encode_to_string(buf)
@@ -83,8 +93,12 @@ impl IteratorCodec {
 
     /// Decodes and authenticates a token. `None` when it is not one of ours or was altered.
     pub fn decode(&self, token: &str) -> Option<ShardIterator> {
+        // Length first: nothing longer than a token is ever decoded.
+        if token.len() != TOKEN_CHARS {
+            return None;
+        }
         let raw = STANDARD.decode_to_vec(token).ok()?;
-        if raw.len() != TOKEN_LEN || raw[0] != VERSION {
+        if raw.len() != TOKEN_LEN || raw[..8] != PREFIX || raw[8] != VERSION {
             return None;
         }
         let expected = self.mac(&raw[..BODY_LEN]);
@@ -93,15 +107,15 @@ impl IteratorCodec {
             .iter()
             .zip(&raw[BODY_LEN..])
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 {
+        if diff != 0 || raw[37..BODY_LEN].iter().any(|&b| b != 0) {
             return None;
         }
         let u64_at = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().unwrap_or([0; 8]));
         Some(ShardIterator {
-            stream_uid: u64_at(1),
-            shard_index: u32::from_be_bytes(raw[9..13].try_into().unwrap_or([0; 4])),
-            offset: u64_at(13),
-            issued_ms: u64_at(21) as i64,
+            stream_uid: u64_at(9),
+            shard_index: u32::from_be_bytes(raw[17..21].try_into().unwrap_or([0; 4])),
+            offset: u64_at(21),
+            issued_ms: u64_at(29) as i64,
         })
     }
 }
@@ -129,7 +143,7 @@ mod tests {
     fn rejects_altered_token() {
         let c = IteratorCodec::new([7; 32]);
         let mut raw = STANDARD.decode_to_vec(c.encode(&sample())).unwrap();
-        raw[15] ^= 1; // move the offset
+        raw[25] ^= 1; // move the offset
         assert_eq!(c.decode(&STANDARD.encode_to_string(raw)), None);
     }
 
@@ -146,5 +160,96 @@ mod tests {
         assert_eq!(c.decode("not base64 !!"), None);
         assert_eq!(c.decode("AAAA"), None);
         assert_eq!(c.decode(""), None);
+    }
+    #[test]
+    fn has_aws_shape() {
+        let c = IteratorCodec::new([7; 32]);
+        let token = c.encode(&sample());
+        assert_eq!(token.len(), 204);
+        assert!((1..=512).contains(&token.len()));
+        let raw = STANDARD.decode_to_vec(&token).unwrap();
+        assert_eq!(STANDARD.encode_to_string(&raw), token);
+        assert_eq!((raw.len() - 152) % 16, 0);
+        assert_eq!(raw[..8], [0, 0, 0, 0, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn rejects_the_old_45_byte_layout() {
+        let mut old = vec![1u8];
+        old.extend_from_slice(&[0; 44]);
+        let c = IteratorCodec::new([7; 32]);
+        assert_eq!(c.decode(&STANDARD.encode_to_string(old)), None);
+    }
+
+    use crate::fuzzing::Rng;
+
+    fn fuzz_iterations() -> u64 {
+        crate::fuzzing::iterations(20_000) as u64
+    }
+
+    /// Bounded fuzz: mutated tokens (bytes flipped, cut, extended, re-signed under another
+    /// key, characters changed) and random strings never panic and never decode, except a
+    /// mutation that leaves the token unchanged.
+    #[test]
+    fn fuzz_decode_never_accepts_a_forgery() {
+        let c = IteratorCodec::new([7; 32]);
+        let other = IteratorCodec::new([9; 32]);
+        let mut rng = Rng(0x17E2_A70B);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+        for i in 0..fuzz_iterations() {
+            let it = ShardIterator {
+                stream_uid: rng.next(),
+                shard_index: rng.next() as u32,
+                offset: rng.next(),
+                issued_ms: rng.next() as i64,
+            };
+            let token = c.encode(&it);
+            assert_eq!(c.decode(&token), Some(it));
+            let candidate = match i % 5 {
+                0 => {
+                    let mut raw = STANDARD.decode_to_vec(&token).unwrap();
+                    for _ in 0..=rng.below(4) {
+                        let at = rng.below(raw.len());
+                        raw[at] ^= 1 << rng.below(8);
+                    }
+                    STANDARD.encode_to_string(raw)
+                }
+                1 => {
+                    let mut t = token.clone().into_bytes();
+                    let at = rng.below(t.len());
+                    t[at] = alphabet[rng.below(alphabet.len())];
+                    String::from_utf8(t).unwrap()
+                }
+                2 => {
+                    let mut t = token.clone();
+                    if rng.below(2) == 0 {
+                        t.truncate(rng.below(t.len()));
+                    } else {
+                        for _ in 0..=rng.below(8) {
+                            t.push(alphabet[rng.below(alphabet.len())] as char);
+                        }
+                    }
+                    t
+                }
+                3 => other.encode(&it),
+                _ => {
+                    let len = if rng.below(2) == 0 {
+                        TOKEN_CHARS
+                    } else {
+                        rng.below(600)
+                    };
+                    (0..len)
+                        .map(|_| alphabet[rng.below(alphabet.len())] as char)
+                        .collect()
+                }
+            };
+            match c.decode(&candidate) {
+                None => {}
+                Some(got) => assert!(
+                    candidate == token && got == it,
+                    "accepted a forged iterator {candidate}"
+                ),
+            }
+        }
     }
 }

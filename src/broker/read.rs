@@ -17,17 +17,10 @@ pub enum Position {
     Latest,
     /// At this offset.
     AtOffset(u64),
-    /// Just after this offset.
+    /// Just after this offset. (A sequence number names its record's offset outright, or
+    /// no record for a shard's starting number: AT and AFTER that are both offset 0, so
+    /// positions need no sequence-number form; see `api::get_shard_iterator`.)
     AfterOffset(u64),
-    /// Just after the record a sequence number names: the record at `offset` if it arrived
-    /// at `arrival_ms`, else `offset` itself (a shard's starting sequence number names no
-    /// record, and AFTER it is the first record, as on AWS).
-    AfterRecord {
-        /// The offset the sequence number encodes.
-        offset: u64,
-        /// The arrival time it encodes.
-        arrival_ms: i64,
-    },
     /// The first record that arrived at or after this time (ms).
     AtTimestamp(i64),
 }
@@ -123,20 +116,6 @@ impl Broker {
             Position::Latest => end,
             Position::AtOffset(o) => o.max(horizon).min(end),
             Position::AfterOffset(o) => o.saturating_add(1).max(horizon).min(end),
-            Position::AfterRecord { offset, arrival_ms } => {
-                let named = shard
-                    .log
-                    .read(offset, 1, usize::MAX)?
-                    .iter()
-                    .filter_map(|r| r.ok())
-                    .any(|r| r.offset == offset && r.arrival_ms == arrival_ms);
-                let after = if named || offset >= end {
-                    offset.saturating_add(1)
-                } else {
-                    offset
-                };
-                after.max(horizon).min(end)
-            }
             Position::AtTimestamp(t) => shard.log.offset_at_time(t)?.max(horizon).min(end),
         };
         Ok(offset)

@@ -740,8 +740,8 @@ mod broker_tests {
             .unwrap()
             .unwrap();
         assert_eq!(w.shard_id, "shardId-000000000001");
-        let parent_end: u128 = parent.ending_sequence_number().unwrap().parse().unwrap();
-        assert!(w.sequence_number.parse::<u128>().unwrap() > parent_end);
+        let parent_end = parent.ending_sequence_number().unwrap();
+        assert!(crate::broker::sequence::compare(&w.sequence_number, &parent_end).is_gt());
     }
 
     #[tokio::test]

@@ -85,17 +85,18 @@ pub fn parse_shard_id(id: &str) -> Option<u32> {
 impl Shard {
     /// The sequence number of the record at `offset` that arrived at `arrival_ms`.
     pub fn sequence_number(&self, arrival_ms: i64, offset: u64) -> String {
-        SequenceNumber {
-            arrival_ms: arrival_ms.max(0) as u64,
-            shard_index: self.index,
-            offset,
-        }
-        .encode()
+        SequenceNumber::record(self.created_ms, self.index, offset, arrival_ms).encode()
     }
 
-    /// The first sequence number the shard can hold.
+    /// The shard's starting sequence number: below every record's, naming none of them
+    /// (AT it and AFTER it both start at the first record).
     pub fn starting_sequence_number(&self) -> String {
-        self.sequence_number(self.created_ms, 0)
+        SequenceNumber::start(self.created_ms, self.index).encode()
+    }
+
+    /// The shard's creation second, as its sequence numbers carry it.
+    pub fn created_s(&self) -> u64 {
+        (self.created_ms.max(0) / 1000) as u64
     }
 
     /// The last sequence number of a closed shard.

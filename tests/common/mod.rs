@@ -238,14 +238,19 @@ pub fn expected_shard_for(hash_key: u128, n: u32) -> usize {
         .expect("ranges cover the key space")
 }
 
-/// Parses a decimal sequence number (panics with the value if it is not one).
-pub fn seq(s: &str) -> u128 {
+/// A sequence number, ordered numerically (canonical decimals: by length, then digits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(usize, String);
+
+/// Checks a sequence number has AWS's shape (a canonical 56-digit decimal, whose hex form
+/// starts with 2 and ends with the version digit 2) and makes it comparable (panics with
+/// the value if it is not one).
+pub fn seq(s: &str) -> Seq {
     assert!(
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')),
-        "sequence number {s:?} is not a canonical decimal"
+        s.len() == 56 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0'),
+        "sequence number {s:?} is not AWS's 56-digit decimal"
     );
-    s.parse::<u128>()
-        .unwrap_or_else(|_| panic!("sequence number {s} does not fit 128 bits"))
+    Seq(s.len(), s.to_string())
 }
 
 /// A shard iterator of the given type (no sequence number / timestamp).
@@ -549,4 +554,10 @@ pub fn check_rows(rows: Vec<Row>) {
         rows.len(),
         failures.join("\n  ")
     );
+}
+
+impl std::fmt::Display for Seq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
 }

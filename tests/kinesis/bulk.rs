@@ -50,14 +50,14 @@ async fn five_thousand_records_over_four_shards_read_back_exactly_once_in_order(
         let it = iterator(&client, "bulk", &sid, ShardIteratorType::TrimHorizon).await;
         let recs = read_to_tip(&client, it, Some(333)).await;
 
-        let mut expected: Vec<(u128, usize)> = acked
+        let mut expected: Vec<(Seq, usize)> = acked
             .iter()
             .enumerate()
             .filter(|(_, (_, s, _))| *s == sid)
             .map(|(i, (_, _, q))| (seq(q), i))
             .collect();
         expected.sort();
-        let got: Vec<(u128, usize)> = recs
+        let got: Vec<(Seq, usize)> = recs
             .iter()
             .map(|r| {
                 let text = std::str::from_utf8(data(r)).unwrap();

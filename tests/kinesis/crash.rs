@@ -203,7 +203,7 @@ async fn kill_9_during_writes(durability: &str) {
     let client = client_for(broker.addr);
     wait_active(&client, "crash").await;
     let mut stored: HashMap<String, (String, String, String)> = HashMap::new();
-    let mut max_seq: HashMap<String, u128> = HashMap::new();
+    let mut max_seq: HashMap<String, Seq> = HashMap::new();
     for s in 0..SHARDS as usize {
         let sid = shard_id(s);
         let recs = read_shard(&client, "crash", &sid).await;
@@ -257,9 +257,9 @@ async fn kill_9_during_writes(durability: &str) {
             .send()
             .await
             .unwrap();
-        if let Some(&m) = max_seq.get(&shard_id(s)) {
+        if let Some(m) = max_seq.get(&shard_id(s)) {
             assert!(
-                seq(out.sequence_number()) > m,
+                &seq(out.sequence_number()) > m,
                 "shard {s}: sequence number reused after recovery"
             );
         }

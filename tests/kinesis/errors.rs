@@ -558,6 +558,13 @@ async fn a_sequence_number_of_a_previous_incarnation_of_the_stream_is_rejected()
         .await
         .unwrap();
     wait_deleted(&client, "reborn").await;
+    // AWS's sequence numbers carry the shard's creation time to the second: on AWS a
+    // stream is never deleted and created again within one second, so let the second turn.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(1000 - now_ms % 1000 + 5)).await;
     create_stream(&client, "reborn", 1).await;
     let res = client
         .get_shard_iterator()
@@ -1090,4 +1097,233 @@ async fn tag_characters_are_refused_in_aws_words() {
         .send()
         .await
         .unwrap();
+}
+
+/// Decimal of a hex string (kinesalite's tests write sequence numbers in hex).
+fn hex_to_decimal(hex: &str) -> String {
+    let mut digits: Vec<u8> = vec![0]; // little-endian decimal digits
+    for c in hex.chars() {
+        let mut carry = c.to_digit(16).unwrap();
+        for d in digits.iter_mut() {
+            let v = *d as u32 * 16 + carry;
+            *d = (v % 10) as u8;
+            carry = v / 10;
+        }
+        while carry > 0 {
+            digits.push((carry % 10) as u8);
+            carry /= 10;
+        }
+    }
+    while digits.len() > 1 && digits.last() == Some(&0) {
+        digits.pop();
+    }
+    digits.iter().rev().map(|d| (b'0' + d) as char).collect()
+}
+
+/// Sequence numbers AWS rejects or accepts, as kinesalite's tests (pinned against AWS)
+/// give them: GetShardIterator (test/getShardIterator.js) and PutRecord's
+/// SequenceNumberForOrdering (test/putRecord.js).
+#[tokio::test]
+async fn sequence_numbers_are_validated_as_aws_validates_them() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "awsseq", 1).await;
+    let get = |seq: String| {
+        client
+            .get_shard_iterator()
+            .stream_name("awsseq")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number(seq)
+            .send()
+    };
+    let invalid = |seq: &str| {
+        format!(
+            "StartingSequenceNumber {seq} used in GetShardIterator on shard shardId-000000000000 \
+             in stream awsseq under account 000000000000 is invalid."
+        )
+    };
+    // A small number is AWS's version 0: "5" encodes shard 5.
+    assert_error(
+        get("5".into()).await,
+        "InvalidArgumentException",
+        "Invalid StartingSequenceNumber. It encodes shardId-000000000005, \
+         while it was used in a call to a shard with shardId-000000000000",
+    );
+    // ... and "0" (version 0, right shard) is a bare InternalFailure.
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let e = get("0".into()).await.expect_err("0 is refused");
+    assert_eq!(e.code(), Some("InternalFailure"), "{e:?}");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(500));
+    // An 8 near the end: a negative shard index.
+    assert_error(
+        get(hex_to_decimal(
+            "20000000000000000000000000000000000000800000002",
+        ))
+        .await,
+        "InvalidArgumentException",
+        "Invalid StartingSequenceNumber. It encodes shardId--02147483648, \
+         while it was used in a call to a shard with shardId-000000000000",
+    );
+    for hex in [
+        "13bb2cc3d80000000000000000000000", // date too large
+        "20000000000800000000000000000000000000000000002", // 8 in the counter
+    ] {
+        let seq = hex_to_decimal(hex);
+        assert_error(
+            get(seq.clone()).await,
+            "InvalidArgumentException",
+            &invalid(&seq),
+        );
+    }
+    assert_eq!(
+        hex_to_decimal("13bb2cc3d80000000000000000000000"),
+        "26227199374822427428162556223570313216"
+    );
+    // The old 39-digit form of this broker (arrival ms << 86 | shard << 64 | offset).
+    let old = ((1_764_000_000_123u128 << 86) | 7).to_string();
+    let e = get(old.clone()).await.expect_err("the old form is refused");
+    assert!(
+        e.code() == Some("InvalidArgumentException") || e.code() == Some("InternalFailure"),
+        "{e:?}"
+    );
+    // A number of this shard but another creation time: "did not come from this stream".
+    let real = seq_in_shard(&client, "awsseq", 0, 1).await;
+    let hex = {
+        // The creation second (hex digits 1..10) moved back by one.
+        let h = decimal_to_hex(&real);
+        let created = u64::from_str_radix(&h[1..10], 16).unwrap() - 1;
+        format!("{}{created:09x}{}", &h[..1], &h[10..])
+    };
+    let other = hex_to_decimal(&hex);
+    assert_error(
+        get(other.clone()).await,
+        "InvalidArgumentException",
+        &format!(
+            "StartingSequenceNumber {other} used in GetShardIterator on shard shardId-000000000000 \
+             in stream awsseq under account 000000000000 is invalid because it did not come from this stream."
+        ),
+    );
+
+    // PutRecord's SequenceNumberForOrdering.
+    let put = |seq: String| {
+        client
+            .put_record()
+            .stream_name("awsseq")
+            .partition_key("a")
+            .data(blob(""))
+            .sequence_number_for_ordering(seq)
+            .send()
+    };
+    for hex in [
+        "20000000000000000000000000000000000000000000000", // version 0 at 2^185
+        "20000000000000000000000000000000000000000000003", // version 3
+        "20000000000000000000000000000000000000000000004", // version 4
+        "30000000000000000000000000000000000000000000001", // initial 3
+        "1ffffffffff7fffffffffffffff000000000007fffffff2", // initial 1
+        "20000000000800000000000000000000000000000000002", // 8 in the counter
+        "13bb2cc3d80000000000000000000000",                // date too large
+        "2ffffffffff7fffffffffffffff000000000007fffffff2", // all f
+    ] {
+        let seq = hex_to_decimal(hex);
+        assert_error(
+            put(seq.clone()).await,
+            "InvalidArgumentException",
+            &format!(
+                "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream awsseq \
+                 under account 000000000000 is invalid."
+            ),
+        );
+    }
+    // From the future: an arrival second an hour ahead.
+    let future = {
+        let h = decimal_to_hex(&real);
+        let t = u64::from_str_radix(&h[29..38], 16).unwrap() + 3600;
+        hex_to_decimal(&format!("{}{t:09x}{}", &h[..29], &h[38..]))
+    };
+    assert_error(
+        put(future.clone()).await,
+        "InvalidArgumentException",
+        &format!(
+            "ExclusiveMinimumSequenceNumber {future} used in PutRecord on stream awsseq \
+             under account 000000000000 is invalid."
+        ),
+    );
+    for hex in [
+        "20000000000000000000000000000000000000000000002", // all 0
+        "20000000000000000000000000000000000000000000001", // all 0, version 1
+        "20000000000000000000000000000000000000800000002", // 8 near the end
+    ] {
+        let out = put(hex_to_decimal(hex)).await.expect(hex);
+        seq(out.sequence_number());
+    }
+}
+
+/// Hex of a decimal string.
+fn decimal_to_hex(decimal: &str) -> String {
+    let mut nibbles: Vec<u8> = vec![0]; // little-endian hex digits
+    for c in decimal.chars() {
+        let mut carry = c.to_digit(10).unwrap();
+        for d in nibbles.iter_mut() {
+            let v = *d as u32 * 10 + carry;
+            *d = (v % 16) as u8;
+            carry = v / 16;
+        }
+        while carry > 0 {
+            nibbles.push((carry % 16) as u8);
+            carry /= 16;
+        }
+    }
+    while nibbles.len() > 1 && nibbles.last() == Some(&0) {
+        nibbles.pop();
+    }
+    nibbles
+        .iter()
+        .rev()
+        .map(|d| std::char::from_digit(*d as u32, 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn sequence_numbers_and_iterators_have_aws_shape() {
+    let (client, _h, _d) = start_server().await;
+    create_stream(&client, "shape", 2).await;
+    let s = seq_in_shard(&client, "shape", 1, 2).await;
+    let hex = decimal_to_hex(&s);
+    // kinesalite test/helpers.js assertSequenceNumber (pinned against AWS).
+    assert_eq!(hex.len(), 47, "{hex}");
+    assert!(hex.starts_with("20") && hex.ends_with("00000012"), "{hex}");
+    assert_eq!(&hex[10..11], "1");
+    assert_eq!(&hex[27..30], "000");
+    let it = iterator(
+        &client,
+        "shape",
+        "shardId-000000000001",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    assert_eq!(it.len(), 204);
+    // AFTER the shard's starting sequence number is its first record.
+    let shards = client
+        .list_shards()
+        .stream_name("shape")
+        .send()
+        .await
+        .unwrap();
+    let start = shards.shards()[1]
+        .sequence_number_range()
+        .unwrap()
+        .starting_sequence_number()
+        .to_owned();
+    assert!(seq(&start) < seq(&s));
+    let it = client
+        .get_shard_iterator()
+        .stream_name("shape")
+        .shard_id("shardId-000000000001")
+        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+        .starting_sequence_number(&start)
+        .send()
+        .await
+        .unwrap();
+    let recs = read_to_tip(&client, it.shard_iterator().unwrap().to_owned(), None).await;
+    assert_eq!(recs.first().map(|r| r.sequence_number()), Some(s.as_str()));
 }

@@ -157,7 +157,7 @@ async fn explicit_hash_key_overrides_the_partition_key_at_range_boundaries() {
 async fn sequence_numbers_increase_strictly_within_a_shard_across_calls_and_batches() {
     let (client, _h, _d) = start_server().await;
     create_stream(&client, "order", 2).await;
-    let mut last: [Option<u128>; 2] = [None, None];
+    let mut last: [Option<Seq>; 2] = [None, None];
     for round in 0..20 {
         let out = client
             .put_record()
@@ -169,8 +169,8 @@ async fn sequence_numbers_increase_strictly_within_a_shard_across_calls_and_batc
             .unwrap();
         let shard: usize = if out.shard_id() == shard_id(0) { 0 } else { 1 };
         let s = seq(out.sequence_number());
-        if let Some(prev) = last[shard] {
-            assert!(s > prev, "PutRecord {round}: {s} not above {prev}");
+        if let Some(prev) = &last[shard] {
+            assert!(&s > prev, "PutRecord {round}: {s} not above {prev}");
         }
         last[shard] = Some(s);
 
@@ -191,8 +191,8 @@ async fn sequence_numbers_increase_strictly_within_a_shard_across_calls_and_batc
                 1
             };
             let s = seq(r.sequence_number().unwrap());
-            if let Some(prev) = last[shard] {
-                assert!(s > prev, "PutRecords round {round}: {s} not above {prev}");
+            if let Some(prev) = &last[shard] {
+                assert!(&s > prev, "PutRecords round {round}: {s} not above {prev}");
             }
             last[shard] = Some(s);
         }
