@@ -119,32 +119,7 @@ pub fn require_active(stream: &crate::broker::stream::Stream) -> Result<(), ApiE
 
 /// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` (any `aws*` partition).
 pub fn parse_stream_arn(arn: &str) -> Option<StreamKey> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if prefix != "arn" || !partition.starts_with("aws") || service != "kinesis" {
-        return None;
-    }
-    let name = resource.strip_prefix("stream/")?;
-    let valid_name = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !valid_name || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(StreamKey {
-        account: account.to_string(),
-        region: region.to_string(),
-        name: name.to_string(),
-    })
+    StreamKey::from_arn(arn)
 }
 
 /// The output shape of a shard.

@@ -26,6 +26,42 @@ impl StreamKey {
             self.region, self.account, self.name
         )
     }
+
+    /// The stream a stream ARN names (any `aws*` partition, a 12-digit account, a valid
+    /// stream name): the inverse of [`StreamKey::arn`].
+    pub fn from_arn(arn: &str) -> Option<StreamKey> {
+        let mut parts = arn.splitn(6, ':');
+        let (prefix, partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if prefix != "arn" || !partition.starts_with("aws") || service != "kinesis" {
+            return None;
+        }
+        let name = resource.strip_prefix("stream/")?;
+        if !valid_name(name) || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(StreamKey {
+            account: account.to_string(),
+            region: region.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A stream or consumer name as AWS allows them: 1 to 128 of `[a-zA-Z0-9_.-]`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// A shard: its place in the hash key space and lineage, and its log.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::catalog::StreamStatus;
-use crate::broker::stream::{Stream, StreamKey, StreamState};
+use crate::broker::stream::{Stream, StreamKey, StreamState, valid_name};
 use crate::broker::{Broker, Error, Result};
 
 /// Consumers a stream may have registered at once: 20, AWS's limit for provisioned and
@@ -87,50 +87,20 @@ pub struct ConsumerArn {
     pub created_secs: i64,
 }
 
-fn valid_resource_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
-
 /// Parses `arn:aws*:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:SECONDS`.
 ///
 /// Stream names cannot contain `/`, so the first `/consumer/` ends the stream part.
 pub fn parse_consumer_arn(arn: &str) -> Option<ConsumerArn> {
     let (stream_arn, rest) = arn.split_once("/consumer/")?;
     let (name, secs) = rest.rsplit_once(':')?;
-    if !valid_resource_name(name) || secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+    if !valid_name(name) || secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let created_secs = secs.parse::<i64>().ok()?;
-    let mut parts = stream_arn.splitn(6, ':');
-    let (prefix, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let stream_name = resource.strip_prefix("stream/")?;
-    if prefix != "arn"
-        || !partition.starts_with("aws")
-        || service != "kinesis"
-        || !valid_resource_name(stream_name)
-        || account.len() != 12
-        || !account.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
+    let stream = StreamKey::from_arn(stream_arn)?;
     Some(ConsumerArn {
         stream_arn: stream_arn.to_string(),
-        stream: StreamKey {
-            account: account.to_string(),
-            region: region.to_string(),
-            name: stream_name.to_string(),
-        },
+        stream,
         name: name.to_string(),
         created_secs,
     })
