@@ -709,4 +709,15 @@ mod tests {
         assert_eq!(resolve("::1", 5).unwrap(), "[::1]:5".parse().unwrap());
         assert_eq!(resolve("[::1]", 5).unwrap(), "[::1]:5".parse().unwrap());
     }
+
+    #[test]
+    fn function_specs_parse_runtime_urls_and_refuse_the_rest() {
+        let f: FunctionSpec = "fn-1=runtime://127.0.0.1:9001".parse().unwrap();
+        assert_eq!(f.name, "fn-1");
+        assert_eq!(f.runtime_addr, "127.0.0.1:9001".parse().unwrap());
+        assert!("fn=http://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert!("=runtime://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert!("fn".parse::<FunctionSpec>().is_err());
+        assert!("fn=runtime://localhost".parse::<FunctionSpec>().is_err());
+    }
 }

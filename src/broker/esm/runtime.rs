@@ -290,3 +290,49 @@ async fn answer(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(timeout_ms: u64) -> Arc<Function> {
+        let mut f = Function::new("f".into(), "127.0.0.1:1".parse().unwrap());
+        f.timeout = Duration::from_millis(timeout_ms);
+        Arc::new(f)
+    }
+
+    #[tokio::test]
+    async fn a_response_ends_the_invocation_with_its_body() {
+        let f = function(5_000);
+        let taker = f.clone();
+        let runtime = tokio::spawn(async move {
+            let (id, payload) = taker.next().await;
+            assert_eq!(payload, Bytes::from_static(b"{}"));
+            assert!(taker.finish(&id, Outcome::Response(Bytes::from_static(b"ok"))));
+        });
+        let outcome = f.invoke(Bytes::from_static(b"{}")).await;
+        assert_eq!(outcome, Outcome::Response(Bytes::from_static(b"ok")));
+        runtime.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_is_a_function_error_and_a_late_answer_is_refused() {
+        let f = function(50);
+        let taker = f.clone();
+        let runtime = tokio::spawn(async move { taker.next().await.0 });
+        let outcome = f.invoke(Bytes::from_static(b"{}")).await;
+        assert!(
+            matches!(&outcome, Outcome::Error(e) if e.contains("timed out")),
+            "{outcome:?}"
+        );
+        let id = runtime.await.unwrap();
+        assert!(!f.finish(&id, Outcome::Response(Bytes::new())));
+    }
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+    }
+}
