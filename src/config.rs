@@ -171,6 +171,48 @@ pub struct Config {
     /// How long a SubscribeToShard subscription lasts before it ends cleanly and the client
     /// subscribes again. Default 5 minutes, as on AWS; tests shorten it.
     pub subscription_lifetime: Duration,
+    /// Functions event-source mappings deliver to (`--function NAME=runtime://HOST:PORT`).
+    pub functions: Vec<FunctionSpec>,
+}
+
+/// A function declared to the broker: `NAME=runtime://127.0.0.1:PORT`, where the broker
+/// serves the Lambda Runtime API for that function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// The function's name (what a mapping's FunctionName resolves to).
+    pub name: String,
+    /// Where the Runtime API for this function is served.
+    pub runtime_addr: SocketAddr,
+}
+
+impl std::str::FromStr for FunctionSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, url) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected NAME=runtime://HOST:PORT"))?;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(format!(
+                "{name:?}: a function name is 1 to 64 of [a-zA-Z0-9-_]"
+            ));
+        }
+        let addr = url.strip_prefix("runtime://").ok_or_else(|| {
+            format!("{url:?}: only runtime://HOST:PORT functions are supported yet")
+        })?;
+        let runtime_addr = addr
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| format!("{addr:?}: not an IP:PORT address ({e})"))?;
+        Ok(Self {
+            name: name.to_string(),
+            runtime_addr,
+        })
+    }
 }
 
 impl Config {
@@ -196,6 +238,7 @@ impl Config {
             on_demand_scale_interval: Duration::from_secs(60),
             clock_offset_ms: 0,
             subscription_lifetime: Duration::from_secs(300),
+            functions: Vec::new(),
         }
     }
 
@@ -442,6 +485,15 @@ pub struct Args {
         default_value_t = 300_000
     )]
     pub subscription_lifetime_ms: u64,
+
+    /// A function event-source mappings deliver to: NAME=runtime://127.0.0.1:PORT serves the
+    /// Lambda Runtime API for it on that port (repeatable).
+    #[arg(
+        long = "function",
+        env = "KINESIS_BROKER_FUNCTIONS",
+        value_delimiter = ','
+    )]
+    pub function: Vec<FunctionSpec>,
 }
 
 impl Args {
@@ -473,6 +525,7 @@ impl Args {
             ),
             clock_offset_ms: self.clock_offset_ms,
             subscription_lifetime: Duration::from_millis(self.subscription_lifetime_ms.max(1)),
+            functions: self.function.clone(),
         })
     }
 }
@@ -655,5 +708,16 @@ mod tests {
     fn ipv6_host_is_accepted() {
         assert_eq!(resolve("::1", 5).unwrap(), "[::1]:5".parse().unwrap());
         assert_eq!(resolve("[::1]", 5).unwrap(), "[::1]:5".parse().unwrap());
+    }
+
+    #[test]
+    fn function_specs_parse_runtime_urls_and_refuse_the_rest() {
+        let f: FunctionSpec = "fn-1=runtime://127.0.0.1:9001".parse().unwrap();
+        assert_eq!(f.name, "fn-1");
+        assert_eq!(f.runtime_addr, "127.0.0.1:9001".parse().unwrap());
+        assert!("fn=http://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert!("=runtime://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert!("fn".parse::<FunctionSpec>().is_err());
+        assert!("fn=runtime://localhost".parse::<FunctionSpec>().is_err());
     }
 }

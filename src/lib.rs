@@ -82,6 +82,10 @@ impl Server {
             source,
         })?;
         let broker = broker::Broker::open(&config)?;
+        if let Err((addr, source)) = broker.serve_functions().await {
+            broker.shutdown().await;
+            return Err(StartError::Bind { addr, source });
+        }
         let service = api::Service::new(broker.clone());
         let service_broker = broker.clone();
 

@@ -30,6 +30,12 @@ pub trait AdminHandler: Send + Sync {
     /// The answer (status, JSON body) for `method path` with `body`, or `None` when no
     /// such endpoint exists.
     fn handle(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)>;
+
+    /// The broker, when this server has one: Lambda's event-source-mapping API is served
+    /// on the same port.
+    fn broker(&self) -> Option<Arc<Broker>> {
+        None
+    }
 }
 
 /// The admin endpoints of a broker.
@@ -71,6 +77,10 @@ struct Advance {
 }
 
 impl AdminHandler for BrokerAdmin {
+    fn broker(&self) -> Option<Arc<Broker>> {
+        Some(self.broker.clone())
+    }
+
     fn handle(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
         Some(match (method, path) {
             ("GET", "/_broker/faults") => self.faults(),

@@ -8,6 +8,7 @@ pub mod autoscale;
 pub mod catalog;
 pub mod clock;
 mod error;
+pub mod esm;
 pub mod fanout;
 pub mod faults;
 pub mod hash;
@@ -113,6 +114,8 @@ pub struct Broker {
     fanout: fanout::FanOut,
     /// Which shard group the next PutRecords appends first (see [`Broker::put`]).
     put_rotation: std::sync::atomic::AtomicUsize,
+    /// Event-source mappings and the functions they deliver to.
+    esm: esm::Esm,
 }
 
 impl std::fmt::Debug for Broker {
@@ -198,10 +201,12 @@ impl Broker {
             shutdown,
             fanout: Default::default(),
             put_rotation: Default::default(),
+            esm: esm::Esm::open(&config.data_dir, &config.functions)?,
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();
         broker.start_autoscaler(config.on_demand_scale_interval);
+        broker.start_mappings();
         for spec in &config.create_streams {
             let key = StreamKey {
                 account: crate::api::RequestContext::DEFAULT_ACCOUNT_ID.to_string(),
@@ -498,6 +503,7 @@ impl Broker {
     pub async fn shutdown(self: &Arc<Self>) {
         let _ = self.shutdown.send(true);
         self.fanout.close();
+        self.stop_mappings().await;
         let me = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let streams: Vec<Arc<Stream>> = me.registry().streams.values().cloned().collect();

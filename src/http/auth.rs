@@ -175,7 +175,7 @@ fn parse_authorization(header: &str) -> Vec<(&str, &str)> {
 }
 
 /// Query string → percent-decoded `(name, value)` pairs; a name without `=` has an empty value.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())

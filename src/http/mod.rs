@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod handler;
+pub mod lambda;
 pub mod request_id;
 pub mod shutdown;
 
@@ -339,6 +340,11 @@ async fn handle<K: Kinesis + 'static>(
             query: parts.uri.query(),
             headers: &parts.headers,
         };
+        if lambda::routes(path)
+            && let Some(broker) = app.admin.as_ref().and_then(|a| a.broker())
+        {
+            return lambda::respond(&broker, &head, body).await;
+        }
         if path.starts_with(crate::api::admin::ADMIN_PREFIX)
             && let Some(admin) = &app.admin
             && let Some((status, json)) = admin.handle(parts.method.as_str(), path, &body)

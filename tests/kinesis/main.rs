@@ -12,6 +12,7 @@ mod bulk;
 mod consumers;
 mod crash;
 mod errors;
+mod esm;
 mod fanout;
 mod lifecycle;
 mod limits;

@@ -1,0 +1,338 @@
+//! A function reached through the Lambda Runtime API: the broker serves
+//! `/2018-06-01/runtime/...` on the function's own port; runtime interface clients
+//! (`awslambdaric`, `aws-lambda-ric`, `lambda_runtime`) long-poll `invocation/next` and post
+//! `response` or `error`. A POST to `error` is a function error whatever its headers, and so
+//! is a deadline passed.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot, watch};
+
+/// Lambda's default function timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function answered (its response body).
+    Response(Bytes),
+    /// The function failed: its error body, or why the broker counts it as failed.
+    Error(String),
+}
+
+struct Queued {
+    id: String,
+    payload: Bytes,
+    handed_out: oneshot::Sender<()>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct Queues {
+    waiting: VecDeque<Queued>,
+    in_flight: HashMap<String, oneshot::Sender<Outcome>>,
+}
+
+/// One declared function: its invocation queue.
+pub struct Function {
+    /// The declared name.
+    pub name: String,
+    /// The Runtime API's address.
+    pub addr: SocketAddr,
+    /// The function's timeout.
+    pub timeout: Duration,
+    queues: Mutex<Queues>,
+    ready: Notify,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Function {
+    /// A function with nothing queued.
+    pub fn new(name: String, addr: SocketAddr) -> Self {
+        Self {
+            name,
+            addr,
+            timeout: DEFAULT_TIMEOUT,
+            queues: Default::default(),
+            ready: Notify::new(),
+        }
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Invokes the function with `payload` and waits for its outcome: queued until a
+    /// runtime client asks for it, then at most the timeout. Cancel-safe: dropping the
+    /// future withdraws the invocation (a late answer is refused).
+    pub async fn invoke(&self, payload: Bytes) -> Outcome {
+        let id = new_request_id();
+        let (handed_tx, handed_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.queues().waiting.push_back(Queued {
+            id: id.clone(),
+            payload,
+            handed_out: handed_tx,
+            reply: reply_tx,
+        });
+        self.ready.notify_one();
+        let _withdraw = Withdraw {
+            function: self,
+            id: &id,
+        };
+        if handed_rx.await.is_err() {
+            return Outcome::Error("the invocation was dropped".into());
+        }
+        match tokio::time::timeout(self.timeout, reply_rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Error("the invocation was dropped".into()),
+            Err(_) => Outcome::Error(format!(
+                "Task timed out after {:.2} seconds",
+                self.timeout.as_secs_f64()
+            )),
+        }
+    }
+
+    /// The next invocation for a runtime client: (id, payload), once one is queued.
+    async fn next(&self) -> (String, Bytes) {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut q = self.queues();
+                while let Some(item) = q.waiting.pop_front() {
+                    if item.handed_out.send(()).is_ok() {
+                        q.in_flight.insert(item.id.clone(), item.reply);
+                        if !q.waiting.is_empty() {
+                            self.ready.notify_one();
+                        }
+                        return (item.id, item.payload);
+                    }
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends an invocation handed out; false when it is unknown (withdrawn, timed out).
+    fn finish(&self, id: &str, outcome: Outcome) -> bool {
+        match self.queues().in_flight.remove(id) {
+            Some(reply) => reply.send(outcome).is_ok(),
+            None => false,
+        }
+    }
+}
+
+struct Withdraw<'a> {
+    function: &'a Function,
+    id: &'a str,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let mut q = self.function.queues();
+        q.waiting.retain(|item| item.id != self.id);
+        q.in_flight.remove(self.id);
+    }
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    format_uuid(b)
+}
+
+/// Formats 16 random bytes as a version-4 UUID.
+pub fn format_uuid(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Serves the Runtime API of `function` on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    function: Arc<Function>,
+    arn: String,
+    now_ms: impl Fn() -> i64 + Send + Sync + 'static,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let now_ms = Arc::new(now_ms);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let function = function.clone();
+        let arn = arn.clone();
+        let now_ms = now_ms.clone();
+        let mut stop = shutdown.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let function = function.clone();
+                let arn = arn.clone();
+                let now_ms = now_ms.clone();
+                async move { Ok::<_, Infallible>(answer(&function, &arn, &*now_ms, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+}
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn answer(
+    function: &Function,
+    arn: &str,
+    now_ms: &(dyn Fn() -> i64 + Send + Sync),
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (&method, parts.as_slice()) {
+        (&Method::GET, ["invocation", "next"]) => {
+            let (id, payload) = function.next().await;
+            let deadline = now_ms() + function.timeout.as_millis() as i64;
+            let mut r = Response::new(Full::new(payload));
+            let h = r.headers_mut();
+            let value = |s: &str| {
+                hyper::header::HeaderValue::from_str(s)
+                    .unwrap_or(hyper::header::HeaderValue::from_static(""))
+            };
+            h.insert(hyper::header::CONTENT_TYPE, value("application/json"));
+            h.insert("Lambda-Runtime-Aws-Request-Id", value(&id));
+            h.insert("Lambda-Runtime-Deadline-Ms", value(&deadline.to_string()));
+            h.insert("Lambda-Runtime-Invoked-Function-Arn", value(arn));
+            h.insert(
+                "Lambda-Runtime-Trace-Id",
+                value(&format!(
+                    "Root=1-{:08x}-{};Parent={};Sampled=0",
+                    now_ms() / 1000,
+                    &id.replace('-', "")[..24],
+                    &id.replace('-', "")[..16]
+                )),
+            );
+            r
+        }
+        (&Method::POST, ["invocation", id, kind @ ("response" | "error")]) => {
+            let outcome = if *kind == "response" {
+                Outcome::Response(body)
+            } else {
+                Outcome::Error(String::from_utf8_lossy(&body).into_owned())
+            };
+            if function.finish(id, outcome) {
+                reply(StatusCode::ACCEPTED, serde_json::json!({"status": "OK"}))
+            } else {
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"errorMessage": format!("Invalid request ID: {id}"), "errorType": "InvalidRequestID"}),
+                )
+            }
+        }
+        (&Method::POST, ["init", "error"]) => {
+            tracing::error!(function = %function.name, error = %String::from_utf8_lossy(&body), "the function's runtime failed to initialise");
+            reply(StatusCode::ACCEPTED, serde_json::json!({"status": "OK"}))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"errorMessage": "not found", "errorType": "NotFound"}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(timeout_ms: u64) -> Arc<Function> {
+        let mut f = Function::new("f".into(), "127.0.0.1:1".parse().unwrap());
+        f.timeout = Duration::from_millis(timeout_ms);
+        Arc::new(f)
+    }
+
+    #[tokio::test]
+    async fn a_response_ends_the_invocation_with_its_body() {
+        let f = function(5_000);
+        let taker = f.clone();
+        let runtime = tokio::spawn(async move {
+            let (id, payload) = taker.next().await;
+            assert_eq!(payload, Bytes::from_static(b"{}"));
+            assert!(taker.finish(&id, Outcome::Response(Bytes::from_static(b"ok"))));
+        });
+        let outcome = f.invoke(Bytes::from_static(b"{}")).await;
+        assert_eq!(outcome, Outcome::Response(Bytes::from_static(b"ok")));
+        runtime.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_is_a_function_error_and_a_late_answer_is_refused() {
+        let f = function(50);
+        let taker = f.clone();
+        let runtime = tokio::spawn(async move { taker.next().await.0 });
+        let outcome = f.invoke(Bytes::from_static(b"{}")).await;
+        assert!(
+            matches!(&outcome, Outcome::Error(e) if e.contains("timed out")),
+            "{outcome:?}"
+        );
+        let id = runtime.await.unwrap();
+        assert!(!f.finish(&id, Outcome::Response(Bytes::new())));
+    }
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+    }
+}
