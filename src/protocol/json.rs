@@ -445,6 +445,35 @@ mod tests {
     }
 
     #[test]
+    fn a_list_where_a_generated_structure_belongs_is_refused() {
+        use crate::api::generated::{PutRecordsInput, SubscribeToShardInput};
+        for body in [
+            r#"{"StreamName":"s","Records":[[]]}"#,
+            r#"{"StreamName":"s","Records":[["pk","eA=="]]}"#,
+        ] {
+            let err = JsonCodec
+                .decode::<PutRecordsInput>(body.as_bytes())
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::SerializationException, "{body}");
+            assert_eq!(
+                err.message, "Start of list found where not expected",
+                "{body}"
+            );
+        }
+        let err = JsonCodec
+            .decode::<SubscribeToShardInput>(br#"{"StartingPosition":[]}"#)
+            .unwrap_err();
+        assert_eq!(err.message, "Start of list found where not expected");
+        // Maps still decode, and encode back the same.
+        let input: PutRecordsInput = JsonCodec
+            .decode(br#"{"StreamName":"s","Records":[{"PartitionKey":"k","Data":"eA=="}]}"#)
+            .unwrap();
+        assert_eq!(input.records.as_ref().map(Vec::len), Some(1));
+        let again: PutRecordsInput = JsonCodec.decode(&JsonCodec.encode(&input)).unwrap();
+        assert_eq!(again, input);
+    }
+
+    #[test]
     fn lists_and_objects_in_the_wrong_place_use_aws_wording() {
         assert_eq!(
             message_of(r#"{"StreamName":[]}"#),

@@ -28,6 +28,27 @@ impl<T: for<'a> From<&'a str>> serde::de::Visitor<'_> for EnumVisitor<T> {
     }
 }
 
+/// Structures reachable from an input read only from a map. serde's derived structures
+/// also take a sequence (members by position); AWS refuses a list where a structure belongs
+/// ("Start of list found where not expected"), so each input structure derives its reader
+/// under `#[serde(remote = "Self")]` and its `Deserialize` goes through this visitor,
+/// which accepts a map and nothing else.
+trait FromMap: Sized {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+struct MapOnly<T>(&'static str, std::marker::PhantomData<T>);
+
+impl<'de, T: FromMap> serde::de::Visitor<'de> for MapOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
+    }
+}
+
 /// An integer read as AWS reads it: any number, floored, saturated.
 struct LenientInt(i64);
 
@@ -84,6 +105,7 @@ pub struct AcknowledgeDeadLetterQueueRecordsErrorEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcknowledgeDeadLetterQueueRecordsInput {
     /// The ARN of the queue whose dead-letter records are acknowledged.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +113,29 @@ pub struct AcknowledgeDeadLetterQueueRecordsInput {
     /// The dead-letter records to acknowledge, identified by their receipt handles.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<AcknowledgeDeadLetterQueueRecordsRequestEntry>>,
+}
+
+impl FromMap for AcknowledgeDeadLetterQueueRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        AcknowledgeDeadLetterQueueRecordsInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AcknowledgeDeadLetterQueueRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<AcknowledgeDeadLetterQueueRecordsInput>(
+            "struct AcknowledgeDeadLetterQueueRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for AcknowledgeDeadLetterQueueRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AcknowledgeDeadLetterQueueRecordsInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +152,7 @@ pub struct AcknowledgeDeadLetterQueueRecordsOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcknowledgeDeadLetterQueueRecordsRequestEntry {
     /// The receipt handle of the record to acknowledge, as returned by ReceiveDeadLetterQueueRecords.
     #[serde(
@@ -115,6 +161,29 @@ pub struct AcknowledgeDeadLetterQueueRecordsRequestEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub receipt_handle: Option<String>,
+}
+
+impl FromMap for AcknowledgeDeadLetterQueueRecordsRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        AcknowledgeDeadLetterQueueRecordsRequestEntry::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AcknowledgeDeadLetterQueueRecordsRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<AcknowledgeDeadLetterQueueRecordsRequestEntry>(
+            "struct AcknowledgeDeadLetterQueueRecordsRequestEntry",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for AcknowledgeDeadLetterQueueRecordsRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AcknowledgeDeadLetterQueueRecordsRequestEntry::serialize(self, serializer)
+    }
 }
 
 /// A dead-letter record that was acknowledged.
@@ -145,6 +214,7 @@ pub struct AcknowledgeQueueRecordsErrorEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcknowledgeQueueRecordsInput {
     /// The ARN of the queue the records were received from.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +222,27 @@ pub struct AcknowledgeQueueRecordsInput {
     /// The records to acknowledge, identified by their receipt handles.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<AcknowledgeQueueRecordsRequestEntry>>,
+}
+
+impl FromMap for AcknowledgeQueueRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        AcknowledgeQueueRecordsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for AcknowledgeQueueRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<AcknowledgeQueueRecordsInput>(
+            "struct AcknowledgeQueueRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for AcknowledgeQueueRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AcknowledgeQueueRecordsInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +259,7 @@ pub struct AcknowledgeQueueRecordsOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcknowledgeQueueRecordsRequestEntry {
     /// The receipt handle of the record to acknowledge, as returned by ReceiveQueueRecords.
     #[serde(
@@ -176,6 +268,29 @@ pub struct AcknowledgeQueueRecordsRequestEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub receipt_handle: Option<String>,
+}
+
+impl FromMap for AcknowledgeQueueRecordsRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        AcknowledgeQueueRecordsRequestEntry::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AcknowledgeQueueRecordsRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<AcknowledgeQueueRecordsRequestEntry>(
+            "struct AcknowledgeQueueRecordsRequestEntry",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for AcknowledgeQueueRecordsRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AcknowledgeQueueRecordsRequestEntry::serialize(self, serializer)
+    }
 }
 
 /// A record that was acknowledged.
@@ -190,6 +305,7 @@ pub struct AcknowledgeQueueRecordsResultEntry {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct AddTagsToStreamInput {
     /// The name of the stream.
     #[serde(
@@ -207,6 +323,27 @@ pub struct AddTagsToStreamInput {
     /// Not Implemented.
     #[serde(rename = "StreamId", default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
+}
+
+impl FromMap for AddTagsToStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        AddTagsToStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for AddTagsToStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<AddTagsToStreamInput>(
+            "struct AddTagsToStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for AddTagsToStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AddTagsToStreamInput::serialize(self, serializer)
+    }
 }
 
 /// Describes the configuration and current status of a channel.
@@ -270,6 +407,7 @@ pub struct ChannelDescription {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChannelEncryptionConfiguration {
     /// The encryption type.
     #[serde(
@@ -283,10 +421,34 @@ pub struct ChannelEncryptionConfiguration {
     pub key_id: Option<String>,
 }
 
+impl FromMap for ChannelEncryptionConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ChannelEncryptionConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelEncryptionConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ChannelEncryptionConfiguration>(
+            "struct ChannelEncryptionConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ChannelEncryptionConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChannelEncryptionConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The Amazon CloudWatch Logs configuration for a channel.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChannelLoggingConfiguration {
     /// The Amazon CloudWatch Logs settings for the channel.
     #[serde(
@@ -297,10 +459,32 @@ pub struct ChannelLoggingConfiguration {
     pub cloud_watch_logs: Option<CloudWatchLogs>,
 }
 
+impl FromMap for ChannelLoggingConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ChannelLoggingConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelLoggingConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ChannelLoggingConfiguration>(
+            "struct ChannelLoggingConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ChannelLoggingConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChannelLoggingConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The updated Amazon CloudWatch Logs configuration for a channel.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChannelLoggingUpdateInput {
     /// The updated Amazon CloudWatch Logs settings, including whether logging is enabled and the target log group and log stream.
     #[serde(
@@ -311,10 +495,32 @@ pub struct ChannelLoggingUpdateInput {
     pub cloud_watch_logs: Option<CloudWatchLogsUpdateInput>,
 }
 
+impl FromMap for ChannelLoggingUpdateInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ChannelLoggingUpdateInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelLoggingUpdateInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ChannelLoggingUpdateInput>(
+            "struct ChannelLoggingUpdateInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ChannelLoggingUpdateInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChannelLoggingUpdateInput::serialize(self, serializer)
+    }
+}
+
 /// Specifies the source stream and record configuration when creating a channel.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChannelStreamConfiguration {
     /// The Amazon Resource Name (ARN) of the source Kinesis data stream.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +532,27 @@ pub struct ChannelStreamConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_configuration: Option<RecordConfiguration>,
+}
+
+impl FromMap for ChannelStreamConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ChannelStreamConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelStreamConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ChannelStreamConfiguration>(
+            "struct ChannelStreamConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ChannelStreamConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChannelStreamConfiguration::serialize(self, serializer)
+    }
 }
 
 /// Describes the source stream of a channel.
@@ -403,6 +630,7 @@ pub struct ChildShard {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CloudWatchLogs {
     /// Specifies whether logging to Amazon CloudWatch Logs is enabled.
     #[serde(rename = "Enabled", default, skip_serializing_if = "Option::is_none")]
@@ -423,10 +651,32 @@ pub struct CloudWatchLogs {
     pub log_stream_name: Option<String>,
 }
 
+impl FromMap for CloudWatchLogs {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CloudWatchLogs::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CloudWatchLogs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<CloudWatchLogs>(
+            "struct CloudWatchLogs",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for CloudWatchLogs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CloudWatchLogs::serialize(self, serializer)
+    }
+}
+
 /// The updated Amazon CloudWatch Logs settings for a channel.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CloudWatchLogsUpdateInput {
     /// Specifies whether logging to Amazon CloudWatch Logs is enabled.
     #[serde(rename = "Enabled", default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +695,27 @@ pub struct CloudWatchLogsUpdateInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub log_stream_name: Option<String>,
+}
+
+impl FromMap for CloudWatchLogsUpdateInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CloudWatchLogsUpdateInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CloudWatchLogsUpdateInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<CloudWatchLogsUpdateInput>(
+            "struct CloudWatchLogsUpdateInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for CloudWatchLogsUpdateInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CloudWatchLogsUpdateInput::serialize(self, serializer)
+    }
 }
 
 /// An object that represents the details of the consumer you registered.
@@ -484,6 +755,7 @@ pub struct ConsumerDescription {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateChannelInput {
     /// The name of the channel.
     #[serde(
@@ -539,6 +811,27 @@ pub struct CreateChannelInput {
     pub logging_configuration: Option<ChannelLoggingConfiguration>,
 }
 
+impl FromMap for CreateChannelInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CreateChannelInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateChannelInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<CreateChannelInput>(
+            "struct CreateChannelInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for CreateChannelInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CreateChannelInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateChannelOutput {
     /// The configuration and current status of the channel, including its ARN, destination configuration, and lifecycle state.
@@ -548,6 +841,7 @@ pub struct CreateChannelOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateQueueInput {
     /// A name for the queue.
     #[serde(rename = "QueueName", default, skip_serializing_if = "Option::is_none")]
@@ -571,6 +865,27 @@ pub struct CreateQueueInput {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+impl FromMap for CreateQueueInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CreateQueueInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateQueueInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<CreateQueueInput>(
+            "struct CreateQueueInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for CreateQueueInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CreateQueueInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateQueueOutput {
     /// A description of the queue that was created.
@@ -582,6 +897,7 @@ pub struct CreateQueueOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateStreamInput {
     /// A name to identify the stream.
     #[serde(
@@ -633,10 +949,32 @@ pub struct CreateStreamInput {
     pub record_distribution_strategy: Option<RecordDistributionStrategy>,
 }
 
+impl FromMap for CreateStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CreateStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<CreateStreamInput>(
+            "struct CreateStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for CreateStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CreateStreamInput::serialize(self, serializer)
+    }
+}
+
 /// The dead-letter handling configuration for a queue.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeadLetterConfiguration {
     /// Whether dead-letter handling is enabled for the queue.
     #[serde(
@@ -655,10 +993,32 @@ pub struct DeadLetterConfiguration {
     pub max_receive_count: Option<i32>,
 }
 
+impl FromMap for DeadLetterConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeadLetterConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeadLetterConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeadLetterConfiguration>(
+            "struct DeadLetterConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeadLetterConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeadLetterConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The Amazon S3 dead-letter queue configuration for records that cannot be delivered.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeadLetterQueueS3Configuration {
     /// The Amazon Resource Name (ARN) of the dead-letter queue Amazon S3 bucket.
     #[serde(rename = "BucketARN", default, skip_serializing_if = "Option::is_none")]
@@ -679,10 +1039,34 @@ pub struct DeadLetterQueueS3Configuration {
     pub error_output_prefix: Option<String>,
 }
 
+impl FromMap for DeadLetterQueueS3Configuration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeadLetterQueueS3Configuration::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeadLetterQueueS3Configuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeadLetterQueueS3Configuration>(
+            "struct DeadLetterQueueS3Configuration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeadLetterQueueS3Configuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeadLetterQueueS3Configuration::serialize(self, serializer)
+    }
+}
+
 /// Represents the input for DecreaseStreamRetentionPeriod.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DecreaseStreamRetentionPeriodInput {
     /// The name of the stream to modify.
     #[serde(
@@ -707,8 +1091,32 @@ pub struct DecreaseStreamRetentionPeriodInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DecreaseStreamRetentionPeriodInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DecreaseStreamRetentionPeriodInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for DecreaseStreamRetentionPeriodInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DecreaseStreamRetentionPeriodInput>(
+            "struct DecreaseStreamRetentionPeriodInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DecreaseStreamRetentionPeriodInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DecreaseStreamRetentionPeriodInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteChannelInput {
     /// The Amazon Resource Name (ARN) of the channel to delete.
     #[serde(
@@ -719,16 +1127,60 @@ pub struct DeleteChannelInput {
     pub channel_arn: Option<String>,
 }
 
+impl FromMap for DeleteChannelInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeleteChannelInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteChannelInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeleteChannelInput>(
+            "struct DeleteChannelInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeleteChannelInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeleteChannelInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteQueueInput {
     /// The ARN of the queue to delete.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
     pub queue_arn: Option<String>,
 }
 
+impl FromMap for DeleteQueueInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeleteQueueInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteQueueInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeleteQueueInput>(
+            "struct DeleteQueueInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeleteQueueInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeleteQueueInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteResourcePolicyInput {
     /// The Amazon Resource Name (ARN) of a data stream, a queue, or an enhanced fan-out consumer.
     #[serde(
@@ -742,10 +1194,32 @@ pub struct DeleteResourcePolicyInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DeleteResourcePolicyInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeleteResourcePolicyInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteResourcePolicyInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeleteResourcePolicyInput>(
+            "struct DeleteResourcePolicyInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeleteResourcePolicyInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeleteResourcePolicyInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the input for DeleteStream.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteStreamInput {
     /// The name of the stream to delete.
     #[serde(
@@ -769,8 +1243,30 @@ pub struct DeleteStreamInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DeleteStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeleteStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeleteStreamInput>(
+            "struct DeleteStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeleteStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeleteStreamInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeregisterStreamConsumerInput {
     /// The ARN of the Kinesis data stream that the consumer is registered with.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -794,9 +1290,54 @@ pub struct DeregisterStreamConsumerInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DeregisterStreamConsumerInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DeregisterStreamConsumerInput::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeregisterStreamConsumerInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DeregisterStreamConsumerInput>(
+            "struct DeregisterStreamConsumerInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DeregisterStreamConsumerInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeregisterStreamConsumerInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeAccountSettingsInput {}
+
+impl FromMap for DescribeAccountSettingsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeAccountSettingsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeAccountSettingsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeAccountSettingsInput>(
+            "struct DescribeAccountSettingsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeAccountSettingsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeAccountSettingsInput::serialize(self, serializer)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DescribeAccountSettingsOutput {
@@ -811,6 +1352,7 @@ pub struct DescribeAccountSettingsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeChannelInput {
     /// The Amazon Resource Name (ARN) of the channel to describe.
     #[serde(
@@ -819,6 +1361,27 @@ pub struct DescribeChannelInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub channel_arn: Option<String>,
+}
+
+impl FromMap for DescribeChannelInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeChannelInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeChannelInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeChannelInput>(
+            "struct DescribeChannelInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeChannelInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeChannelInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -830,7 +1393,29 @@ pub struct DescribeChannelOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeLimitsInput {}
+
+impl FromMap for DescribeLimitsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeLimitsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeLimitsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeLimitsInput>(
+            "struct DescribeLimitsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeLimitsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeLimitsInput::serialize(self, serializer)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DescribeLimitsOutput {
@@ -864,10 +1449,32 @@ pub struct DescribeLimitsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeQueueInput {
     /// The ARN of the queue to describe.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
     pub queue_arn: Option<String>,
+}
+
+impl FromMap for DescribeQueueInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeQueueInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeQueueInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeQueueInput>(
+            "struct DescribeQueueInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeQueueInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeQueueInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -879,6 +1486,7 @@ pub struct DescribeQueueOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeStreamConsumerInput {
     /// The ARN of the Kinesis data stream that the consumer is registered with.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -902,6 +1510,27 @@ pub struct DescribeStreamConsumerInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DescribeStreamConsumerInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeStreamConsumerInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeStreamConsumerInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeStreamConsumerInput>(
+            "struct DescribeStreamConsumerInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeStreamConsumerInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeStreamConsumerInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DescribeStreamConsumerOutput {
     /// An object that represents the details of the consumer.
@@ -913,6 +1542,7 @@ pub struct DescribeStreamConsumerOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeStreamInput {
     /// The name of the stream to describe.
     #[serde(
@@ -944,6 +1574,27 @@ pub struct DescribeStreamInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DescribeStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeStreamInput>(
+            "struct DescribeStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeStreamInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the output for DescribeStream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DescribeStreamOutput {
@@ -954,6 +1605,7 @@ pub struct DescribeStreamOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeStreamSummaryInput {
     /// The name of the stream to describe.
     #[serde(
@@ -970,6 +1622,27 @@ pub struct DescribeStreamSummaryInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DescribeStreamSummaryInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DescribeStreamSummaryInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DescribeStreamSummaryInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DescribeStreamSummaryInput>(
+            "struct DescribeStreamSummaryInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DescribeStreamSummaryInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DescribeStreamSummaryInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DescribeStreamSummaryOutput {
     /// A StreamDescriptionSummary containing information about the stream.
@@ -981,6 +1654,7 @@ pub struct DescribeStreamSummaryOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DisableEnhancedMonitoringInput {
     /// The name of the Kinesis data stream for which to disable enhanced monitoring.
     #[serde(
@@ -1004,10 +1678,34 @@ pub struct DisableEnhancedMonitoringInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for DisableEnhancedMonitoringInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DisableEnhancedMonitoringInput::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for DisableEnhancedMonitoringInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<DisableEnhancedMonitoringInput>(
+            "struct DisableEnhancedMonitoringInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for DisableEnhancedMonitoringInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DisableEnhancedMonitoringInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the input for EnableEnhancedMonitoring.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct EnableEnhancedMonitoringInput {
     /// The name of the stream for which to enable enhanced monitoring.
     #[serde(
@@ -1029,6 +1727,29 @@ pub struct EnableEnhancedMonitoringInput {
     /// Not Implemented.
     #[serde(rename = "StreamId", default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
+}
+
+impl FromMap for EnableEnhancedMonitoringInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        EnableEnhancedMonitoringInput::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for EnableEnhancedMonitoringInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<EnableEnhancedMonitoringInput>(
+            "struct EnableEnhancedMonitoringInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for EnableEnhancedMonitoringInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EnableEnhancedMonitoringInput::serialize(self, serializer)
+    }
 }
 
 /// Represents enhanced metrics types.
@@ -1076,6 +1797,7 @@ pub struct EnhancedMonitoringOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetRecordsInput {
     /// The position in the shard from which you want to start sequentially reading data records.
     #[serde(
@@ -1101,6 +1823,27 @@ pub struct GetRecordsInput {
     /// Checks if your request will succeed.
     #[serde(rename = "DryRun", default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+}
+
+impl FromMap for GetRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        GetRecordsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for GetRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<GetRecordsInput>(
+            "struct GetRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for GetRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        GetRecordsInput::serialize(self, serializer)
+    }
 }
 
 /// Represents the output for GetRecords.
@@ -1134,6 +1877,7 @@ pub struct GetRecordsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetResourcePolicyInput {
     /// The Amazon Resource Name (ARN) of a data stream, a queue, or an enhanced fan-out consumer.
     #[serde(
@@ -1147,6 +1891,27 @@ pub struct GetResourcePolicyInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for GetResourcePolicyInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        GetResourcePolicyInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for GetResourcePolicyInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<GetResourcePolicyInput>(
+            "struct GetResourcePolicyInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for GetResourcePolicyInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        GetResourcePolicyInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetResourcePolicyOutput {
     /// Details of the resource policy.
@@ -1158,6 +1923,7 @@ pub struct GetResourcePolicyOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetShardIteratorInput {
     /// The name of the Amazon Kinesis data stream.
     #[serde(
@@ -1197,6 +1963,27 @@ pub struct GetShardIteratorInput {
     pub dry_run: Option<bool>,
 }
 
+impl FromMap for GetShardIteratorInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        GetShardIteratorInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for GetShardIteratorInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<GetShardIteratorInput>(
+            "struct GetShardIteratorInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for GetShardIteratorInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        GetShardIteratorInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the output for GetShardIterator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetShardIteratorOutput {
@@ -1224,6 +2011,7 @@ pub struct HashKeyRange {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct IncreaseStreamRetentionPeriodInput {
     /// The name of the stream to modify.
     #[serde(
@@ -1248,8 +2036,32 @@ pub struct IncreaseStreamRetentionPeriodInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for IncreaseStreamRetentionPeriodInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        IncreaseStreamRetentionPeriodInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for IncreaseStreamRetentionPeriodInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<IncreaseStreamRetentionPeriodInput>(
+            "struct IncreaseStreamRetentionPeriodInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for IncreaseStreamRetentionPeriodInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        IncreaseStreamRetentionPeriodInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListChannelsInput {
     /// Filters the results to channels associated with the specified streams.
     #[serde(
@@ -1271,6 +2083,27 @@ pub struct ListChannelsInput {
     pub next_token: Option<String>,
 }
 
+impl FromMap for ListChannelsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListChannelsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListChannelsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListChannelsInput>(
+            "struct ListChannelsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListChannelsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListChannelsInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListChannelsOutput {
     /// A list of channel summaries.
@@ -1283,6 +2116,7 @@ pub struct ListChannelsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListQueuesInput {
     /// The maximum number of queue summaries to return in one response.
     #[serde(
@@ -1304,6 +2138,27 @@ pub struct ListQueuesInput {
     pub stream_filter: Option<Vec<QueueStreamFilter>>,
 }
 
+impl FromMap for ListQueuesInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListQueuesInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListQueuesInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListQueuesInput>(
+            "struct ListQueuesInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListQueuesInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListQueuesInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListQueuesOutput {
     /// A summary of each queue that matched the request.
@@ -1316,6 +2171,7 @@ pub struct ListQueuesOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListShardsInput {
     /// The name of the data stream whose shards you want to list.
     #[serde(
@@ -1364,6 +2220,27 @@ pub struct ListShardsInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for ListShardsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListShardsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListShardsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListShardsInput>(
+            "struct ListShardsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListShardsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListShardsInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListShardsOutput {
     /// An array of JSON objects.
@@ -1376,6 +2253,7 @@ pub struct ListShardsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListStreamConsumersInput {
     /// The ARN of the Kinesis data stream for which you want to list the registered consumers.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -1403,6 +2281,27 @@ pub struct ListStreamConsumersInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for ListStreamConsumersInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListStreamConsumersInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListStreamConsumersInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListStreamConsumersInput>(
+            "struct ListStreamConsumersInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListStreamConsumersInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListStreamConsumersInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListStreamConsumersOutput {
     /// An array of JSON objects.
@@ -1417,6 +2316,7 @@ pub struct ListStreamConsumersOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListStreamsInput {
     /// The maximum number of streams to list.
     #[serde(
@@ -1435,6 +2335,27 @@ pub struct ListStreamsInput {
     pub exclusive_start_stream_name: Option<String>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl FromMap for ListStreamsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListStreamsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListStreamsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListStreamsInput>(
+            "struct ListStreamsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListStreamsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListStreamsInput::serialize(self, serializer)
+    }
 }
 
 /// Represents the output for ListStreams.
@@ -1458,6 +2379,7 @@ pub struct ListStreamsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForResourceInput {
     /// The Amazon Resource Name (ARN) of the Kinesis resource for which to list tags.
     #[serde(
@@ -1471,6 +2393,27 @@ pub struct ListTagsForResourceInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for ListTagsForResourceInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListTagsForResourceInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListTagsForResourceInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListTagsForResourceInput>(
+            "struct ListTagsForResourceInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListTagsForResourceInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListTagsForResourceInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsForResourceOutput {
     /// An array of tags associated with the specified Kinesis resource.
@@ -1482,6 +2425,7 @@ pub struct ListTagsForResourceOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForStreamInput {
     /// The name of the stream.
     #[serde(
@@ -1513,6 +2457,27 @@ pub struct ListTagsForStreamInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for ListTagsForStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ListTagsForStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListTagsForStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ListTagsForStreamInput>(
+            "struct ListTagsForStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ListTagsForStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListTagsForStreamInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the output for ListTagsForStream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsForStreamOutput {
@@ -1528,6 +2493,7 @@ pub struct ListTagsForStreamOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct MergeShardsInput {
     /// The name of the stream for the merge.
     #[serde(
@@ -1558,14 +2524,59 @@ pub struct MergeShardsInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for MergeShardsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        MergeShardsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for MergeShardsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<MergeShardsInput>(
+            "struct MergeShardsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for MergeShardsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MergeShardsInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the request parameters for configuring minimum throughput billing commitment.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct MinimumThroughputBillingCommitmentInput {
     /// The desired status of the minimum throughput billing commitment.
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MinimumThroughputBillingCommitmentInputStatus>,
+}
+
+impl FromMap for MinimumThroughputBillingCommitmentInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        MinimumThroughputBillingCommitmentInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for MinimumThroughputBillingCommitmentInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<MinimumThroughputBillingCommitmentInput>(
+            "struct MinimumThroughputBillingCommitmentInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for MinimumThroughputBillingCommitmentInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MinimumThroughputBillingCommitmentInput::serialize(self, serializer)
+    }
 }
 
 /// Represents the current status of minimum throughput billing commitment for an account.
@@ -1593,6 +2604,7 @@ pub struct MinimumThroughputBillingCommitmentOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PartitionField {
     /// The partition transform to apply.
     #[serde(rename = "Transform", default, skip_serializing_if = "Option::is_none")]
@@ -1606,10 +2618,32 @@ pub struct PartitionField {
     pub source_name: Option<String>,
 }
 
+impl FromMap for PartitionField {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PartitionField::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PartitionField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PartitionField>(
+            "struct PartitionField",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PartitionField {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PartitionField::serialize(self, serializer)
+    }
+}
+
 /// Specifies how the destination table is partitioned.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PartitionSpec {
     /// The list of partition fields.
     #[serde(
@@ -1620,10 +2654,32 @@ pub struct PartitionSpec {
     pub partition_fields: Option<Vec<PartitionField>>,
 }
 
+impl FromMap for PartitionSpec {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PartitionSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PartitionSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PartitionSpec>(
+            "struct PartitionSpec",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PartitionSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PartitionSpec::serialize(self, serializer)
+    }
+}
+
 /// Represents the input for PutRecord.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutRecordInput {
     /// The name of the stream to put the data record into.
     #[serde(
@@ -1667,6 +2723,27 @@ pub struct PutRecordInput {
     pub dry_run: Option<bool>,
 }
 
+impl FromMap for PutRecordInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PutRecordInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PutRecordInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PutRecordInput>(
+            "struct PutRecordInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PutRecordInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PutRecordInput::serialize(self, serializer)
+    }
+}
+
 /// Represents the output for PutRecord.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutRecordOutput {
@@ -1689,6 +2766,7 @@ pub struct PutRecordOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutRecordsInput {
     /// The records associated with the request.
     #[serde(rename = "Records", default, skip_serializing_if = "Option::is_none")]
@@ -1709,6 +2787,27 @@ pub struct PutRecordsInput {
     /// Checks if your request will succeed.
     #[serde(rename = "DryRun", default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+}
+
+impl FromMap for PutRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PutRecordsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PutRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PutRecordsInput>(
+            "struct PutRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PutRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PutRecordsInput::serialize(self, serializer)
+    }
 }
 
 /// PutRecords results.
@@ -1737,6 +2836,7 @@ pub struct PutRecordsOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutRecordsRequestEntry {
     /// The data blob to put into the record, which is base64-encoded when the blob is serialized.
     #[serde(rename = "Data", default, skip_serializing_if = "Option::is_none")]
@@ -1755,6 +2855,27 @@ pub struct PutRecordsRequestEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub partition_key: Option<String>,
+}
+
+impl FromMap for PutRecordsRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PutRecordsRequestEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PutRecordsRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PutRecordsRequestEntry>(
+            "struct PutRecordsRequestEntry",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PutRecordsRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PutRecordsRequestEntry::serialize(self, serializer)
+    }
 }
 
 /// Represents the result of an individual record from a PutRecords request.
@@ -1784,6 +2905,7 @@ pub struct PutRecordsResultEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutResourcePolicyInput {
     /// The Amazon Resource Name (ARN) of a data stream, a queue, or an enhanced fan-out consumer.
     #[serde(
@@ -1800,10 +2922,32 @@ pub struct PutResourcePolicyInput {
     pub policy: Option<String>,
 }
 
+impl FromMap for PutResourcePolicyInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        PutResourcePolicyInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for PutResourcePolicyInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<PutResourcePolicyInput>(
+            "struct PutResourcePolicyInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for PutResourcePolicyInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PutResourcePolicyInput::serialize(self, serializer)
+    }
+}
+
 /// The configuration attributes for a queue.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct QueueAttributes {
     /// The duration, in seconds, that a record is in flight and not visible to any consumer instance after it is received.
     #[serde(
@@ -1820,6 +2964,27 @@ pub struct QueueAttributes {
         skip_serializing_if = "Option::is_none"
     )]
     pub dead_letter_configuration: Option<DeadLetterConfiguration>,
+}
+
+impl FromMap for QueueAttributes {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        QueueAttributes::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueAttributes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<QueueAttributes>(
+            "struct QueueAttributes",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for QueueAttributes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        QueueAttributes::serialize(self, serializer)
+    }
 }
 
 /// A description of a queue.
@@ -1883,6 +3048,7 @@ pub struct QueueRecord {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct QueueStartingPosition {
     /// You can set the starting position to one of the following values: LATEST: Delivers records that arrive after you create the queue.
     #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
@@ -1892,10 +3058,32 @@ pub struct QueueStartingPosition {
     pub timestamp: Option<Timestamp>,
 }
 
+impl FromMap for QueueStartingPosition {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        QueueStartingPosition::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueStartingPosition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<QueueStartingPosition>(
+            "struct QueueStartingPosition",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for QueueStartingPosition {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        QueueStartingPosition::serialize(self, serializer)
+    }
+}
+
 /// The data stream a queue delivers records from, and the position in that stream where delivery begins.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct QueueStreamConfiguration {
     /// The ARN of the data stream.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -1909,10 +3097,32 @@ pub struct QueueStreamConfiguration {
     pub starting_position: Option<QueueStartingPosition>,
 }
 
+impl FromMap for QueueStreamConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        QueueStreamConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueStreamConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<QueueStreamConfiguration>(
+            "struct QueueStreamConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for QueueStreamConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        QueueStreamConfiguration::serialize(self, serializer)
+    }
+}
+
 /// Filters the queues returned by ListQueues to those created on a particular data stream.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct QueueStreamFilter {
     /// The ARN of the data stream to filter on.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -1924,6 +3134,27 @@ pub struct QueueStreamFilter {
         skip_serializing_if = "Option::is_none"
     )]
     pub stream_creation_timestamp: Option<Timestamp>,
+}
+
+impl FromMap for QueueStreamFilter {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        QueueStreamFilter::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueStreamFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<QueueStreamFilter>(
+            "struct QueueStreamFilter",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for QueueStreamFilter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        QueueStreamFilter::serialize(self, serializer)
+    }
 }
 
 /// Identifies a data stream associated with a queue.
@@ -1959,6 +3190,7 @@ pub struct QueueSummary {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ReceiveDeadLetterQueueRecordsInput {
     /// The ARN of the queue whose dead-letter records are received.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -1989,6 +3221,29 @@ pub struct ReceiveDeadLetterQueueRecordsInput {
     pub visibility_timeout_seconds: Option<i32>,
 }
 
+impl FromMap for ReceiveDeadLetterQueueRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ReceiveDeadLetterQueueRecordsInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ReceiveDeadLetterQueueRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ReceiveDeadLetterQueueRecordsInput>(
+            "struct ReceiveDeadLetterQueueRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ReceiveDeadLetterQueueRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ReceiveDeadLetterQueueRecordsInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiveDeadLetterQueueRecordsOutput {
     /// The dead-letter records received from the queue.
@@ -1998,6 +3253,7 @@ pub struct ReceiveDeadLetterQueueRecordsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ReceiveQueueRecordsInput {
     /// The ARN of the queue to receive records from.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -2026,6 +3282,27 @@ pub struct ReceiveQueueRecordsInput {
         deserialize_with = "lenient_i32"
     )]
     pub visibility_timeout_seconds: Option<i32>,
+}
+
+impl FromMap for ReceiveQueueRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ReceiveQueueRecordsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ReceiveQueueRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ReceiveQueueRecordsInput>(
+            "struct ReceiveQueueRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ReceiveQueueRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ReceiveQueueRecordsInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -2071,6 +3348,7 @@ pub struct Record {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RecordConfiguration {
     /// The format of records on the source stream.
     #[serde(
@@ -2088,8 +3366,30 @@ pub struct RecordConfiguration {
     pub gsr_schema_arn: Option<String>,
 }
 
+impl FromMap for RecordConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RecordConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<RecordConfiguration>(
+            "struct RecordConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for RecordConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RecordConfiguration::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterStreamConsumerInput {
     /// The ARN of the Kinesis data stream that you want to register the consumer with.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -2109,6 +3409,27 @@ pub struct RegisterStreamConsumerInput {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+impl FromMap for RegisterStreamConsumerInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RegisterStreamConsumerInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisterStreamConsumerInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<RegisterStreamConsumerInput>(
+            "struct RegisterStreamConsumerInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for RegisterStreamConsumerInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RegisterStreamConsumerInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterStreamConsumerOutput {
     /// An object that represents the details of the consumer you registered.
@@ -2120,6 +3441,7 @@ pub struct RegisterStreamConsumerOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RemoveTagsFromStreamInput {
     /// The name of the stream.
     #[serde(
@@ -2137,6 +3459,27 @@ pub struct RemoveTagsFromStreamInput {
     /// Not Implemented.
     #[serde(rename = "StreamId", default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
+}
+
+impl FromMap for RemoveTagsFromStreamInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RemoveTagsFromStreamInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoveTagsFromStreamInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<RemoveTagsFromStreamInput>(
+            "struct RemoveTagsFromStreamInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for RemoveTagsFromStreamInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RemoveTagsFromStreamInput::serialize(self, serializer)
+    }
 }
 
 /// A dead-letter record that was not restored, and why.
@@ -2159,6 +3502,7 @@ pub struct RestoreDeadLetterQueueRecordsErrorEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RestoreDeadLetterQueueRecordsInput {
     /// The ARN of the queue whose dead-letter records are restored.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -2166,6 +3510,29 @@ pub struct RestoreDeadLetterQueueRecordsInput {
     /// The dead-letter records to restore, identified by their receipt handles.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<RestoreDeadLetterQueueRecordsRequestEntry>>,
+}
+
+impl FromMap for RestoreDeadLetterQueueRecordsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RestoreDeadLetterQueueRecordsInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RestoreDeadLetterQueueRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<RestoreDeadLetterQueueRecordsInput>(
+            "struct RestoreDeadLetterQueueRecordsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for RestoreDeadLetterQueueRecordsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RestoreDeadLetterQueueRecordsInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -2182,6 +3549,7 @@ pub struct RestoreDeadLetterQueueRecordsOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RestoreDeadLetterQueueRecordsRequestEntry {
     /// The receipt handle of the record to restore, as returned by ReceiveDeadLetterQueueRecords.
     #[serde(
@@ -2190,6 +3558,29 @@ pub struct RestoreDeadLetterQueueRecordsRequestEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub receipt_handle: Option<String>,
+}
+
+impl FromMap for RestoreDeadLetterQueueRecordsRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RestoreDeadLetterQueueRecordsRequestEntry::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RestoreDeadLetterQueueRecordsRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<RestoreDeadLetterQueueRecordsRequestEntry>(
+            "struct RestoreDeadLetterQueueRecordsRequestEntry",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for RestoreDeadLetterQueueRecordsRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RestoreDeadLetterQueueRecordsRequestEntry::serialize(self, serializer)
+    }
 }
 
 /// A dead-letter record that was restored.
@@ -2204,6 +3595,7 @@ pub struct RestoreDeadLetterQueueRecordsResultEntry {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3DestinationConfiguration {
     /// The maximum age, in seconds, of undelivered data before the channel delivers it to the destination.
     #[serde(
@@ -2229,6 +3621,27 @@ pub struct S3DestinationConfiguration {
     pub storage_configuration: Option<S3StorageConfiguration>,
 }
 
+impl FromMap for S3DestinationConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3DestinationConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3DestinationConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3DestinationConfiguration>(
+            "struct S3DestinationConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3DestinationConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3DestinationConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The configuration for delivery to a general purpose Amazon S3 bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct S3DestinationDescription {
@@ -2247,6 +3660,7 @@ pub struct S3DestinationDescription {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3DestinationUpdateInput {
     /// The maximum age, in seconds, of undelivered data before the channel delivers it to the destination.
     #[serde(
@@ -2258,10 +3672,32 @@ pub struct S3DestinationUpdateInput {
     pub data_freshness_in_seconds: Option<i32>,
 }
 
+impl FromMap for S3DestinationUpdateInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3DestinationUpdateInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3DestinationUpdateInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3DestinationUpdateInput>(
+            "struct S3DestinationUpdateInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3DestinationUpdateInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3DestinationUpdateInput::serialize(self, serializer)
+    }
+}
+
 /// The Amazon S3 storage settings for a general purpose Amazon S3 destination.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3StorageConfiguration {
     /// The Amazon Resource Name (ARN) of the destination Amazon S3 bucket.
     #[serde(rename = "BucketARN", default, skip_serializing_if = "Option::is_none")]
@@ -2296,10 +3732,32 @@ pub struct S3StorageConfiguration {
     pub compression_type: Option<S3CompressionType>,
 }
 
+impl FromMap for S3StorageConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3StorageConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3StorageConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3StorageConfiguration>(
+            "struct S3StorageConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3StorageConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3StorageConfiguration::serialize(self, serializer)
+    }
+}
+
 /// Specifies a destination streaming table on Apache Iceberg.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3TablesConfiguration {
     /// The Amazon Resource Name (ARN) of the Amazon S3 table bucket.
     #[serde(
@@ -2330,10 +3788,32 @@ pub struct S3TablesConfiguration {
     pub partition_spec: Option<PartitionSpec>,
 }
 
+impl FromMap for S3TablesConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3TablesConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3TablesConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3TablesConfiguration>(
+            "struct S3TablesConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3TablesConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3TablesConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The configuration for delivery to streaming tables on Apache Iceberg.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3TablesDestinationConfiguration {
     /// The maximum age, in seconds, of undelivered data before the channel delivers it to the destination.
     #[serde(
@@ -2359,6 +3839,29 @@ pub struct S3TablesDestinationConfiguration {
     pub s3_tables_configuration_list: Option<Vec<S3TablesConfiguration>>,
 }
 
+impl FromMap for S3TablesDestinationConfiguration {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3TablesDestinationConfiguration::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3TablesDestinationConfiguration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3TablesDestinationConfiguration>(
+            "struct S3TablesDestinationConfiguration",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3TablesDestinationConfiguration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3TablesDestinationConfiguration::serialize(self, serializer)
+    }
+}
+
 /// The configuration for delivery to streaming tables on Apache Iceberg.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct S3TablesDestinationDescription {
@@ -2377,6 +3880,7 @@ pub struct S3TablesDestinationDescription {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3TablesDestinationUpdateInput {
     /// The maximum age, in seconds, of undelivered data before the channel delivers it to the destination.
     #[serde(
@@ -2386,6 +3890,29 @@ pub struct S3TablesDestinationUpdateInput {
         deserialize_with = "lenient_i32"
     )]
     pub data_freshness_in_seconds: Option<i32>,
+}
+
+impl FromMap for S3TablesDestinationUpdateInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        S3TablesDestinationUpdateInput::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for S3TablesDestinationUpdateInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<S3TablesDestinationUpdateInput>(
+            "struct S3TablesDestinationUpdateInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for S3TablesDestinationUpdateInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        S3TablesDestinationUpdateInput::serialize(self, serializer)
+    }
 }
 
 /// The range of possible sequence numbers for the shard.
@@ -2435,6 +3962,7 @@ pub struct Shard {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ShardFilter {
     /// The shard type specified in the ShardFilter parameter.
     #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
@@ -2447,10 +3975,32 @@ pub struct ShardFilter {
     pub timestamp: Option<Timestamp>,
 }
 
+impl FromMap for ShardFilter {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ShardFilter::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for ShardFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<ShardFilter>(
+            "struct ShardFilter",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for ShardFilter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ShardFilter::serialize(self, serializer)
+    }
+}
+
 /// Represents the input for SplitShard.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct SplitShardInput {
     /// The name of the stream for the shard split.
     #[serde(
@@ -2481,8 +4031,30 @@ pub struct SplitShardInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for SplitShardInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        SplitShardInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for SplitShardInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<SplitShardInput>(
+            "struct SplitShardInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for SplitShardInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SplitShardInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StartStreamEncryptionInput {
     /// The name of the stream for which to start encrypting records.
     #[serde(
@@ -2509,10 +4081,32 @@ pub struct StartStreamEncryptionInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for StartStreamEncryptionInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        StartStreamEncryptionInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for StartStreamEncryptionInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<StartStreamEncryptionInput>(
+            "struct StartStreamEncryptionInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for StartStreamEncryptionInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StartStreamEncryptionInput::serialize(self, serializer)
+    }
+}
+
 /// The starting position in the data stream from which to start streaming.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StartingPosition {
     /// You can set the starting position to one of the following values: AT_SEQUENCE_NUMBER: Start streaming from the position denoted by the sequence number specified in the SequenceNumber field.
     #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
@@ -2529,8 +4123,30 @@ pub struct StartingPosition {
     pub timestamp: Option<Timestamp>,
 }
 
+impl FromMap for StartingPosition {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        StartingPosition::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for StartingPosition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<StartingPosition>(
+            "struct StartingPosition",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for StartingPosition {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StartingPosition::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StopStreamEncryptionInput {
     /// The name of the stream on which to stop encrypting records.
     #[serde(
@@ -2555,6 +4171,27 @@ pub struct StopStreamEncryptionInput {
     /// Not Implemented.
     #[serde(rename = "StreamId", default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
+}
+
+impl FromMap for StopStreamEncryptionInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        StopStreamEncryptionInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for StopStreamEncryptionInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<StopStreamEncryptionInput>(
+            "struct StopStreamEncryptionInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for StopStreamEncryptionInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StopStreamEncryptionInput::serialize(self, serializer)
+    }
 }
 
 /// Represents the output for DescribeStream.
@@ -2695,6 +4332,7 @@ pub struct StreamDescriptionSummary {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StreamFilter {
     /// The Amazon Resource Name (ARN) of the source stream to filter by.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -2708,10 +4346,32 @@ pub struct StreamFilter {
     pub stream_creation_timestamp: Option<Timestamp>,
 }
 
+impl FromMap for StreamFilter {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        StreamFilter::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<StreamFilter>(
+            "struct StreamFilter",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for StreamFilter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StreamFilter::serialize(self, serializer)
+    }
+}
+
 /// Specifies the capacity mode to which you want to set your data stream.
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StreamModeDetails {
     /// Specifies the capacity mode to which you want to set your data stream.
     #[serde(
@@ -2720,6 +4380,27 @@ pub struct StreamModeDetails {
         skip_serializing_if = "Option::is_none"
     )]
     pub stream_mode: Option<StreamMode>,
+}
+
+impl FromMap for StreamModeDetails {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        StreamModeDetails::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamModeDetails {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<StreamModeDetails>(
+            "struct StreamModeDetails",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for StreamModeDetails {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StreamModeDetails::serialize(self, serializer)
+    }
 }
 
 /// The summary of a stream.
@@ -2775,6 +4456,7 @@ pub struct SubscribeToShardEvent {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubscribeToShardInput {
     /// For this parameter, use the value you obtained when you called RegisterStreamConsumer.
     #[serde(
@@ -2801,6 +4483,27 @@ pub struct SubscribeToShardInput {
     pub dry_run: Option<bool>,
 }
 
+impl FromMap for SubscribeToShardInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        SubscribeToShardInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for SubscribeToShardInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<SubscribeToShardInput>(
+            "struct SubscribeToShardInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for SubscribeToShardInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SubscribeToShardInput::serialize(self, serializer)
+    }
+}
+
 /// Placeholder: member `EventStream` (the event stream) is produced by hand-written code.
 #[derive(Debug)]
 pub struct SubscribeToShardOutput {
@@ -2821,6 +4524,7 @@ pub struct Tag {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct TagResourceInput {
     /// An array of tags to be added to the Kinesis resource.
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
@@ -2837,8 +4541,30 @@ pub struct TagResourceInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for TagResourceInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        TagResourceInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for TagResourceInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<TagResourceInput>(
+            "struct TagResourceInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for TagResourceInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TagResourceInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UntagResourceInput {
     /// A list of tag key-value pairs.
     #[serde(rename = "TagKeys", default, skip_serializing_if = "Option::is_none")]
@@ -2855,8 +4581,30 @@ pub struct UntagResourceInput {
     pub stream_id: Option<String>,
 }
 
+impl FromMap for UntagResourceInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UntagResourceInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UntagResourceInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UntagResourceInput>(
+            "struct UntagResourceInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UntagResourceInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UntagResourceInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateAccountSettingsInput {
     /// Specifies the minimum throughput billing commitment configuration for your account.
     #[serde(
@@ -2865,6 +4613,27 @@ pub struct UpdateAccountSettingsInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub minimum_throughput_billing_commitment: Option<MinimumThroughputBillingCommitmentInput>,
+}
+
+impl FromMap for UpdateAccountSettingsInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateAccountSettingsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateAccountSettingsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateAccountSettingsInput>(
+            "struct UpdateAccountSettingsInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateAccountSettingsInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateAccountSettingsInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -2880,6 +4649,7 @@ pub struct UpdateAccountSettingsOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateChannelInput {
     /// The Amazon Resource Name (ARN) of the channel to update.
     #[serde(
@@ -2911,6 +4681,27 @@ pub struct UpdateChannelInput {
     pub logging_configuration: Option<ChannelLoggingUpdateInput>,
 }
 
+impl FromMap for UpdateChannelInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateChannelInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateChannelInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateChannelInput>(
+            "struct UpdateChannelInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateChannelInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateChannelInput::serialize(self, serializer)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateChannelOutput {
     /// The configuration and current status of the channel after the update, including its ARN, destination configuration, and lifecycle state.
@@ -2938,6 +4729,7 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityErrorEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateDeadLetterQueueRecordsVisibilityInput {
     /// The ARN of the queue whose dead-letter records are updated.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -2945,6 +4737,29 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityInput {
     /// The dead-letter records whose visibility timeout is changed, identified by their receipt handles, and the new visibility timeout for each.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<UpdateDeadLetterQueueRecordsVisibilityRequestEntry>>,
+}
+
+impl FromMap for UpdateDeadLetterQueueRecordsVisibilityInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateDeadLetterQueueRecordsVisibilityInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateDeadLetterQueueRecordsVisibilityInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateDeadLetterQueueRecordsVisibilityInput>(
+            "struct UpdateDeadLetterQueueRecordsVisibilityInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateDeadLetterQueueRecordsVisibilityInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateDeadLetterQueueRecordsVisibilityInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -2961,6 +4776,7 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
     /// The receipt handle of the record, as returned by ReceiveDeadLetterQueueRecords.
     #[serde(
@@ -2979,6 +4795,31 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
     pub visibility_timeout_seconds: Option<i32>,
 }
 
+impl FromMap for UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateDeadLetterQueueRecordsVisibilityRequestEntry::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(
+            MapOnly::<UpdateDeadLetterQueueRecordsVisibilityRequestEntry>(
+                "struct UpdateDeadLetterQueueRecordsVisibilityRequestEntry",
+                std::marker::PhantomData,
+            ),
+        )
+    }
+}
+
+impl Serialize for UpdateDeadLetterQueueRecordsVisibilityRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateDeadLetterQueueRecordsVisibilityRequestEntry::serialize(self, serializer)
+    }
+}
+
 /// A dead-letter record whose visibility timeout was changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateDeadLetterQueueRecordsVisibilityResultEntry {
@@ -2989,6 +4830,7 @@ pub struct UpdateDeadLetterQueueRecordsVisibilityResultEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateMaxRecordSizeInput {
     /// The Amazon Resource Name (ARN) of the stream for the MaxRecordSize update.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -3006,8 +4848,30 @@ pub struct UpdateMaxRecordSizeInput {
     pub max_record_size_in_kib: Option<i32>,
 }
 
+impl FromMap for UpdateMaxRecordSizeInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateMaxRecordSizeInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateMaxRecordSizeInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateMaxRecordSizeInput>(
+            "struct UpdateMaxRecordSizeInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateMaxRecordSizeInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateMaxRecordSizeInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateQueueInput {
     /// The ARN of the queue to update.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -3019,6 +4883,27 @@ pub struct UpdateQueueInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub queue_attributes: Option<QueueAttributes>,
+}
+
+impl FromMap for UpdateQueueInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateQueueInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateQueueInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateQueueInput>(
+            "struct UpdateQueueInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateQueueInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateQueueInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -3048,6 +4933,7 @@ pub struct UpdateQueueRecordsVisibilityErrorEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateQueueRecordsVisibilityInput {
     /// The ARN of the queue the records were received from.
     #[serde(rename = "QueueARN", default, skip_serializing_if = "Option::is_none")]
@@ -3055,6 +4941,29 @@ pub struct UpdateQueueRecordsVisibilityInput {
     /// The records whose visibility timeout is changed, identified by their receipt handles, and the new visibility timeout for each.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<UpdateQueueRecordsVisibilityRequestEntry>>,
+}
+
+impl FromMap for UpdateQueueRecordsVisibilityInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateQueueRecordsVisibilityInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateQueueRecordsVisibilityInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateQueueRecordsVisibilityInput>(
+            "struct UpdateQueueRecordsVisibilityInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateQueueRecordsVisibilityInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateQueueRecordsVisibilityInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -3071,6 +4980,7 @@ pub struct UpdateQueueRecordsVisibilityOutput {
 ///
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateQueueRecordsVisibilityRequestEntry {
     /// The receipt handle of the record, as returned by ReceiveQueueRecords.
     #[serde(
@@ -3089,6 +4999,29 @@ pub struct UpdateQueueRecordsVisibilityRequestEntry {
     pub visibility_timeout_seconds: Option<i32>,
 }
 
+impl FromMap for UpdateQueueRecordsVisibilityRequestEntry {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateQueueRecordsVisibilityRequestEntry::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateQueueRecordsVisibilityRequestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateQueueRecordsVisibilityRequestEntry>(
+            "struct UpdateQueueRecordsVisibilityRequestEntry",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateQueueRecordsVisibilityRequestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateQueueRecordsVisibilityRequestEntry::serialize(self, serializer)
+    }
+}
+
 /// A record whose visibility timeout was changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateQueueRecordsVisibilityResultEntry {
@@ -3099,6 +5032,7 @@ pub struct UpdateQueueRecordsVisibilityResultEntry {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateShardCountInput {
     /// The name of the stream.
     #[serde(
@@ -3128,6 +5062,27 @@ pub struct UpdateShardCountInput {
     /// Not Implemented.
     #[serde(rename = "StreamId", default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
+}
+
+impl FromMap for UpdateShardCountInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateShardCountInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateShardCountInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateShardCountInput>(
+            "struct UpdateShardCountInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateShardCountInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateShardCountInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -3160,6 +5115,7 @@ pub struct UpdateShardCountOutput {
 
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateStreamModeInput {
     /// Specifies the ARN of the data stream whose capacity mode you want to update.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -3184,8 +5140,30 @@ pub struct UpdateStreamModeInput {
     pub warm_throughput_mibps: Option<i32>,
 }
 
+impl FromMap for UpdateStreamModeInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateStreamModeInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateStreamModeInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateStreamModeInput>(
+            "struct UpdateStreamModeInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateStreamModeInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateStreamModeInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateStreamRecordDistributionStrategyInput {
     /// The Amazon Resource Name (ARN) of the stream to update.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -3202,8 +5180,32 @@ pub struct UpdateStreamRecordDistributionStrategyInput {
     pub record_distribution_strategy: Option<RecordDistributionStrategy>,
 }
 
+impl FromMap for UpdateStreamRecordDistributionStrategyInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateStreamRecordDistributionStrategyInput::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateStreamRecordDistributionStrategyInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateStreamRecordDistributionStrategyInput>(
+            "struct UpdateStreamRecordDistributionStrategyInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateStreamRecordDistributionStrategyInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateStreamRecordDistributionStrategyInput::serialize(self, serializer)
+    }
+}
+
 /// Reachable from an operation input: every member is optional here and checked by `Validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateStreamWarmThroughputInput {
     /// The ARN of the stream to be updated.
     #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
@@ -3226,6 +5228,29 @@ pub struct UpdateStreamWarmThroughputInput {
         deserialize_with = "lenient_i32"
     )]
     pub warm_throughput_mibps: Option<i32>,
+}
+
+impl FromMap for UpdateStreamWarmThroughputInput {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateStreamWarmThroughputInput::deserialize(serde::de::value::MapAccessDeserializer::new(
+            map,
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateStreamWarmThroughputInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapOnly::<UpdateStreamWarmThroughputInput>(
+            "struct UpdateStreamWarmThroughputInput",
+            std::marker::PhantomData,
+        ))
+    }
+}
+
+impl Serialize for UpdateStreamWarmThroughputInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        UpdateStreamWarmThroughputInput::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,6 +51,27 @@ impl<T: for<'a> From<&'a str>> serde::de::Visitor<'_> for EnumVisitor<T> {
     }
 }
 
+/// Structures reachable from an input read only from a map. serde's derived structures
+/// also take a sequence (members by position); AWS refuses a list where a structure belongs
+/// ("Start of list found where not expected"), so each input structure derives its reader
+/// under `#[serde(remote = "Self")]` and its `Deserialize` goes through this visitor,
+/// which accepts a map and nothing else.
+trait FromMap: Sized {
+    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+struct MapOnly<T>(&'static str, std::marker::PhantomData<T>);
+
+impl<'de, T: FromMap> serde::de::Visitor<'de> for MapOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
+    }
+}
+
 "#,
     );
     let input_int = |t: Ty| {
@@ -107,6 +128,7 @@ fn emit_struct(s: &mut String, st: &Struct) {
             }
             s.push_str("/// Reachable from an operation input: every member is optional here and checked by `Validate`.\n");
             s.push_str("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]\n");
+            s.push_str("#[serde(remote = \"Self\")]\n");
         }
         Kind::Output => s.push_str("#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n"),
     }
@@ -133,6 +155,16 @@ fn emit_struct(s: &mut String, st: &Struct) {
         }
     }
     s.push_str("}\n\n");
+    if st.kind == Kind::Input {
+        let n = &st.name;
+        writeln!(
+            s,
+            "impl FromMap for {n} {{\n    fn from_map<'de, A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {{\n        {n}::deserialize(serde::de::value::MapAccessDeserializer::new(map))\n    }}\n}}\n\n\
+             impl<'de> Deserialize<'de> for {n} {{\n    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{\n        deserializer.deserialize_map(MapOnly::<{n}>(\"struct {n}\", std::marker::PhantomData))\n    }}\n}}\n\n\
+             impl Serialize for {n} {{\n    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        {n}::serialize(self, serializer)\n    }}\n}}\n"
+        )
+        .unwrap();
+    }
 }
 
 fn emit_enum(s: &mut String, e: &Enum) {
