@@ -48,6 +48,7 @@
 //! structure is expected says `Expected map or null` (ciborium reads structures as maps and
 //! does not tell them apart in its error).
 
+use super::type_error::{self, Expected, Found};
 use crate::api::{ApiError, Codec, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -303,32 +304,6 @@ fn open(
     Ok(())
 }
 
-/// What kind of value was found where serde expected another.
-#[derive(Debug, PartialEq, Eq)]
-enum Found {
-    Boolean,
-    Number,
-    String(String),
-    Bytes,
-    List,
-    Map,
-}
-
-/// What kind of value the member is, from the `expected` wording of ciborium, serde's
-/// primitives and the generated and hand-written types.
-#[derive(Debug, PartialEq, Eq)]
-enum Expected {
-    String,
-    Boolean,
-    /// The Java type name AWS uses: Integer, Long or Double.
-    Number(&'static str),
-    Blob,
-    Timestamp,
-    List,
-    Map,
-    Structure,
-}
-
 /// Turns a ciborium error into AWS's `SerializationException`.
 fn map_decode_error(body: &[u8], e: ciborium::de::Error<std::io::Error>) -> ApiError {
     match e {
@@ -342,112 +317,18 @@ fn map_decode_error(body: &[u8], e: ciborium::de::Error<std::io::Error>) -> ApiE
 }
 
 /// AWS's wording for a type error, or `None` for other errors (custom ones pass through).
-fn aws_type_message(message: &str, found_hint: Option<Found>) -> Option<String> {
-    let (found, expected) = if message == "expected bool" {
+fn aws_type_message(message: &str, found_hint: Option<Found<'static>>) -> Option<String> {
+    if message == "expected bool" {
         // ciborium's `deserialize_bool` says only this, with the item's offset.
-        (found_hint?, Expected::Boolean)
-    } else {
-        let rest = message.strip_prefix("invalid type: ")?;
-        let (found, expected) = rest.rsplit_once(", expected ")?;
-        (parse_found(found)?, parse_expected(expected)?)
-    };
-    const LIST: &str = "Start of list found where not expected";
-    const MAP: &str = "Start of structure or map found where not expected.";
-    const NUMBER: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
-    const BYTES: &str = "class [B";
-    let class = |found: &Found| match found {
-        Found::Boolean => "class java.lang.Boolean",
-        Found::String(_) => "class java.lang.String",
-        Found::Bytes => BYTES,
-        _ => NUMBER,
-    };
-    let message = match (expected, found) {
-        (Expected::List, Found::Map) => MAP.to_string(),
-        (Expected::List, _) => "Expected list or null".to_string(),
-        (Expected::Map | Expected::Structure, Found::List) => LIST.to_string(),
-        (Expected::Map, _) => "Expected map or null".to_string(),
-        (Expected::Structure, _) => "Expected null".to_string(),
-        (_, Found::List) => LIST.to_string(),
-        (_, Found::Map) => MAP.to_string(),
-        (Expected::Boolean, Found::String(s)) => {
-            format!("'{}' can not be converted to an Boolean", s.to_uppercase())
-        }
-        (Expected::Boolean, found) => {
-            format!("{} can not be converted to an Boolean", class(&found))
-        }
-        (Expected::String, found) => format!("{} can not be converted to an String", class(&found)),
-        (Expected::Number(name), Found::Number) => {
-            // Out of range for the member: serde says "invalid value", not "invalid type";
-            // keep a Java-shaped message.
-            format!("{NUMBER} can not be converted to an {name}")
-        }
-        (Expected::Number(name), found) => {
-            format!("{} can not be converted to an {name}", class(&found))
-        }
-        (Expected::Blob, found) => format!("{} can not be converted to a Blob", class(&found)),
-        (Expected::Timestamp, found) => format!(
-            "{} can not be converted to milliseconds since epoch",
-            class(&found)
-        ),
-    };
-    Some(message)
-}
-
-/// serde's `Unexpected` wording (as ciborium's `Header::expected` and serde's visitors
-/// print it).
-fn parse_found(found: &str) -> Option<Found> {
-    if found.starts_with("boolean") {
-        Some(Found::Boolean)
-    } else if found.starts_with("integer") || found.starts_with("floating point") {
-        Some(Found::Number)
-    } else if found == "string" {
-        Some(Found::String(String::new()))
-    } else if let Some(s) = found.strip_prefix("string ") {
-        // serde prints the string with Rust's Debug quoting.
-        let s = s
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .unwrap_or(s);
-        Some(Found::String(s.to_string()))
-    } else if found == "bytes" || found.starts_with("byte array") {
-        Some(Found::Bytes)
-    } else if found == "sequence" {
-        Some(Found::List)
-    } else if found == "map" {
-        Some(Found::Map)
-    } else {
-        // tag, enum (a tagged value read through `deserialize_any`), null, simple values.
-        None
+        return Some(type_error::message(Expected::Boolean, found_hint?));
     }
-}
-
-fn parse_expected(expected: &str) -> Option<Expected> {
-    Some(match expected {
-        "a string" | "a borrowed string" | "str" | "string" | "char" | "str or bytes" => {
-            Expected::String
-        }
-        "a boolean" | "bool" => Expected::Boolean,
-        // The generated lenient integer reader says "a number"; Kinesis inputs only have
-        // `integer` members that use it (Limit, ShardCount, ...).
-        "i8" | "i16" | "i32" | "u8" | "u16" | "u32" | "a number" | "integer" => {
-            Expected::Number("Integer")
-        }
-        "i64" | "u64" | "i128" | "u128" => Expected::Number("Long"),
-        "f32" | "f64" | "float" => Expected::Number("Double"),
-        "a sequence" | "array" => Expected::List,
-        "a map" | "map" => Expected::Map,
-        "milliseconds since epoch" => Expected::Timestamp,
-        // `Blob`'s visitors (src/api/blob.rs) and ciborium's byte readers.
-        e if e.contains("byte string") || e.contains("base64") => Expected::Blob,
-        "bytes" | "byte buffer" => Expected::Blob,
-        e if e.starts_with("struct ") => Expected::Structure,
-        _ => return None,
-    })
+    let (found, expected) = type_error::parse(message)?;
+    Some(type_error::message(expected, found))
 }
 
 /// The kind of the item at `at` in `body` (after any tags), for errors that carry only an
 /// offset.
-fn found_at(body: &[u8], at: usize) -> Option<Found> {
+fn found_at(body: &[u8], at: usize) -> Option<Found<'static>> {
     let mut r = Reader {
         buf: body,
         pos: at.min(body.len()),
@@ -461,10 +342,10 @@ fn found_at(body: &[u8], at: usize) -> Option<Found> {
     Some(match major {
         0 | 1 => Found::Number,
         2 => Found::Bytes,
-        3 => Found::String(match arg {
+        3 => Found::String(std::borrow::Cow::Owned(match arg {
             Some(len) => std::str::from_utf8(r.take(len).ok()?).ok()?.to_string(),
             None => String::new(),
-        }),
+        })),
         4 => Found::List,
         5 => Found::Map,
         7 if arg == Some(20) || arg == Some(21) => Found::Boolean,

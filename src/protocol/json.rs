@@ -36,6 +36,7 @@
 //! where a structure is expected still decodes (serde reads structures from arrays); a
 //! shorter one is refused in AWS's words, a longer one without a message.
 
+use super::type_error;
 use crate::api::{ApiError, Codec, ErrorCode};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -103,32 +104,6 @@ fn map_decode_error(e: &serde_json::Error) -> ApiError {
     }
 }
 
-/// What kind of value serde found, from serde's `Unexpected` wording.
-#[derive(Debug, PartialEq, Eq)]
-enum Found<'a> {
-    Boolean,
-    Number,
-    String(&'a str),
-    List,
-    Map,
-}
-
-/// What kind of value the target member is, from the `expected` wording of serde's
-/// primitives and of the generated and hand-written types.
-#[derive(Debug, PartialEq, Eq)]
-enum Expected {
-    String,
-    Boolean,
-    /// The Java type name AWS uses: Integer, Long or Double.
-    Number(&'static str),
-    Blob,
-    /// `Timestamp`'s visitor (epoch seconds).
-    Timestamp,
-    List,
-    Map,
-    Structure,
-}
-
 fn data_error_message(serde_message: &str) -> String {
     // serde_json appends " at line L column C"; AWS gives no position.
     let message = serde_message
@@ -151,99 +126,13 @@ fn data_error_message(serde_message: &str) -> String {
 /// is of another kind (custom errors pass through).
 fn aws_type_message(message: &str) -> Option<String> {
     // serde_derive structs also accept a JSON array (members by position) and complain
-    // about its length; AWS refuses any array where a structure belongs. (An array of
-    // exactly the right length still decodes: a known leniency.)
+    // about its length; AWS refuses any array where a structure belongs. (The generated
+    // input structures read only maps; this covers other derived types.)
     if message.starts_with("invalid length ") && message.contains(", expected struct ") {
-        return Some("Start of list found where not expected".to_string());
+        return Some(type_error::LIST.to_string());
     }
-    let rest = message.strip_prefix("invalid type: ")?;
-    let (found, expected) = rest.rsplit_once(", expected ")?;
-    let found = parse_found(found)?;
-    let expected = parse_expected(expected)?;
-    const LIST: &str = "Start of list found where not expected";
-    const MAP: &str = "Start of structure or map found where not expected.";
-    // AWS's class for any JSON number (kinesalite `test/helpers.js`, since 2016).
-    const NUMBER: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
-    let message = match (expected, found) {
-        (Expected::List, Found::Map) => MAP.to_string(),
-        (Expected::List, _) => "Expected list or null".to_string(),
-        (Expected::Map, Found::List) | (Expected::Structure, Found::List) => LIST.to_string(),
-        (Expected::Map, _) => "Expected map or null".to_string(),
-        (Expected::Structure, _) => "Expected null".to_string(),
-        (_, Found::List) => LIST.to_string(),
-        (_, Found::Map) => MAP.to_string(),
-        (Expected::Boolean, Found::String(s)) => {
-            format!("'{}' can not be converted to an Boolean", s.to_uppercase())
-        }
-        (Expected::Boolean, _) => format!("{NUMBER} can not be converted to an Boolean"),
-        (Expected::String, Found::Boolean) => {
-            "class java.lang.Boolean can not be converted to an String".to_string()
-        }
-        (Expected::String, _) => format!("{NUMBER} can not be converted to an String"),
-        (Expected::Number(name), Found::Boolean) => {
-            format!("class java.lang.Boolean can not be converted to an {name}")
-        }
-        (Expected::Number(name), _) => {
-            format!("class java.lang.String can not be converted to an {name}")
-        }
-        (Expected::Blob, Found::Boolean) => {
-            "class java.lang.Boolean can not be converted to a Blob".to_string()
-        }
-        (Expected::Blob, _) => format!("{NUMBER} can not be converted to a Blob"),
-        (Expected::Timestamp, Found::Boolean) => {
-            "class java.lang.Boolean can not be converted to milliseconds since epoch".to_string()
-        }
-        (Expected::Timestamp, _) => {
-            "class java.lang.String can not be converted to milliseconds since epoch".to_string()
-        }
-    };
-    Some(message)
-}
-
-fn parse_found(found: &str) -> Option<Found<'_>> {
-    if found.starts_with("boolean") {
-        Some(Found::Boolean)
-    } else if found.starts_with("integer") || found.starts_with("floating point") {
-        Some(Found::Number)
-    } else if let Some(s) = found.strip_prefix("string ") {
-        // serde prints the string with Rust's Debug quoting.
-        Some(Found::String(
-            s.strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(s),
-        ))
-    } else if found == "sequence" {
-        Some(Found::List)
-    } else if found == "map" {
-        Some(Found::Map)
-    } else {
-        None
-    }
-}
-
-fn parse_expected(expected: &str) -> Option<Expected> {
-    Some(match expected {
-        "a string" | "a borrowed string" => Expected::String,
-        "a boolean" => Expected::Boolean,
-        // The generated lenient integer reader says "a number" for both `integer` and
-        // `long` members; Kinesis inputs only have `integer` ones (Limit, ShardCount, ...).
-        "i8" | "i16" | "i32" | "u8" | "u16" | "u32" | "a number" | "an Integer" => {
-            Expected::Number("Integer")
-        }
-        "a Long" => Expected::Number("Long"),
-        "a Double" => Expected::Number("Double"),
-        "i64" | "u64" | "i128" | "u128" => Expected::Number("Long"),
-        "f32" | "f64" => Expected::Number("Double"),
-        "a sequence" => Expected::List,
-        "a map" => Expected::Map,
-        // `Blob`'s visitor (src/api/blob.rs).
-        e if e.contains("base64") => Expected::Blob,
-        // `Timestamp`'s visitor (src/api/blob.rs).
-        "epoch seconds" => Expected::Timestamp,
-        // serde_derive structs say "struct <Name>".
-        e if e.starts_with("struct ") => Expected::Structure,
-        _ => return None,
-    })
+    let (found, expected) = type_error::parse(message)?;
+    Some(type_error::message(expected, found))
 }
 
 #[cfg(test)]

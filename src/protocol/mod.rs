@@ -9,6 +9,7 @@ pub mod cbor;
 pub mod error;
 pub mod eventstream;
 pub mod json;
+mod type_error;
 
 use crate::api::event_stream::EventItem;
 use crate::api::generated::{SubscribeToShardInput, Validate};
