@@ -8,6 +8,7 @@
 //! an acknowledged checkpoint survives a restart.
 
 pub mod event;
+pub mod filter;
 pub mod mapping;
 pub mod runtime;
 mod worker;
