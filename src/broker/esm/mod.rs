@@ -380,13 +380,12 @@ impl Broker {
             let stream_gone = StreamKey::from_arn(&config.event_source_arn)
                 .is_none_or(|key| self.stream(&key).is_err());
             if stream_gone && m.state() != MappingState::Deleting {
-                // The stream went away while the broker was down, before the mapping
-                // heard of it.
+                // Its stream is gone (possibly deleted before the mapping could hear of
+                // it): the mapping is shown as after a deletion.
                 Self::forget_source(&m, &config.event_source_arn);
                 if let Err(e) = m.persist() {
                     tracing::error!(error = %e, uuid = %config.uuid, "cannot save a mapping");
                 }
-                continue;
             }
             match m.state() {
                 MappingState::Enabled => self.start_mapping(&m),
