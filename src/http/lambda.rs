@@ -2,7 +2,8 @@
 //! path before the Kinesis `X-Amz-Target` routing, so `aws lambda … --endpoint-url` and
 //! boto3's `lambda` client manage mappings unmodified. This file only routes, authenticates
 //! and encodes; the operations are in `api::lambda`. Errors as Lambda shapes them: a JSON
-//! body `{"Type": "User", "message": …}` and the code in `X-Amzn-ErrorType`.
+//! body `{"Type": "User", "message": …}` (`Message` where Lambda's model spells it so) and
+//! the code in `X-Amzn-ErrorType`.
 
 use std::sync::Arc;
 
@@ -30,10 +31,10 @@ pub fn routes(path: &str) -> bool {
 
 fn error(e: LambdaError) -> Reply {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut reply = Reply::json(
-        status,
-        json!({"Type": e.kind, "message": e.message}).to_string(),
-    );
+    let mut body = serde_json::Map::new();
+    body.insert("Type".into(), json!(e.kind));
+    body.insert(e.message_member().into(), json!(e.message));
+    let mut reply = Reply::json(status, Value::Object(body).to_string());
     reply
         .headers
         .insert("x-amzn-errortype", HeaderValue::from_static(e.code));

@@ -101,6 +101,7 @@ async fn wait_gone(addr: SocketAddr, uuid: &str) {
         let a = get(addr, uuid).await;
         if a.status == 404 {
             assert_eq!(a.error_type.as_deref(), Some("ResourceNotFoundException"));
+            assert!(a.body["Message"].is_string(), "{:?}", a.body);
             return;
         }
         assert!(
@@ -116,8 +117,10 @@ fn assert_in_use(a: &Answer, verb: &str) {
     assert_eq!(a.status, 400, "{:?}", a.body);
     assert_eq!(a.error_type.as_deref(), Some("ResourceInUseException"));
     assert_eq!(a.body["Type"], "User");
+    // Lambda's model names this member `Message` (InvalidParameterValueException's is
+    // `message`).
     assert_eq!(
-        a.body["message"],
+        a.body["Message"],
         format!("Cannot {verb} the event source mapping because it is in use.")
     );
 }

@@ -52,6 +52,19 @@ impl LambdaError {
     }
 }
 
+impl LambdaError {
+    /// The member the message travels in: Lambda's model spells it `Message` for some
+    /// errors and `message` for others, and typed SDKs read the modeled name.
+    pub fn message_member(&self) -> &'static str {
+        match self.code {
+            "ResourceNotFoundException" | "ResourceInUseException" | "ServiceException" => {
+                "Message"
+            }
+            _ => "message",
+        }
+    }
+}
+
 impl From<EsmError> for LambdaError {
     fn from(e: EsmError) -> Self {
         let (code, status, kind, message) = match e {
