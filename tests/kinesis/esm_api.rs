@@ -268,7 +268,12 @@ async fn every_transition_is_asynchronous_and_refuses_changes_meanwhile() {
         "update",
     );
     assert_in_use(&delete(addr, &uuid).await, "delete");
-    wait_state(addr, &uuid, "Enabled").await;
+    let enabled = wait_state(addr, &uuid, "Enabled").await;
+    // Only the create answer carries milliseconds; Lambda keeps the minute.
+    let created = m["LastModified"].as_f64().unwrap();
+    let kept = enabled["LastModified"].as_f64().unwrap();
+    assert_eq!(kept % 60.0, 0.0, "{kept}");
+    assert_eq!(kept, created - created % 60.0);
 
     // An update answers with the settings in force; the new ones show once applied.
     let a = update(addr, &uuid, json!({"BatchSize": 5})).await;

@@ -484,10 +484,16 @@ impl Broker {
         }
         let enabled = {
             let mut lifecycle = m.lifecycle();
+            let mut config = m.config.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(pending) = lifecycle.pending.take() {
-                *m.config.lock().unwrap_or_else(|e| e.into_inner()) = pending;
+                *config = pending;
             }
-            let enabled = m.config().enabled;
+            // Lambda keeps a stream mapping's LastModified to the minute: only the answer
+            // to CreateEventSourceMapping carries milliseconds (observed: created
+            // 13:18:25.225, listed 13:18:00).
+            config.last_modified_ms -= config.last_modified_ms.rem_euclid(60_000);
+            let enabled = config.enabled;
+            drop(config);
             lifecycle.state = MappingState::settled(enabled);
             enabled
         };
