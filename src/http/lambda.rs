@@ -76,6 +76,7 @@ pub async fn respond(broker: &Arc<Broker>, head: &RequestHead<'_>, body: Bytes) 
     let ctx = RequestContext {
         account_id: caller.account_id,
         region: caller.region,
+        // The request id header is set by the HTTP layer around every reply.
         request_id: String::new(),
     };
     let rest = head.path.strip_prefix(PATH).unwrap_or("");

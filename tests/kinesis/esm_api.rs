@@ -395,6 +395,14 @@ async fn a_deleted_stream_stops_its_mappings_and_a_recreated_one_starts_afresh()
     assert!(result.starts_with("PROBLEM: "), "{result}");
     assert!(result.contains(&stream_arn("going")), "{result}");
 
+    let refused = update(addr, &uuid, json!({"Enabled": true})).await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.error_type.as_deref(),
+        Some("InvalidParameterValueException")
+    );
+    assert_eq!(get(addr, &uuid).await.body["State"], "Disabled");
+
     // Same name, same ARN, new shards: nothing is read until the mapping is enabled, and
     // then from TRIM_HORIZON of the new stream, not from the old stream's offsets (5).
     create_stream(&client, "going", 1).await;

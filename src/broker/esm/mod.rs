@@ -651,6 +651,17 @@ impl Broker {
             }
             let current = m.config();
             let mut new = edit(&current)?;
+            let stream_exists = StreamKey::from_arn(&new.event_source_arn)
+                .and_then(|key| self.stream(&key).ok())
+                .is_some_and(|s| s.state().status != super::catalog::StreamStatus::Deleting);
+            if new.enabled && !current.enabled && !stream_exists {
+                // As CreateEventSourceMapping refuses it: a mapping enabled on a deleted
+                // stream would read nothing, even once a stream of that name is back.
+                return Err(EsmError::Invalid(format!(
+                    "Stream not found: {}",
+                    new.event_source_arn
+                )));
+            }
             new.last_modified_ms = self.clock.now_ms();
             new.state_transition_reason = USER_ACTION.into();
             lifecycle.state = match (current.enabled, new.enabled) {
