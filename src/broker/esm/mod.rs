@@ -3,9 +3,16 @@
 //! ([`event`]), invokes the mapping's function through its Runtime API queue ([`runtime`]),
 //! retries as the mapping's settings say, and checkpoints after each batch.
 //!
-//! Each mapping is one `storage::MetaStore` file (`esm/<UUID>.json`): its settings and its
+//! Each mapping is one `storage::MetaStore` file (`esm/<UUID>.json`): its settings, its
 //! checkpoints (next offset per shard, shards finished), rewritten after every batch, so
-//! an acknowledged checkpoint survives a restart.
+//! an acknowledged checkpoint survives a restart, and its place in Lambda's state machine.
+//!
+//! States as Lambda has them: Creating → Enabled (Disabled with `Enabled: false`);
+//! an update is Enabling, Disabling or Updating and applies its settings at the end; a
+//! delete is Deleting, then gone. Each transitional state lasts the configured delay and is
+//! persisted, so a restart finishes it; update and delete are refused meanwhile
+//! (ResourceInUseException). Delivery runs only while Enabled. A stream being deleted
+//! turns its mappings Disabled and drops their checkpoints (`Broker::event_source_deleted`).
 
 pub mod event;
 pub mod mapping;
