@@ -147,6 +147,9 @@ pub struct Config {
     pub register_consumer_delay: Duration,
     /// Deregistered consumer DELETING → gone delay. Default 500 ms; 0 in tests.
     pub deregister_consumer_delay: Duration,
+    /// How long an event-source mapping stays in Lambda's transitional states (Creating,
+    /// Enabling, Disabling, Updating, Deleting). Default 500 ms; 0 in tests.
+    pub event_source_mapping_delay: Duration,
     /// Segment file size for shard logs. Default 64 MiB. Minimum [`MIN_SEGMENT_BYTES`],
     /// maximum [`MAX_SEGMENT_BYTES`].
     pub segment_bytes: u64,
@@ -229,6 +232,7 @@ impl Config {
             update_stream_delay: Duration::from_millis(500),
             register_consumer_delay: Duration::from_millis(500),
             deregister_consumer_delay: Duration::from_millis(500),
+            event_source_mapping_delay: Duration::from_millis(500),
             segment_bytes: 64 * 1024 * 1024,
             throughput_limits: true,
             throughput_multiplier: 1.0,
@@ -253,6 +257,7 @@ impl Config {
             update_stream_delay: Duration::ZERO,
             register_consumer_delay: Duration::ZERO,
             deregister_consumer_delay: Duration::ZERO,
+            event_source_mapping_delay: Duration::ZERO,
             throughput_limits: false,
             ..Self::new()
         }
@@ -292,6 +297,7 @@ impl Config {
             ("update-stream", &mut self.update_stream_delay),
             ("register-consumer", &mut self.register_consumer_delay),
             ("deregister-consumer", &mut self.deregister_consumer_delay),
+            ("event-source-mapping", &mut self.event_source_mapping_delay),
         ] {
             if *delay > MAX_LIFECYCLE_DELAY {
                 tracing::warn!(
@@ -423,6 +429,15 @@ pub struct Args {
     )]
     pub deregister_consumer_delay_ms: u64,
 
+    /// How long an event-source mapping stays Creating, Enabling, Disabling, Updating or
+    /// Deleting before it settles, in milliseconds (Lambda takes seconds).
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_EVENT_SOURCE_MAPPING_DELAY_MS",
+        default_value_t = 500
+    )]
+    pub event_source_mapping_delay_ms: u64,
+
     /// Size of each shard's segment files in bytes; larger means fewer files, smaller means
     /// retention frees space in finer steps.
     #[arg(long, env = "KINESIS_BROKER_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
@@ -511,6 +526,7 @@ impl Args {
             update_stream_delay: Duration::from_millis(self.update_stream_delay_ms),
             register_consumer_delay: Duration::from_millis(self.register_consumer_delay_ms),
             deregister_consumer_delay: Duration::from_millis(self.deregister_consumer_delay_ms),
+            event_source_mapping_delay: Duration::from_millis(self.event_source_mapping_delay_ms),
             segment_bytes: self.segment_bytes,
             throughput_limits: self.throughput_limits == OnOff::On,
             throughput_multiplier: self.throughput_multiplier,

@@ -43,6 +43,7 @@ def setup():
         broker = subprocess.Popen(
             [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
              "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
+             "--event-source-mapping-delay-ms", "0",
              "--function", f"fn=runtime://127.0.0.1:{runtime_port}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )

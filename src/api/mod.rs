@@ -13,6 +13,7 @@ mod context;
 mod error;
 pub mod event_stream;
 pub mod generated;
+pub mod lambda;
 pub mod pagination;
 
 mod account_settings;

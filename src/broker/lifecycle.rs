@@ -370,6 +370,8 @@ impl Broker {
         if had_consumers {
             self.fanout.consumers_changed();
         }
+        // Event-source mappings stop reading a stream that is going away.
+        self.event_source_deleted(&stream.key).await;
         let uid = stream.uid;
         let delay = self.settings.delete_delay;
         if delay.is_zero() {

@@ -201,7 +201,8 @@ impl Broker {
             shutdown,
             fanout: Default::default(),
             put_rotation: Default::default(),
-            esm: esm::Esm::open(&config.data_dir, &config.functions)?,
+            esm: esm::Esm::open(&config.data_dir, &config.functions)?
+                .with_transition_delay(config.event_source_mapping_delay),
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();

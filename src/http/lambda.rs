@@ -1,19 +1,25 @@
 //! Lambda's event-source-mapping REST API (`/2015-03-31/event-source-mappings`), routed by
 //! path before the Kinesis `X-Amz-Target` routing, so `aws lambda … --endpoint-url` and
-//! boto3's `lambda` client manage mappings unmodified. Errors as Lambda shapes them: a JSON
-//! body `{"Type": "User", "message": …}` and the code in `X-Amzn-ErrorType`.
+//! boto3's `lambda` client manage mappings unmodified. This file only routes, authenticates
+//! and encodes; the operations are in `api::lambda`. Errors as Lambda shapes them: a JSON
+//! body `{"Type": "User", "message": …}` (`Message` where Lambda's model spells it so) and
+//! the code in `X-Amzn-ErrorType`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::auth::{self, AuthInput};
 use super::handler::{Reply, RequestHead};
+use crate::api::RequestContext;
+use crate::api::lambda::{
+    Body, LambdaError, create_event_source_mapping, delete_event_source_mapping,
+    get_event_source_mapping, list_event_source_mappings, update_event_source_mapping,
+};
 use crate::broker::Broker;
-use crate::broker::esm::EsmError;
 
 /// The path of the collection; a mapping is `PATH/{UUID}`.
 pub const PATH: &str = "/2015-03-31/event-source-mappings";
@@ -23,59 +29,28 @@ pub fn routes(path: &str) -> bool {
     path == PATH || path.starts_with(&format!("{PATH}/"))
 }
 
-fn error(status: StatusCode, code: &'static str, kind: &str, message: &str) -> Reply {
-    let mut reply = Reply::json(
-        status,
-        json!({"Type": kind, "message": message}).to_string(),
-    );
+fn error(e: LambdaError) -> Reply {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = serde_json::Map::new();
+    body.insert("Type".into(), json!(e.kind));
+    body.insert(e.message_member().into(), json!(e.message));
+    let mut reply = Reply::json(status, Value::Object(body).to_string());
     reply
         .headers
-        .insert("x-amzn-errortype", HeaderValue::from_static(code));
-    reply.error = Some(code);
+        .insert("x-amzn-errortype", HeaderValue::from_static(e.code));
+    reply.error = Some(e.code);
     reply
 }
 
-fn esm_error(e: EsmError) -> Reply {
-    match e {
-        EsmError::Invalid(m) => error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameterValueException",
-            "User",
-            &m,
-        ),
-        EsmError::NotFound(m) => error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            "User",
-            &m,
-        ),
-        EsmError::Conflict(m) => error(
-            StatusCode::CONFLICT,
-            "ResourceConflictException",
-            "User",
-            &m,
-        ),
-        EsmError::Service(m) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ServiceException",
-            "Service",
-            &m,
-        ),
-    }
-}
-
-fn object(body: &Bytes) -> Result<Map<String, Value>, Box<Reply>> {
+fn object(body: &Bytes) -> Result<Body, LambdaError> {
     if body.is_empty() {
-        return Ok(Map::new());
+        return Ok(Body::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
-        _ => Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContentException",
-            "User",
+        _ => Err(LambdaError::bad_content(
             "Could not parse request body into json: the body is not a JSON object",
-        ))),
+        )),
     }
 }
 
@@ -90,22 +65,29 @@ pub async fn respond(broker: &Arc<Broker>, head: &RequestHead<'_>, body: Bytes) 
     }) {
         Ok(caller) => caller,
         Err(e) => {
-            return error(StatusCode::FORBIDDEN, e.code.as_str(), "User", &e.message);
+            return error(LambdaError {
+                code: e.code.as_str(),
+                status: 403,
+                kind: "User",
+                message: e.message,
+            });
         }
+    };
+    let ctx = RequestContext {
+        account_id: caller.account_id,
+        region: caller.region,
+        // The request id header is set by the HTTP layer around every reply.
+        request_id: String::new(),
     };
     let rest = head.path.strip_prefix(PATH).unwrap_or("");
     let uuid = rest.trim_start_matches('/');
     let result = match (head.method, uuid.is_empty()) {
-        (&Method::POST, true) => {
-            let body = match object(&body) {
-                Ok(b) => b,
-                Err(r) => return *r,
-            };
-            broker
-                .create_mapping(&caller.account_id, &caller.region, &body)
+        (&Method::POST, true) => match object(&body) {
+            Ok(body) => create_event_source_mapping::handle(broker, &ctx, &body)
                 .await
-                .map(|v| (StatusCode::ACCEPTED, v))
-        }
+                .map(|v| (StatusCode::ACCEPTED, v)),
+            Err(e) => Err(e),
+        },
         (&Method::GET, true) => {
             let query = head.query.map(auth::parse_query).unwrap_or_default();
             let get = |name: &str| {
@@ -114,48 +96,38 @@ pub async fn respond(broker: &Arc<Broker>, head: &RequestHead<'_>, body: Bytes) 
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.as_str())
             };
-            let max = match get("MaxItems").map(str::parse::<usize>) {
-                Some(Err(_)) => {
-                    return esm_error(EsmError::Invalid("MaxItems must be a number.".into()));
-                }
-                Some(Ok(n)) => Some(n),
-                None => None,
-            };
-            broker
-                .list_mappings(
-                    get("FunctionName"),
-                    get("EventSourceArn"),
-                    get("Marker"),
-                    max,
-                )
-                .map(|v| (StatusCode::OK, v))
+            list_event_source_mappings::handle(
+                broker,
+                &list_event_source_mappings::ListQuery {
+                    function_name: get("FunctionName"),
+                    event_source_arn: get("EventSourceArn"),
+                    marker: get("Marker"),
+                    max_items: get("MaxItems"),
+                },
+            )
+            .map(|v| (StatusCode::OK, v))
         }
-        (&Method::GET, false) => broker.get_mapping(uuid).map(|v| (StatusCode::OK, v)),
-        (&Method::PUT, false) => {
-            let body = match object(&body) {
-                Ok(b) => b,
-                Err(r) => return *r,
-            };
-            broker
-                .update_mapping(uuid, &body)
+        (&Method::GET, false) => {
+            get_event_source_mapping::handle(broker, uuid).map(|v| (StatusCode::OK, v))
+        }
+        (&Method::PUT, false) => match object(&body) {
+            Ok(body) => update_event_source_mapping::handle(broker, uuid, &body)
                 .await
-                .map(|v| (StatusCode::ACCEPTED, v))
-        }
-        (&Method::DELETE, false) => broker
-            .delete_mapping(uuid)
+                .map(|v| (StatusCode::ACCEPTED, v)),
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, false) => delete_event_source_mapping::handle(broker, uuid)
             .await
             .map(|v| (StatusCode::ACCEPTED, v)),
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "UnknownOperationException",
-                "User",
-                "Unknown operation",
-            );
-        }
+        _ => Err(LambdaError {
+            code: "UnknownOperationException",
+            status: 404,
+            kind: "User",
+            message: "Unknown operation".into(),
+        }),
     };
     match result {
         Ok((status, value)) => Reply::json(status, value.to_string()),
-        Err(e) => esm_error(e),
+        Err(e) => error(e),
     }
 }

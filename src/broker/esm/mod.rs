@@ -3,9 +3,16 @@
 //! ([`event`]), invokes the mapping's function through its Runtime API queue ([`runtime`]),
 //! retries as the mapping's settings say, and checkpoints after each batch.
 //!
-//! Each mapping is one `storage::MetaStore` file (`esm/<UUID>.json`): its settings and its
+//! Each mapping is one `storage::MetaStore` file (`esm/<UUID>.json`): its settings, its
 //! checkpoints (next offset per shard, shards finished), rewritten after every batch, so
-//! an acknowledged checkpoint survives a restart.
+//! an acknowledged checkpoint survives a restart, and its place in Lambda's state machine.
+//!
+//! States as Lambda has them: Creating → Enabled (Disabled with `Enabled: false`);
+//! an update is Enabling, Disabling or Updating and applies its settings at the end; a
+//! delete is Deleting, then gone. Each transitional state lasts the configured delay and is
+//! persisted, so a restart finishes it; update and delete are refused meanwhile
+//! (ResourceInUseException). Delivery runs only while Enabled. A stream being deleted
+//! turns its mappings Disabled and drops their checkpoints (`Broker::event_source_deleted`).
 
 pub mod event;
 pub mod filter;
@@ -16,9 +23,9 @@ mod worker;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::stream::StreamKey;
@@ -40,16 +47,88 @@ pub struct Progress {
     pub last_result: String,
 }
 
+/// Lambda's `StateTransitionReason` for a change the caller asked for, as AWS answers it for
+/// Kinesis mappings (`aws lambda create-event-source-mapping` prints "User action").
+pub const USER_ACTION: &str = "User action";
+/// `StateTransitionReason` for a change the broker made itself (the stream went away);
+/// Lambda's API reference names the two causes "User initiated" and "Lambda initiated".
+pub const LAMBDA_INITIATED: &str = "Lambda initiated";
+/// `LastProcessingResult` of a new mapping, as AWS answers it.
+pub const NO_RECORDS_PROCESSED: &str = "No records processed";
+
+/// Lambda's mapping states: the transitional ones last the configured delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MappingState {
+    /// Just created; becomes Enabled or Disabled.
+    Creating,
+    /// Being turned on by an update.
+    Enabling,
+    /// Delivering.
+    Enabled,
+    /// Being turned off by an update.
+    Disabling,
+    /// Not delivering.
+    Disabled,
+    /// Settings being changed.
+    Updating,
+    /// Being deleted; gone afterwards.
+    Deleting,
+}
+
+impl MappingState {
+    /// The name Lambda's `State` member uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "Creating",
+            Self::Enabling => "Enabling",
+            Self::Enabled => "Enabled",
+            Self::Disabling => "Disabling",
+            Self::Disabled => "Disabled",
+            Self::Updating => "Updating",
+            Self::Deleting => "Deleting",
+        }
+    }
+
+    /// Whether a change is under way (update and delete are refused meanwhile).
+    pub fn is_transitional(self) -> bool {
+        !matches!(self, Self::Enabled | Self::Disabled)
+    }
+
+    fn settled(enabled: bool) -> Self {
+        if enabled {
+            Self::Enabled
+        } else {
+            Self::Disabled
+        }
+    }
+}
+
+/// Where a mapping is in Lambda's state machine, persisted with it so a restart finishes a
+/// transition that was under way.
+#[derive(Debug, Clone)]
+struct Lifecycle {
+    state: MappingState,
+    /// The settings an update will apply when its transition ends: Lambda answers an update
+    /// with the old settings and applies the new ones asynchronously.
+    pending: Option<MappingConfig>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Document {
     config: MappingConfig,
     progress: Progress,
+    /// Absent in files written before mappings had states: settled from `config.enabled`.
+    #[serde(default)]
+    state: Option<MappingState>,
+    #[serde(default)]
+    pending: Option<MappingConfig>,
 }
 
-/// One mapping: settings, progress, its file and its running tasks.
+/// One mapping: settings, progress, state, its file and its running tasks.
 pub struct Mapping {
     config: Mutex<MappingConfig>,
     progress: Mutex<Progress>,
+    lifecycle: Mutex<Lifecycle>,
     store: storage::MetaStore,
     /// Serialises writes of the file (snapshot and store under it).
     persist_lock: Mutex<()>,
@@ -57,7 +136,35 @@ pub struct Mapping {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// What the API shows of a mapping: its settings, state and last result, at one moment.
+#[derive(Debug, Clone)]
+pub struct MappingView {
+    /// The settings in force (an update's new settings show once it has been applied).
+    pub config: MappingConfig,
+    /// Lambda's `State`.
+    pub state: MappingState,
+    /// Lambda's `LastProcessingResult`.
+    pub last_processing_result: String,
+}
+
 impl Mapping {
+    fn new(
+        config: MappingConfig,
+        progress: Progress,
+        lifecycle: Lifecycle,
+        store: storage::MetaStore,
+    ) -> Self {
+        Mapping {
+            config: Mutex::new(config),
+            progress: Mutex::new(progress),
+            lifecycle: Mutex::new(lifecycle),
+            store,
+            persist_lock: Mutex::new(()),
+            stop: watch::Sender::new(false),
+            task: Mutex::new(None),
+        }
+    }
+
     /// The settings now.
     pub fn config(&self) -> MappingConfig {
         self.config
@@ -70,11 +177,22 @@ impl Mapping {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lifecycle(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> MappingState {
+        self.lifecycle().state
+    }
+
     fn persist(&self) -> Result<()> {
         let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let lifecycle = self.lifecycle().clone();
         let doc = Document {
             config: self.config(),
             progress: self.progress().clone(),
+            state: Some(lifecycle.state),
+            pending: lifecycle.pending,
         };
         let bytes = serde_json::to_vec(&doc)
             .map_err(|e| Error::Catalog(format!("cannot encode a mapping: {e}")))?;
@@ -89,17 +207,17 @@ impl Mapping {
             .map_err(|e| Error::Catalog(format!("mapping writer failed: {e}")))?
     }
 
-    fn to_json(&self, state: &str) -> Value {
-        let result = self.progress().last_result.clone();
-        self.config().to_json(state, &result)
+    /// What the API shows now.
+    pub fn view(&self) -> MappingView {
+        MappingView {
+            config: self.config(),
+            state: self.state(),
+            last_processing_result: self.progress().last_result.clone(),
+        }
     }
 
-    fn state(&self) -> &'static str {
-        if self.config().enabled {
-            "Enabled"
-        } else {
-            "Disabled"
-        }
+    fn is_on(&self, key: &StreamKey) -> bool {
+        StreamKey::from_arn(&self.config().event_source_arn).as_ref() == Some(key)
     }
 }
 
@@ -112,6 +230,8 @@ pub enum EsmError {
     NotFound(String),
     /// 409 ResourceConflictException.
     Conflict(String),
+    /// 400 ResourceInUseException: the mapping is in a transitional state.
+    InUse(String),
     /// 500 ServiceException.
     Service(String),
 }
@@ -122,11 +242,21 @@ impl From<Error> for EsmError {
     }
 }
 
+/// A new mapping's id: a random version-4 UUID.
+pub fn new_uuid() -> std::result::Result<String, EsmError> {
+    let mut uuid_bytes = [0u8; 16];
+    getrandom::fill(&mut uuid_bytes)
+        .map_err(|e| EsmError::Service(format!("no randomness: {e}")))?;
+    Ok(runtime::format_uuid(uuid_bytes))
+}
+
 /// The broker's mappings and declared functions.
 pub struct Esm {
     dir: PathBuf,
     functions: HashMap<String, Arc<Function>>,
     mappings: Mutex<BTreeMap<String, Arc<Mapping>>>,
+    /// How long a transitional state lasts.
+    transition_delay: Duration,
 }
 
 impl std::fmt::Debug for Esm {
@@ -154,16 +284,15 @@ impl Esm {
             let doc: Document = serde_json::from_slice(&bytes).map_err(|e| {
                 Error::Catalog(format!("mapping file {} is damaged: {e}", path.display()))
             })?;
+            let lifecycle = Lifecycle {
+                state: doc
+                    .state
+                    .unwrap_or(MappingState::settled(doc.config.enabled)),
+                pending: doc.pending,
+            };
             mappings.insert(
                 doc.config.uuid.clone(),
-                Arc::new(Mapping {
-                    config: Mutex::new(doc.config),
-                    progress: Mutex::new(doc.progress),
-                    store,
-                    persist_lock: Mutex::new(()),
-                    stop: watch::Sender::new(false),
-                    task: Mutex::new(None),
-                }),
+                Arc::new(Mapping::new(doc.config, doc.progress, lifecycle, store)),
             );
         }
         let functions = functions
@@ -179,7 +308,14 @@ impl Esm {
             dir,
             functions,
             mappings: Mutex::new(mappings),
+            transition_delay: Duration::ZERO,
         })
+    }
+
+    /// Sets how long the transitional states last.
+    pub fn with_transition_delay(mut self, delay: Duration) -> Self {
+        self.transition_delay = delay;
+        self
     }
 
     /// The declared functions.
@@ -202,7 +338,7 @@ impl Esm {
 
 /// The function name a FunctionName (name, ARN, partial ARN, with or without qualifier)
 /// names.
-fn function_name_of(name: &str) -> &str {
+pub fn function_name_of(name: &str) -> &str {
     match name.split_once("function:") {
         Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
         None => name,
@@ -243,17 +379,33 @@ impl Broker {
         Ok(())
     }
 
-    /// Starts the delivery of every enabled mapping (at start-up).
+    /// Starts the delivery of every enabled mapping and finishes the transitions a
+    /// shutdown interrupted (at start-up).
     pub(super) fn start_mappings(self: &Arc<Self>) {
         let all: Vec<Arc<Mapping>> = self.esm.mappings().values().cloned().collect();
         for m in all {
-            self.start_mapping(&m);
+            let config = m.config();
+            let stream_gone = StreamKey::from_arn(&config.event_source_arn)
+                .is_none_or(|key| self.stream(&key).is_err());
+            if stream_gone && m.state() != MappingState::Deleting {
+                // Its stream is gone (possibly deleted before the mapping could hear of
+                // it): the mapping is shown as after a deletion.
+                Self::forget_source(&m, &config.event_source_arn);
+                if let Err(e) = m.persist() {
+                    tracing::error!(error = %e, uuid = %config.uuid, "cannot save a mapping");
+                }
+            }
+            match m.state() {
+                MappingState::Enabled => self.start_mapping(&m),
+                MappingState::Disabled => {}
+                _ => self.schedule_transition(config.uuid),
+            }
         }
     }
 
     fn start_mapping(self: &Arc<Self>, mapping: &Arc<Mapping>) {
         let config = mapping.config();
-        if !config.enabled {
+        if !config.enabled || mapping.state() != MappingState::Enabled {
             return;
         }
         let Some(function) = self.esm.functions.get(&config.function_name).cloned() else {
@@ -290,187 +442,316 @@ impl Broker {
         }
     }
 
-    /// CreateEventSourceMapping.
+    /// Ends the transition of mapping `uuid` after the configured delay (at once when the
+    /// delay is zero), unless the broker shuts down first: the state is persisted, so the
+    /// next start finishes it.
+    fn schedule_transition(self: &Arc<Self>, uuid: String) {
+        let delay = self.esm.transition_delay;
+        let weak = Arc::downgrade(self);
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Some(broker) = weak.upgrade() {
+                broker.finish_transition(&uuid).await;
+            }
+        });
+    }
+
+    /// Ends a transition just begun by a request: at once when the delay is zero, so
+    /// tests without delays see the settled state as soon as the answer arrives.
+    async fn end_transition(self: &Arc<Self>, uuid: String) {
+        if self.esm.transition_delay.is_zero() {
+            self.finish_transition(&uuid).await;
+        } else {
+            self.schedule_transition(uuid);
+        }
+    }
+
+    /// Settles a mapping in a transitional state: applies an update's pending settings,
+    /// (re)starts or stops its delivery, or removes it when Deleting.
+    async fn finish_transition(self: &Arc<Self>, uuid: &str) {
+        let Ok(m) = self.esm.get(uuid) else { return };
+        let state = m.state();
+        if !state.is_transitional() {
+            return;
+        }
+        Self::stop_mapping(&m).await;
+        if state == MappingState::Deleting {
+            self.esm.mappings().remove(uuid);
+            let path = self.esm.dir.join(format!("{uuid}.json"));
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+            if let Ok(Err(e)) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::error!(error = %e, uuid, "cannot remove a deleted mapping's file");
+            }
+            return;
+        }
+        let enabled = {
+            let mut lifecycle = m.lifecycle();
+            let mut config = m.config.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(pending) = lifecycle.pending.take() {
+                *config = pending;
+            }
+            // Lambda keeps a stream mapping's LastModified to the minute: only the answer
+            // to CreateEventSourceMapping carries milliseconds (observed: created
+            // 13:18:25.225, listed 13:18:00).
+            config.last_modified_ms -= config.last_modified_ms.rem_euclid(60_000);
+            let enabled = config.enabled;
+            drop(config);
+            lifecycle.state = MappingState::settled(enabled);
+            enabled
+        };
+        if enabled {
+            self.restart_latest_if_reset(&m);
+        }
+        if let Err(e) = m.persist_async().await {
+            tracing::error!(error = %e, uuid, "cannot save a mapping's state");
+        }
+        if !*self.shutdown.borrow() {
+            self.start_mapping(&m);
+        }
+    }
+
+    /// A LATEST mapping without any checkpoint (its stream was deleted and re-created)
+    /// starts at the new stream's end, as a new LATEST mapping would.
+    fn restart_latest_if_reset(&self, m: &Mapping) {
+        let config = m.config();
+        if config.starting_position != StartingPosition::Latest {
+            return;
+        }
+        let Some(stream) =
+            StreamKey::from_arn(&config.event_source_arn).and_then(|key| self.stream(&key).ok())
+        else {
+            return;
+        };
+        let mut progress = m.progress();
+        if progress.positions.is_empty() && progress.finished.is_empty() {
+            let latest = Self::latest_progress(&stream);
+            progress.positions = latest.positions;
+            progress.finished = latest.finished;
+        }
+    }
+
+    /// Checkpoints at the end of every shard of `stream` now (LATEST).
+    fn latest_progress(stream: &super::stream::Stream) -> Progress {
+        let mut progress = Progress::default();
+        for shard in stream.state().shards.iter() {
+            if shard.closed().is_some() {
+                progress.finished.insert(shard.index);
+            } else {
+                progress
+                    .positions
+                    .insert(shard.index, Self::shard_end(shard));
+            }
+        }
+        progress
+    }
+
+    /// Whether `name` (a FunctionName after [`function_name_of`]) is declared.
+    pub fn function_declared(&self, name: &str) -> bool {
+        self.esm.functions.contains_key(name)
+    }
+
+    /// CreateEventSourceMapping, for settings already parsed: checks the stream and that no
+    /// mapping joins the same stream and function, stores the mapping Creating, and settles
+    /// it Enabled or Disabled after the transition delay.
     pub async fn create_mapping(
         self: &Arc<Self>,
-        account: &str,
-        region: &str,
-        body: &Map<String, Value>,
-    ) -> std::result::Result<Value, EsmError> {
-        let function_arg = match body.get("FunctionName") {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(EsmError::Invalid("FunctionName is required.".into())),
-        };
-        let name = function_name_of(&function_arg).to_string();
-        if !self.esm.functions.contains_key(&name) {
-            return Err(EsmError::Invalid(format!(
-                "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT (or KINESIS_BROKER_FUNCTIONS)."
-            )));
-        }
-        let function_arn = format!("arn:aws:lambda:{region}:{account}:function:{name}");
-        let mut uuid_bytes = [0u8; 16];
-        getrandom::fill(&mut uuid_bytes)
-            .map_err(|e| EsmError::Service(format!("no randomness: {e}")))?;
-        let uuid = runtime::format_uuid(uuid_bytes);
-        let config =
-            mapping::parse_create(body, uuid.clone(), function_arn, name, self.clock.now_ms())
-                .map_err(EsmError::Invalid)?;
+        mut config: MappingConfig,
+    ) -> std::result::Result<MappingView, EsmError> {
+        let stream_not_found =
+            || EsmError::Invalid(format!("Stream not found: {}", config.event_source_arn));
         let key = StreamKey::from_arn(&config.event_source_arn).ok_or_else(|| {
             EsmError::Invalid(format!(
                 "Unsupported or invalid EventSourceArn {}: kinesis-broker serves Kinesis stream ARNs (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME).",
                 config.event_source_arn
             ))
         })?;
-        let stream = self.stream(&key).map_err(|_| {
-            EsmError::Invalid(format!("Stream not found: {}", config.event_source_arn))
-        })?;
+        let stream = self.stream(&key).map_err(|_| stream_not_found())?;
+        if stream.state().status == super::catalog::StreamStatus::Deleting {
+            return Err(stream_not_found());
+        }
+        config.state_transition_reason = USER_ACTION.into();
+        let uuid = config.uuid.clone();
+        let mut progress = if config.starting_position == StartingPosition::Latest {
+            Self::latest_progress(&stream)
+        } else {
+            Progress::default()
+        };
+        progress.last_result = NO_RECORDS_PROCESSED.into();
+        let store = storage::MetaStore::open(self.esm.dir.join(format!("{uuid}.json")))
+            .map_err(Error::from)?;
+        let lifecycle = Lifecycle {
+            state: MappingState::Creating,
+            pending: None,
+        };
+        let mapping = Arc::new(Mapping::new(config, progress, lifecycle, store));
         {
-            let existing = self.esm.mappings();
-            if existing.values().any(|m| {
-                let c = m.config();
-                c.function_name == config.function_name
-                    && c.event_source_arn == config.event_source_arn
+            // Checked and inserted under one lock, so two concurrent creates for the same
+            // stream and function cannot both pass.
+            let mut existing = self.esm.mappings();
+            let c = mapping.config();
+            if let Some(other) = existing.values().find(|m| {
+                let o = m.config();
+                o.function_name == c.function_name && o.event_source_arn == c.event_source_arn
             }) {
                 return Err(EsmError::Conflict(format!(
                     "The event source arn ({}) and function ({}) provided mapping already exists. Please update or delete the existing mapping with UUID {}",
-                    config.event_source_arn,
-                    config.function_name,
-                    existing
-                        .values()
-                        .find(|m| m.config().event_source_arn == config.event_source_arn
-                            && m.config().function_name == config.function_name)
-                        .map(|m| m.config().uuid)
-                        .unwrap_or_default()
+                    c.event_source_arn,
+                    c.function_name,
+                    other.config().uuid
                 )));
             }
+            existing.insert(uuid.clone(), mapping.clone());
         }
-        let mut progress = Progress {
-            last_result: "No records processed".into(),
-            ..Default::default()
-        };
-        if config.starting_position == StartingPosition::Latest {
-            for shard in stream.state().shards.iter() {
-                if shard.closed().is_some() {
-                    progress.finished.insert(shard.index);
-                } else {
-                    progress
-                        .positions
-                        .insert(shard.index, Self::shard_end(shard));
-                }
-            }
+        if let Err(e) = mapping.persist_async().await {
+            self.esm.mappings().remove(&uuid);
+            return Err(e.into());
         }
-        let store = storage::MetaStore::open(self.esm.dir.join(format!("{uuid}.json")))
-            .map_err(Error::from)?;
-        let mapping = Arc::new(Mapping {
-            config: Mutex::new(config),
-            progress: Mutex::new(progress),
-            store,
-            persist_lock: Mutex::new(()),
-            stop: watch::Sender::new(false),
-            task: Mutex::new(None),
-        });
-        mapping.persist_async().await?;
-        self.esm.mappings().insert(uuid, mapping.clone());
-        self.start_mapping(&mapping);
-        Ok(mapping.to_json("Creating"))
+        let view = mapping.view();
+        self.end_transition(uuid).await;
+        Ok(view)
     }
 
     /// GetEventSourceMapping.
-    pub fn get_mapping(&self, uuid: &str) -> std::result::Result<Value, EsmError> {
-        let m = self.esm.get(uuid)?;
-        Ok(m.to_json(m.state()))
+    pub fn get_mapping(&self, uuid: &str) -> std::result::Result<MappingView, EsmError> {
+        Ok(self.esm.get(uuid)?.view())
     }
 
-    /// ListEventSourceMappings, filtered, from `marker` (an index), at most `max` items.
+    /// ListEventSourceMappings' matches, in UUID order (the caller pages them).
     pub fn list_mappings(
         &self,
         function: Option<&str>,
         source_arn: Option<&str>,
-        marker: Option<&str>,
-        max: Option<usize>,
-    ) -> std::result::Result<Value, EsmError> {
+    ) -> Vec<MappingView> {
         let function = function.map(function_name_of);
-        let all: Vec<Arc<Mapping>> = self
-            .esm
+        self.esm
             .mappings()
             .values()
-            .filter(|m| {
-                let c = m.config();
-                function.is_none_or(|f| f == c.function_name)
-                    && source_arn.is_none_or(|a| a == c.event_source_arn)
+            .map(|m| m.view())
+            .filter(|v| {
+                function.is_none_or(|f| f == v.config.function_name)
+                    && source_arn.is_none_or(|a| a == v.config.event_source_arn)
             })
-            .cloned()
-            .collect();
-        let start = match marker {
-            None | Some("") => 0,
-            Some(m) => m
-                .parse::<usize>()
-                .map_err(|_| EsmError::Invalid(format!("Invalid Marker: {m}")))?,
-        };
-        let max = max.unwrap_or(100).clamp(1, 100);
-        let page: Vec<Value> = all
-            .iter()
-            .skip(start)
-            .take(max)
-            .map(|m| m.to_json(m.state()))
-            .collect();
-        let mut out = json!({ "EventSourceMappings": page });
-        if start + max < all.len() {
-            out["NextMarker"] = json!((start + max).to_string());
-        }
-        Ok(out)
+            .collect()
     }
 
-    /// UpdateEventSourceMapping: the tasks stop, the settings change, the tasks start again
-    /// from their checkpoints.
+    /// UpdateEventSourceMapping: `edit` turns the settings in force into the new ones; the
+    /// mapping is Enabling, Disabling or Updating meanwhile and answers with the settings
+    /// in force, as Lambda does ("updated settings are applied asynchronously"). Refused
+    /// with ResourceInUseException while another transition is under way.
     pub async fn update_mapping(
         self: &Arc<Self>,
         uuid: &str,
-        body: &Map<String, Value>,
-    ) -> std::result::Result<Value, EsmError> {
+        edit: impl FnOnce(&MappingConfig) -> std::result::Result<MappingConfig, EsmError>,
+    ) -> std::result::Result<MappingView, EsmError> {
         let m = self.esm.get(uuid)?;
-        let mut config = m.config();
-        for fixed in [
-            "EventSourceArn",
-            "StartingPosition",
-            "StartingPositionTimestamp",
-        ] {
-            if body.get(fixed).is_some_and(|v| !v.is_null()) {
+        let view = {
+            let mut lifecycle = m.lifecycle();
+            if lifecycle.state.is_transitional() {
+                return Err(EsmError::InUse(
+                    "Cannot update the event source mapping because it is in use.".into(),
+                ));
+            }
+            let current = m.config();
+            let mut new = edit(&current)?;
+            let stream_exists = StreamKey::from_arn(&new.event_source_arn)
+                .and_then(|key| self.stream(&key).ok())
+                .is_some_and(|s| s.state().status != super::catalog::StreamStatus::Deleting);
+            if new.enabled && !current.enabled && !stream_exists {
+                // As CreateEventSourceMapping refuses it: a mapping enabled on a deleted
+                // stream would read nothing, even once a stream of that name is back.
                 return Err(EsmError::Invalid(format!(
-                    "{fixed} cannot be changed on an existing event source mapping."
+                    "Stream not found: {}",
+                    new.event_source_arn
                 )));
             }
-        }
-        if let Some(Value::String(f)) = body.get("FunctionName") {
-            let name = function_name_of(f);
-            if name != config.function_name {
-                return Err(EsmError::Invalid(format!(
-                    "Changing FunctionName is not supported by kinesis-broker yet (mapping {uuid} delivers to {}).",
-                    config.function_name
-                )));
+            new.last_modified_ms = self.clock.now_ms();
+            new.state_transition_reason = USER_ACTION.into();
+            lifecycle.state = match (current.enabled, new.enabled) {
+                (false, true) => MappingState::Enabling,
+                (true, false) => MappingState::Disabling,
+                _ => MappingState::Updating,
+            };
+            lifecycle.pending = Some(new);
+            MappingView {
+                config: current,
+                state: lifecycle.state,
+                last_processing_result: m.progress().last_result.clone(),
             }
-        }
-        mapping::apply_settings(&mut config, body).map_err(EsmError::Invalid)?;
-        config.last_modified_ms = self.clock.now_ms();
-        config.state_transition_reason = "USER_INITIATED".into();
-        Self::stop_mapping(&m).await;
-        *m.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
-        let saved = m.persist_async().await;
-        self.start_mapping(&m);
-        saved?;
-        Ok(m.to_json("Updating"))
+        };
+        m.persist_async().await?;
+        self.end_transition(uuid.to_string()).await;
+        Ok(view)
     }
 
-    /// DeleteEventSourceMapping: its tasks stop and its file goes.
+    /// DeleteEventSourceMapping: Deleting now, gone (tasks stopped, file removed) after the
+    /// transition delay. Refused with ResourceInUseException while another transition is
+    /// under way.
     pub async fn delete_mapping(
         self: &Arc<Self>,
         uuid: &str,
-    ) -> std::result::Result<Value, EsmError> {
+    ) -> std::result::Result<MappingView, EsmError> {
         let m = self.esm.get(uuid)?;
-        Self::stop_mapping(&m).await;
-        self.esm.mappings().remove(uuid);
-        let path = self.esm.dir.join(format!("{uuid}.json"));
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
-        Ok(m.to_json("Deleting"))
+        {
+            let mut lifecycle = m.lifecycle();
+            if lifecycle.state.is_transitional() {
+                return Err(EsmError::InUse(
+                    "Cannot delete the event source mapping because it is in use.".into(),
+                ));
+            }
+            lifecycle.state = MappingState::Deleting;
+        }
+        m.persist_async().await?;
+        let view = m.view();
+        self.end_transition(uuid.to_string()).await;
+        Ok(view)
+    }
+
+    /// The stream `key` is being deleted: its mappings stop delivering, turn Disabled
+    /// (Lambda initiated) with a PROBLEM result, and drop their checkpoints, which name
+    /// shards of a stream that no longer exists; a stream re-created under the same name
+    /// (and so the same ARN) is only read again once the mapping is enabled, from its
+    /// StartingPosition.
+    pub(super) async fn event_source_deleted(self: &Arc<Self>, key: &StreamKey) {
+        let affected: Vec<Arc<Mapping>> = self
+            .esm
+            .mappings()
+            .values()
+            .filter(|m| m.is_on(key))
+            .cloned()
+            .collect();
+        for m in affected {
+            Self::stop_mapping(&m).await;
+            Self::forget_source(&m, &key.arn());
+            if let Err(e) = m.persist_async().await {
+                tracing::error!(error = %e, uuid = %m.config().uuid, "cannot save a mapping");
+            }
+        }
+    }
+
+    fn forget_source(m: &Mapping, arn: &str) {
+        {
+            let mut progress = m.progress();
+            progress.positions.clear();
+            progress.finished.clear();
+            progress.last_result = format!("PROBLEM: Stream not found: {arn}");
+        }
+        let mut lifecycle = m.lifecycle();
+        let disable = |c: &mut MappingConfig| {
+            c.enabled = false;
+            c.state_transition_reason = LAMBDA_INITIATED.into();
+        };
+        if let Some(pending) = lifecycle.pending.as_mut() {
+            disable(pending);
+        }
+        disable(&mut m.config.lock().unwrap_or_else(|e| e.into_inner()));
+        if lifecycle.state == MappingState::Enabled {
+            lifecycle.state = MappingState::Disabled;
+        }
     }
 }

@@ -1,0 +1,43 @@
+//! CreateEventSourceMapping: `POST /2015-03-31/event-source-mappings`, answered 202 with
+//! the new mapping Creating; it settles Enabled (or Disabled with `Enabled: false`) after
+//! the transition delay.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Body, LambdaError, configuration};
+use crate::api::RequestContext;
+use crate::broker::Broker;
+use crate::broker::esm::{function_name_of, mapping, new_uuid};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    body: &Body,
+) -> Result<Value, LambdaError> {
+    let function_arg = match body.get("FunctionName") {
+        Some(Value::String(s)) => s.as_str(),
+        _ => return Err(LambdaError::invalid("FunctionName is required.")),
+    };
+    let name = function_name_of(function_arg).to_string();
+    if !broker.function_declared(&name) {
+        return Err(LambdaError::invalid(format!(
+            "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT (or KINESIS_BROKER_FUNCTIONS)."
+        )));
+    }
+    let function_arn = format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        ctx.region, ctx.account_id
+    );
+    let config = mapping::parse_create(
+        body,
+        new_uuid()?,
+        function_arn,
+        name,
+        broker.clock().now_ms(),
+    )
+    .map_err(LambdaError::invalid)?;
+    let view = broker.create_mapping(config).await?;
+    Ok(configuration(&view))
+}
