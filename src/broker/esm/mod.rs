@@ -7,6 +7,8 @@
 //! checkpoints (next offset per shard, shards finished), rewritten after every batch, so
 //! an acknowledged checkpoint survives a restart.
 
+pub mod batch;
+pub mod destination;
 pub mod event;
 pub mod mapping;
 pub mod runtime;
