@@ -104,7 +104,11 @@ mod tests {
             r#"{"batchItemFailures": []}"#,
             r#""done""#,
         ] {
-            assert_eq!(batch_item_failures(body.as_bytes(), &b), Verdict::Success, "{body}");
+            assert_eq!(
+                batch_item_failures(body.as_bytes(), &b),
+                Verdict::Success,
+                "{body}"
+            );
         }
     }
 

@@ -277,7 +277,9 @@ fn on_failure_destination(body: &Map<String, Value>) -> Result<Option<Option<Str
             None | Some(Value::Null) => return Ok(Some(None)),
             Some(Value::String(s)) if s.is_empty() => return Ok(Some(None)),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err("DestinationConfig.OnFailure.Destination must be a string.".into()),
+            Some(_) => {
+                return Err("DestinationConfig.OnFailure.Destination must be a string.".into());
+            }
         },
         Some(_) => return Err("DestinationConfig.OnFailure must be a structure.".into()),
     };

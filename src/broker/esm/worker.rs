@@ -1,6 +1,11 @@
 //! A mapping's delivery: one task per shard, parents finished before their children, each
-//! waiting on its shard's tail notifier (no polling timer), batching, invoking with
-//! retries, and checkpointing after each batch.
+//! waiting on its shard's tail notifier (no polling timer). A shard is delivered in rounds:
+//! up to ParallelizationFactor batches at once, one per lane, each partition key always in
+//! the same lane; each batch is retried, bisected, partially acknowledged
+//! (ReportBatchItemFailures) or discarded (MaximumRetryAttempts, MaximumRecordAgeInSeconds,
+//! reported to the on-failure destination) as Lambda does. The checkpoint only ever moves
+//! to the lowest record some lane has not finished with, so a restart may deliver a record
+//! again but never skips one.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -220,9 +225,11 @@ async fn deliver(
     let lanes_n = config.parallelization_factor.max(1) as usize;
     let batch_size = config.batch_size as usize;
     let limit = ((batch_size * lanes_n) as u64).min(end - from) as usize;
-    let read = shard
-        .log
-        .read(from, limit, event::MAX_PAYLOAD_BYTES.saturating_mul(lanes_n));
+    let read = shard.log.read(
+        from,
+        limit,
+        event::MAX_PAYLOAD_BYTES.saturating_mul(lanes_n),
+    );
     let read = match read {
         Ok(b) => b,
         Err(e) => {
@@ -333,7 +340,10 @@ impl Round {
     /// lowest pending offset rose.
     async fn advance(&self, context: &ShardContext, lane: usize, offset: u64) {
         let low = {
-            let mut lowest = self.lowest_pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut lowest = self
+                .lowest_pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             lowest[lane] = offset;
             lowest.iter().copied().min().unwrap_or(self.end)
         };
@@ -439,9 +449,7 @@ async fn deliver_lane(
                         }
                         Verdict::FailedFrom(index) if index > 0 => {
                             pending.items.drain(..index);
-                            round
-                                .advance(&context, lane, pending.items[0].offset)
-                                .await;
+                            round.advance(&context, lane, pending.items[0].offset).await;
                             if config.bisect_on_error {
                                 // With BisectBatchOnFunctionError, a partial response splits the
                                 // batch at the returned sequence number and only the rest is
@@ -553,8 +561,7 @@ async fn discard(context: &ShardContext, pending: &Pending, condition: Condition
             now_ms: context.broker.clock().now_ms(),
             request_id: &request_id,
         });
-        match destination::write(&context.broker, destination, &context.shard.id, &record).await
-        {
+        match destination::write(&context.broker, destination, &context.shard.id, &record).await {
             Ok(_) => message.push_str(&format!(
                 "; invocation record {request_id} written to {destination}"
             )),
