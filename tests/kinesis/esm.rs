@@ -83,6 +83,8 @@ struct Invocation {
     succeeded: bool,
     /// The order it was handed out in.
     n: usize,
+    /// The whole event.
+    event: Value,
 }
 
 impl Invocation {
@@ -213,6 +215,7 @@ fn fake_runtimes(
                         records: answer.body["Records"].as_array().unwrap().clone(),
                         succeeded: false,
                         n,
+                        event: answer.body.clone(),
                     };
                     let reply = respond(&inv, n);
                     tokio::time::sleep(delay).await;
@@ -496,18 +499,23 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
         b[k] = v;
         b
     };
-    for (name, value) in [
-        ("TumblingWindowInSeconds", json!(60)),
+    let mut windowed_in_lanes = with("TumblingWindowInSeconds", json!(60));
+    windowed_in_lanes["ParallelizationFactor"] = json!(2);
+    for (name, body) in [
+        ("TumblingWindowInSeconds with lanes", windowed_in_lanes),
         (
             "FilterCriteria",
-            json!({"Filters": [{"Pattern": "{\"data\":{\"a\":[1]}}"}]}),
+            with(
+                "FilterCriteria",
+                json!({"Filters": [{"Pattern": "{\"data\":{\"a\":[1]}}"}]}),
+            ),
         ),
     ] {
         let a = http(
             addr,
             "POST",
             "/2015-03-31/event-source-mappings",
-            Some(&with(name, value)),
+            Some(&body),
         )
         .await;
         assert_eq!(a.status, 400, "{name}");
@@ -546,6 +554,10 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
         (
             with("ParallelizationFactor", json!(11)),
             "parallelizationFactor",
+        ),
+        (
+            with("TumblingWindowInSeconds", json!(901)),
+            "tumblingWindowInSeconds",
         ),
         (
             with("ParallelizationFactor", json!(0)),
@@ -679,7 +691,7 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
         addr,
         "PUT",
         &path,
-        Some(&json!({"TumblingWindowInSeconds": 30})),
+        Some(&json!({"FilterCriteria": {"Filters": [{"Pattern": "{}"}]}})),
     )
     .await;
     assert_eq!(bad.status, 400);
@@ -1158,6 +1170,125 @@ async fn with_parallelization_the_checkpoint_never_passes_an_undelivered_record(
         sorted.sort();
         assert_eq!(got, sorted, "{k}");
     }
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+}
+
+fn window_sum(inv: &Invocation) -> i64 {
+    inv.event["state"]["sum"].as_i64().unwrap_or(0)
+        + inv
+            .data()
+            .iter()
+            .map(|d| d.parse::<i64>().unwrap())
+            .sum::<i64>()
+}
+
+#[tokio::test]
+async fn tumbling_windows_carry_state_and_end_with_a_final_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("win", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-win", 1).await;
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        1,
+        Duration::ZERO,
+        Arc::new(|inv: &Invocation, n| match n {
+            // A windowed response without `state` is a failed invocation.
+            0 => Reply::Response(json!({"batchItemFailures": []})),
+            // Over 1 MB: the window ends early, then goes on with a fresh state.
+            1 => Reply::Response(
+                json!({"state": {"sum": window_sum(inv), "pad": "x".repeat(1_100_000)}}),
+            ),
+            _ => Reply::Response(json!({"state": {"sum": window_sum(inv)}})),
+        }),
+    );
+    let m = create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "win", "EventSourceArn": stream_arn("esm-win"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 3, "TumblingWindowInSeconds": 1}),
+    )
+    .await;
+    assert_eq!(m["TumblingWindowInSeconds"], 1);
+    let values: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    put(&client, "esm-win", &values[..5]).await;
+    // Later records land in a later window.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put(&client, "esm-win", &values[5..]).await;
+    let finals = |s: &[Invocation]| -> Vec<Invocation> {
+        s.iter()
+            .filter(|i| i.event["isFinalInvokeForWindow"] == true)
+            .cloned()
+            .collect()
+    };
+    wait_for(&seen, |s| {
+        s.last()
+            .is_some_and(|l| l.event["isFinalInvokeForWindow"] == true)
+            && delivered(s).len() >= 10
+            && finals(s).len() >= 3
+    })
+    .await;
+    // Let any last window close.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let s = seen.lock().unwrap().clone();
+    assert_eq!(
+        s[0].data(),
+        s[1].data(),
+        "a response without state is retried"
+    );
+    let early = &s[2];
+    assert_eq!(
+        early.event["isWindowTerminatedEarly"], true,
+        "{:?}",
+        early.event
+    );
+    assert_eq!(early.event["isFinalInvokeForWindow"], true);
+    assert!(early.records.is_empty());
+    assert_eq!(
+        s[3].event["window"], early.event["window"],
+        "the same window goes on"
+    );
+    assert_eq!(s[3].event["state"], json!({}), "with a fresh state");
+    for inv in &s {
+        let w = &inv.event["window"];
+        let (start, end) = (w["start"].as_str().unwrap(), w["end"].as_str().unwrap());
+        assert!(
+            start.len() == 20 && start.ends_with('Z') && end > start,
+            "{w}"
+        );
+        assert_eq!(inv.event["shardId"], shard_id(0));
+        assert_eq!(inv.event["eventSourceARN"], stream_arn("esm-win"));
+        if inv.event["isFinalInvokeForWindow"] == true {
+            assert!(inv.records.is_empty());
+        }
+        // A one-second window holds the records that arrived in its second.
+        for r in &inv.records {
+            let t = r["kinesis"]["approximateArrivalTimestamp"]
+                .as_f64()
+                .unwrap() as i64;
+            assert_eq!(format!("{:02}", t % 60), start[17..19], "{w}");
+        }
+    }
+    // Every record is counted once in the final states: the early end reported its sum so
+    // far, the rest of that window and the later one theirs.
+    let early_sum = early.event["state"]["sum"].as_i64().unwrap();
+    let rest: i64 = finals(&s)
+        .iter()
+        .filter(|i| i.event["isWindowTerminatedEarly"] == false)
+        .map(|i| i.event["state"]["sum"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(early_sum + rest, 55);
+    assert!(
+        finals(&s)
+            .iter()
+            .filter(|i| i.event["isWindowTerminatedEarly"] == false)
+            .count()
+            >= 2,
+        "one final invocation per window"
+    );
     for t in tasks {
         t.abort();
     }

@@ -88,6 +88,9 @@ pub struct MappingConfig {
     /// The on-failure destination: a Kinesis stream ARN of this broker.
     #[serde(default)]
     pub on_failure_destination: Option<String>,
+    /// Tumbling window length, seconds (0 = none).
+    #[serde(default)]
+    pub tumbling_window_s: u32,
 }
 
 fn one() -> u32 {
@@ -96,6 +99,8 @@ fn one() -> u32 {
 
 /// Lambda's only FunctionResponseTypes value.
 pub const REPORT_BATCH_ITEM_FAILURES: &str = "ReportBatchItemFailures";
+/// TumblingWindowInSeconds' largest value.
+pub const MAX_TUMBLING_WINDOW_S: u32 = 900;
 /// ParallelizationFactor's range.
 pub const PARALLELIZATION_RANGE: (u32, u32) = (1, 10);
 
@@ -135,11 +140,6 @@ fn boolean(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, Invali
 /// Refuses the settings this broker does not implement, when set to anything but their
 /// default (AWS would honour them; silently ignoring them would mislead).
 pub fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), Invalid> {
-    if let Some(t) = int(body, "TumblingWindowInSeconds")?
-        && t > 0
-    {
-        return Err(unsupported("TumblingWindowInSeconds"));
-    }
     let set = |name: &str| match body.get(name) {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => o
@@ -227,6 +227,19 @@ pub fn apply_settings(
     }
     if let Some(destination) = on_failure_destination(body)? {
         config.on_failure_destination = destination;
+    }
+    if let Some(t) = int(body, "TumblingWindowInSeconds")? {
+        if !(0..=MAX_TUMBLING_WINDOW_S as i64).contains(&t) {
+            return Err(format!(
+                "1 validation error detected: Value '{t}' at 'tumblingWindowInSeconds' failed to satisfy constraint: Member must have value between 0 and {MAX_TUMBLING_WINDOW_S}"
+            ));
+        }
+        config.tumbling_window_s = t as u32;
+    }
+    if config.tumbling_window_s > 0 && config.parallelization_factor > 1 {
+        return Err(unsupported(
+            "TumblingWindowInSeconds together with a ParallelizationFactor greater than 1",
+        ));
     }
     Ok(())
 }
@@ -354,6 +367,7 @@ pub fn parse_create(
         bisect_on_error: false,
         report_batch_item_failures: false,
         on_failure_destination: None,
+        tumbling_window_s: 0,
     };
     apply_settings(&mut config, body)?;
     Ok(config)
@@ -381,7 +395,7 @@ impl MappingConfig {
             "MaximumRecordAgeInSeconds": self.max_record_age_s,
             "BisectBatchOnFunctionError": self.bisect_on_error,
             "MaximumRetryAttempts": self.max_retry_attempts,
-            "TumblingWindowInSeconds": 0,
+            "TumblingWindowInSeconds": self.tumbling_window_s,
             "FunctionResponseTypes": if self.report_batch_item_failures {
                 json!([REPORT_BATCH_ITEM_FAILURES])
             } else {

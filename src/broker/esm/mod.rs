@@ -12,6 +12,7 @@ pub mod destination;
 pub mod event;
 pub mod mapping;
 pub mod runtime;
+pub mod window;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,6 +40,9 @@ pub struct Progress {
     pub finished: BTreeSet<u32>,
     /// Lambda's `LastProcessingResult`.
     pub last_result: String,
+    /// Tumbling windows open, per shard index (with their state).
+    #[serde(default)]
+    pub windows: BTreeMap<u32, window::OpenWindow>,
 }
 
 #[derive(Serialize, Deserialize)]

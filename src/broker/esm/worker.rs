@@ -20,8 +20,9 @@ use super::Mapping;
 use super::batch::{self, Item, Verdict};
 use super::destination::{self, Condition, Discard};
 use super::event::{self, EventRecord, Source};
-use super::mapping::StartingPosition;
+use super::mapping::{MappingConfig, StartingPosition};
 use super::runtime::{self, Function, Outcome};
+use super::window::{self, OpenWindow, WindowFields};
 use crate::broker::stream::{Shard, Stream, StreamKey};
 use crate::broker::{Broker, Position, hash};
 
@@ -172,11 +173,39 @@ async fn run_shard(
             continue;
         }
         position = from;
+        // Under a tumbling window, the open window is over once its end has passed with
+        // every record of it delivered (later records arrive later), or its shard ended.
+        let config = mapping.config();
+        let open = mapping.progress().windows.get(&shard.index).cloned();
+        let window_end = open
+            .filter(|_| config.tumbling_window_s > 0)
+            .map(|w| w.start_ms + i64::from(config.tumbling_window_s) * 1000);
+        if let Some(window_end) = window_end
+            && (shard.closed().is_some() || broker.clock().now_ms() >= window_end)
+        {
+            let context = ShardContext {
+                broker: broker.clone(),
+                shard: shard.clone(),
+                mapping: mapping.clone(),
+                function: function.clone(),
+                stream_arn: stream.arn(),
+                region: stream.key.region.clone(),
+                account: stream.key.account.clone(),
+            };
+            if !final_invoke(&context, &mut stop, false).await {
+                return None;
+            }
+            continue;
+        }
         if shard.closed().is_some() {
             return Some(shard.index);
         }
+        let until_window_end = window_end.map_or(Duration::from_secs(86_400), |end| {
+            Duration::from_millis((end - broker.clock().now_ms()).max(0) as u64)
+        });
         tokio::select! {
             changed = tail.changed() => if changed.is_err() { return None },
+            _ = tokio::time::sleep(until_window_end), if window_end.is_some() => {}
             _ = stopped(&mut stop) => return None,
         }
     }
@@ -244,6 +273,8 @@ async fn deliver(
     let mut lanes: Vec<Vec<Item>> = vec![Vec::new(); lanes_n];
     let mut sizes = vec![0usize; lanes_n];
     let mut next = from;
+    let window_s = config.tumbling_window_s;
+    let mut round_window = None;
     for r in read.iter() {
         let r = match r {
             Ok(r) => r,
@@ -252,6 +283,13 @@ async fn deliver(
                 break;
             }
         };
+        // A batch never spans two windows.
+        if window_s > 0 {
+            let w = window::window_start(r.arrival_ms, window_s);
+            if *round_window.get_or_insert(w) != w {
+                break;
+            }
+        }
         let lane = if lanes_n == 1 {
             0
         } else {
@@ -292,6 +330,24 @@ async fn deliver(
         region: stream.key.region.clone(),
         account: stream.key.account.clone(),
     });
+    if let Some(start_ms) = round_window {
+        let open = mapping
+            .progress()
+            .windows
+            .get(&shard.index)
+            .map(|w| w.start_ms);
+        match open {
+            Some(open) if open == start_ms => {}
+            Some(_) => {
+                // The records of the open window are all delivered: it is over.
+                if !final_invoke(&context, stop, false).await {
+                    return None;
+                }
+                open_window(mapping, shard.index, start_ms);
+            }
+            None => open_window(mapping, shard.index, start_ms),
+        }
+    }
     let round = Arc::new(Round {
         lowest_pending: Mutex::new(
             lanes
@@ -425,7 +481,7 @@ async fn deliver_lane(
                     }
                 }
             }
-            let payload = Bytes::from(event_for(&context, &pending.items));
+            let payload = Bytes::from(event_for(&context, &config, &pending.items));
             let outcome = tokio::select! {
                 // An answer already given wins over a stop: it is checkpointed.
                 biased;
@@ -436,11 +492,35 @@ async fn deliver_lane(
             let failure = match outcome {
                 Outcome::Response(body) => {
                     pending.function_error = false;
-                    let verdict = if config.report_batch_item_failures {
+                    let mut verdict = if config.report_batch_item_failures {
                         batch::batch_item_failures(&body, &pending.items)
                     } else {
                         Verdict::Success
                     };
+                    if config.tumbling_window_s > 0 {
+                        match window::returned_state(&body) {
+                            // Lambda counts a windowed response without `state` as failed.
+                            None => {
+                                verdict = Verdict::Failure(
+                                    "a tumbling-window response has no state".into(),
+                                )
+                            }
+                            Some(state) => {
+                                let too_big = state.to_string().len() > window::MAX_STATE_BYTES;
+                                if let Some(w) = context
+                                    .mapping
+                                    .progress()
+                                    .windows
+                                    .get_mut(&context.shard.index)
+                                {
+                                    w.state = state;
+                                }
+                                if too_big && !final_invoke(&context, &mut stop, true).await {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
                     match verdict {
                         Verdict::Success => {
                             context.mapping.progress().last_result = "OK".into();
@@ -509,8 +589,8 @@ async fn deliver_lane(
     true
 }
 
-/// The invocation event of `items`.
-fn event_for(context: &ShardContext, items: &[Item]) -> Vec<u8> {
+/// The invocation event of `items` (with its window's members under a tumbling window).
+fn event_for(context: &ShardContext, config: &MappingConfig, items: &[Item]) -> Vec<u8> {
     let source = Source {
         shard_id: &context.shard.id,
         stream_arn: &context.stream_arn,
@@ -531,7 +611,100 @@ fn event_for(context: &ShardContext, items: &[Item]) -> Vec<u8> {
             )
         })
         .collect();
+    if config.tumbling_window_s > 0 {
+        let open = context
+            .mapping
+            .progress()
+            .windows
+            .get(&context.shard.index)
+            .cloned();
+        if let Some(open) = open {
+            return window::event(
+                records,
+                &WindowFields {
+                    window: &open,
+                    window_s: config.tumbling_window_s,
+                    shard_id: &context.shard.id,
+                    stream_arn: &context.stream_arn,
+                    is_final: false,
+                    terminated_early: false,
+                },
+            );
+        }
+    }
     event::event(records)
+}
+
+fn open_window(mapping: &Mapping, shard_index: u32, start_ms: i64) {
+    mapping
+        .progress()
+        .windows
+        .insert(shard_index, OpenWindow::new(start_ms));
+}
+
+/// The shard's open window is over (or its state passed 1 MB: `terminated_early`): invokes
+/// the function with no records and `isFinalInvokeForWindow`, until it succeeds (Lambda
+/// holds the shard until the final invocation succeeds), then forgets the window (or, ended
+/// early, goes on with a fresh state). False when stopped.
+async fn final_invoke(
+    context: &ShardContext,
+    stop: &mut watch::Receiver<bool>,
+    terminated_early: bool,
+) -> bool {
+    let config = context.mapping.config();
+    let Some(open) = context
+        .mapping
+        .progress()
+        .windows
+        .get(&context.shard.index)
+        .cloned()
+    else {
+        return true;
+    };
+    let payload = Bytes::from(window::event(
+        Vec::new(),
+        &WindowFields {
+            window: &open,
+            window_s: config.tumbling_window_s.max(1),
+            shard_id: &context.shard.id,
+            stream_arn: &context.stream_arn,
+            is_final: true,
+            terminated_early,
+        },
+    ));
+    let mut wait = RETRY_PAUSE;
+    loop {
+        let outcome = tokio::select! {
+            biased;
+            o = context.function.invoke(payload.clone()) => o,
+            _ = stopped(stop) => return false,
+        };
+        match outcome {
+            Outcome::Response(_) => break,
+            Outcome::Error(e) => {
+                tracing::info!(shard = %context.shard.id, error = %e, "the final invocation of a window failed; retrying");
+                context.mapping.progress().last_result = "PROBLEM: Function call failed".into();
+                if pause(stop, wait).await {
+                    return false;
+                }
+                wait = (wait * 2).min(MAX_RETRY_PAUSE);
+            }
+        }
+    }
+    {
+        let mut progress = context.mapping.progress();
+        if terminated_early {
+            if let Some(w) = progress.windows.get_mut(&context.shard.index) {
+                w.state = OpenWindow::new(w.start_ms).state;
+            }
+        } else {
+            progress.windows.remove(&context.shard.index);
+        }
+    }
+    if let Err(e) = context.mapping.persist_async().await {
+        tracing::error!(error = %e, "cannot save a mapping's checkpoint");
+    }
+    true
 }
 
 /// Gives up on `pending`'s records: reports it in LastProcessingResult and sends Lambda's
