@@ -415,3 +415,25 @@ impl MappingConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esm_a_mapping_saved_before_the_delivery_settings_loads_with_their_defaults() {
+        let old = json!({
+            "uuid": "u", "event_source_arn": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+            "function_name": "fn", "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:fn",
+            "starting_position": "TRIM_HORIZON", "starting_position_timestamp_ms": null,
+            "batch_size": 100, "batching_window_s": 0, "max_retry_attempts": -1,
+            "max_record_age_s": -1, "enabled": true, "last_modified_ms": 0,
+            "state_transition_reason": "USER_INITIATED"
+        });
+        let c: MappingConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(c.parallelization_factor, 1);
+        assert!(!c.bisect_on_error && !c.report_batch_item_failures);
+        assert_eq!(c.on_failure_destination, None);
+        assert_eq!(c.tumbling_window_s, 0);
+    }
+}
