@@ -1294,3 +1294,52 @@ async fn tumbling_windows_carry_state_and_end_with_a_final_invocation() {
     }
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn records_past_maximum_record_age_are_discarded_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("aged", runtime)).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "esm-aged", 1).await;
+    create_stream(&client, "esm-aged-dlq", 1).await;
+    put(&client, "esm-aged", &strings("old", 3)).await;
+    let (seen, task) = fake_runtime(runtime, |data, _| data.iter().all(|d| d == "fresh"));
+    let m = create_mapping(
+        addr,
+        json!({"FunctionName": "aged", "EventSourceArn": stream_arn("esm-aged"), "StartingPosition": "TRIM_HORIZON",
+               "MaximumRecordAgeInSeconds": 60,
+               "DestinationConfig": {"OnFailure": {"Destination": stream_arn("esm-aged-dlq")}}}),
+    )
+    .await;
+    assert_eq!(m["MaximumRecordAgeInSeconds"], 60);
+    wait_for(&seen, |s| s.len() >= 2).await;
+    // The broker's clock moves past the records' maximum age.
+    let moved = http(
+        addr,
+        "POST",
+        "/_broker/clock",
+        Some(&json!({"advance_ms": 61_000})),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    put(&client, "esm-aged", &["fresh".to_string()]).await;
+    wait_for(&seen, |s| !delivered(s).is_empty()).await;
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(delivered(&got), ["fresh"]);
+    let failed_calls = got.iter().filter(|i| !i.succeeded).count();
+    let dlq = read_shard(&client, "esm-aged-dlq", &shard_id(0)).await;
+    assert_eq!(dlq.len(), 1);
+    let record: Value = serde_json::from_slice(data(&dlq[0])).unwrap();
+    assert_eq!(record["requestContext"]["condition"], "RecordAgeExceeded");
+    assert_eq!(
+        record["requestContext"]["approximateInvokeCount"],
+        failed_calls
+    );
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 3);
+    let last = get_mapping(addr, m["UUID"].as_str().unwrap()).await;
+    assert_eq!(last["LastProcessingResult"], "OK");
+    task.abort();
+    h.shutdown().await.unwrap();
+}
