@@ -599,6 +599,13 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
             ),
             "OnSuccess",
         ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnFailure": {"Destination": stream_arn("absent-dlq")}}),
+            ),
+            "not a stream of this broker",
+        ),
     ] {
         let a = http(
             addr,

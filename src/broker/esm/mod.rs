@@ -329,6 +329,7 @@ impl Broker {
         let stream = self.stream(&key).map_err(|_| {
             EsmError::Invalid(format!("Stream not found: {}", config.event_source_arn))
         })?;
+        self.check_destination(&config)?;
         {
             let existing = self.esm.mappings();
             if existing.values().any(|m| {
@@ -378,6 +379,20 @@ impl Broker {
         self.esm.mappings().insert(uuid, mapping.clone());
         self.start_mapping(&mapping);
         Ok(mapping.to_json("Creating"))
+    }
+
+    /// An on-failure destination must be a stream of this broker: one that does not exist
+    /// would lose every invocation record sent to it.
+    fn check_destination(&self, config: &MappingConfig) -> std::result::Result<(), EsmError> {
+        let Some(arn) = &config.on_failure_destination else {
+            return Ok(());
+        };
+        match StreamKey::from_arn(arn).map(|k| self.stream(&k)) {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(EsmError::Invalid(format!(
+                "The on-failure destination {arn} is not a stream of this broker: only local Kinesis streams are served as on-failure destinations; create it first."
+            ))),
+        }
     }
 
     /// GetEventSourceMapping.
@@ -456,6 +471,7 @@ impl Broker {
             }
         }
         mapping::apply_settings(&mut config, body).map_err(EsmError::Invalid)?;
+        self.check_destination(&config)?;
         config.last_modified_ms = self.clock.now_ms();
         config.state_transition_reason = "USER_INITIATED".into();
         Self::stop_mapping(&m).await;
