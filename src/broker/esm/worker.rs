@@ -357,23 +357,30 @@ async fn deliver(
         ),
         end: next,
     });
-    let mut tasks = JoinSet::new();
-    for (lane, items) in lanes.into_iter().enumerate() {
-        if items.is_empty() {
-            continue;
+    let completed = if lanes_n == 1 {
+        // One lane (the default): no task to spawn per batch.
+        let items = lanes.pop().unwrap_or_default();
+        deliver_lane(context, round, 0, items, stop.clone()).await
+    } else {
+        let mut tasks = JoinSet::new();
+        for (lane, items) in lanes.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            tasks.spawn(deliver_lane(
+                context.clone(),
+                round.clone(),
+                lane,
+                items,
+                stop.clone(),
+            ));
         }
-        tasks.spawn(deliver_lane(
-            context.clone(),
-            round.clone(),
-            lane,
-            items,
-            stop.clone(),
-        ));
-    }
-    let mut completed = true;
-    while let Some(joined) = tasks.join_next().await {
-        completed &= joined.unwrap_or(false);
-    }
+        let mut completed = true;
+        while let Some(joined) = tasks.join_next().await {
+            completed &= joined.unwrap_or(false);
+        }
+        completed
+    };
     if !completed {
         return None;
     }
