@@ -3,6 +3,7 @@
 //! response or error), as `awslambdaric` does.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,10 +82,22 @@ fn with_function(name: &str, addr: SocketAddr) -> impl FnOnce(&mut kinesis_broke
 #[derive(Debug, Clone)]
 struct Invocation {
     records: Vec<Value>,
+    /// The function answered `response` (which may still report item failures).
     succeeded: bool,
+    /// The order it was handed out in.
+    n: usize,
+    /// The whole event.
+    event: Value,
 }
 
 impl Invocation {
+    fn seqs(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     fn data(&self) -> Vec<String> {
         self.records
             .iter()
@@ -115,78 +128,129 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 type Seen = Arc<Mutex<Vec<Invocation>>>;
 
+/// What the fake function answers.
+enum Reply {
+    /// POST `response` with this body.
+    Response(Value),
+    /// POST `error`.
+    Error,
+}
+
+type Responder = Arc<dyn Fn(&Invocation, usize) -> Reply + Send + Sync>;
+
 /// A runtime interface client: polls `next`, asks `succeed` whether to answer `response`
 /// or `error`, records every invocation. Runs until aborted.
 fn fake_runtime(
     addr: SocketAddr,
-    succeed: impl Fn(&[String], usize) -> bool + Send + 'static,
+    succeed: impl Fn(&[String], usize) -> bool + Send + Sync + 'static,
 ) -> (Seen, tokio::task::JoinHandle<()>) {
-    let seen: Seen = Default::default();
-    let out = seen.clone();
-    let task = tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            let Ok(mut stream) = TcpStream::connect(addr).await else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            let req = format!(
-                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(req.as_bytes()).await.unwrap();
-            let mut raw = Vec::new();
-            if stream.read_to_end(&mut raw).await.is_err() {
-                continue;
-            }
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                continue;
-            };
-            let answer = Answer {
-                status: 200,
-                headers: head.to_string(),
-                body: serde_json::from_str(body).unwrap(),
-            };
-            assert_eq!(
-                answer.header("content-type").as_deref(),
-                Some("application/json")
-            );
-            assert!(answer.header("lambda-runtime-deadline-ms").is_some());
-            assert!(
-                answer
-                    .header("lambda-runtime-invoked-function-arn")
-                    .is_some()
-            );
-            assert!(answer.header("lambda-runtime-trace-id").is_some());
-            let id = answer.header("lambda-runtime-aws-request-id").unwrap();
-            let mut inv = Invocation {
-                records: answer.body["Records"].as_array().unwrap().clone(),
-                succeeded: false,
-            };
-            inv.succeeded = succeed(&inv.data(), n);
-            n += 1;
-            let (kind, body) = if inv.succeeded {
-                ("response", "null".to_string())
+    let (seen, mut tasks, _) = fake_runtimes(
+        addr,
+        1,
+        Duration::ZERO,
+        Arc::new(move |inv: &Invocation, n| {
+            if succeed(&inv.data(), n) {
+                Reply::Response(Value::Null)
             } else {
-                (
-                    "error",
-                    json!({"errorMessage": "boom", "errorType": "Exception", "stackTrace": []})
-                        .to_string(),
-                )
-            };
-            let post = format!(
-                "POST /2018-06-01/runtime/invocation/{id}/{kind} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(post.as_bytes()).await.unwrap();
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await.unwrap();
-            assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 202"));
-            out.lock().unwrap().push(inv);
-        }
-    });
-    (seen, task)
+                Reply::Error
+            }
+        }),
+    );
+    (seen, tasks.remove(0))
+}
+
+/// `workers` runtime interface clients sharing one record of invocations (numbered in the
+/// order they were handed out), each holding its invocation `delay` before answering what
+/// `respond` says. Also returns the most invocations seen in flight at once.
+fn fake_runtimes(
+    addr: SocketAddr,
+    workers: usize,
+    delay: Duration,
+    respond: Responder,
+) -> (Seen, Vec<tokio::task::JoinHandle<()>>, Arc<AtomicUsize>) {
+    let seen: Seen = Default::default();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..workers)
+        .map(|_| {
+            let (out, counter, respond) = (seen.clone(), counter.clone(), respond.clone());
+            let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok(mut stream) = TcpStream::connect(addr).await else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let req = format!(
+                        "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                    );
+                    stream.write_all(req.as_bytes()).await.unwrap();
+                    let mut raw = Vec::new();
+                    if stream.read_to_end(&mut raw).await.is_err() {
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&raw).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let answer = Answer {
+                        status: 200,
+                        headers: head.to_string(),
+                        body: serde_json::from_str(body).unwrap(),
+                    };
+                    assert_eq!(
+                        answer.header("content-type").as_deref(),
+                        Some("application/json")
+                    );
+                    assert!(answer.header("lambda-runtime-deadline-ms").is_some());
+                    assert!(
+                        answer
+                            .header("lambda-runtime-invoked-function-arn")
+                            .is_some()
+                    );
+                    assert!(answer.header("lambda-runtime-trace-id").is_some());
+                    let id = answer.header("lambda-runtime-aws-request-id").unwrap();
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_in_flight.fetch_max(now, Ordering::SeqCst);
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    let mut inv = Invocation {
+                        records: answer.body["Records"].as_array().unwrap().clone(),
+                        succeeded: false,
+                        n,
+                        event: answer.body.clone(),
+                    };
+                    let reply = respond(&inv, n);
+                    tokio::time::sleep(delay).await;
+                    let (kind, body) = match reply {
+                        Reply::Response(v) => {
+                            inv.succeeded = true;
+                            ("response", v.to_string())
+                        }
+                        Reply::Error => (
+                            "error",
+                            json!({"errorMessage": "boom", "errorType": "Exception", "stackTrace": []})
+                                .to_string(),
+                        ),
+                    };
+                    // Recorded before the answer: once the broker has it, the next
+                    // invocation may be handed out.
+                    out.lock().unwrap().push(inv);
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    let post = format!(
+                        "POST /2018-06-01/runtime/invocation/{id}/{kind} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    stream.write_all(post.as_bytes()).await.unwrap();
+                    let mut raw = Vec::new();
+                    stream.read_to_end(&mut raw).await.unwrap();
+                    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 202"));
+                }
+            })
+        })
+        .collect();
+    (seen, tasks, max_in_flight)
 }
 
 /// Waits until `done` holds for what the runtime saw.
@@ -438,25 +502,23 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
         b[k] = v;
         b
     };
-    for (name, value) in [
-        ("ParallelizationFactor", json!(2)),
-        ("BisectBatchOnFunctionError", json!(true)),
-        ("FunctionResponseTypes", json!(["ReportBatchItemFailures"])),
-        ("TumblingWindowInSeconds", json!(60)),
+    let mut windowed_in_lanes = with("TumblingWindowInSeconds", json!(60));
+    windowed_in_lanes["ParallelizationFactor"] = json!(2);
+    for (name, body) in [
+        ("TumblingWindowInSeconds with lanes", windowed_in_lanes),
         (
             "FilterCriteria",
-            json!({"Filters": [{"Pattern": "{\"data\":{\"a\":[1]}}"}]}),
-        ),
-        (
-            "DestinationConfig",
-            json!({"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}}),
+            with(
+                "FilterCriteria",
+                json!({"Filters": [{"Pattern": "{\"data\":{\"a\":[1]}}"}]}),
+            ),
         ),
     ] {
         let a = http(
             addr,
             "POST",
             "/2015-03-31/event-source-mappings",
-            Some(&with(name, value)),
+            Some(&body),
         )
         .await;
         assert_eq!(a.status, 400, "{name}");
@@ -492,6 +554,61 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
             with("EventSourceArn", json!(stream_arn("absent"))),
             "Stream not found",
         ),
+        (
+            with("ParallelizationFactor", json!(11)),
+            "parallelizationFactor",
+        ),
+        (
+            with("TumblingWindowInSeconds", json!(901)),
+            "tumblingWindowInSeconds",
+        ),
+        (
+            with("ParallelizationFactor", json!(0)),
+            "parallelizationFactor",
+        ),
+        (
+            with("FunctionResponseTypes", json!(["ReportBatchItemFailure"])),
+            "Member must satisfy enum value set: [ReportBatchItemFailures]",
+        ),
+        (
+            with("FunctionResponseTypes", json!("ReportBatchItemFailures")),
+            "FunctionResponseTypes",
+        ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}}),
+            ),
+            "only Kinesis streams of this broker",
+        ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnFailure": {"Destination": "arn:aws:sns:us-east-1:000000000000:t"}}),
+            ),
+            "only Kinesis streams of this broker",
+        ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnFailure": {"Destination": "arn:aws:s3:::bucket"}}),
+            ),
+            "only Kinesis streams of this broker",
+        ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnSuccess": {"Destination": stream_arn("esm-api")}}),
+            ),
+            "OnSuccess",
+        ),
+        (
+            with(
+                "DestinationConfig",
+                json!({"OnFailure": {"Destination": stream_arn("absent-dlq")}}),
+            ),
+            "not a stream of this broker",
+        ),
     ] {
         let a = http(
             addr,
@@ -517,6 +634,10 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
     assert_eq!(m["MaximumRetryAttempts"], -1);
     assert_eq!(m["MaximumRecordAgeInSeconds"], -1);
     assert_eq!(m["StartingPosition"], "LATEST");
+    assert_eq!(m["ParallelizationFactor"], 1);
+    assert_eq!(m["BisectBatchOnFunctionError"], false);
+    assert_eq!(m["FunctionResponseTypes"], json!([]));
+    assert_eq!(m["DestinationConfig"], json!({"OnFailure": {}}));
     let uuid = m["UUID"].as_str().unwrap().to_string();
     let dup = http(
         addr,
@@ -582,13 +703,50 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
         addr,
         "PUT",
         &path,
-        Some(&json!({"BisectBatchOnFunctionError": true})),
+        Some(&json!({"FilterCriteria": {"Filters": [{"Pattern": "{}"}]}})),
     )
     .await;
     assert_eq!(bad.status, 400);
+    let destination = stream_arn("esm-api");
+    let upd = http(
+        addr,
+        "PUT",
+        &path,
+        Some(&json!({
+            "ParallelizationFactor": 10,
+            "BisectBatchOnFunctionError": true,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "DestinationConfig": {"OnFailure": {"Destination": destination}},
+        })),
+    )
+    .await;
+    assert_eq!(upd.status, 202, "{:?}", upd.body);
     let got = http(addr, "GET", &path, None).await;
     assert_eq!(got.body["State"], "Disabled");
     assert_eq!(got.body["BatchSize"], 7);
+    assert_eq!(got.body["ParallelizationFactor"], 10);
+    assert_eq!(got.body["BisectBatchOnFunctionError"], true);
+    assert_eq!(
+        got.body["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(
+        got.body["DestinationConfig"],
+        json!({"OnFailure": {"Destination": destination}})
+    );
+    let upd = http(
+        addr,
+        "PUT",
+        &path,
+        Some(&json!({"FunctionResponseTypes": [], "DestinationConfig": {"OnFailure": {}}})),
+    )
+    .await;
+    assert_eq!(upd.status, 202);
+    // The answer shows the settings in force; the new ones once the update settles.
+    let got = http(addr, "GET", &path, None).await;
+    assert_eq!(got.body["FunctionResponseTypes"], json!([]));
+    assert_eq!(got.body["DestinationConfig"], json!({"OnFailure": {}}));
+    assert_eq!(got.body["ParallelizationFactor"], 10);
     let del = http(addr, "DELETE", &path, None).await;
     assert_eq!(del.status, 202);
     assert_eq!(del.body["State"], "Deleting");
@@ -642,6 +800,560 @@ async fn a_restart_resumes_from_the_checkpoint() {
         second,
         "nothing checkpointed was delivered again"
     );
+    task.abort();
+    h.shutdown().await.unwrap();
+}
+
+async fn put_keyed(client: &aws_sdk_kinesis::Client, stream: &str, items: &[(String, String)]) {
+    for chunk in items.chunks(500) {
+        let entries = chunk
+            .iter()
+            .map(|(k, d)| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(k)
+                    .data(blob(d.clone()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+}
+
+async fn get_mapping(addr: SocketAddr, uuid: &str) -> Value {
+    let got = http(
+        addr,
+        "GET",
+        &format!("/2015-03-31/event-source-mappings/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    got.body
+}
+
+fn strings(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn item_failures(ids: &[Value]) -> Reply {
+    Reply::Response(json!({
+        "batchItemFailures": ids.iter().map(|id| json!({"itemIdentifier": id})).collect::<Vec<_>>()
+    }))
+}
+
+#[tokio::test]
+async fn report_batch_item_failures_retry_from_the_lowest_reported_record_and_bad_identifiers_fail_the_batch()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("rbif", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-rbif", 1).await;
+    let items = strings("r", 10);
+    put(&client, "esm-rbif", &items).await;
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        1,
+        Duration::ZERO,
+        Arc::new(|inv: &Invocation, n| {
+            let seqs = inv.seqs();
+            match n {
+                // r7 and r4 failed: the checkpoint is the lowest, r4.
+                0 => item_failures(&[json!(seqs[7]), json!(seqs[4])]),
+                1 => item_failures(&[Value::Null]),
+                2 => item_failures(&[json!("")]),
+                3 => item_failures(&[json!(
+                    "49000000000000000000000000000000000000000000000000000000"
+                )]),
+                4 => Reply::Response(json!({"batchItemFailures": [{"itemIdentifer": seqs[0]}]})),
+                5 => Reply::Response(json!({"batchItemFailures": []})),
+                6 => Reply::Response(json!({"batchItemFailures": null})),
+                7 => Reply::Response(json!({})),
+                _ => Reply::Response(Value::Null),
+            }
+        }),
+    );
+    let m = create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "rbif", "EventSourceArn": stream_arn("esm-rbif"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]}),
+    )
+    .await;
+    assert_eq!(
+        m["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    wait_for(&seen, |s| s.len() >= 6).await;
+    // Each answer after the 6th is a success of its own batch.
+    put(&client, "esm-rbif", &strings("s", 1)).await;
+    wait_for(&seen, |s| s.len() >= 7).await;
+    put(&client, "esm-rbif", &strings("t", 1)).await;
+    wait_for(&seen, |s| s.len() >= 8).await;
+    put(&client, "esm-rbif", &strings("u", 1)).await;
+    wait_for(&seen, |s| s.len() >= 9).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = seen.lock().unwrap().clone();
+    let calls: Vec<Vec<String>> = s.iter().map(Invocation::data).collect();
+    let tail = items[4..].to_vec();
+    assert_eq!(
+        calls,
+        vec![
+            items.clone(),
+            tail.clone(),
+            tail.clone(),
+            tail.clone(),
+            tail.clone(),
+            tail,
+            strings("s", 1),
+            strings("t", 1),
+            strings("u", 1),
+        ],
+        "null, empty, unknown and misspelt itemIdentifiers fail the whole batch; an empty or null list or an empty response is a success"
+    );
+    let got = get_mapping(h.local_addr(), m["UUID"].as_str().unwrap()).await;
+    assert_eq!(got["LastProcessingResult"], "OK");
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_failure_checkpoint_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-rbif-restart", 1).await;
+    let items = strings("r", 8);
+    put(&client, "esm-rbif-restart", &items).await;
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        1,
+        Duration::ZERO,
+        Arc::new(|inv: &Invocation, n| match n {
+            0 => item_failures(&[json!(inv.seqs()[5])]),
+            _ => Reply::Error,
+        }),
+    );
+    create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("esm-rbif-restart"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 8, "FunctionResponseTypes": ["ReportBatchItemFailures"]}),
+    )
+    .await;
+    wait_for(&seen, |s| s.len() >= 3).await;
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+    assert!(
+        seen.lock().unwrap()[1..]
+            .iter()
+            .all(|i| i.data() == items[5..])
+    );
+
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let (seen, task) = fake_runtime(runtime, |_, _| true);
+    wait_for(&seen, |s| !delivered(s).is_empty()).await;
+    assert_eq!(
+        delivered(&seen.lock().unwrap()),
+        items[5..],
+        "the checkpoint was the reported record"
+    );
+    task.abort();
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bisect_isolates_a_poison_record_and_its_on_failure_record_lands_in_the_destination_stream()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("bisect", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-bisect", 1).await;
+    create_stream(&client, "esm-dlq", 1).await;
+    let mut items = strings("p", 8);
+    items[5] = "poison".into();
+    put(&client, "esm-bisect", &items).await;
+    let (seen, task) = fake_runtime(runtime, |data, _| !data.iter().any(|d| d == "poison"));
+    let m = create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "bisect", "EventSourceArn": stream_arn("esm-bisect"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 8, "BisectBatchOnFunctionError": true, "MaximumRetryAttempts": 1,
+               "DestinationConfig": {"OnFailure": {"Destination": stream_arn("esm-dlq")}}}),
+    )
+    .await;
+    assert_eq!(m["BisectBatchOnFunctionError"], true);
+    wait_for(&seen, |s| delivered(s).len() >= 7).await;
+    let s = seen.lock().unwrap().clone();
+    let calls: Vec<Vec<String>> = s.iter().map(Invocation::data).collect();
+    let v = |r: std::ops::Range<usize>| items[r].to_vec();
+    assert_eq!(
+        calls,
+        vec![
+            v(0..8),
+            v(0..4),
+            v(4..8),
+            v(4..6),
+            v(4..5),
+            v(5..6),
+            // Splits used no retry: the single poison record gets its one retry.
+            v(5..6),
+            v(6..8),
+        ]
+    );
+    assert_eq!(delivered(&s), [v(0..5), v(6..8)].concat());
+    let poison_seq = s[5].seqs()[0].clone();
+
+    let dlq = read_shard(&client, "esm-dlq", &shard_id(0)).await;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(pk(&dlq[0]), shard_id(0));
+    let record: Value = serde_json::from_slice(data(&dlq[0])).unwrap();
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
+    assert_eq!(record["requestContext"]["functionArn"], m["FunctionArn"]);
+    assert_eq!(
+        record["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .len(),
+        36
+    );
+    assert_eq!(
+        record["responseContext"],
+        json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"})
+    );
+    let info = &record["KinesisBatchInfo"];
+    assert_eq!(info["shardId"], shard_id(0));
+    assert_eq!(info["startSequenceNumber"], poison_seq.as_str());
+    assert_eq!(info["endSequenceNumber"], poison_seq.as_str());
+    assert_eq!(info["batchSize"], 1);
+    assert_eq!(info["streamArn"], stream_arn("esm-bisect"));
+    let ts = info["approximateArrivalOfFirstRecord"].as_str().unwrap();
+    assert!(ts.len() == 24 && ts.ends_with('Z'), "{ts}");
+    assert_eq!(info["approximateArrivalOfLastRecord"], ts);
+    assert!(record["timestamp"].as_str().unwrap().ends_with('Z'));
+    task.abort();
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn parallelization_runs_batches_of_a_shard_at_once_and_keeps_each_key_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("par", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-par", 1).await;
+    let keys = strings("key", 12);
+    let items: Vec<(String, String)> = (0..20)
+        .flat_map(|i| keys.iter().map(move |k| (k.clone(), format!("{k}-{i:02}"))))
+        .collect();
+    put_keyed(&client, "esm-par", &items).await;
+    // Every 5th invocation fails: retries must not reorder a key.
+    let (seen, tasks, max_in_flight) = fake_runtimes(
+        runtime,
+        6,
+        Duration::from_millis(30),
+        Arc::new(|_: &Invocation, n| {
+            if n % 5 == 2 {
+                Reply::Error
+            } else {
+                Reply::Response(Value::Null)
+            }
+        }),
+    );
+    let m = create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "par", "EventSourceArn": stream_arn("esm-par"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 10, "ParallelizationFactor": 4}),
+    )
+    .await;
+    assert_eq!(m["ParallelizationFactor"], 4);
+    wait_for(&seen, |s| delivered(s).len() >= items.len()).await;
+    let mut s = seen.lock().unwrap().clone();
+    s.sort_by_key(|i| i.n);
+    for k in &keys {
+        let got: Vec<String> = s
+            .iter()
+            .filter(|i| i.succeeded)
+            .flat_map(|i| i.data())
+            .filter(|d| d.starts_with(&format!("{k}-")))
+            .collect();
+        let expected: Vec<String> = (0..20).map(|i| format!("{k}-{i:02}")).collect();
+        assert_eq!(got, expected, "{k} in order, each record once");
+    }
+    for inv in &s {
+        assert!(inv.records.len() <= 10);
+    }
+    assert!(
+        max_in_flight.load(Ordering::SeqCst) >= 2,
+        "batches of one shard ran at once"
+    );
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_parallelization_the_checkpoint_never_passes_an_undelivered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-par-cp", 1).await;
+    let keys = strings("k", 8);
+    let items: Vec<(String, String)> = (0..6)
+        .flat_map(|i| keys.iter().map(move |k| (k.clone(), format!("{k}-{i}"))))
+        .collect();
+    put_keyed(&client, "esm-par-cp", &items).await;
+    // One record fails until the restart; its lane is stuck, the other lanes go on.
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        4,
+        Duration::ZERO,
+        Arc::new(|inv: &Invocation, _| {
+            if inv.data().iter().any(|d| d == "k0-0") {
+                Reply::Error
+            } else {
+                Reply::Response(Value::Null)
+            }
+        }),
+    );
+    create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("esm-par-cp"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 2, "ParallelizationFactor": 5}),
+    )
+    .await;
+    wait_for(&seen, |s| {
+        s.iter()
+            .filter(|i| i.data().iter().any(|d| d == "k0-0"))
+            .count()
+            >= 4
+    })
+    .await;
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+    let before: std::collections::HashSet<String> =
+        delivered(&seen.lock().unwrap()).into_iter().collect();
+    assert!(!before.contains("k0-0"));
+
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        4,
+        Duration::ZERO,
+        Arc::new(|_: &Invocation, _| Reply::Response(Value::Null)),
+    );
+    let missing: Vec<String> = items
+        .iter()
+        .map(|(_, d)| d.clone())
+        .filter(|d| !before.contains(d))
+        .collect();
+    wait_for(&seen, |s| {
+        let after: std::collections::HashSet<String> = delivered(s).into_iter().collect();
+        missing.iter().all(|d| after.contains(d))
+    })
+    .await;
+    let after = delivered(&seen.lock().unwrap());
+    assert!(after.contains(&"k0-0".to_string()));
+    // Per key, what came after the restart is still in order.
+    for k in &keys {
+        let got: Vec<&String> = after
+            .iter()
+            .filter(|d| d.starts_with(&format!("{k}-")))
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(got, sorted, "{k}");
+    }
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+}
+
+fn window_sum(inv: &Invocation) -> i64 {
+    inv.event["state"]["sum"].as_i64().unwrap_or(0)
+        + inv
+            .data()
+            .iter()
+            .map(|d| d.parse::<i64>().unwrap())
+            .sum::<i64>()
+}
+
+#[tokio::test]
+async fn tumbling_windows_carry_state_and_end_with_a_final_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("win", runtime)).await;
+    let client = client_for(h.local_addr());
+    create_stream(&client, "esm-win", 1).await;
+    let (seen, tasks, _) = fake_runtimes(
+        runtime,
+        1,
+        Duration::ZERO,
+        Arc::new(|inv: &Invocation, n| match n {
+            // A windowed response without `state` is a failed invocation.
+            0 => Reply::Response(json!({"batchItemFailures": []})),
+            // Over 1 MB: the window ends early, then goes on with a fresh state.
+            1 => Reply::Response(
+                json!({"state": {"sum": window_sum(inv), "pad": "x".repeat(1_100_000)}}),
+            ),
+            _ => Reply::Response(json!({"state": {"sum": window_sum(inv)}})),
+        }),
+    );
+    let m = create_mapping(
+        h.local_addr(),
+        json!({"FunctionName": "win", "EventSourceArn": stream_arn("esm-win"), "StartingPosition": "TRIM_HORIZON",
+               "BatchSize": 3, "TumblingWindowInSeconds": 1}),
+    )
+    .await;
+    assert_eq!(m["TumblingWindowInSeconds"], 1);
+    let values: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    put(&client, "esm-win", &values[..5]).await;
+    // Later records land in a later window.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put(&client, "esm-win", &values[5..]).await;
+    let finals = |s: &[Invocation]| -> Vec<Invocation> {
+        s.iter()
+            .filter(|i| i.event["isFinalInvokeForWindow"] == true)
+            .cloned()
+            .collect()
+    };
+    wait_for(&seen, |s| {
+        s.last()
+            .is_some_and(|l| l.event["isFinalInvokeForWindow"] == true)
+            && delivered(s).len() >= 10
+            && finals(s).len() >= 3
+    })
+    .await;
+    // Let any last window close.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let s = seen.lock().unwrap().clone();
+    assert_eq!(
+        s[0].data(),
+        s[1].data(),
+        "a response without state is retried"
+    );
+    let early = &s[2];
+    assert_eq!(
+        early.event["isWindowTerminatedEarly"], true,
+        "{:?}",
+        early.event
+    );
+    assert_eq!(early.event["isFinalInvokeForWindow"], true);
+    assert!(early.records.is_empty());
+    assert_eq!(
+        s[3].event["window"], early.event["window"],
+        "the same window goes on"
+    );
+    assert_eq!(s[3].event["state"], json!({}), "with a fresh state");
+    for inv in &s {
+        let w = &inv.event["window"];
+        let (start, end) = (w["start"].as_str().unwrap(), w["end"].as_str().unwrap());
+        assert!(
+            start.len() == 20 && start.ends_with('Z') && end > start,
+            "{w}"
+        );
+        assert_eq!(inv.event["shardId"], shard_id(0));
+        assert_eq!(inv.event["eventSourceARN"], stream_arn("esm-win"));
+        if inv.event["isFinalInvokeForWindow"] == true {
+            assert!(inv.records.is_empty());
+        }
+        // A one-second window holds the records that arrived in its second.
+        for r in &inv.records {
+            let t = r["kinesis"]["approximateArrivalTimestamp"]
+                .as_f64()
+                .unwrap() as i64;
+            assert_eq!(format!("{:02}", t % 60), start[17..19], "{w}");
+        }
+    }
+    // Every record is counted once in the final states: the early end reported its sum so
+    // far, the rest of that window and the later one theirs.
+    let early_sum = early.event["state"]["sum"].as_i64().unwrap();
+    let rest: i64 = finals(&s)
+        .iter()
+        .filter(|i| i.event["isWindowTerminatedEarly"] == false)
+        .map(|i| i.event["state"]["sum"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(early_sum + rest, 55);
+    assert!(
+        finals(&s)
+            .iter()
+            .filter(|i| i.event["isWindowTerminatedEarly"] == false)
+            .count()
+            >= 2,
+        "one final invocation per window"
+    );
+    for t in tasks {
+        t.abort();
+    }
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_past_maximum_record_age_are_discarded_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("aged", runtime)).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "esm-aged", 1).await;
+    create_stream(&client, "esm-aged-dlq", 1).await;
+    put(&client, "esm-aged", &strings("old", 3)).await;
+    let (seen, task) = fake_runtime(runtime, |data, _| data.iter().all(|d| d == "fresh"));
+    let m = create_mapping(
+        addr,
+        json!({"FunctionName": "aged", "EventSourceArn": stream_arn("esm-aged"), "StartingPosition": "TRIM_HORIZON",
+               "MaximumRecordAgeInSeconds": 60,
+               "DestinationConfig": {"OnFailure": {"Destination": stream_arn("esm-aged-dlq")}}}),
+    )
+    .await;
+    assert_eq!(m["MaximumRecordAgeInSeconds"], 60);
+    wait_for(&seen, |s| s.len() >= 2).await;
+    // The broker's clock moves past the records' maximum age.
+    let moved = http(
+        addr,
+        "POST",
+        "/_broker/clock",
+        Some(&json!({"advance_ms": 61_000})),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    put(&client, "esm-aged", &["fresh".to_string()]).await;
+    wait_for(&seen, |s| !delivered(s).is_empty()).await;
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(delivered(&got), ["fresh"]);
+    let failed_calls = got.iter().filter(|i| !i.succeeded).count();
+    let dlq = read_shard(&client, "esm-aged-dlq", &shard_id(0)).await;
+    assert_eq!(dlq.len(), 1);
+    let record: Value = serde_json::from_slice(data(&dlq[0])).unwrap();
+    assert_eq!(record["requestContext"]["condition"], "RecordAgeExceeded");
+    assert_eq!(
+        record["requestContext"]["approximateInvokeCount"],
+        failed_calls
+    );
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 3);
+    let last = get_mapping(addr, m["UUID"].as_str().unwrap()).await;
+    assert_eq!(last["LastProcessingResult"], "OK");
     task.abort();
     h.shutdown().await.unwrap();
 }

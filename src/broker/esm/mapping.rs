@@ -76,7 +76,33 @@ pub struct MappingConfig {
     pub last_modified_ms: i64,
     /// Why the state last changed.
     pub state_transition_reason: String,
+    /// Batches of one shard in flight at once (1–10); each partition key stays in one lane.
+    #[serde(default = "one")]
+    pub parallelization_factor: u32,
+    /// Whether a failing batch is split in two, each half retried.
+    #[serde(default)]
+    pub bisect_on_error: bool,
+    /// FunctionResponseTypes contains ReportBatchItemFailures.
+    #[serde(default)]
+    pub report_batch_item_failures: bool,
+    /// The on-failure destination: a Kinesis stream ARN of this broker.
+    #[serde(default)]
+    pub on_failure_destination: Option<String>,
+    /// Tumbling window length, seconds (0 = none).
+    #[serde(default)]
+    pub tumbling_window_s: u32,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// Lambda's only FunctionResponseTypes value.
+pub const REPORT_BATCH_ITEM_FAILURES: &str = "ReportBatchItemFailures";
+/// TumblingWindowInSeconds' largest value.
+pub const MAX_TUMBLING_WINDOW_S: u32 = 900;
+/// ParallelizationFactor's range.
+pub const PARALLELIZATION_RANGE: (u32, u32) = (1, 10);
 
 /// An InvalidParameterValueException's message.
 pub type Invalid = String;
@@ -111,36 +137,9 @@ fn boolean(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, Invali
     }
 }
 
-/// Refuses the settings this slice does not implement, when set to anything but their
+/// Refuses the settings this broker does not implement, when set to anything but their
 /// default (AWS would honour them; silently ignoring them would mislead).
 pub fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), Invalid> {
-    if let Some(p) = int(body, "ParallelizationFactor")? {
-        if !(1..=10).contains(&p) {
-            return Err(format!(
-                "1 validation error detected: Value '{p}' at 'parallelizationFactor' failed to satisfy constraint: Member must have value between 1 and 10"
-            ));
-        }
-        if p > 1 {
-            return Err(unsupported("ParallelizationFactor greater than 1"));
-        }
-    }
-    if boolean(body, "BisectBatchOnFunctionError")? == Some(true) {
-        return Err(unsupported("BisectBatchOnFunctionError"));
-    }
-    match body.get("FunctionResponseTypes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => {
-            return Err(unsupported(
-                "FunctionResponseTypes (ReportBatchItemFailures)",
-            ));
-        }
-    }
-    if let Some(t) = int(body, "TumblingWindowInSeconds")?
-        && t > 0
-    {
-        return Err(unsupported("TumblingWindowInSeconds"));
-    }
     let set = |name: &str| match body.get(name) {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => o
@@ -150,9 +149,6 @@ pub fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), Invalid> {
     };
     if set("FilterCriteria") {
         return Err(unsupported("FilterCriteria"));
-    }
-    if set("DestinationConfig") {
-        return Err(unsupported("DestinationConfig"));
     }
     for name in [
         "Topics",
@@ -214,7 +210,98 @@ pub fn apply_settings(
     if let Some(e) = boolean(body, "Enabled")? {
         config.enabled = e;
     }
+    if let Some(p) = int(body, "ParallelizationFactor")? {
+        let (lo, hi) = PARALLELIZATION_RANGE;
+        if !(lo as i64..=hi as i64).contains(&p) {
+            return Err(format!(
+                "1 validation error detected: Value '{p}' at 'parallelizationFactor' failed to satisfy constraint: Member must have value between {lo} and {hi}"
+            ));
+        }
+        config.parallelization_factor = p as u32;
+    }
+    if let Some(b) = boolean(body, "BisectBatchOnFunctionError")? {
+        config.bisect_on_error = b;
+    }
+    if let Some(types) = function_response_types(body)? {
+        config.report_batch_item_failures = types;
+    }
+    if let Some(destination) = on_failure_destination(body)? {
+        config.on_failure_destination = destination;
+    }
+    if let Some(t) = int(body, "TumblingWindowInSeconds")? {
+        if !(0..=MAX_TUMBLING_WINDOW_S as i64).contains(&t) {
+            return Err(format!(
+                "1 validation error detected: Value '{t}' at 'tumblingWindowInSeconds' failed to satisfy constraint: Member must have value between 0 and {MAX_TUMBLING_WINDOW_S}"
+            ));
+        }
+        config.tumbling_window_s = t as u32;
+    }
+    if config.tumbling_window_s > 0 && config.parallelization_factor > 1 {
+        return Err(unsupported(
+            "TumblingWindowInSeconds together with a ParallelizationFactor greater than 1",
+        ));
+    }
     Ok(())
+}
+
+/// FunctionResponseTypes: `Some(true)` with ReportBatchItemFailures, `Some(false)` for an
+/// empty list, `None` when absent.
+fn function_response_types(body: &Map<String, Value>) -> Result<Option<bool>, Invalid> {
+    let list = match body.get("FunctionResponseTypes") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err("FunctionResponseTypes must be a list of strings.".into()),
+    };
+    let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+    if names.len() != list.len() || names.iter().any(|n| *n != REPORT_BATCH_ITEM_FAILURES) {
+        let shown = list
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "1 validation error detected: Value '[{shown}]' at 'functionResponseTypes' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [{REPORT_BATCH_ITEM_FAILURES}]]"
+        ));
+    }
+    Ok(Some(!names.is_empty()))
+}
+
+/// DestinationConfig: `Some(None)` clears the destination, `Some(Some(arn))` sets it. Only
+/// a Kinesis stream can be served locally; SQS, SNS, S3 and Kafka destinations are refused
+/// rather than accepted and never written.
+fn on_failure_destination(body: &Map<String, Value>) -> Result<Option<Option<String>>, Invalid> {
+    let config = match body.get("DestinationConfig") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err("DestinationConfig must be a structure.".into()),
+    };
+    if let Some(on_success) = config.get("OnSuccess")
+        && !on_success.is_null()
+        && on_success != &json!({})
+    {
+        return Err(
+            "Unsupported DestinationConfig parameter for given event source mapping type: OnSuccess is not supported for Kinesis event sources."
+                .into(),
+        );
+    }
+    let destination = match config.get("OnFailure") {
+        None | Some(Value::Null) => return Ok(Some(None)),
+        Some(Value::Object(o)) => match o.get("Destination") {
+            None | Some(Value::Null) => return Ok(Some(None)),
+            Some(Value::String(s)) if s.is_empty() => return Ok(Some(None)),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err("DestinationConfig.OnFailure.Destination must be a string.".into());
+            }
+        },
+        Some(_) => return Err("DestinationConfig.OnFailure must be a structure.".into()),
+    };
+    if crate::broker::stream::StreamKey::from_arn(&destination).is_none() {
+        return Err(format!(
+            "The provided destination ARN {destination} is not supported by kinesis-broker: only Kinesis streams of this broker (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) are served as on-failure destinations; SQS queues, SNS topics, S3 buckets and Kafka clusters are not."
+        ));
+    }
+    Ok(Some(Some(destination)))
 }
 
 /// The new mapping a CreateEventSourceMapping body describes (the stream and function
@@ -276,6 +363,11 @@ pub fn parse_create(
         enabled: true,
         last_modified_ms: now_ms,
         state_transition_reason: "USER_INITIATED".into(),
+        parallelization_factor: 1,
+        bisect_on_error: false,
+        report_batch_item_failures: false,
+        on_failure_destination: None,
+        tumbling_window_s: 0,
     };
     apply_settings(&mut config, body)?;
     Ok(config)
@@ -289,19 +381,26 @@ impl MappingConfig {
             "StartingPosition": self.starting_position.as_str(),
             "BatchSize": self.batch_size,
             "MaximumBatchingWindowInSeconds": self.batching_window_s,
-            "ParallelizationFactor": 1,
+            "ParallelizationFactor": self.parallelization_factor,
             "EventSourceArn": self.event_source_arn,
             "FunctionArn": self.function_arn,
             "LastModified": self.last_modified_ms as f64 / 1000.0,
             "LastProcessingResult": last_processing_result,
             "State": state,
             "StateTransitionReason": self.state_transition_reason,
-            "DestinationConfig": {"OnFailure": {}},
+            "DestinationConfig": {"OnFailure": match &self.on_failure_destination {
+                Some(d) => json!({"Destination": d}),
+                None => json!({}),
+            }},
             "MaximumRecordAgeInSeconds": self.max_record_age_s,
-            "BisectBatchOnFunctionError": false,
+            "BisectBatchOnFunctionError": self.bisect_on_error,
             "MaximumRetryAttempts": self.max_retry_attempts,
-            "TumblingWindowInSeconds": 0,
-            "FunctionResponseTypes": [],
+            "TumblingWindowInSeconds": self.tumbling_window_s,
+            "FunctionResponseTypes": if self.report_batch_item_failures {
+                json!([REPORT_BATCH_ITEM_FAILURES])
+            } else {
+                json!([])
+            },
             "EventSourceMappingArn": format!(
                 "{}:event-source-mapping:{}",
                 self.function_arn
@@ -314,5 +413,27 @@ impl MappingConfig {
             out["StartingPositionTimestamp"] = json!(t as f64 / 1000.0);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esm_a_mapping_saved_before_the_delivery_settings_loads_with_their_defaults() {
+        let old = json!({
+            "uuid": "u", "event_source_arn": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+            "function_name": "fn", "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:fn",
+            "starting_position": "TRIM_HORIZON", "starting_position_timestamp_ms": null,
+            "batch_size": 100, "batching_window_s": 0, "max_retry_attempts": -1,
+            "max_record_age_s": -1, "enabled": true, "last_modified_ms": 0,
+            "state_transition_reason": "USER_INITIATED"
+        });
+        let c: MappingConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(c.parallelization_factor, 1);
+        assert!(!c.bisect_on_error && !c.report_batch_item_failures);
+        assert_eq!(c.on_failure_destination, None);
+        assert_eq!(c.tumbling_window_s, 0);
     }
 }

@@ -14,10 +14,13 @@
 //! (ResourceInUseException). Delivery runs only while Enabled. A stream being deleted
 //! turns its mappings Disabled and drops their checkpoints (`Broker::event_source_deleted`).
 
+pub mod batch;
+pub mod destination;
 pub mod event;
 pub mod filter;
 pub mod mapping;
 pub mod runtime;
+pub mod window;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +48,9 @@ pub struct Progress {
     pub finished: BTreeSet<u32>,
     /// Lambda's `LastProcessingResult`.
     pub last_result: String,
+    /// Tumbling windows open, per shard index (with their state).
+    #[serde(default)]
+    pub windows: BTreeMap<u32, window::OpenWindow>,
 }
 
 /// Lambda's `StateTransitionReason` for a change the caller asked for, as AWS answers it for
@@ -575,6 +581,7 @@ impl Broker {
         if stream.state().status == super::catalog::StreamStatus::Deleting {
             return Err(stream_not_found());
         }
+        self.check_destination(&config)?;
         config.state_transition_reason = USER_ACTION.into();
         let uuid = config.uuid.clone();
         let mut progress = if config.starting_position == StartingPosition::Latest {
@@ -615,6 +622,20 @@ impl Broker {
         let view = mapping.view();
         self.end_transition(uuid).await;
         Ok(view)
+    }
+
+    /// An on-failure destination must be a stream of this broker: one that does not exist
+    /// would lose every invocation record sent to it.
+    fn check_destination(&self, config: &MappingConfig) -> std::result::Result<(), EsmError> {
+        let Some(arn) = &config.on_failure_destination else {
+            return Ok(());
+        };
+        match StreamKey::from_arn(arn).map(|k| self.stream(&k)) {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(EsmError::Invalid(format!(
+                "The on-failure destination {arn} is not a stream of this broker: only local Kinesis streams are served as on-failure destinations; create it first."
+            ))),
+        }
     }
 
     /// GetEventSourceMapping.
@@ -659,6 +680,7 @@ impl Broker {
             }
             let current = m.config();
             let mut new = edit(&current)?;
+            self.check_destination(&new)?;
             let stream_exists = StreamKey::from_arn(&new.event_source_arn)
                 .and_then(|key| self.stream(&key).ok())
                 .is_some_and(|s| s.state().status != super::catalog::StreamStatus::Deleting);
