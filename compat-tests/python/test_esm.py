@@ -88,9 +88,9 @@ def test_awslambdaric_handler_gets_every_record_in_order(setup):
     lam = lambda_client(url)
     with pytest.raises(ClientError) as refused:
         lam.create_event_source_mapping(FunctionName="fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
-                                        FilterCriteria={"Filters": [{"Pattern": '{"data": {"a": [1]}}'}]})
+                                        FilterCriteria={"Filters": [{"Pattern": '{"data": {"a": [{"bogus": 1}]}}'}]})
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"
-    assert "not supported by kinesis-broker yet" in refused.value.response["Error"]["Message"]
+    assert refused.value.response["Error"]["Message"] == "Invalid filter pattern definition."
     with pytest.raises(ClientError) as undeclared:
         lam.create_event_source_mapping(FunctionName="nope", EventSourceArn=arn, StartingPosition="TRIM_HORIZON")
     assert undeclared.value.response["Error"]["Code"] == "InvalidParameterValueException"

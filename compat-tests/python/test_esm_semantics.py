@@ -188,3 +188,36 @@ def test_ordered_delivery_through_a_shard_split(setup):
     put(kinesis, "sem-split", second)
     got = wait_lines(out, lambda g: len(g) >= 120)
     assert [x.split()[1] for x in got] == first + second
+
+
+def test_filter_criteria_deliver_only_matching_records(setup):
+    d, url, runtime_port, procs = setup
+    kinesis, lam = make_client(url=url), lambda_client(url)
+    arn = new_stream(kinesis, "sem-filter")
+    criteria = {"Filters": [
+        {"Pattern": json.dumps({"data": {"order": {"type": ["buy"]}, "qty": [{"numeric": [">=", 10]}]}})},
+        {"Pattern": json.dumps({"data": {"urgent": [True]}})},
+    ]}
+    m = lam.create_event_source_mapping(FunctionName="fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                        BatchSize=5, FilterCriteria=criteria)
+    assert m["FilterCriteria"] == criteria
+    values = []
+    for i in range(40):
+        kind = ["buy", "sell"][i % 2]
+        values.append(json.dumps({"order": {"type": kind}, "qty": i, "urgent": i % 7 == 0}))
+    values.insert(5, "plain text, not JSON")
+    put(kinesis, "sem-filter", values)
+    expected = []
+    for v in values:
+        try:
+            doc = json.loads(v)
+        except ValueError:
+            continue
+        if (doc["order"]["type"] == "buy" and doc["qty"] >= 10) or doc["urgent"]:
+            expected.append(v)
+    out = start_runtimes(d, runtime_port, procs, "poison")
+    got = wait_lines(out, lambda g: len(g) >= len(expected))
+    time.sleep(0.3)
+    assert lines(out) == expected
+    got = lam.get_event_source_mapping(UUID=m["UUID"])
+    assert got["FilterCriteria"] == criteria

@@ -1357,3 +1357,97 @@ async fn records_past_maximum_record_age_are_discarded_and_reported() {
     task.abort();
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn filter_criteria_deliver_only_matching_records_and_move_the_checkpoint_past_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "esm-filter", 1).await;
+
+    let refused = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&json!({"FunctionName": "fn", "EventSourceArn": stream_arn("esm-filter"), "StartingPosition": "TRIM_HORIZON",
+            "FilterCriteria": {"Filters": [{"Pattern": "{\"data\": {\"kind\": [{\"bogus\": 1}]}}"}]}})),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.body["message"],
+        "Invalid filter pattern definition."
+    );
+
+    // Keep: kind "keep", or a numeric n above 100; everything else (and non-JSON) is skipped.
+    let mut items = Vec::new();
+    for i in 0..60 {
+        items.push(match i % 4 {
+            0 => json!({"kind": "keep", "i": i}).to_string(),
+            1 => json!({"kind": "drop", "i": i}).to_string(),
+            2 => json!({"kind": "other", "n": 100 + i, "i": i}).to_string(),
+            _ => format!("not json {i}"),
+        });
+    }
+    put(&client, "esm-filter", &items).await;
+    let expected: Vec<String> = items
+        .iter()
+        .filter(|d| {
+            let v: Value = serde_json::from_str(d).unwrap_or(Value::Null);
+            v["kind"] == "keep" || v["n"].as_i64().is_some_and(|n| n > 100)
+        })
+        .cloned()
+        .collect();
+    let criteria = json!({"Filters": [
+        {"Pattern": json!({"data": {"kind": ["keep"]}}).to_string()},
+        {"Pattern": json!({"data": {"n": [{"numeric": [">", 100]}]}}).to_string()},
+    ]});
+    let (seen, task) = fake_runtime(runtime, |_, _| true);
+    let m = create_mapping(
+        addr,
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("esm-filter"), "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 7, "FilterCriteria": criteria}),
+    )
+    .await;
+    let uuid = m["UUID"].as_str().unwrap().to_string();
+    wait_for(&seen, |s| delivered(s).len() >= expected.len()).await;
+    // A tail of filtered-out records only: the checkpoint still moves past them.
+    put(
+        &client,
+        "esm-filter",
+        &["not json".to_string(), json!({"kind": "drop"}).to_string()],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delivered(&seen.lock().unwrap()), expected);
+    let got = get_mapping(addr, &uuid).await;
+    assert_eq!(got["FilterCriteria"], criteria);
+    task.abort();
+    h.shutdown().await.unwrap();
+
+    // After a restart nothing filtered or delivered comes back; a new match does.
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let client = client_for(h.local_addr());
+    let (seen, task) = fake_runtime(runtime, |_, _| true);
+    let last = json!({"kind": "keep", "i": "last"}).to_string();
+    put(&client, "esm-filter", std::slice::from_ref(&last)).await;
+    wait_for(&seen, |s| !delivered(s).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(delivered(&seen.lock().unwrap()), vec![last]);
+
+    // An update with an empty FilterCriteria removes the filters.
+    let upd = http(
+        h.local_addr(),
+        "PUT",
+        &format!("/2015-03-31/event-source-mappings/{uuid}"),
+        Some(&json!({"FilterCriteria": {}})),
+    )
+    .await;
+    assert_eq!(upd.status, 202, "{:?}", upd.body);
+    let got = get_mapping(h.local_addr(), &uuid).await;
+    assert!(got.get("FilterCriteria").is_none(), "{got:?}");
+    task.abort();
+    h.shutdown().await.unwrap();
+}

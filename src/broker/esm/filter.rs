@@ -138,6 +138,16 @@ impl Filters {
         Some(json!({ "Filters": filters }))
     }
 
+    /// Filters that match no record.
+    pub fn nothing() -> Filters {
+        Filters {
+            patterns: vec![Pattern {
+                fields: Vec::new(),
+                any_of: vec![Vec::new()],
+            }],
+        }
+    }
+
     /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()

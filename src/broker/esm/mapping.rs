@@ -91,6 +91,9 @@ pub struct MappingConfig {
     /// Tumbling window length, seconds (0 = none).
     #[serde(default)]
     pub tumbling_window_s: u32,
+    /// FilterCriteria as Lambda shows it back (`{"Filters": [{"Pattern": …}]}`), validated.
+    #[serde(default)]
+    pub filter_criteria: Option<Value>,
 }
 
 fn one() -> u32 {
@@ -147,9 +150,6 @@ pub fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), Invalid> {
             .any(|v| !v.is_null() && v != &json!({}) && v != &json!([])),
         Some(_) => true,
     };
-    if set("FilterCriteria") {
-        return Err(unsupported("FilterCriteria"));
-    }
     for name in [
         "Topics",
         "Queues",
@@ -174,6 +174,10 @@ pub fn apply_settings(
     body: &Map<String, Value>,
 ) -> Result<(), Invalid> {
     refuse_unsupported(body)?;
+    if let Some(criteria) = body.get("FilterCriteria") {
+        super::filter::Filters::parse(criteria)?;
+        config.filter_criteria = super::filter::Filters::normalized(criteria);
+    }
     if let Some(b) = int(body, "BatchSize")? {
         if !(1..=MAX_BATCH_SIZE as i64).contains(&b) {
             return Err(format!(
@@ -368,6 +372,7 @@ pub fn parse_create(
         report_batch_item_failures: false,
         on_failure_destination: None,
         tumbling_window_s: 0,
+        filter_criteria: None,
     };
     apply_settings(&mut config, body)?;
     Ok(config)
@@ -411,6 +416,9 @@ impl MappingConfig {
         });
         if let Some(t) = self.starting_position_timestamp_ms {
             out["StartingPositionTimestamp"] = json!(t as f64 / 1000.0);
+        }
+        if let Some(criteria) = &self.filter_criteria {
+            out["FilterCriteria"] = criteria.clone();
         }
         out
     }

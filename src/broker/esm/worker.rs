@@ -20,6 +20,7 @@ use super::Mapping;
 use super::batch::{self, Item, Verdict};
 use super::destination::{self, Condition, Discard};
 use super::event::{self, EventRecord, Source};
+use super::filter::Filters;
 use super::mapping::{MappingConfig, StartingPosition};
 use super::runtime::{self, Function, Outcome};
 use super::window::{self, OpenWindow, WindowFields};
@@ -270,6 +271,22 @@ async fn deliver(
             };
         }
     };
+    // Validated at create/update; a pattern stored by an older version that no longer
+    // parses delivers nothing rather than everything.
+    let filters = match &config.filter_criteria {
+        None => None,
+        Some(c) => Some(Filters::parse(c).unwrap_or_else(|e| {
+            tracing::error!(error = %e, uuid = %config.uuid, "a stored filter does not parse");
+            Filters::nothing()
+        })),
+    };
+    let stream_arn = stream.arn();
+    let source = Source {
+        shard_id: &shard.id,
+        stream_arn: &stream_arn,
+        region: &stream.key.region,
+        account: &stream.key.account,
+    };
     let mut lanes: Vec<Vec<Item>> = vec![Vec::new(); lanes_n];
     let mut sizes = vec![0usize; lanes_n];
     let mut next = from;
@@ -288,6 +305,23 @@ async fn deliver(
             let w = window::window_start(r.arrival_ms, window_s);
             if *round_window.get_or_insert(w) != w {
                 break;
+            }
+        }
+        let sequence_number = shard.sequence_number(r.arrival_ms, r.offset);
+        if let Some(filters) = &filters {
+            let as_delivered = event::record(
+                &source,
+                &EventRecord {
+                    partition_key: r.partition_key,
+                    data: r.data,
+                    sequence_number: sequence_number.clone(),
+                    arrival_ms: r.arrival_ms,
+                },
+            );
+            if !filters.matches(&as_delivered, r.data) {
+                // Filtered out: never delivered, and the checkpoint moves past it.
+                next = r.offset + 1;
+                continue;
             }
         }
         let lane = if lanes_n == 1 {
@@ -309,7 +343,7 @@ async fn deliver(
             arrival_ms: r.arrival_ms,
             partition_key: Bytes::copy_from_slice(r.partition_key),
             data: Bytes::copy_from_slice(r.data),
-            sequence_number: shard.sequence_number(r.arrival_ms, r.offset),
+            sequence_number,
         });
         next = r.offset + 1;
     }
@@ -320,6 +354,14 @@ async fn deliver(
         } else {
             Some(from)
         };
+    }
+    if lanes.iter().all(Vec::is_empty) {
+        // Every record of the round was filtered out.
+        mapping.progress().positions.insert(shard.index, next);
+        if let Err(e) = mapping.persist_async().await {
+            tracing::error!(error = %e, "cannot save a mapping's checkpoint");
+        }
+        return Some(next);
     }
     let context = Arc::new(ShardContext {
         broker: broker.clone(),
