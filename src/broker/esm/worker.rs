@@ -273,13 +273,12 @@ async fn deliver(
     };
     // Validated at create/update; a pattern stored by an older version that no longer
     // parses delivers nothing rather than everything.
-    let filters = match &config.filter_criteria {
-        None => None,
-        Some(c) => Some(Filters::parse(c).unwrap_or_else(|e| {
+    let filters = config.filter_criteria.as_ref().map(|c| {
+        Filters::parse(c).unwrap_or_else(|e| {
             tracing::error!(error = %e, uuid = %config.uuid, "a stored filter does not parse");
             Filters::nothing()
-        })),
-    };
+        })
+    });
     let stream_arn = stream.arn();
     let source = Source {
         shard_id: &shard.id,
