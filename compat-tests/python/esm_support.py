@@ -114,11 +114,16 @@ class Runtimes:
                    AWS_LAMBDA_FUNCTION_VERSION="$LATEST", **handler_env)
         return self._start("rust", [required_env("ESM_RUST_HANDLER")], env, self.workdir)
 
-    def node(self, runtime_port, **handler_env):
-        # aws-lambda-ric 4 takes the handler from _HANDLER and LAMBDA_TASK_ROOT, as in Lambda.
+    def node(self, runtime_port, function, **handler_env):
+        # aws-lambda-ric 4 takes the handler from _HANDLER and LAMBDA_TASK_ROOT (not from its
+        # arguments), and exits at its first invocation unless the function's name, version,
+        # memory size, log group and log stream are in its environment, as Lambda sets them.
         ric = os.path.join(NODE_LAMBDA, "node_modules", "aws-lambda-ric", "index.mjs")
         env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime_port}",
-                   _HANDLER="index.handler", LAMBDA_TASK_ROOT=NODE_LAMBDA, **handler_env)
+                   _HANDLER="index.handler", LAMBDA_TASK_ROOT=NODE_LAMBDA,
+                   AWS_LAMBDA_FUNCTION_NAME=function, AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{function}",
+                   AWS_LAMBDA_LOG_STREAM_NAME="local", **handler_env)
         return self._start("node", ["node", ric], env, NODE_LAMBDA)
 
     def python(self, runtime_port, **handler_env):
@@ -126,6 +131,15 @@ class Runtimes:
         env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime_port}",
                    PYTHONPATH=handler_dir, **handler_env)
         return self._start("python", [sys.executable, "-m", "awslambdaric", "app.handler"], env, handler_dir)
+
+    def logs(self):
+        """The tail of every runtime's log, for a failure's message."""
+        out = []
+        for name in sorted(os.listdir(self.workdir)):
+            if name.endswith(".log") and name != "broker.log":
+                with open(os.path.join(self.workdir, name), errors="replace") as f:
+                    out.append(f"--- {name}\n{f.read()[-1500:]}")
+        return "\n".join(out)
 
     def kill_all(self):
         for p in self.procs:
