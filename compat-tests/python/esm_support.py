@@ -60,15 +60,19 @@ class Broker:
             args += ["--function", f"{name}=runtime://127.0.0.1:{port}"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        # Every port, the Runtime APIs' too: `lambda_runtime` exits at once when its first
+        # poll is refused.
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.025)
-        raise AssertionError(f"the broker did not listen within {self.timeout_s} s: {self.log()}")
+        for port in [self.port, *self.runtime_ports.values()]:
+            while True:
+                assert self.proc.poll() is None, self.log()
+                assert time.monotonic() < deadline, f"the broker did not listen on {port} within {self.timeout_s} s: {self.log()}"
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.025)
+        return self
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

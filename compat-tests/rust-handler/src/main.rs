@@ -128,7 +128,10 @@ async fn handle(mode: &Mode, event: LambdaEvent<Value>) -> Result<Value, Error> 
             }
             let mut lines = String::new();
             for r in recs {
-                for (i, name) in ["partitionKey", "sequenceNumber", "data"].iter().enumerate() {
+                for (i, name) in ["partitionKey", "sequenceNumber", "data"]
+                    .iter()
+                    .enumerate()
+                {
                     if i > 0 {
                         lines.push('\t');
                     }
