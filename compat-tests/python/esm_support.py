@@ -43,13 +43,14 @@ class Broker:
     """A broker process on a data directory of its own, with `functions` declared as
     Runtime API functions on ports of their own (kept across restarts)."""
 
-    def __init__(self, workdir, functions, timeout_s=60):
+    def __init__(self, workdir, functions, timeout_s=60, extra_args=()):
         self.workdir = workdir
         self.data = os.path.join(workdir, "data")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runtime_ports = {name: free_port() for name in functions}
         self.timeout_s = timeout_s
+        self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.join(workdir, "broker.log")
 
@@ -58,6 +59,7 @@ class Broker:
                 "--data-dir", self.data, "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0"]
         for name, port in self.runtime_ports.items():
             args += ["--function", f"{name}=runtime://127.0.0.1:{port}"]
+        args += self.extra_args
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         # Every port, the Runtime APIs' too: `lambda_runtime` exits at once when its first
