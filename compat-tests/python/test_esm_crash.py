@@ -103,7 +103,14 @@ def test_kill9_broker_mid_delivery_then_restart_resumes_from_checkpoints(workdir
         broker.stop()
 
 
-def test_kill9_runtime_mid_batch_redelivers_the_batch_to_a_new_runtime(workdir):
+def start_runtime(runtimes, client, port, **handler_env):
+    if client == "rust":
+        return runtimes.rust(port, "fn", **handler_env)
+    return runtimes.node(port, "fn", **handler_env)
+
+
+@pytest.mark.parametrize("client", ["rust", "node"])
+def test_kill9_runtime_mid_batch_redelivers_the_batch_to_a_new_runtime(workdir, client):
     broker = Broker(workdir, ["fn"]).start()
     runtimes = Runtimes(workdir)
     try:
@@ -112,7 +119,7 @@ def test_kill9_runtime_mid_batch_redelivers_the_batch_to_a_new_runtime(workdir):
         lam.create_event_source_mapping(FunctionName="fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
                                         BatchSize=10)
         out, started = os.path.join(workdir, "out"), os.path.join(workdir, "started")
-        slow = runtimes.rust(broker.runtime_ports["fn"], "fn", ESM_OUT=out, ESM_STARTED=started,
+        slow = start_runtime(runtimes, client, broker.runtime_ports["fn"], ESM_OUT=out, ESM_STARTED=started,
                              ESM_DELAY_MS="400")
 
         def third_batch_in_flight():
@@ -127,8 +134,8 @@ def test_kill9_runtime_mid_batch_redelivers_the_batch_to_a_new_runtime(workdir):
         assert first_seq == put[20][1]
 
         # The lost invocation fails at its deadline (3 s, Lambda's default timeout) and the
-        # batch is retried: the next runtime gets that same batch first.
-        runtimes.rust(broker.runtime_ports["fn"], "fn", ESM_OUT=out)
+        # batch is retried: the next runtime (of the same client) gets that same batch first.
+        start_runtime(runtimes, client, broker.runtime_ports["fn"], ESM_OUT=out)
         wait_for(lambda: len(read_lines(out)) >= len(put), "every record after the runtime died", timeout_s=30)
         got = read_lines(out)
         assert got[20] == put[20], "the batch in flight was not delivered again first"
