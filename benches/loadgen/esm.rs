@@ -159,6 +159,12 @@ impl Drop for Handlers {
 #[derive(Default)]
 struct Deliveries {
     seen: HashMap<(u32, u16), Vec<u64>>,
+    /// Request ids below this are the prefill's.
+    live_from: u32,
+    /// Distinct records delivered, of the prefill and of the live phase: counted as they
+    /// arrive, because the workload polls them every few ms.
+    distinct_prefill: u64,
+    distinct_live: u64,
     batches: Vec<u32>,
     foreign: u64,
     first_us: u64,
@@ -186,17 +192,20 @@ impl Deliveries {
                     Ok(b) if b.len() == HEADER_LEN && &b[..4] == MAGIC => {
                         let id = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
                         let idx = u16::from_le_bytes([b[16], b[17]]);
-                        self.seen.entry((id, idx)).or_default().push(at);
+                        let times = self.seen.entry((id, idx)).or_default();
+                        if times.is_empty() {
+                            if id < self.live_from {
+                                self.distinct_prefill += 1;
+                            } else {
+                                self.distinct_live += 1;
+                            }
+                        }
+                        times.push(at);
                     }
                     _ => self.foreign += 1,
                 }
             }
         }
-    }
-
-    /// Distinct records delivered of requests with ids in `ids`.
-    fn distinct_in(&self, ids: std::ops::Range<u32>) -> u64 {
-        self.seen.keys().filter(|(id, _)| ids.contains(id)).count() as u64
     }
 }
 
@@ -386,12 +395,15 @@ async fn measure(
         return Err(format!("esm: {why}"));
     }
     let watch = cli.server_pid.map(ProcWatch::start);
-    let mut deliveries = Deliveries::default();
+    let mut deliveries = Deliveries {
+        live_from: prefill_ids,
+        ..Default::default()
+    };
     let mut lines = Vec::new();
     let created_us = unix_us();
     *uuid = Some(create_mapping(client, o.function, arn, o.batch_size).await?);
     let deadline = Instant::now() + o.drain_timeout;
-    while deliveries.distinct_in(0..prefill_ids) < prefilled && Instant::now() < deadline {
+    while deliveries.distinct_prefill < prefilled && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
         lines.clear();
         handlers.poll(&mut lines);
@@ -400,7 +412,7 @@ async fn measure(
             return Err(format!("esm: {why}"));
         }
     }
-    let delivered = deliveries.distinct_in(0..prefill_ids);
+    let delivered = deliveries.distinct_prefill;
     let esm_s = deliveries.last_us.saturating_sub(created_us) as f64 / 1e6;
     let esm_rate = delivered as f64 / esm_s.max(1e-9);
     let from_first_s = deliveries.last_us.saturating_sub(deliveries.first_us) as f64 / 1e6;
@@ -446,7 +458,7 @@ async fn measure(
         lines.clear();
         handlers.poll(&mut lines);
         deliveries.take(&lines);
-        if deliveries.distinct_in(live_ids.clone()) >= wrec.records || Instant::now() >= grace_end {
+        if deliveries.distinct_live >= wrec.records || Instant::now() >= grace_end {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
