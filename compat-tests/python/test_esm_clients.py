@@ -120,7 +120,6 @@ def test_rust_lambda_runtime_handler_through_a_cli_mapping(env):
     runtimes.rust(broker.runtime_ports["rustfn"], "rustfn", ESM_OUT=out)
     wait_for(lambda: len(read_lines(out)) >= len(put), "the Rust handler to receive every record")
     assert_in_order_per_shard(read_lines(out), put, shard_of)
-    # Batches: at most BatchSize records, one shard each, as the event's eventID says.
     got = wait_for(lambda: (lambda m: m if m["LastProcessingResult"] == "OK" else None)(
         aws_lambda(broker.url, "get-event-source-mapping", "--uuid", created["UUID"])[1]),
         "LastProcessingResult OK")
