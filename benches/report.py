@@ -18,7 +18,8 @@ NAMES = {
 }
 
 FANOUT_ONLY = "--fanout-only" in sys.argv[1:]
-args = [a for a in sys.argv[1:] if a != "--fanout-only"]
+ESM_ONLY = "--esm-only" in sys.argv[1:]
+args = [a for a in sys.argv[1:] if a not in ("--fanout-only", "--esm-only")]
 rows = [json.loads(l) for l in open(args[0]) if l.strip()]
 env = os.environ.get
 
@@ -271,6 +272,57 @@ def fanout_section(drain_rates, heading="##"):
         w("")
 
 
+def esm_section(heading="##"):
+    """Event-source mappings (kinesis-broker only): the mapping's delivery of a prefilled
+    stream into lambda_runtime handlers against the GetRecords drain of the same stream in
+    the same run, and the latency from a write's acknowledgement to the handler."""
+    runs_ = [r for r in rows if r.get("workload") == "esm"]
+    if not runs_:
+        return
+    w(f"{heading} Event-source mappings\n")
+    w("A broker started with `--function noop=runtime://127.0.0.1:PORT`; the handler is compat-tests/rust-handler "
+      "on the official `lambda_runtime` crate in `noop` mode, one process per shard, started by the load generator "
+      "(`esm` workload). In one run, on one stream: records of 1 KiB written first, read back with GetRecords "
+      "(one reader per shard, Limit 10000: the drain rate), then a mapping created with Lambda's "
+      "CreateEventSourceMapping (TRIM_HORIZON, BatchSize 100, MaximumBatchingWindowInSeconds 0) delivers the same "
+      "records: delivered/s = records received by the handlers ÷ time from the mapping's creation to the last "
+      "batch's arrival. Then writers send PutRecords at a fixed rate; **ack → handler** = the handler's receipt of "
+      "a record − the writer's receipt of its PutRecords acknowledgement (negative when the invocation beats the "
+      "acknowledgement back to the writer).\n")
+    cols = ["target", "records", "GetRecords drain /s", "mapping delivered /s", "ratio", "batches (mean size)",
+            "first batch after ms", "write rate", "ack → handler p50 / p90 / p99 / max ms", "missing / duplicates",
+            "server CPU s (delivery)"]
+    w("| " + " | ".join(cols) + " |")
+    w("|" + "---|" * len(cols))
+    for r in runs_:
+        if "error" in r:
+            w(f"| {NAMES.get(r.get('label'), r.get('label'))} | {str(r['error'])[:300]} |" + " |" * (len(cols) - 2))
+            continue
+        g, e, live = r.get("get_records_drain") or {}, r.get("esm_drain") or {}, r.get("esm_live") or {}
+        lat_ = live.get("ack_to_handler_ms") or {}
+        w("| " + " | ".join([
+            NAMES.get(r.get("label"), r.get("label")), num(e.get("delivered")), num(g.get("records_per_s")),
+            f"**{num(e.get('records_per_s'))}**", f"{e.get('ratio_to_get_records', 0) * 100:.0f}%",
+            f"{num(e.get('batches'))} ({num(e.get('mean_batch'), 1)})", num(e.get("first_batch_after_ms"), 1),
+            f"{num(r.get('records_per_s'))} of {num(r['params'].get('rate'))}",
+            " / ".join(num(lat_.get(k), 2) for k in ("p50", "p90", "p99", "max")),
+            f"{num(live.get('missing'))} / {num(live.get('duplicates'))}",
+            num((e.get("server") or {}).get("cpu_s"), 1),
+        ]) + " |")
+    w("")
+    for r in runs_:
+        if "error" in r:
+            continue
+        e, live = r.get("esm_drain") or {}, r.get("esm_live") or {}
+        q = e.get("ratio_to_get_records")
+        p99 = (live.get("ack_to_handler_ms") or {}).get("p99")
+        w(f"- delivered ÷ GetRecords drain: **{'–' if q is None else f'{q * 100:.0f}%'}** "
+          f"(target ≥ 50%: {verdict(None if q is None else q >= 0.5)})")
+        w(f"- ack → handler p99 at {num(r['params'].get('rate'))} records/s: **{num(p99, 2)} ms** "
+          f"(target ≤ 10 ms: {verdict(None if p99 is None else p99 <= 10)})")
+    w("")
+
+
 def verdict(ok):
     return "–" if ok is None else ("**pass**" if ok else "**fail**")
 
@@ -281,6 +333,11 @@ def sh(cmd):
     except Exception:
         return "?"
 
+
+if ESM_ONLY:
+    esm_section(heading="##")
+    print("\n".join(out))
+    sys.exit(0)
 
 if FANOUT_ONLY:
     drains = {}
@@ -348,6 +405,8 @@ pc200 = pc_table(200, "Consumers polling every 200 ms")
 pc0 = pc_table(0, "Consumers polling continuously")
 if env("SUBSCRIBE", "1") == "1":
     fanout_section(dr, heading="###")
+if env("ESM", "1") == "1":
+    esm_section(heading="###")
 
 w("### 1,000 shards (kinesis-broker, default durability)\n")
 ms = find("broker", "many-shards", lambda r: "records_per_s" in r)

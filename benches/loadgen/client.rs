@@ -326,6 +326,88 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One signed call of a REST API on the same endpoint (Lambda's event-source-mapping
+    /// API: `service` "lambda"), on a connection of its own: (status, body). For the few
+    /// control calls of a run, not for load.
+    pub async fn rest(
+        &self,
+        service: &str,
+        method: hyper::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), CallError> {
+        let signer = &self.signers[0];
+        let (amz_date, date) = amz_date(SystemTime::now());
+        let hash = payload_hash(&body);
+        let host = &self.endpoint.authority;
+        // The paths used here (`/2015-03-31/event-source-mappings/<UUID>`) need no encoding.
+        const SIGNED: &str = "content-type;host;x-amz-date";
+        let canonical = format!(
+            "{method}\n{path}\n\ncontent-type:application/json\nhost:{host}\nx-amz-date:{amz_date}\n\n{SIGNED}\n{hash}"
+        );
+        let scope = format!("{date}/{}/{service}/aws4_request", signer.region);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(&Sha256::digest(canonical.as_bytes()))
+        );
+        let k_date = hmac(
+            format!("AWS4{}", signer.secret_key).as_bytes(),
+            date.as_bytes(),
+        );
+        let k_region = hmac(&k_date, signer.region.as_bytes());
+        let k_service = hmac(&k_region, service.as_bytes());
+        let k_signing = hmac(&k_service, b"aws4_request");
+        let signature = hex(&hmac(&k_signing, to_sign.as_bytes()));
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={SIGNED}, Signature={signature}",
+            signer.access_key
+        );
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .header("content-type", "application/json")
+            .header("x-amz-date", amz_date)
+            .header("authorization", auth)
+            .header("content-length", body.len())
+            .header("user-agent", "kinesis-loadgen/0.1")
+            .body(Full::new(body))
+            .map_err(|e| CallError::Transport(format!("request: {e}")))?;
+        let call = async {
+            let stream = TcpStream::connect(self.endpoint.addr)
+                .await
+                .map_err(|e| CallError::Transport(format!("connect: {e}")))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| CallError::Transport(format!("handshake: {e}")))?;
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let answer = async {
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| CallError::Transport(format!("send: {e}")))?;
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| CallError::Transport(format!("body: {e}")))?
+                    .to_bytes();
+                Ok((status, body))
+            }
+            .await;
+            conn.abort();
+            answer
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| CallError::Timeout)?
+    }
+}
+
 /// A streamed 200 answer on a connection of its own (see [`Client::open_streamed`]).
 pub struct StreamedAnswer {
     /// Kept so the connection is not shut down under the answer.

@@ -14,6 +14,7 @@
 //! stderr. See `benches/README.md` for every workload.
 
 mod client;
+mod esm;
 mod stats;
 mod subscribe;
 mod workloads;
@@ -211,6 +212,51 @@ pub enum Workload {
         #[arg(long, default_value = "loadgen-consumer-")]
         consumer_prefix: String,
         /// After writing stops, how long consumers may take to receive everything.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Event-source mapping: a broker started with `--function NAME=runtime://ADDR` delivers
+    /// the stream into `--handlers` processes of the `lambda_runtime` handler
+    /// (`compat-tests/rust-handler`, noop mode; one per shard by default). In one run: the
+    /// GetRecords drain rate of `--prefill` records, the mapping's delivery rate of the same
+    /// records (TRIM_HORIZON, `--batch-size`, window 0), then writers at `--rate` and the
+    /// latency from each write's acknowledgement to the handler receiving the record.
+    Esm {
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// The function's name as declared to the broker (`--function NAME=runtime://…`).
+        #[arg(long, default_value = "noop")]
+        function: String,
+        /// The function's Runtime API address (HOST:PORT of `runtime://HOST:PORT`).
+        #[arg(long)]
+        runtime_api: String,
+        /// The handler binary (target/release/esm-rust-handler).
+        #[arg(long)]
+        handler: std::path::PathBuf,
+        /// Handler processes; 0: one per shard.
+        #[arg(long, default_value_t = 0)]
+        handlers: usize,
+        /// The mapping's BatchSize.
+        #[arg(long, default_value_t = 100)]
+        batch_size: u32,
+        /// Records written first, drained with GetRecords, then delivered by the mapping.
+        #[arg(long, default_value_t = 100_000)]
+        prefill: u64,
+        /// GetRecords Limit for the drain.
+        #[arg(long, default_value_t = 10000)]
+        limit: u32,
+        /// Write rate of the latency phase, records/s over all writers.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Largest PutRecords batch a writer sends.
+        #[arg(long, default_value_t = 500)]
+        max_batch: usize,
+        /// Longest the prefill, the drain and the mapping's delivery may each take.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// After writing stops, how long the handlers may take to receive everything.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         grace: Duration,
         #[command(flatten)]

@@ -32,9 +32,9 @@ use tokio::sync::{mpsc, watch};
 /// request id (u32), index in the request (u16), all little-endian. 18 bytes: a multiple
 /// of 3, so its base64 is exactly the first 24 characters of the record's `Data`, whatever
 /// follows.
-const MAGIC: &[u8; 4] = b"KLS1";
-const HEADER_LEN: usize = 18;
-const HEADER_B64: usize = 24;
+pub(crate) const MAGIC: &[u8; 4] = b"KLS1";
+pub(crate) const HEADER_LEN: usize = 18;
+pub(crate) const HEADER_B64: usize = 24;
 /// Bits per request in the delivery bitmaps: PutRecords takes at most 500 records.
 const STRIDE: usize = 512;
 /// `{"Data":"` precedes the base64 in a record's JSON.
@@ -56,7 +56,7 @@ pub struct Opts<'a> {
 // Acknowledgements
 
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum AckState {
+pub(crate) enum AckState {
     /// Not answered (yet).
     #[default]
     Pending,
@@ -69,19 +69,19 @@ enum AckState {
 }
 
 #[derive(Clone, Copy, Default)]
-struct Ack {
-    at_us: u64,
-    n: u16,
-    state: AckState,
+pub(crate) struct Ack {
+    pub(crate) at_us: u64,
+    pub(crate) n: u16,
+    pub(crate) state: AckState,
 }
 
 /// What became of each PutRecords request, by the id its records carry.
 #[derive(Default)]
-struct AckBook {
-    acks: Mutex<Vec<Ack>>,
+pub(crate) struct AckBook {
+    pub(crate) acks: Mutex<Vec<Ack>>,
     /// Entries that failed inside acknowledged requests (ErrorCode), by request id.
-    failed: Mutex<HashMap<u32, Vec<u16>>>,
-    next_id: AtomicU64,
+    pub(crate) failed: Mutex<HashMap<u32, Vec<u16>>>,
+    pub(crate) next_id: AtomicU64,
 }
 
 impl AckBook {
@@ -154,23 +154,23 @@ impl Template {
     }
 }
 
-struct WriterSpec {
-    client: Arc<Client>,
-    stream: String,
+pub(crate) struct WriterSpec {
+    pub(crate) client: Arc<Client>,
+    pub(crate) stream: String,
     /// Records/s for this writer; 0: full batches back to back.
-    rate: f64,
-    max_batch: usize,
-    record_size: usize,
-    keys: u32,
-    deadline: Instant,
-    anchor: Instant,
-    seed: u64,
-    acks: Arc<AckBook>,
+    pub(crate) rate: f64,
+    pub(crate) max_batch: usize,
+    pub(crate) record_size: usize,
+    pub(crate) keys: u32,
+    pub(crate) deadline: Instant,
+    pub(crate) anchor: Instant,
+    pub(crate) seed: u64,
+    pub(crate) acks: Arc<AckBook>,
     /// Records still to write (the prefill), claimed a request at a time.
-    budget: Option<Arc<AtomicI64>>,
+    pub(crate) budget: Option<Arc<AtomicI64>>,
 }
 
-async fn writer(w: WriterSpec) -> Recorder {
+pub(crate) async fn writer(w: WriterSpec) -> Recorder {
     let mut rng = Rng::new(w.seed);
     let template = Template::new(
         &w.stream,
@@ -594,7 +594,7 @@ fn on_event(
 // Consumers: registration
 
 /// The stream's ARN, from DescribeStreamSummary (DescribeStream where that is unknown).
-async fn stream_arn(conn: &mut Conn, stream: &str) -> Result<String, String> {
+pub(crate) async fn stream_arn(conn: &mut Conn, stream: &str) -> Result<String, String> {
     let arn = match conn
         .call_json("DescribeStreamSummary", json!({"StreamName": stream}))
         .await

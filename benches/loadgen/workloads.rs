@@ -423,7 +423,11 @@ async fn run_writers(
 // ---------------------------------------------------------------------------------------
 // Readers
 
-async fn shard_iterator(conn: &mut Conn, stream: &str, shard: &str) -> Result<String, CallError> {
+pub(crate) async fn shard_iterator(
+    conn: &mut Conn,
+    stream: &str,
+    shard: &str,
+) -> Result<String, CallError> {
     let v = conn
         .call_json(
             "GetShardIterator",
@@ -438,7 +442,7 @@ async fn shard_iterator(conn: &mut Conn, stream: &str, shard: &str) -> Result<St
 
 /// Reads one shard from TRIM_HORIZON until it is drained, everything written has been
 /// read, or the deadline.
-async fn drain_shard(
+pub(crate) async fn drain_shard(
     client: Arc<Client>,
     stream: String,
     shard: String,
@@ -828,6 +832,33 @@ impl Report {
                 g("subscription_endings")
             );
         }
+        if let (Some(get), Some(esm)) = (o.get("get_records_drain"), o.get("esm_drain")) {
+            eprintln!(
+                "  GetRecords drain {} records/s ({} records)",
+                get["records_per_s"], get["records"]
+            );
+            eprintln!(
+                "  mapping drain   {} records/s ({} delivered, {} batches of {} on average; {} of the GetRecords rate)",
+                esm["records_per_s"],
+                esm["delivered"],
+                esm["batches"],
+                esm["mean_batch"],
+                esm["ratio_to_get_records"]
+            );
+        }
+        if let Some(live) = o.get("esm_live") {
+            let l = &live["ack_to_handler_ms"];
+            eprintln!(
+                "  ack -> handler  p50 {}  p90 {}  p99 {}  max {} ms  (delivered {}, missing {}, duplicates {})",
+                ms(l, "p50"),
+                ms(l, "p90"),
+                ms(l, "p99"),
+                ms(l, "max"),
+                live["delivered"],
+                live["missing"],
+                live["duplicates"]
+            );
+        }
         if let Some(e2e) = o.get("e2e_ms") {
             eprintln!(
                 "  end-to-end ms   p50 {}  p99 {}  max {}",
@@ -938,6 +969,28 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("max_batch".into(), json!(max_batch));
             p.insert("prefill".into(), json!(prefill));
             ("subscribe", p, vec![prefix.clone()], *shards)
+        }
+        Workload::Esm {
+            shards,
+            function,
+            batch_size,
+            prefill,
+            rate,
+            handlers,
+            max_batch,
+            write,
+            ..
+        } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("function".into(), json!(function));
+            p.insert("batch_size".into(), json!(batch_size));
+            p.insert("batching_window_s".into(), json!(0));
+            p.insert("prefill".into(), json!(prefill));
+            p.insert("rate".into(), json!(rate));
+            p.insert("handlers".into(), json!(handlers));
+            p.insert("max_batch".into(), json!(max_batch));
+            ("esm", p, vec![prefix.clone()], *shards)
         }
         Workload::ManyShards {
             streams,
@@ -1163,6 +1216,37 @@ async fn run_workload(
                 write,
             };
             crate::subscribe::run(cli, client, &streams[0], opts, report).await?;
+        }
+        Workload::Esm {
+            function,
+            runtime_api,
+            handler,
+            handlers,
+            batch_size,
+            prefill,
+            limit,
+            rate,
+            max_batch,
+            drain_timeout,
+            grace,
+            write,
+            ..
+        } => {
+            let opts = crate::esm::Opts {
+                function,
+                runtime_api,
+                handler,
+                handlers: *handlers,
+                batch_size: *batch_size,
+                prefill: *prefill,
+                limit: *limit,
+                rate: *rate,
+                max_batch: *max_batch,
+                drain_timeout: *drain_timeout,
+                grace: *grace,
+                write,
+            };
+            crate::esm::run(cli, client, &streams[0], opts, report).await?;
         }
         Workload::ManyShards {
             batch_size,
