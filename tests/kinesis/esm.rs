@@ -507,10 +507,12 @@ async fn the_management_api_refuses_what_it_does_not_support_and_answers_like_la
     for (name, body) in [
         ("TumblingWindowInSeconds with lanes", windowed_in_lanes),
         (
-            "FilterCriteria",
+            "KMSKeyArn",
             with(
-                "FilterCriteria",
-                json!({"Filters": [{"Pattern": "{\"data\":{\"a\":[1]}}"}]}),
+                "KMSKeyArn",
+                json!(
+                    "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                ),
             ),
         ),
     ] {

@@ -25,6 +25,7 @@ mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +139,12 @@ pub struct Mapping {
     store: storage::MetaStore,
     /// Serialises writes of the file (snapshot and store under it).
     persist_lock: Mutex<()>,
+    /// A checkpoint is waiting to be written behind the delivery.
+    checkpoint_dirty: AtomicBool,
+    /// A background checkpoint writer is running.
+    checkpoint_writing: AtomicBool,
+    /// Deleted: the file is gone and must not come back.
+    retired: AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -166,6 +173,9 @@ impl Mapping {
             lifecycle: Mutex::new(lifecycle),
             store,
             persist_lock: Mutex::new(()),
+            checkpoint_dirty: AtomicBool::new(false),
+            checkpoint_writing: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             stop: watch::Sender::new(false),
             task: Mutex::new(None),
         }
@@ -193,6 +203,9 @@ impl Mapping {
 
     fn persist(&self) -> Result<()> {
         let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.retired.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let lifecycle = self.lifecycle().clone();
         let doc = Document {
             config: self.config(),
@@ -211,6 +224,50 @@ impl Mapping {
         tokio::task::spawn_blocking(move || me.persist())
             .await
             .map_err(|e| Error::Catalog(format!("mapping writer failed: {e}")))?
+    }
+
+    /// Saves the delivery checkpoint without waiting for the disk. Writes are coalesced (at
+    /// most one at a time, each of the latest progress), so a busy mapping costs one file
+    /// write per write's duration, not two fsyncs per batch on every shard's critical path.
+    /// A crash loses at most the checkpoints not yet written: delivery is at-least-once, so
+    /// those records are delivered again, never skipped. Stopping a mapping flushes.
+    fn checkpoint_behind(self: &Arc<Self>) {
+        self.checkpoint_dirty.store(true, Ordering::Release);
+        if self.checkpoint_writing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            loop {
+                while me.checkpoint_dirty.swap(false, Ordering::AcqRel) {
+                    if let Err(e) = me.persist() {
+                        tracing::error!(error = %e, "cannot save a mapping's checkpoint");
+                    }
+                }
+                me.checkpoint_writing.store(false, Ordering::Release);
+                // A checkpoint marked after the last swap but before the store above found
+                // a writer still running: this writer takes it, unless another started.
+                if !me.checkpoint_dirty.load(Ordering::Acquire)
+                    || me.checkpoint_writing.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Writes the file now (the latest progress included) and waits for it.
+    async fn flush(self: &Arc<Self>) {
+        self.checkpoint_dirty.store(false, Ordering::Release);
+        if let Err(e) = self.persist_async().await {
+            tracing::error!(error = %e, "cannot save a mapping's checkpoint");
+        }
+    }
+
+    /// The mapping is deleted: no write, not even one already under way, brings its file back.
+    fn retire(&self) {
+        let _order = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.retired.store(true, Ordering::Release);
     }
 
     /// What the API shows now.
@@ -428,7 +485,8 @@ impl Broker {
         *mapping.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
-    async fn stop_mapping(mapping: &Mapping) {
+    /// Stops the mapping's delivery and writes its last checkpoint.
+    async fn stop_mapping(mapping: &Arc<Mapping>) {
         mapping.stop.send_replace(true);
         let task = mapping
             .task
@@ -437,6 +495,7 @@ impl Broker {
             .take();
         if let Some(task) = task {
             let _ = task.await;
+            mapping.flush().await;
         }
     }
 
@@ -486,6 +545,7 @@ impl Broker {
         }
         Self::stop_mapping(&m).await;
         if state == MappingState::Deleting {
+            m.retire();
             self.esm.mappings().remove(uuid);
             let path = self.esm.dir.join(format!("{uuid}.json"));
             let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;

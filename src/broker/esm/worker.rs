@@ -78,9 +78,7 @@ pub(super) async fn run_mapping(
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(Some(index)) = joined {
                     mapping.progress().finished.insert(index);
-                    if let Err(e) = mapping.persist_async().await {
-                        tracing::error!(error = %e, "cannot save a mapping's checkpoint");
-                    }
+                    mapping.checkpoint_behind();
                 }
             }
             _ = stopped(&mut stop) => {
@@ -357,9 +355,7 @@ async fn deliver(
     if lanes.iter().all(Vec::is_empty) {
         // Every record of the round was filtered out.
         mapping.progress().positions.insert(shard.index, next);
-        if let Err(e) = mapping.persist_async().await {
-            tracing::error!(error = %e, "cannot save a mapping's checkpoint");
-        }
+        mapping.checkpoint_behind();
         return Some(next);
     }
     let context = Arc::new(ShardContext {
@@ -426,9 +422,7 @@ async fn deliver(
         return None;
     }
     mapping.progress().positions.insert(shard.index, next);
-    if let Err(e) = mapping.persist_async().await {
-        tracing::error!(error = %e, "cannot save a mapping's checkpoint");
-    }
+    mapping.checkpoint_behind();
     Some(next)
 }
 
@@ -463,9 +457,7 @@ impl Round {
             }
             progress.positions.insert(context.shard.index, low);
         }
-        if let Err(e) = context.mapping.persist_async().await {
-            tracing::error!(error = %e, "cannot save a mapping's checkpoint");
-        }
+        context.mapping.checkpoint_behind();
     }
 }
 
@@ -749,9 +741,7 @@ async fn final_invoke(
             progress.windows.remove(&context.shard.index);
         }
     }
-    if let Err(e) = context.mapping.persist_async().await {
-        tracing::error!(error = %e, "cannot save a mapping's checkpoint");
-    }
+    context.mapping.checkpoint_behind();
     true
 }
 
