@@ -8,11 +8,14 @@
 //! an acknowledged checkpoint survives a restart.
 
 pub mod event;
+pub mod functions;
+pub mod invoke;
 pub mod mapping;
+pub mod process;
 pub mod runtime;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -22,9 +25,9 @@ use tokio::sync::watch;
 
 use super::stream::StreamKey;
 use super::{Broker, Error, Result};
+use functions::{Function, Functions};
 pub use mapping::MappingConfig;
 use mapping::StartingPosition;
-use runtime::Function;
 
 const ESM_DIR: &str = "esm";
 
@@ -124,7 +127,7 @@ impl From<Error> for EsmError {
 /// The broker's mappings and declared functions.
 pub struct Esm {
     dir: PathBuf,
-    functions: HashMap<String, Arc<Function>>,
+    functions: Functions,
     mappings: Mutex<BTreeMap<String, Arc<Mapping>>>,
 }
 
@@ -165,15 +168,7 @@ impl Esm {
                 }),
             );
         }
-        let functions = functions
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    Arc::new(Function::new(f.name.clone(), f.runtime_addr)),
-                )
-            })
-            .collect();
+        let functions = Functions::from_specs(functions).map_err(Error::Catalog)?;
         Ok(Esm {
             dir,
             functions,
@@ -182,8 +177,8 @@ impl Esm {
     }
 
     /// The declared functions.
-    pub fn functions(&self) -> impl Iterator<Item = &Arc<Function>> {
-        self.functions.values()
+    pub fn functions(&self) -> Vec<Arc<Function>> {
+        self.functions.all()
     }
 
     fn mappings(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Mapping>>> {
@@ -214,30 +209,14 @@ impl Broker {
         &self.esm
     }
 
-    /// Serves the Runtime API of every declared function on its own port until the broker
-    /// shuts down. Binds every port before returning.
+    /// Serves the Runtime API of every declared function on its own port (and starts the
+    /// runtime processes of those with a command) until the broker shuts down. Binds every
+    /// port before returning.
     pub async fn serve_functions(
         self: &Arc<Self>,
     ) -> std::result::Result<(), (std::net::SocketAddr, std::io::Error)> {
-        for function in self.esm.functions.values() {
-            let listener = tokio::net::TcpListener::bind(function.addr)
-                .await
-                .map_err(|e| (function.addr, e))?;
-            let arn = format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                crate::api::RequestContext::DEFAULT_REGION,
-                crate::api::RequestContext::DEFAULT_ACCOUNT_ID,
-                function.name
-            );
-            let clock = self.clock.clone();
-            tracing::info!(function = %function.name, "Lambda Runtime API on http://{}", function.addr);
-            tokio::spawn(runtime::serve(
-                listener,
-                function.clone(),
-                arn,
-                move || clock.now_ms(),
-                self.shutdown.subscribe(),
-            ));
+        for function in self.esm.functions.all() {
+            function.start(self).await?;
         }
         Ok(())
     }
@@ -255,7 +234,7 @@ impl Broker {
         if !config.enabled {
             return;
         }
-        let Some(function) = self.esm.functions.get(&config.function_name).cloned() else {
+        let Some(function) = self.esm.functions.get(&config.function_name) else {
             tracing::warn!(uuid = %config.uuid, function = %config.function_name, "mapping not started: its function is not declared with --function");
             return;
         };
@@ -301,7 +280,7 @@ impl Broker {
             _ => return Err(EsmError::Invalid("FunctionName is required.".into())),
         };
         let name = function_name_of(&function_arg).to_string();
-        if !self.esm.functions.contains_key(&name) {
+        if !self.esm.functions.contains(&name) {
             return Err(EsmError::Invalid(format!(
                 "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT (or KINESIS_BROKER_FUNCTIONS)."
             )));
