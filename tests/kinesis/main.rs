@@ -13,6 +13,7 @@ mod consumers;
 mod crash;
 mod errors;
 mod esm;
+mod esm_functions;
 mod fanout;
 mod lifecycle;
 mod limits;
