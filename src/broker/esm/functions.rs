@@ -33,8 +33,12 @@ pub struct Function {
     target: Target,
     /// The Runtime API's address once bound (the real port when 0 was asked for).
     bound: Mutex<Option<SocketAddr>>,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Stops the runtime processes; then `stop_api` closes the Runtime API, so that a
+    /// runtime sees SIGTERM rather than its server gone.
+    stop_processes: watch::Sender<bool>,
+    stop_api: watch::Sender<bool>,
+    processes: Mutex<Option<JoinHandle<()>>>,
+    api_server: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Function {
@@ -63,8 +67,10 @@ impl Function {
             spec,
             target,
             bound: Mutex::new(None),
-            stop: watch::Sender::new(false),
-            tasks: Mutex::new(Vec::new()),
+            stop_processes: watch::Sender::new(false),
+            stop_api: watch::Sender::new(false),
+            processes: Mutex::new(None),
+            api_server: Mutex::new(None),
         })
     }
 
@@ -138,15 +144,16 @@ impl Function {
         );
         let clock = broker.clock.clone();
         tracing::info!(function = %self.name, "Lambda Runtime API on http://{local}");
-        let mut tasks = vec![tokio::spawn(runtime::serve(
-            listener,
-            api.clone(),
-            arn,
-            move || clock.now_ms(),
-            self.stop.subscribe(),
-        ))];
+        *self.api_server.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::spawn(runtime::serve(
+                listener,
+                api.clone(),
+                arn,
+                move || clock.now_ms(),
+                self.stop_api.subscribe(),
+            )));
         if let Some(command) = &self.spec.command {
-            tasks.push(tokio::spawn(process::run(
+            let pool = tokio::spawn(process::run(
                 api.clone(),
                 Launch {
                     name: self.name.clone(),
@@ -155,24 +162,33 @@ impl Function {
                     region: region.to_string(),
                     concurrency: self.spec.concurrency as usize,
                 },
-                self.stop.subscribe(),
-            )));
+                self.stop_processes.subscribe(),
+            ));
+            *self.processes.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool);
         }
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(tasks);
         Ok(())
     }
 
     /// Stops serving and stops its runtime processes (SIGTERM, SIGKILL after a grace),
     /// waiting for them.
     pub(super) async fn stop(&self) {
-        self.stop.send_replace(true);
-        let tasks: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in tasks {
-            let _ = t.await;
+        self.stop_processes.send_replace(true);
+        let pool = self
+            .processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(pool) = pool {
+            let _ = pool.await;
+        }
+        self.stop_api.send_replace(true);
+        let server = self
+            .api_server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(server) = server {
+            let _ = server.await;
         }
     }
 }
