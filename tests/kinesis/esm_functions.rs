@@ -527,3 +527,46 @@ async fn functions_are_declared_listed_and_removed_at_run_time() {
     assert_eq!(listed.body, json!({"functions": []}));
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runtime_killed_while_idle_is_noticed_before_an_invocation_goes_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut spec: FunctionSpec = "fn=runtime://127.0.0.1:0".parse().unwrap();
+    spec.command = Some(runtime_command(&work));
+    let h = start_server_in(&dir.path().join("data"), move |c| c.functions = vec![spec]).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "idle", 1).await;
+    put(&client, "idle", &["first"]).await;
+    // No retry at all: an invocation handed to the dead runtime would lose the batch.
+    let uuid = create_mapping(
+        addr,
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("idle"), "StartingPosition": "TRIM_HORIZON", "MaximumRetryAttempts": 0}),
+    )
+    .await;
+    wait_result(addr, &uuid, |r| r == "OK").await;
+    let first = wait_lines(&work.join("runtime.log"), 1).await;
+    let pid = first[0].split(' ').next().unwrap().to_string();
+    let idle = |n: u64| async move {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let listed = http(addr, "GET", "/_broker/functions", None).await;
+            if listed.body["functions"][0]["idle_runtimes"] == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{:?}", listed.body);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    idle(1).await;
+    kill9(&pid);
+    idle(0).await;
+    put(&client, "idle", &["second"]).await;
+    wait_lines(&work.join("records.txt"), 2).await;
+    let result = wait_result(addr, &uuid, |r| r == "OK" || r.contains("discarded")).await;
+    assert_eq!(result, "OK");
+    assert_eq!(lines(&work.join("records.txt")), ["first", "second"]);
+    h.shutdown().await.unwrap();
+}
