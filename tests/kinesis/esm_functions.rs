@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -149,17 +150,20 @@ enum Reply {
 type Calls = Arc<Mutex<Vec<(String, Bytes)>>>;
 
 /// A hyper server standing in for the Runtime Interface Emulator's Invoke endpoint.
-async fn invoke_endpoint(script: Vec<Reply>) -> (SocketAddr, Calls) {
+async fn invoke_endpoint(script: Vec<Reply>) -> (SocketAddr, Calls, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let calls: Calls = Default::default();
     let script = Arc::new(Mutex::new(VecDeque::from(script)));
     let seen = calls.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let seen = seen.clone();
             let script = script.clone();
             tokio::spawn(async move {
@@ -207,12 +211,12 @@ async fn invoke_endpoint(script: Vec<Reply>) -> (SocketAddr, Calls) {
             });
         }
     });
-    (addr, calls)
+    (addr, calls, connections)
 }
 
 #[tokio::test]
 async fn an_invoke_url_function_error_in_any_shape_is_retried_until_success() {
-    let (endpoint, calls) = invoke_endpoint(vec![
+    let (endpoint, calls, connections) = invoke_endpoint(vec![
         Reply::HeaderError,
         Reply::ErrorBody,
         Reply::ServerError,
@@ -239,6 +243,8 @@ async fn an_invoke_url_function_error_in_any_shape_is_retried_until_success() {
         assert_eq!(body, &calls[0].1, "the same batch each time");
         assert_eq!(decoded(body), ["one", "two"]);
     }
+    // Kept alive: one connection until the timed-out call abandoned it, one after.
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
     h.shutdown().await.unwrap();
 }
 
@@ -481,7 +487,7 @@ async fn functions_are_declared_listed_and_removed_at_run_time() {
     .await;
     assert_eq!(bad.status, 400);
 
-    let (endpoint, calls) = invoke_endpoint(vec![Reply::Ok]).await;
+    let (endpoint, calls, _) = invoke_endpoint(vec![Reply::Ok]).await;
     let put_fn = http(
         addr,
         "PUT",

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::runtime::Outcome;
 
@@ -54,6 +54,8 @@ impl InvokeUrl {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
             .pool_idle_timeout(IDLE_TIMEOUT)
+            // Without a timer the pool never expires an idle connection.
+            .pool_timer(TokioTimer::new())
             .build(connector);
         Ok(Self {
             uri,
