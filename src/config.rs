@@ -1044,7 +1044,7 @@ mod tests {
     }
 
     #[test]
-    fn function_flags_and_environment_reach_the_config() {
+    fn function_flags_reach_the_config() {
         use clap::Parser;
         let args = Args::try_parse_from([
             "kinesis-broker",

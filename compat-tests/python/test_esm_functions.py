@@ -115,6 +115,23 @@ def test_broker_started_awslambdaric_gets_every_record_and_stops_with_the_broker
                 time.sleep(0.025)
             assert lam.get_event_source_mapping(UUID=m["UUID"])["LastProcessingResult"] == "OK"
 
+            # A runtime killed with -9 while it waits for work: the broker starts another when
+            # the next batch needs one.
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+            more = [f"more-{i:03d}" for i in range(10)]
+            kinesis.put_records(StreamName="esm-managed", Records=[
+                {"PartitionKey": "k", "Data": v.encode()} for v in more])
+            for _ in range(MAX_POLLS):
+                lines = open(out_file).read().splitlines()
+                if len(lines) >= len(expected) + len(more):
+                    break
+                time.sleep(0.05)
+            assert [l.split(" ")[0] for l in lines] == expected + more, open(log_path).read()[-3000:]
+            replacements = {l.split(" ")[1] for l in lines[len(expected):]}
+            assert replacements.isdisjoint(pids)
+            pids |= replacements
+
             broker.send_signal(signal.SIGTERM)
             assert broker.wait(timeout=60) == 0, open(log_path).read()[-3000:]
             for pid in pids:

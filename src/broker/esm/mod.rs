@@ -235,7 +235,7 @@ impl Broker {
             return;
         }
         let Some(function) = self.esm.functions.get(&config.function_name) else {
-            tracing::warn!(uuid = %config.uuid, function = %config.function_name, "mapping not started: its function is not declared with --function");
+            tracing::warn!(uuid = %config.uuid, function = %config.function_name, "mapping not started: its function is not declared (--function or PUT /_broker/functions/NAME)");
             return;
         };
         mapping.stop.send_replace(false);
@@ -282,7 +282,7 @@ impl Broker {
         let name = function_name_of(&function_arg).to_string();
         if !self.esm.functions.contains(&name) {
             return Err(EsmError::Invalid(format!(
-                "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT (or KINESIS_BROKER_FUNCTIONS)."
+                "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT or {name}=http://HOST:PORT (or KINESIS_BROKER_FUNCTIONS), --function-command {name}=COMMAND, or PUT /_broker/functions/{name}."
             )));
         }
         let function_arn = format!("arn:aws:lambda:{region}:{account}:function:{name}");
