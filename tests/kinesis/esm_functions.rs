@@ -576,3 +576,26 @@ async fn a_runtime_killed_while_idle_is_noticed_before_an_invocation_goes_to_it(
     assert_eq!(lines(&work.join("records.txt")), ["first", "second"]);
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runtime_command_that_exits_fails_the_invocations_instead_of_holding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec: FunctionSpec = "fn=runtime://127.0.0.1:0".parse().unwrap();
+    spec.command = Some("echo no runtime here >&2; exit 3".into());
+    let h = start_server_in(dir.path(), move |c| c.functions = vec![spec]).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "broken", 1).await;
+    put(&client, "broken", &["x"]).await;
+    let uuid = create_mapping(
+        addr,
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("broken"), "StartingPosition": "TRIM_HORIZON", "MaximumRetryAttempts": 1}),
+    )
+    .await;
+    let result = wait_result(addr, &uuid, |r| r.contains("discarded")).await;
+    assert!(
+        result.contains("after 1 retries (MaximumRetryAttempts 1)"),
+        "{result}"
+    );
+    h.shutdown().await.unwrap();
+}

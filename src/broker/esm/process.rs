@@ -48,6 +48,8 @@ pub struct Launch {
 struct Exited {
     pid: u32,
     started: Instant,
+    /// The Runtime API's poll count when this process started.
+    polls_at_start: usize,
     status: std::io::Result<ExitStatus>,
 }
 
@@ -74,12 +76,14 @@ pub async fn run(api: Arc<RuntimeApi>, launch: Launch, mut stop: watch::Receiver
                     let pid = child.id().unwrap_or(0);
                     tracing::info!(function = %launch.name, pid, "runtime process started");
                     pids.push(pid);
+                    let polls_at_start = api.polls();
                     children.spawn(async move {
                         let started = Instant::now();
                         let status = child.wait().await;
                         Exited {
                             pid,
                             started,
+                            polls_at_start,
                             status,
                         }
                     });
@@ -103,6 +107,19 @@ pub async fn run(api: Arc<RuntimeApi>, launch: Launch, mut stop: watch::Receiver
                     match &exited.status {
                         Ok(s) => tracing::warn!(function = %launch.name, pid = exited.pid, status = %s, "runtime process exited"),
                         Err(e) => tracing::warn!(function = %launch.name, pid = exited.pid, error = %e, "runtime process lost"),
+                    }
+                    // No runtime ever polled since this one started, and none is left: it
+                    // failed to start.
+                    let never_polled = api.polls() == exited.polls_at_start;
+                    if never_polled && children.is_empty() && api.load().waiting > 0 {
+                        // Lambda answers an invocation whose runtime failed to start with an
+                        // error rather than holding it: the mapping's retry policy applies.
+                        let why = match &exited.status {
+                            Ok(s) => format!("the function's runtime process exited ({s}) before taking the invocation"),
+                            Err(e) => format!("the function's runtime process was lost ({e}) before taking the invocation"),
+                        };
+                        let n = api.fail_waiting(&why);
+                        tracing::warn!(function = %launch.name, invocations = n, "{why}");
                     }
                     if exited.started.elapsed() < QUICK_EXIT {
                         backoff = (backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);

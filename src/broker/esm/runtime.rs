@@ -55,6 +55,9 @@ pub struct RuntimeApi {
     ready: Notify,
     /// Runtime clients waiting in `invocation/next` now.
     idle: AtomicUsize,
+    /// `invocation/next` requests ever received (a runtime that never sent one never
+    /// started).
+    polls: AtomicUsize,
     /// Signalled when the queue or the runtimes' state changes (the process pool scales on it).
     pub(super) changed: Notify,
 }
@@ -96,8 +99,14 @@ impl RuntimeApi {
             queues: Default::default(),
             ready: Notify::new(),
             idle: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
             changed: Notify::new(),
         }
+    }
+
+    /// How many `invocation/next` requests ever came.
+    pub fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
     }
 
     /// The queue and the runtimes now.
@@ -133,8 +142,12 @@ impl RuntimeApi {
             function: self,
             id: &id,
         };
+        let mut reply_rx = reply_rx;
         if handed_rx.await.is_err() {
-            return Outcome::Error("the invocation was dropped".into());
+            // Refused before any runtime took it (see `fail_waiting`), or dropped.
+            return reply_rx
+                .try_recv()
+                .unwrap_or_else(|_| Outcome::Error("the invocation was dropped".into()));
         }
         match tokio::time::timeout(self.timeout, reply_rx).await {
             Ok(Ok(outcome)) => outcome,
@@ -148,6 +161,7 @@ impl RuntimeApi {
 
     /// The next invocation for a runtime client: (id, payload), once one is queued.
     async fn next(&self) -> (String, Bytes) {
+        self.polls.fetch_add(1, Ordering::SeqCst);
         self.idle.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_one();
         let _idle = IdleGuard(self);
@@ -167,6 +181,17 @@ impl RuntimeApi {
             }
             notified.await;
         }
+    }
+
+    /// Fails every invocation no runtime has taken yet with `why` (the runtimes started for
+    /// them exited first); returns how many.
+    pub fn fail_waiting(&self, why: &str) -> usize {
+        let failed: Vec<Queued> = self.queues().waiting.drain(..).collect();
+        let n = failed.len();
+        for item in failed {
+            let _ = item.reply.send(Outcome::Error(why.to_string()));
+        }
+        n
     }
 
     /// Ends an invocation handed out; false when it is unknown (withdrawn, timed out).
