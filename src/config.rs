@@ -716,12 +716,12 @@ pub struct Args {
 
     /// NAME=COMMAND: the broker starts runtime interface clients for NAME itself, with
     /// `/bin/sh -c COMMAND` and AWS_LAMBDA_RUNTIME_API set, as many as concurrent invocations
-    /// need (repeatable; `;` separates several in the variable). NAME without `--function`
-    /// gets a Runtime API on a port the broker picks.
+    /// need (repeatable; one per line in the variable, since a command may hold `,` or `;`).
+    /// NAME without `--function` gets a Runtime API on a port the broker picks.
     #[arg(
         long = "function-command",
         env = "KINESIS_BROKER_FUNCTION_COMMANDS",
-        value_delimiter = ';'
+        value_delimiter = '\n'
     )]
     pub function_command: Vec<FunctionCommand>,
 }
@@ -1051,11 +1051,16 @@ mod tests {
             "--function",
             "f=runtime://127.0.0.1:9001?timeout=30",
             "--function-command",
-            "f=python -m awslambdaric app.handler",
+            "f=cd /srv/app; exec python -m awslambdaric app.handler",
         ])
         .unwrap();
         let config = args.to_config().unwrap();
         assert_eq!(config.functions.len(), 1);
+        assert_eq!(
+            config.functions[0].command.as_deref(),
+            Some("cd /srv/app; exec python -m awslambdaric app.handler"),
+            "a command's ; and , are its own"
+        );
         assert_eq!(config.functions[0].timeout, Duration::from_secs(30));
         assert!(config.functions[0].command.is_some());
         let bad = Args::try_parse_from([
