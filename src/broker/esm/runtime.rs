@@ -445,6 +445,24 @@ mod tests {
         assert!(!f.finish(&id, Outcome::Response(Bytes::new())));
     }
 
+    #[tokio::test]
+    async fn invocations_no_runtime_took_can_be_failed_with_a_reason() {
+        let f = function(5_000);
+        let waiting = {
+            let f = f.clone();
+            tokio::spawn(async move { f.invoke(Bytes::from_static(b"{}")).await })
+        };
+        while f.load().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(f.fail_waiting("the runtime exited"), 1);
+        assert_eq!(
+            waiting.await.unwrap(),
+            Outcome::Error("the runtime exited".into())
+        );
+        assert_eq!(f.load().waiting, 0);
+    }
+
     #[test]
     fn request_ids_are_version_4_uuids() {
         let id = new_request_id();
