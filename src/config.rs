@@ -178,44 +178,260 @@ pub struct Config {
     pub functions: Vec<FunctionSpec>,
 }
 
-/// A function declared to the broker: `NAME=runtime://127.0.0.1:PORT`, where the broker
-/// serves the Lambda Runtime API for that function.
+/// Lambda's default function timeout.
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Lambda's longest function timeout: 900 s.
+pub const MAX_FUNCTION_TIMEOUT_S: u64 = 900;
+/// How many runtime processes the broker starts at most for one function, unless told.
+pub const DEFAULT_FUNCTION_CONCURRENCY: u32 = 10;
+/// The most runtime processes one function may be given.
+pub const MAX_FUNCTION_CONCURRENCY: u32 = 1000;
+/// The path the Runtime Interface Emulator serves whatever its function is called: it
+/// routes `function` always, and `AWS_LAMBDA_FUNCTION_NAME` as well when that is set.
+pub const RIE_INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
+
+/// A function declared to the broker:
+///
+/// - `NAME=runtime://127.0.0.1:PORT`: the broker serves the Lambda Runtime API for it on
+///   that port (port 0 picks one, for runtimes the broker starts itself);
+/// - `NAME=http://HOST:PORT[/path]`: the broker POSTs each event to an Invoke endpoint
+///   (the Runtime Interface Emulator's `/2015-03-31/functions/function/invocations` when
+///   no path is given).
+///
+/// Both take `?timeout=SECONDS` (1 to 900, default 3, as Lambda's function timeout); a
+/// Runtime API function takes `&concurrency=N` too (most runtime processes the broker
+/// starts for it, default 10), and a `command` (from `--function-command`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSpec {
     /// The function's name (what a mapping's FunctionName resolves to).
     pub name: String,
-    /// Where the Runtime API for this function is served.
-    pub runtime_addr: SocketAddr,
+    /// How the broker reaches the function.
+    pub target: FunctionTarget,
+    /// The function's timeout: an invocation not answered by then is a function error.
+    pub timeout: Duration,
+    /// Most runtime processes the broker starts for this function.
+    pub concurrency: u32,
+    /// A command (run by `/bin/sh -c`) starting one runtime interface client, which the
+    /// broker runs itself as invocations need; only for a Runtime API function.
+    pub command: Option<String>,
+}
+
+/// How the broker reaches a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionTarget {
+    /// The broker serves the Lambda Runtime API on this address.
+    Runtime(SocketAddr),
+    /// The broker POSTs events to this Invoke URL (`http://HOST:PORT/path`).
+    InvokeUrl(String),
+}
+
+impl FunctionSpec {
+    /// A Runtime API function on `addr` with Lambda's defaults.
+    pub fn runtime(name: impl Into<String>, addr: SocketAddr) -> Self {
+        Self {
+            name: name.into(),
+            target: FunctionTarget::Runtime(addr),
+            timeout: DEFAULT_FUNCTION_TIMEOUT,
+            concurrency: DEFAULT_FUNCTION_CONCURRENCY,
+            command: None,
+        }
+    }
+
+    /// The URL this spec is written as (with its settings), without the name.
+    pub fn url(&self) -> String {
+        let mut url = match &self.target {
+            FunctionTarget::Runtime(addr) => format!("runtime://{addr}"),
+            FunctionTarget::InvokeUrl(url) => url.clone(),
+        };
+        url.push_str(&format!("?timeout={}", self.timeout.as_secs()));
+        if matches!(self.target, FunctionTarget::Runtime(_)) {
+            url.push_str(&format!("&concurrency={}", self.concurrency));
+        }
+        url
+    }
+
+    /// The spec `url` describes for the function `name` (no command).
+    pub fn parse_url(name: &str, url: &str) -> Result<Self, String> {
+        check_function_name(name)?;
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (url, None),
+        };
+        let mut spec = if let Some(addr) = base.strip_prefix("runtime://") {
+            let addr = addr.trim_end_matches('/');
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|e| format!("{addr:?}: not an IP:PORT address ({e})"))?;
+            FunctionSpec::runtime(name, addr)
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let port_ok = authority
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(format!(
+                    "{url:?}: an Invoke URL is http://HOST:PORT[/path], with its port"
+                ));
+            }
+            let path = if path.is_empty() || path == "/" {
+                RIE_INVOKE_PATH
+            } else {
+                path
+            };
+            let full = format!("http://{authority}{path}");
+            full.parse::<hyper::Uri>()
+                .map_err(|e| format!("{url:?}: not a URL ({e})"))?;
+            FunctionSpec {
+                target: FunctionTarget::InvokeUrl(full),
+                ..FunctionSpec::runtime(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+            }
+        } else {
+            return Err(format!(
+                "{url:?}: a function is runtime://IP:PORT (the broker serves the Lambda Runtime API) or http://HOST:PORT (an Invoke endpoint, such as the Runtime Interface Emulator's)"
+            ));
+        };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "timeout" => {
+                    let secs: u64 = value.parse().map_err(|_| {
+                        format!("timeout={value:?}: a whole number of seconds, 1 to {MAX_FUNCTION_TIMEOUT_S}")
+                    })?;
+                    if !(1..=MAX_FUNCTION_TIMEOUT_S).contains(&secs) {
+                        return Err(format!(
+                            "timeout={secs}: Lambda's function timeout is 1 to {MAX_FUNCTION_TIMEOUT_S} seconds"
+                        ));
+                    }
+                    spec.timeout = Duration::from_secs(secs);
+                }
+                "concurrency" => {
+                    if !matches!(spec.target, FunctionTarget::Runtime(_)) {
+                        return Err(format!(
+                            "concurrency={value}: only a runtime:// function has runtime processes the broker starts"
+                        ));
+                    }
+                    let n: u32 = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_FUNCTION_CONCURRENCY).contains(n))
+                        .ok_or_else(|| {
+                            format!("concurrency={value:?}: a number of processes, 1 to {MAX_FUNCTION_CONCURRENCY}")
+                        })?;
+                    spec.concurrency = n;
+                }
+                other => {
+                    return Err(format!(
+                        "{other:?}: unknown function setting (known: timeout, concurrency)"
+                    ));
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Refuses a spec that cannot work: a command on an Invoke URL, a Runtime API on port 0
+    /// that nobody starts a runtime for.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.target, &self.command) {
+            (FunctionTarget::InvokeUrl(_), Some(_)) => Err(format!(
+                "function {}: a command starts a runtime interface client, which needs a runtime:// function",
+                self.name
+            )),
+            (FunctionTarget::Runtime(addr), None) if addr.port() == 0 => Err(format!(
+                "function {}: runtime://{addr} picks a port no runtime could find; give a port or a command",
+                self.name
+            )),
+            (_, Some(c)) if c.trim().is_empty() => {
+                Err(format!("function {}: the command is empty", self.name))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn check_function_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: a function name is 1 to 64 of [a-zA-Z0-9-_]"
+        ))
+    }
 }
 
 impl std::str::FromStr for FunctionSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, url) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: expected NAME=runtime://HOST:PORT"))?;
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(format!(
-                "{name:?}: a function name is 1 to 64 of [a-zA-Z0-9-_]"
-            ));
-        }
-        let addr = url.strip_prefix("runtime://").ok_or_else(|| {
-            format!("{url:?}: only runtime://HOST:PORT functions are supported yet")
+        let (name, url) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?}: expected NAME=runtime://IP:PORT or NAME=http://HOST:PORT")
         })?;
-        let runtime_addr = addr
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|e| format!("{addr:?}: not an IP:PORT address ({e})"))?;
+        FunctionSpec::parse_url(name, url)
+    }
+}
+
+/// `--function-command NAME=COMMAND`: the broker runs COMMAND (with `/bin/sh -c`) to start
+/// runtime interface clients for NAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCommand {
+    /// The function.
+    pub name: String,
+    /// The shell command.
+    pub command: String,
+}
+
+impl std::str::FromStr for FunctionCommand {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, command) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected NAME=COMMAND"))?;
+        check_function_name(name)?;
+        if command.trim().is_empty() {
+            return Err(format!("{s:?}: the command is empty"));
+        }
         Ok(Self {
             name: name.to_string(),
-            runtime_addr,
+            command: command.to_string(),
         })
     }
+}
+
+/// The functions `--function` and `--function-command` declare together: a command names
+/// a declared runtime:// function, or declares one on a port the broker picks.
+pub fn merge_function_commands(
+    mut specs: Vec<FunctionSpec>,
+    commands: &[FunctionCommand],
+) -> Result<Vec<FunctionSpec>, String> {
+    for c in commands {
+        match specs.iter_mut().find(|s| s.name == c.name) {
+            Some(spec) if spec.command.is_some() => {
+                return Err(format!("function {}: more than one command", c.name));
+            }
+            Some(spec) => spec.command = Some(c.command.clone()),
+            None => {
+                let mut spec =
+                    FunctionSpec::runtime(c.name.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
+                spec.command = Some(c.command.clone());
+                specs.push(spec);
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for spec in &specs {
+        if !seen.insert(spec.name.as_str()) {
+            return Err(format!("function {} is declared twice", spec.name));
+        }
+        spec.validate()?;
+    }
+    Ok(specs)
 }
 
 impl Config {
@@ -501,14 +717,28 @@ pub struct Args {
     )]
     pub subscription_lifetime_ms: u64,
 
-    /// A function event-source mappings deliver to: NAME=runtime://127.0.0.1:PORT serves the
-    /// Lambda Runtime API for it on that port (repeatable).
+    /// A function event-source mappings deliver to (repeatable): NAME=runtime://127.0.0.1:PORT
+    /// serves the Lambda Runtime API for it on that port; NAME=http://HOST:PORT POSTs events
+    /// to an Invoke endpoint (the Runtime Interface Emulator's). Settings after `?`:
+    /// `timeout=SECONDS` (1-900, default 3), `concurrency=N` (runtime processes the broker
+    /// starts, default 10).
     #[arg(
         long = "function",
         env = "KINESIS_BROKER_FUNCTIONS",
         value_delimiter = ','
     )]
     pub function: Vec<FunctionSpec>,
+
+    /// NAME=COMMAND: the broker starts runtime interface clients for NAME itself, with
+    /// `/bin/sh -c COMMAND` and AWS_LAMBDA_RUNTIME_API set, as many as concurrent invocations
+    /// need (repeatable; one per line in the variable, since a command may hold `,` or `;`).
+    /// NAME without `--function` gets a Runtime API on a port the broker picks.
+    #[arg(
+        long = "function-command",
+        env = "KINESIS_BROKER_FUNCTION_COMMANDS",
+        value_delimiter = '\n'
+    )]
+    pub function_command: Vec<FunctionCommand>,
 }
 
 impl Args {
@@ -541,7 +771,8 @@ impl Args {
             ),
             clock_offset_ms: self.clock_offset_ms,
             subscription_lifetime: Duration::from_millis(self.subscription_lifetime_ms.max(1)),
-            functions: self.function.clone(),
+            functions: merge_function_commands(self.function.clone(), &self.function_command)
+                .map_err(ConfigError::Invalid)?,
         })
     }
 }
@@ -727,13 +958,135 @@ mod tests {
     }
 
     #[test]
-    fn function_specs_parse_runtime_urls_and_refuse_the_rest() {
+    fn function_specs_parse_runtime_and_invoke_urls_and_refuse_the_rest() {
         let f: FunctionSpec = "fn-1=runtime://127.0.0.1:9001".parse().unwrap();
         assert_eq!(f.name, "fn-1");
-        assert_eq!(f.runtime_addr, "127.0.0.1:9001".parse().unwrap());
-        assert!("fn=http://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert_eq!(
+            f.target,
+            FunctionTarget::Runtime("127.0.0.1:9001".parse().unwrap())
+        );
+        assert_eq!(f.timeout, Duration::from_secs(3));
+        assert_eq!(f.concurrency, DEFAULT_FUNCTION_CONCURRENCY);
+        let rie: FunctionSpec = "fn=http://localhost:9000".parse().unwrap();
+        assert_eq!(
+            rie.target,
+            FunctionTarget::InvokeUrl(
+                "http://localhost:9000/2015-03-31/functions/function/invocations".into()
+            )
+        );
+        let own_path: FunctionSpec = "fn=http://127.0.0.1:9000/2015-03-31/functions/fn/invocations"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            own_path.target,
+            FunctionTarget::InvokeUrl(
+                "http://127.0.0.1:9000/2015-03-31/functions/fn/invocations".into()
+            )
+        );
+        assert!("fn=https://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
+        assert!("fn=http://127.0.0.1".parse::<FunctionSpec>().is_err());
         assert!("=runtime://127.0.0.1:9001".parse::<FunctionSpec>().is_err());
         assert!("fn".parse::<FunctionSpec>().is_err());
         assert!("fn=runtime://localhost".parse::<FunctionSpec>().is_err());
+    }
+
+    #[test]
+    fn function_timeouts_are_lambdas_1_to_900_seconds() {
+        let f: FunctionSpec = "fn=runtime://127.0.0.1:9001?timeout=30".parse().unwrap();
+        assert_eq!(f.timeout, Duration::from_secs(30));
+        let f: FunctionSpec = "fn=http://127.0.0.1:9000?timeout=900".parse().unwrap();
+        assert_eq!(f.timeout, Duration::from_secs(900));
+        for bad in ["0", "901", "1.5", "", "-1", "abc"] {
+            let e = format!("fn=runtime://127.0.0.1:9001?timeout={bad}")
+                .parse::<FunctionSpec>()
+                .unwrap_err();
+            assert!(e.contains("timeout"), "{bad}: {e}");
+        }
+        let e = "fn=runtime://127.0.0.1:9001?tiemout=3"
+            .parse::<FunctionSpec>()
+            .unwrap_err();
+        assert!(e.contains("unknown function setting"), "{e}");
+        let f: FunctionSpec = "fn=runtime://127.0.0.1:9001?timeout=5&concurrency=2"
+            .parse()
+            .unwrap();
+        assert_eq!((f.timeout.as_secs(), f.concurrency), (5, 2));
+        assert_eq!(f.url(), "runtime://127.0.0.1:9001?timeout=5&concurrency=2");
+        assert_eq!(
+            f,
+            FunctionSpec::parse_url("fn", &f.url()).unwrap(),
+            "url() reads back"
+        );
+        assert!(
+            "fn=http://127.0.0.1:9000?concurrency=2"
+                .parse::<FunctionSpec>()
+                .is_err()
+        );
+        assert!(
+            "fn=runtime://127.0.0.1:9001?concurrency=0"
+                .parse::<FunctionSpec>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn function_commands_attach_to_runtime_functions_or_declare_one() {
+        let specs = vec!["a=runtime://127.0.0.1:9001".parse().unwrap()];
+        let commands: Vec<FunctionCommand> = vec![
+            "a=python -m awslambdaric app.handler".parse().unwrap(),
+            "b=./bootstrap --x=1".parse().unwrap(),
+        ];
+        let merged = merge_function_commands(specs, &commands).unwrap();
+        assert_eq!(
+            merged[0].command.as_deref(),
+            Some("python -m awslambdaric app.handler")
+        );
+        assert_eq!(merged[1].name, "b");
+        assert_eq!(merged[1].command.as_deref(), Some("./bootstrap --x=1"));
+        assert_eq!(
+            merged[1].target,
+            FunctionTarget::Runtime("127.0.0.1:0".parse().unwrap())
+        );
+        let invoke = vec!["a=http://127.0.0.1:9000".parse().unwrap()];
+        assert!(merge_function_commands(invoke, &commands[..1]).is_err());
+        let port0 = vec!["a=runtime://127.0.0.1:0".parse().unwrap()];
+        assert!(merge_function_commands(port0, &[]).is_err());
+        let twice = vec![
+            "a=runtime://127.0.0.1:1".parse().unwrap(),
+            "a=runtime://127.0.0.1:2".parse().unwrap(),
+        ];
+        assert!(merge_function_commands(twice, &[]).is_err());
+        assert!("a=  ".parse::<FunctionCommand>().is_err());
+        assert!("a b=x".parse::<FunctionCommand>().is_err());
+    }
+
+    #[test]
+    fn function_flags_reach_the_config() {
+        use clap::Parser;
+        let args = Args::try_parse_from([
+            "kinesis-broker",
+            "--function",
+            "f=runtime://127.0.0.1:9001?timeout=30",
+            "--function-command",
+            "f=cd /srv/app; exec python -m awslambdaric app.handler",
+        ])
+        .unwrap();
+        let config = args.to_config().unwrap();
+        assert_eq!(config.functions.len(), 1);
+        assert_eq!(
+            config.functions[0].command.as_deref(),
+            Some("cd /srv/app; exec python -m awslambdaric app.handler"),
+            "a command's ; and , are its own"
+        );
+        assert_eq!(config.functions[0].timeout, Duration::from_secs(30));
+        assert!(config.functions[0].command.is_some());
+        let bad = Args::try_parse_from([
+            "kinesis-broker",
+            "--function",
+            "f=http://127.0.0.1:9000",
+            "--function-command",
+            "f=python x",
+        ])
+        .unwrap();
+        assert!(bad.to_config().is_err());
     }
 }

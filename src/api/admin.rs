@@ -8,11 +8,20 @@
 //! | `DELETE /_broker/faults` | → faults off                                               |
 //! | `GET /_broker/clock`     | → `{"now_ms": ..., "offset_ms": ...}`                     |
 //! | `POST /_broker/clock`    | `{"advance_ms": N}` → the same as GET                      |
+//! | `GET /_broker/functions` | → `{"functions": [Function]}`                              |
+//! | `PUT /_broker/functions/{name}` | `{"url", "command"?}` → `Function`; 400 `{"error"}` if invalid |
+//! | `DELETE /_broker/functions/{name}` | → the `Function` removed; 404 if unknown, 409 while a mapping uses it |
 //!
 //! `FaultConfig` is `{"seed": u64, "global": Rules, "streams": {"name": Rules}}` with
 //! `Rules` = `{"record_failure_rate", "record_failure" ("ProvisionedThroughputExceededException"
 //! or "InternalFailure"), "internal_failure_rate", "service_unavailable_rate",
 //! "get_records_failure_rate", "latency_ms": ms or [min, max]}` (see `broker::faults`).
+//!
+//! A function's `url` is what `--function NAME=URL` takes (`runtime://127.0.0.1:PORT` or
+//! `http://HOST:PORT`, with `?timeout=SECONDS&concurrency=N`), its `command` what
+//! `--function-command NAME=COMMAND` takes. `Function` is `{"name", "url", "kind"
+//! ("runtime" or "invoke"), "timeout_s", ...}`, with `"runtime_api"`, `"concurrency"`,
+//! `"idle_runtimes"`, `"waiting"`, `"in_flight"` and `"command"` for a Runtime API function.
 
 use std::sync::Arc;
 
@@ -20,10 +29,47 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::broker::Broker;
+use crate::broker::esm::functions::FunctionAdminError;
 use crate::broker::faults::FaultConfig;
 
 /// The path prefix of every admin endpoint.
 pub const ADMIN_PREFIX: &str = "/_broker/";
+/// The function endpoints, answered asynchronously ([`functions`]): declaring a function
+/// binds its port and removing one waits for its runtime processes to stop.
+pub const FUNCTIONS_PATH: &str = "/_broker/functions";
+
+/// Answers `/_broker/functions[/{name}]`, or `None` for any other path or method.
+pub async fn functions(
+    broker: &Arc<Broker>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let rest = path.strip_prefix(FUNCTIONS_PATH)?;
+    let name = match rest {
+        "" | "/" => None,
+        _ => Some(rest.strip_prefix('/')?.trim_end_matches('/')),
+    };
+    let answer = match (method, name) {
+        ("GET", None) => Ok(broker.list_functions()),
+        ("GET", Some(name)) => broker
+            .esm()
+            .functions()
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(|f| f.to_json())
+            .ok_or_else(|| FunctionAdminError::NotFound(format!("no function {name}"))),
+        ("PUT", Some(name)) => broker.put_function(name, body).await,
+        ("DELETE", Some(name)) => broker.delete_function(name).await,
+        _ => return None,
+    };
+    Some(match answer {
+        Ok(v) => (200, v.to_string()),
+        Err(FunctionAdminError::Invalid(e)) => bad_request(e),
+        Err(FunctionAdminError::NotFound(e)) => (404, json!({ "error": e }).to_string()),
+        Err(FunctionAdminError::InUse(e)) => (409, json!({ "error": e }).to_string()),
+    })
+}
 
 /// Answers admin requests. The HTTP layer routes `/_broker/...` here.
 pub trait AdminHandler: Send + Sync {

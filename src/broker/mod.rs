@@ -505,6 +505,7 @@ impl Broker {
         let _ = self.shutdown.send(true);
         self.fanout.close();
         self.stop_mappings().await;
+        self.stop_functions().await;
         let me = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let streams: Vec<Arc<Stream>> = me.registry().streams.values().cloned().collect();

@@ -345,6 +345,14 @@ async fn handle<K: Kinesis + 'static>(
         {
             return lambda::respond(&broker, &head, body).await;
         }
+        if path.starts_with(crate::api::admin::FUNCTIONS_PATH)
+            && let Some(broker) = app.admin.as_ref().and_then(|a| a.broker())
+            && let Some((status, json)) =
+                crate::api::admin::functions(&broker, parts.method.as_str(), path, &body).await
+        {
+            let status = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+            return Reply::json(status, json);
+        }
         if path.starts_with(crate::api::admin::ADMIN_PREFIX)
             && let Some(admin) = &app.admin
             && let Some((status, json)) = admin.handle(parts.method.as_str(), path, &body)

@@ -56,6 +56,7 @@ pub async fn start_server_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Han
     config.create_stream_delay = Duration::ZERO;
     config.delete_stream_delay = Duration::ZERO;
     config.update_stream_delay = Duration::ZERO;
+    config.event_source_mapping_delay = Duration::ZERO;
     tweak(&mut config);
     Server::start(config).await.expect("broker starts")
 }

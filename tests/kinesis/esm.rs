@@ -68,10 +68,7 @@ fn free_port() -> SocketAddr {
 }
 
 fn with_function(name: &str, addr: SocketAddr) -> impl FnOnce(&mut kinesis_broker::Config) {
-    let spec = FunctionSpec {
-        name: name.to_string(),
-        runtime_addr: addr,
-    };
+    let spec = FunctionSpec::runtime(name, addr);
     move |c| {
         c.functions = vec![spec];
         c.event_source_mapping_delay = Duration::ZERO;

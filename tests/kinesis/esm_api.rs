@@ -132,10 +132,7 @@ fn free_port() -> SocketAddr {
 
 fn with(runtime: SocketAddr, delay: Duration) -> impl FnOnce(&mut kinesis_broker::Config) {
     move |c| {
-        c.functions = vec![FunctionSpec {
-            name: "fn".into(),
-            runtime_addr: runtime,
-        }];
+        c.functions = vec![FunctionSpec::runtime("fn", runtime)];
         c.event_source_mapping_delay = delay;
     }
 }

@@ -14,6 +14,7 @@ mod crash;
 mod errors;
 mod esm;
 mod esm_api;
+mod esm_functions;
 mod fanout;
 mod lifecycle;
 mod limits;

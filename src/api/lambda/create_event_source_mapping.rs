@@ -23,7 +23,7 @@ pub async fn handle(
     let name = function_name_of(function_arg).to_string();
     if !broker.function_declared(&name) {
         return Err(LambdaError::invalid(format!(
-            "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT (or KINESIS_BROKER_FUNCTIONS)."
+            "Function {name} is not declared to kinesis-broker: start it with --function {name}=runtime://127.0.0.1:PORT or {name}=http://HOST:PORT (or KINESIS_BROKER_FUNCTIONS), --function-command {name}=COMMAND, or PUT /_broker/functions/{name}."
         )));
     }
     let function_arn = format!(

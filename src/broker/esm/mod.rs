@@ -18,12 +18,15 @@ pub mod batch;
 pub mod destination;
 pub mod event;
 pub mod filter;
+pub mod functions;
+pub mod invoke;
 pub mod mapping;
+pub mod process;
 pub mod runtime;
 pub mod window;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,9 +37,9 @@ use tokio::sync::watch;
 
 use super::stream::StreamKey;
 use super::{Broker, Error, Result};
+use functions::{Function, Functions};
 pub use mapping::MappingConfig;
 use mapping::StartingPosition;
-use runtime::Function;
 
 const ESM_DIR: &str = "esm";
 
@@ -316,7 +319,7 @@ pub fn new_uuid() -> std::result::Result<String, EsmError> {
 /// The broker's mappings and declared functions.
 pub struct Esm {
     dir: PathBuf,
-    functions: HashMap<String, Arc<Function>>,
+    functions: Functions,
     mappings: Mutex<BTreeMap<String, Arc<Mapping>>>,
     /// How long a transitional state lasts.
     transition_delay: Duration,
@@ -358,15 +361,7 @@ impl Esm {
                 Arc::new(Mapping::new(doc.config, doc.progress, lifecycle, store)),
             );
         }
-        let functions = functions
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    Arc::new(Function::new(f.name.clone(), f.runtime_addr)),
-                )
-            })
-            .collect();
+        let functions = Functions::from_specs(functions).map_err(Error::Catalog)?;
         Ok(Esm {
             dir,
             functions,
@@ -382,8 +377,8 @@ impl Esm {
     }
 
     /// The declared functions.
-    pub fn functions(&self) -> impl Iterator<Item = &Arc<Function>> {
-        self.functions.values()
+    pub fn functions(&self) -> Vec<Arc<Function>> {
+        self.functions.all()
     }
 
     fn mappings(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Mapping>>> {
@@ -414,30 +409,14 @@ impl Broker {
         &self.esm
     }
 
-    /// Serves the Runtime API of every declared function on its own port until the broker
-    /// shuts down. Binds every port before returning.
+    /// Serves the Runtime API of every declared function on its own port (and starts the
+    /// runtime processes of those with a command) until the broker shuts down. Binds every
+    /// port before returning.
     pub async fn serve_functions(
         self: &Arc<Self>,
     ) -> std::result::Result<(), (std::net::SocketAddr, std::io::Error)> {
-        for function in self.esm.functions.values() {
-            let listener = tokio::net::TcpListener::bind(function.addr)
-                .await
-                .map_err(|e| (function.addr, e))?;
-            let arn = format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                crate::api::RequestContext::DEFAULT_REGION,
-                crate::api::RequestContext::DEFAULT_ACCOUNT_ID,
-                function.name
-            );
-            let clock = self.clock.clone();
-            tracing::info!(function = %function.name, "Lambda Runtime API on http://{}", function.addr);
-            tokio::spawn(runtime::serve(
-                listener,
-                function.clone(),
-                arn,
-                move || clock.now_ms(),
-                self.shutdown.subscribe(),
-            ));
+        for function in self.esm.functions.all() {
+            function.start(self).await?;
         }
         Ok(())
     }
@@ -471,8 +450,8 @@ impl Broker {
         if !config.enabled || mapping.state() != MappingState::Enabled {
             return;
         }
-        let Some(function) = self.esm.functions.get(&config.function_name).cloned() else {
-            tracing::warn!(uuid = %config.uuid, function = %config.function_name, "mapping not started: its function is not declared with --function");
+        let Some(function) = self.esm.functions.get(&config.function_name) else {
+            tracing::warn!(uuid = %config.uuid, function = %config.function_name, "mapping not started: its function is not declared (--function or PUT /_broker/functions/NAME)");
             return;
         };
         mapping.stop.send_replace(false);
@@ -619,7 +598,7 @@ impl Broker {
 
     /// Whether `name` (a FunctionName after [`function_name_of`]) is declared.
     pub fn function_declared(&self, name: &str) -> bool {
-        self.esm.functions.contains_key(name)
+        self.esm.functions.contains(name)
     }
 
     /// CreateEventSourceMapping, for settings already parsed: checks the stream and that no

@@ -2,11 +2,12 @@
 //! `/2018-06-01/runtime/...` on the function's own port; runtime interface clients
 //! (`awslambdaric`, `aws-lambda-ric`, `lambda_runtime`) long-poll `invocation/next` and post
 //! `response` or `error`. A POST to `error` is a function error whatever its headers, and so
-//! is a deadline passed.
+//! is a deadline passed, and so is the close of the connection that took the invocation (the
+//! runtime process died: no need to wait for the deadline).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +18,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
 
+pub use super::functions::Function;
+
 /// Lambda's default function timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_TIMEOUT: Duration = crate::config::DEFAULT_FUNCTION_TIMEOUT;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,35 +45,77 @@ struct Queues {
     in_flight: HashMap<String, oneshot::Sender<Outcome>>,
 }
 
-/// One declared function: its invocation queue.
-pub struct Function {
+/// The Runtime API side of one function: its invocation queue.
+pub struct RuntimeApi {
     /// The declared name.
     pub name: String,
-    /// The Runtime API's address.
-    pub addr: SocketAddr,
     /// The function's timeout.
     pub timeout: Duration,
     queues: Mutex<Queues>,
     ready: Notify,
+    /// Runtime clients waiting in `invocation/next` now.
+    idle: AtomicUsize,
+    /// `invocation/next` requests ever received (a runtime that never sent one never
+    /// started).
+    polls: AtomicUsize,
+    /// Signalled when the queue or the runtimes' state changes (the process pool scales on it).
+    pub(super) changed: Notify,
 }
 
-impl std::fmt::Debug for Function {
+impl std::fmt::Debug for RuntimeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Function")
+        f.debug_struct("RuntimeApi")
             .field("name", &self.name)
             .finish()
     }
 }
 
-impl Function {
+/// What the process pool scales on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Invocations no runtime has taken yet.
+    pub waiting: usize,
+    /// Invocations a runtime is working on.
+    pub in_flight: usize,
+    /// Runtime clients waiting for an invocation.
+    pub idle: usize,
+}
+
+struct IdleGuard<'a>(&'a RuntimeApi);
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        self.0.idle.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_one();
+    }
+}
+
+impl RuntimeApi {
     /// A function with nothing queued.
-    pub fn new(name: String, addr: SocketAddr) -> Self {
+    pub fn new(name: String, timeout: Duration) -> Self {
         Self {
             name,
-            addr,
-            timeout: DEFAULT_TIMEOUT,
+            timeout,
             queues: Default::default(),
             ready: Notify::new(),
+            idle: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    /// How many `invocation/next` requests ever came.
+    pub fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    /// The queue and the runtimes now.
+    pub fn load(&self) -> Load {
+        let q = self.queues();
+        Load {
+            waiting: q.waiting.len(),
+            in_flight: q.in_flight.len(),
+            idle: self.idle.load(Ordering::SeqCst),
         }
     }
 
@@ -92,12 +137,17 @@ impl Function {
             reply: reply_tx,
         });
         self.ready.notify_one();
+        self.changed.notify_one();
         let _withdraw = Withdraw {
             function: self,
             id: &id,
         };
+        let mut reply_rx = reply_rx;
         if handed_rx.await.is_err() {
-            return Outcome::Error("the invocation was dropped".into());
+            // Refused before any runtime took it (see `fail_waiting`), or dropped.
+            return reply_rx
+                .try_recv()
+                .unwrap_or_else(|_| Outcome::Error("the invocation was dropped".into()));
         }
         match tokio::time::timeout(self.timeout, reply_rx).await {
             Ok(Ok(outcome)) => outcome,
@@ -111,6 +161,10 @@ impl Function {
 
     /// The next invocation for a runtime client: (id, payload), once one is queued.
     async fn next(&self) -> (String, Bytes) {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
+        let _idle = IdleGuard(self);
         loop {
             let notified = self.ready.notified();
             {
@@ -129,6 +183,17 @@ impl Function {
         }
     }
 
+    /// Fails every invocation no runtime has taken yet with `why` (the runtimes started for
+    /// them exited first); returns how many.
+    pub fn fail_waiting(&self, why: &str) -> usize {
+        let failed: Vec<Queued> = self.queues().waiting.drain(..).collect();
+        let n = failed.len();
+        for item in failed {
+            let _ = item.reply.send(Outcome::Error(why.to_string()));
+        }
+        n
+    }
+
     /// Ends an invocation handed out; false when it is unknown (withdrawn, timed out).
     fn finish(&self, id: &str, outcome: Outcome) -> bool {
         match self.queues().in_flight.remove(id) {
@@ -139,7 +204,7 @@ impl Function {
 }
 
 struct Withdraw<'a> {
-    function: &'a Function,
+    function: &'a RuntimeApi,
     id: &'a str,
 }
 
@@ -172,10 +237,13 @@ pub fn format_uuid(mut b: [u8; 16]) -> String {
     )
 }
 
+/// Why an invocation fails when its runtime's connection closes before it answered.
+pub const CONNECTION_CLOSED: &str = "the runtime's connection closed before it answered the invocation (the runtime process exited?)";
+
 /// Serves the Runtime API of `function` on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
-    function: Arc<Function>,
+    function: Arc<RuntimeApi>,
     arn: String,
     now_ms: impl Fn() -> i64 + Send + Sync + 'static,
     mut shutdown: watch::Receiver<bool>,
@@ -196,17 +264,36 @@ pub async fn serve(
         let now_ms = now_ms.clone();
         let mut stop = shutdown.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            // The invocations this connection took and has not answered yet.
+            let taken: Arc<Mutex<HashSet<String>>> = Default::default();
+            let service = {
                 let function = function.clone();
-                let arn = arn.clone();
-                let now_ms = now_ms.clone();
-                async move { Ok::<_, Infallible>(answer(&function, &arn, &*now_ms, req).await) }
-            });
+                let taken = taken.clone();
+                hyper::service::service_fn(move |req| {
+                    let function = function.clone();
+                    let arn = arn.clone();
+                    let now_ms = now_ms.clone();
+                    let taken = taken.clone();
+                    async move {
+                        Ok::<_, Infallible>(answer(&function, &arn, &*now_ms, &taken, req).await)
+                    }
+                })
+            };
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
                 _ = stop.wait_for(|s| *s) => {}
+            }
+            let orphans: Vec<String> = taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            for id in orphans {
+                if function.finish(&id, Outcome::Error(CONNECTION_CLOSED.into())) {
+                    tracing::info!(function = %function.name, request_id = %id, "{CONNECTION_CLOSED}");
+                }
             }
         });
         while connections.try_join_next().is_some() {}
@@ -226,14 +313,33 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// Whether the client means to keep the connection for its next request (HTTP/1.1 without
+/// `Connection: close`, or HTTP/1.0 with `keep-alive`).
+fn is_persistent(req: &Request<Incoming>) -> bool {
+    let connection = req
+        .headers()
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if req.version() == hyper::Version::HTTP_10 {
+        connection.iter().any(|t| t == "keep-alive")
+    } else {
+        !connection.iter().any(|t| t == "close")
+    }
+}
+
 async fn answer(
-    function: &Function,
+    function: &RuntimeApi,
     arn: &str,
     now_ms: &(dyn Fn() -> i64 + Send + Sync),
+    taken: &Mutex<HashSet<String>>,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    let persistent = is_persistent(&req);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -243,6 +349,14 @@ async fn answer(
     match (&method, parts.as_slice()) {
         (&Method::GET, ["invocation", "next"]) => {
             let (id, payload) = function.next().await;
+            // A client that said it will close this connection posts its answer on
+            // another: only a persistent connection's close means the runtime is gone.
+            if persistent {
+                taken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone());
+            }
             let deadline = now_ms() + function.timeout.as_millis() as i64;
             let mut r = Response::new(Full::new(payload));
             let h = r.headers_mut();
@@ -266,6 +380,7 @@ async fn answer(
             r
         }
         (&Method::POST, ["invocation", id, kind @ ("response" | "error")]) => {
+            taken.lock().unwrap_or_else(|e| e.into_inner()).remove(*id);
             let outcome = if *kind == "response" {
                 Outcome::Response(body)
             } else {
@@ -295,10 +410,11 @@ async fn answer(
 mod tests {
     use super::*;
 
-    fn function(timeout_ms: u64) -> Arc<Function> {
-        let mut f = Function::new("f".into(), "127.0.0.1:1".parse().unwrap());
-        f.timeout = Duration::from_millis(timeout_ms);
-        Arc::new(f)
+    fn function(timeout_ms: u64) -> Arc<RuntimeApi> {
+        Arc::new(RuntimeApi::new(
+            "f".into(),
+            Duration::from_millis(timeout_ms),
+        ))
     }
 
     #[tokio::test]
@@ -327,6 +443,24 @@ mod tests {
         );
         let id = runtime.await.unwrap();
         assert!(!f.finish(&id, Outcome::Response(Bytes::new())));
+    }
+
+    #[tokio::test]
+    async fn invocations_no_runtime_took_can_be_failed_with_a_reason() {
+        let f = function(5_000);
+        let waiting = {
+            let f = f.clone();
+            tokio::spawn(async move { f.invoke(Bytes::from_static(b"{}")).await })
+        };
+        while f.load().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(f.fail_waiting("the runtime exited"), 1);
+        assert_eq!(
+            waiting.await.unwrap(),
+            Outcome::Error("the runtime exited".into())
+        );
+        assert_eq!(f.load().waiting, 0);
     }
 
     #[test]
