@@ -56,7 +56,8 @@ class Broker:
 
     def start(self):
         args = [required_env("KINESIS_BROKER_BIN"), "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", self.data, "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0"]
+                "--data-dir", self.data, "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
+                "--event-source-mapping-delay-ms", "0"]
         for name, port in self.runtime_ports.items():
             args += ["--function", f"{name}=runtime://127.0.0.1:{port}"]
         args += self.extra_args
