@@ -55,10 +55,9 @@ pub struct WindowFields<'a> {
 
 /// Lambda's `KinesisTimeWindowEvent`: the records plus `window`, `state`, `shardId`,
 /// `eventSourceARN`, `isFinalInvokeForWindow` and `isWindowTerminatedEarly`.
-pub fn event(records: Vec<Value>, f: &WindowFields<'_>) -> Vec<u8> {
+pub fn event(records_json: &[u8], f: &WindowFields<'_>) -> Vec<u8> {
     let end_ms = f.window.start_ms + i64::from(f.window_s) * 1000;
-    json!({
-        "Records": records,
+    let rest = json!({
         "window": {
             "start": iso8601_s(f.window.start_ms),
             "end": iso8601_s(end_ms),
@@ -69,8 +68,13 @@ pub fn event(records: Vec<Value>, f: &WindowFields<'_>) -> Vec<u8> {
         "isFinalInvokeForWindow": f.is_final,
         "isWindowTerminatedEarly": f.terminated_early,
     })
-    .to_string()
-    .into_bytes()
+    .to_string();
+    // `{"Records": RECORDS, …rest}`: the records arrive encoded (event::records_json).
+    let mut out = super::event::event_of(records_json);
+    out.pop();
+    out.push(b',');
+    out.extend_from_slice(&rest.as_bytes()[1..]);
+    out
 }
 
 /// The state a windowed invocation returned: `None` when the response has no `state`
@@ -107,7 +111,7 @@ mod tests {
             state: json!({"1": 282}),
         };
         let e: Value = serde_json::from_slice(&event(
-            vec![],
+            b"[]",
             &WindowFields {
                 window: &w,
                 window_s: 120,

@@ -637,20 +637,15 @@ fn event_for(context: &ShardContext, config: &MappingConfig, items: &[Item]) -> 
         region: &context.region,
         account: &context.account,
     };
-    let records = items
-        .iter()
-        .map(|i| {
-            event::record(
-                &source,
-                &EventRecord {
-                    partition_key: &i.partition_key,
-                    data: &i.data,
-                    sequence_number: i.sequence_number.clone(),
-                    arrival_ms: i.arrival_ms,
-                },
-            )
-        })
-        .collect();
+    let records = event::records_json(
+        &source,
+        items.iter().map(|i| EventRecord {
+            partition_key: &i.partition_key,
+            data: &i.data,
+            sequence_number: i.sequence_number.clone(),
+            arrival_ms: i.arrival_ms,
+        }),
+    );
     if config.tumbling_window_s > 0 {
         let open = context
             .mapping
@@ -660,7 +655,7 @@ fn event_for(context: &ShardContext, config: &MappingConfig, items: &[Item]) -> 
             .cloned();
         if let Some(open) = open {
             return window::event(
-                records,
+                &records,
                 &WindowFields {
                     window: &open,
                     window_s: config.tumbling_window_s,
@@ -672,7 +667,7 @@ fn event_for(context: &ShardContext, config: &MappingConfig, items: &[Item]) -> 
             );
         }
     }
-    event::event(records)
+    event::event_of(&records)
 }
 
 fn open_window(mapping: &Mapping, shard_index: u32, start_ms: i64) {
@@ -702,7 +697,7 @@ async fn final_invoke(
         return true;
     };
     let payload = Bytes::from(window::event(
-        Vec::new(),
+        b"[]",
         &WindowFields {
             window: &open,
             window_s: config.tumbling_window_s.max(1),
