@@ -1,0 +1,403 @@
+//! A small append-only journal of opaque entries, compacted by rewriting it from a
+//! snapshot: for state that changes often and must survive a crash, but whose size should
+//! follow what is live rather than its history (a reader's in-flight table, say). The
+//! crate knows nothing about what the entries mean.
+//!
+//! On-disk format of one journal file:
+//!
+//! | bytes         | encoding      | value                                             |
+//! |---------------|---------------|---------------------------------------------------|
+//! | 0..8          | ASCII         | magic `KBJRNL01` (the trailing `01` is the format version) |
+//! | then, per entry:                                                                  |
+//! | +0..4         | u32 LE        | payload length `n` (at most [`MAX_ENTRY_BYTES`])   |
+//! | +4..8         | u32 LE        | CRC32 (crc32fast) of the payload                   |
+//! | +8..8+n       | bytes         | payload                                           |
+//!
+//! Recovery reads entries from the start and stops at the first one that is incomplete
+//! (a torn write: its length runs past the end of the file) or whose CRC does not match
+//! (a write cut inside the payload, or damage); the file is truncated there, and the
+//! count of bytes cut is reported. An entry is only ever appended after every entry
+//! before it, so everything before the first bad entry is exactly what was written.
+//!
+//! Compaction writes a new file (`<name>.tmp`) holding the caller's snapshot entries,
+//! fsyncs it, renames it over the journal and fsyncs the directory: a crash at any point
+//! leaves either the old journal or the new one, never a mix. A file with another magic is
+//! an error, not something to truncate: it is not ours.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"KBJRNL01";
+const ENTRY_HEADER_BYTES: usize = 8;
+/// The largest payload one entry may hold: 16 MiB. A length field above it is treated as
+/// damage during recovery rather than an allocation request.
+pub const MAX_ENTRY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What recovery found when the journal was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovered {
+    /// Bytes cut from the end of the file (a torn or damaged tail); 0 when clean.
+    pub truncated_bytes: u64,
+}
+
+/// An open journal: appends go to the end of one file.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    sync: bool,
+}
+
+fn encode_into(buf: &mut Vec<u8>, payload: &[u8], path: &Path) -> Result<()> {
+    if payload.len() > MAX_ENTRY_BYTES {
+        return Err(Error::FieldTooLong {
+            field: "journal entry",
+            len: payload.len(),
+            max: MAX_ENTRY_BYTES,
+        });
+    }
+    let _ = path;
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    buf.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Splits `bytes` (after the magic) into entries; returns them and the length of the valid
+/// prefix.
+fn decode_entries(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let mut entries = Vec::new();
+    let mut pos = 0;
+    while let Some(header) = bytes.get(pos..pos + ENTRY_HEADER_BYTES) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len > MAX_ENTRY_BYTES {
+            break;
+        }
+        let start = pos + ENTRY_HEADER_BYTES;
+        let Some(payload) = bytes.get(start..start + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        entries.push(payload.to_vec());
+        pos = start + len;
+    }
+    (entries, pos)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in file `path`, recovers it, and returns it with its
+    /// entries in the order they were appended. `sync`: every append and compaction is
+    /// fsynced before it returns (otherwise it is in the page cache, which survives a
+    /// process crash but not a power loss).
+    pub fn open(path: impl AsRef<Path>, sync: bool) -> Result<(Journal, Vec<Vec<u8>>, Recovered)> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening journal", &path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("reading journal", &path, e))?;
+        let mut recovered = Recovered::default();
+        let (entries, valid_len) = if bytes.len() < MAGIC.len() {
+            // Empty, or cut before its magic was complete: nothing was ever appended.
+            if !MAGIC.starts_with(&bytes) {
+                return Err(Error::corrupt(&path, 0, "not a journal (bad magic)"));
+            }
+            recovered.truncated_bytes = bytes.len() as u64;
+            file.set_len(0)
+                .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
+                .and_then(|_| file.write_all(MAGIC))
+                .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
+                .map_err(|e| Error::io("initialising journal", &path, e))?;
+            if sync {
+                sync_dir(&path)?;
+            }
+            (Vec::new(), MAGIC.len())
+        } else {
+            if &bytes[..MAGIC.len()] != MAGIC {
+                return Err(Error::corrupt(&path, 0, "not a journal (bad magic)"));
+            }
+            let (entries, valid) = decode_entries(&bytes[MAGIC.len()..]);
+            let valid_len = MAGIC.len() + valid;
+            if valid_len < bytes.len() {
+                recovered.truncated_bytes = (bytes.len() - valid_len) as u64;
+                tracing::warn!(
+                    path = %path.display(),
+                    at = valid_len,
+                    cut = recovered.truncated_bytes,
+                    "journal: torn or damaged tail truncated"
+                );
+                file.set_len(valid_len as u64)
+                    .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
+                    .map_err(|e| Error::io("truncating journal", &path, e))?;
+            }
+            (entries, valid_len)
+        };
+        file.seek(SeekFrom::Start(valid_len as u64))
+            .map_err(|e| Error::io("seeking journal", &path, e))?;
+        Ok((
+            Journal {
+                path,
+                file,
+                len: valid_len as u64,
+                sync,
+            },
+            entries,
+            recovered,
+        ))
+    }
+
+    /// Appends entries with one write (and one fsync when syncing); durable on return.
+    /// On error the journal may hold a torn tail, which the next open cuts.
+    pub fn append<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(
+            payloads
+                .iter()
+                .map(|p| p.as_ref().len() + ENTRY_HEADER_BYTES)
+                .sum(),
+        );
+        for p in payloads {
+            encode_into(&mut buf, p.as_ref(), &self.path)?;
+        }
+        self.file
+            .write_all(&buf)
+            .map_err(|e| Error::io("appending to journal", &self.path, e))?;
+        if self.sync {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
+        }
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Replaces the whole journal with `snapshot` (compaction), atomically.
+    pub fn rewrite<P: AsRef<[u8]>>(&mut self, snapshot: &[P]) -> Result<()> {
+        let mut buf = Vec::from(&MAGIC[..]);
+        for p in snapshot {
+            encode_into(&mut buf, p.as_ref(), &self.path)?;
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let write = || -> io::Result<File> {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&buf)?;
+            // Always synced: the rename must never publish a file whose bytes are not on disk.
+            f.sync_all()?;
+            Ok(f)
+        };
+        let mut file = write().map_err(|e| Error::io("writing journal snapshot", &tmp, e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| Error::io("renaming journal", &tmp, e))?;
+        sync_dir(&self.path)?;
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| Error::io("seeking journal", &self.path, e))?;
+        self.file = file;
+        self.len = buf.len() as u64;
+        Ok(())
+    }
+
+    /// The journal's size in bytes (to decide when to compact).
+    pub fn len_bytes(&self) -> u64 {
+        self.len
+    }
+
+    /// Removes a journal file (its owner is gone); absent is fine.
+    pub fn remove(path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        match fs::remove_file(path) {
+            Ok(()) => sync_dir(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing journal", path, e)),
+        }
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsyncing directory", &dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(path: &Path) -> (Journal, Vec<Vec<u8>>, Recovered) {
+        Journal::open(path, true).unwrap()
+    }
+
+    #[test]
+    fn entries_survive_reopen_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, entries, _) = open(&path);
+        assert!(entries.is_empty());
+        j.append(&[b"one".as_slice(), b"two"]).unwrap();
+        j.append(&[b"three"]).unwrap();
+        drop(j);
+        let (_, entries, rec) = open(&path);
+        assert_eq!(
+            entries,
+            [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
+        assert_eq!(rec.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn golden_bytes_of_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        j.append(&[b"ab"]).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let crc = crc32fast::hash(b"ab").to_le_bytes();
+        let mut expected = b"KBJRNL01".to_vec();
+        expected.extend_from_slice(&[2, 0, 0, 0]);
+        expected.extend_from_slice(&crc);
+        expected.extend_from_slice(b"ab");
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn recover_truncates_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        j.append(&[b"kept"]).unwrap();
+        j.append(&[b"torn entry"]).unwrap();
+        drop(j);
+        let full = fs::metadata(&path).unwrap().len();
+        // Cut inside the second entry's payload, as a crash mid-write would.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(full - 3)
+            .unwrap();
+        let (mut j, entries, rec) = open(&path);
+        assert_eq!(entries, [b"kept".to_vec()]);
+        assert_eq!(rec.truncated_bytes, (8 + 10 - 3) as u64);
+        // Appends continue after the cut, and the next open sees them.
+        j.append(&[b"after"]).unwrap();
+        drop(j);
+        let (_, entries, rec) = open(&path);
+        assert_eq!(entries, [b"kept".to_vec(), b"after".to_vec()]);
+        assert_eq!(rec.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn recover_truncates_torn_entry_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        j.append(&[b"kept"]).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[5, 0, 0]).unwrap();
+        drop(f);
+        let (_, entries, rec) = open(&path);
+        assert_eq!(entries, [b"kept".to_vec()]);
+        assert_eq!(rec.truncated_bytes, 3);
+    }
+
+    #[test]
+    fn recover_stops_at_first_bad_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        j.append(&[b"first"]).unwrap();
+        j.append(&[b"second"]).unwrap();
+        j.append(&[b"third"]).unwrap();
+        drop(j);
+        let mut bytes = fs::read(&path).unwrap();
+        // Flip one bit of the second entry's payload.
+        let second_payload = 8 + (8 + 5) + 8;
+        bytes[second_payload] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let (_, entries, rec) = open(&path);
+        assert_eq!(entries, [b"first".to_vec()]);
+        assert_eq!(rec.truncated_bytes, (8 + 6 + 8 + 5) as u64);
+    }
+
+    #[test]
+    fn impossible_length_is_treated_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut bytes = b"KBJRNL01".to_vec();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        fs::write(&path, &bytes).unwrap();
+        let (_, entries, rec) = open(&path);
+        assert!(entries.is_empty());
+        assert_eq!(rec.truncated_bytes, 8);
+    }
+
+    #[test]
+    fn file_with_another_magic_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        fs::write(&path, b"SOMETHING ELSE").unwrap();
+        assert!(matches!(
+            Journal::open(&path, true),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn rewrite_replaces_history_with_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        for i in 0..100u32 {
+            j.append(&[i.to_le_bytes()]).unwrap();
+        }
+        let before = j.len_bytes();
+        j.rewrite(&[b"snapshot"]).unwrap();
+        assert!(j.len_bytes() < before);
+        j.append(&[b"later"]).unwrap();
+        drop(j);
+        let (_, entries, _) = open(&path);
+        assert_eq!(entries, [b"snapshot".to_vec(), b"later".to_vec()]);
+        assert!(!dir.path().join("j.tmp").exists());
+    }
+
+    #[test]
+    fn crash_before_rename_keeps_old_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        j.append(&[b"old"]).unwrap();
+        drop(j);
+        // A compaction that died after writing its temporary file, before the rename.
+        fs::write(dir.path().join("j.tmp"), b"KBJRNL01garbage").unwrap();
+        let (_, entries, _) = open(&path);
+        assert_eq!(entries, [b"old".to_vec()]);
+    }
+}
