@@ -52,7 +52,7 @@ pub struct Journal {
     sync: bool,
 }
 
-fn encode_into(buf: &mut Vec<u8>, payload: &[u8], path: &Path) -> Result<()> {
+fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
     if payload.len() > MAX_ENTRY_BYTES {
         return Err(Error::FieldTooLong {
             field: "journal entry",
@@ -60,7 +60,6 @@ fn encode_into(buf: &mut Vec<u8>, payload: &[u8], path: &Path) -> Result<()> {
             max: MAX_ENTRY_BYTES,
         });
     }
-    let _ = path;
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     buf.extend_from_slice(payload);
@@ -174,7 +173,7 @@ impl Journal {
                 .sum(),
         );
         for p in payloads {
-            encode_into(&mut buf, p.as_ref(), &self.path)?;
+            encode_into(&mut buf, p.as_ref())?;
         }
         self.file
             .write_all(&buf)
@@ -192,7 +191,7 @@ impl Journal {
     pub fn rewrite<P: AsRef<[u8]>>(&mut self, snapshot: &[P]) -> Result<()> {
         let mut buf = Vec::from(&MAGIC[..]);
         for p in snapshot {
-            encode_into(&mut buf, p.as_ref(), &self.path)?;
+            encode_into(&mut buf, p.as_ref())?;
         }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
