@@ -17,5 +17,6 @@ mod fanout;
 mod lifecycle;
 mod limits;
 mod persistence;
+mod queues;
 mod records;
 mod streams;

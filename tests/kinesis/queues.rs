@@ -1,0 +1,748 @@
+//! Queues (issue 18): lifecycle, receive/acknowledge/visibility, long polling, dead
+//! letters and restart durability. The Rust SDK in Cargo.toml (aws-sdk-kinesis 1.130) has
+//! no queue operations, so these are driven over raw HTTP JSON; streams and records go
+//! through the SDK as elsewhere.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+/// Bound on every single HTTP exchange (long polls included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// POSTs one Kinesis JSON request; returns (status, body as JSON).
+async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
+    let body = serde_json::to_vec(&body).unwrap();
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
+             Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream.write_all(&body).await.expect("write body");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read response");
+        raw
+    };
+    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{operation} did not answer within {CALL_TIMEOUT:?}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response has a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let mut payload = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    let value = if payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&payload)
+            .unwrap_or_else(|e| panic!("{operation}: body is not JSON ({e}): {payload:?}"))
+    };
+    (status, value)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..line_end])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+}
+
+/// Calls and expects 200.
+async fn ok(addr: SocketAddr, operation: &str, body: Value) -> Value {
+    let (status, v) = call(addr, operation, body).await;
+    assert_eq!(status, 200, "{operation}: {v}");
+    v
+}
+
+/// Calls and expects an error of `code`; returns its message.
+async fn fails(addr: SocketAddr, operation: &str, body: Value, code: &str) -> String {
+    let (status, v) = call(addr, operation, body).await;
+    assert_ne!(status, 200, "{operation} should fail with {code}: {v}");
+    let ty = v["__type"].as_str().unwrap_or_default();
+    assert!(ty.ends_with(code), "{operation}: expected {code}, got {v}");
+    v["message"].as_str().unwrap_or_default().to_string()
+}
+
+async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, name).await;
+}
+
+async fn put(client: &aws_sdk_kinesis::Client, stream: &str, n: usize, prefix: &str) {
+    for i in 0..n {
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key(format!("{prefix}-{i}"))
+            .data(blob(format!("{prefix}-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn create_queue(addr: SocketAddr, name: &str, stream: &str, extra: Value) -> String {
+    let mut body = json!({
+        "QueueName": name,
+        "StreamConfigurationList": [{"StreamARN": stream_arn(stream), "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let v = ok(addr, "CreateQueue", body).await;
+    v["QueueDescription"]["QueueARN"]
+        .as_str()
+        .expect("QueueARN")
+        .to_string()
+}
+
+async fn receive(addr: SocketAddr, arn: &str, extra: Value) -> Vec<Value> {
+    let mut body = json!({"QueueARN": arn, "WaitTimeSeconds": 1});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let v = ok(addr, "ReceiveQueueRecords", body).await;
+    v["QueueRecords"].as_array().cloned().unwrap_or_default()
+}
+
+fn handles(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| json!({"ReceiptHandle": r["ReceiptHandle"]}))
+        .collect()
+}
+
+fn data_of(r: &Value) -> String {
+    use base64_simd::STANDARD;
+    let b = STANDARD.decode_to_vec(r["Data"].as_str().unwrap()).unwrap();
+    String::from_utf8(b).unwrap()
+}
+
+#[tokio::test]
+async fn queue_lifecycle_follows_the_model() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_stream(&client, "provisioned", 1).await;
+    create_on_demand(&client, "od").await;
+
+    // Queues exist on on-demand streams only.
+    fails(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("provisioned")}]}),
+        "InvalidArgumentException",
+    )
+    .await;
+    fails(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("absent")}]}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    // Timestamp only and always with AT_TIMESTAMP; BUILT_IN needs MaxReceiveCount; one stream.
+    for bad in [
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("od"), "StartingPosition": {"Type": "LATEST", "Timestamp": 1}}]}),
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("od"), "StartingPosition": {"Type": "AT_TIMESTAMP"}}]}),
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("od")}], "QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "BUILT_IN"}}}),
+        json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("od")}, {"StreamARN": stream_arn("od")}]}),
+    ] {
+        fails(addr, "CreateQueue", bad, "ValidationException").await;
+    }
+
+    // Defaults: LATEST, 30 s visibility, BUILT_IN with MaxReceiveCount 6.
+    let v = ok(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "orders", "StreamConfigurationList": [{"StreamARN": stream_arn("od")}]}),
+    )
+    .await;
+    let d = &v["QueueDescription"];
+    let arn = d["QueueARN"].as_str().unwrap().to_string();
+    assert!(
+        arn.starts_with(&format!(
+            "arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:queue/"
+        )),
+        "{arn}"
+    );
+    assert!(
+        !arn.contains("orders"),
+        "the ARN's id is not derived from the name: {arn}"
+    );
+    assert_eq!(d["QueueStatus"], "ACTIVE");
+    assert_eq!(
+        d["StreamConfigurationList"][0]["StreamARN"],
+        stream_arn("od")
+    );
+    assert_eq!(
+        d["StreamConfigurationList"][0]["StartingPosition"]["Type"],
+        "LATEST"
+    );
+    assert!(d["StreamConfigurationList"][0]["StartingPosition"]["Timestamp"].is_number());
+    assert_eq!(d["QueueAttributes"]["VisibilityTimeoutSeconds"], 30);
+    assert_eq!(
+        d["QueueAttributes"]["DeadLetterConfiguration"],
+        json!({"TargetType": "BUILT_IN", "MaxReceiveCount": 6})
+    );
+    let described = ok(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+    assert_eq!(described["QueueDescription"], *d);
+    fails(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "orders", "StreamConfigurationList": [{"StreamARN": stream_arn("od")}]}),
+        "ResourceInUseException",
+    )
+    .await;
+
+    // UpdateQueue leaves unspecified attributes alone.
+    let v = ok(
+        addr,
+        "UpdateQueue",
+        json!({"QueueARN": arn, "QueueAttributes": {"VisibilityTimeoutSeconds": 5}}),
+    )
+    .await;
+    assert_eq!(
+        v["QueueDescription"]["QueueAttributes"]["VisibilityTimeoutSeconds"],
+        5
+    );
+    assert_eq!(
+        v["QueueDescription"]["QueueAttributes"]["DeadLetterConfiguration"]["MaxReceiveCount"],
+        6
+    );
+    let v = ok(
+        addr,
+        "UpdateQueue",
+        json!({"QueueARN": arn, "QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "NONE"}}}),
+    )
+    .await;
+    assert_eq!(
+        v["QueueDescription"]["QueueAttributes"]["DeadLetterConfiguration"],
+        json!({"TargetType": "NONE"})
+    );
+
+    // ListQueues: StreamFilter and pagination.
+    create_queue(addr, "billing", "od", json!({})).await;
+    let page1 = ok(addr, "ListQueues", json!({"MaxResults": 1})).await;
+    assert_eq!(page1["QueueSummaries"].as_array().unwrap().len(), 1);
+    assert_eq!(page1["QueueSummaries"][0]["QueueName"], "billing");
+    assert_eq!(
+        page1["QueueSummaries"][0]["Streams"][0]["StreamARN"],
+        stream_arn("od")
+    );
+    let token = page1["NextToken"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let page2 = ok(
+        addr,
+        "ListQueues",
+        json!({"MaxResults": 1, "NextToken": token}),
+    )
+    .await;
+    assert_eq!(page2["QueueSummaries"][0]["QueueName"], "orders");
+    assert!(page2.get("NextToken").is_none(), "{page2}");
+    let filtered = ok(
+        addr,
+        "ListQueues",
+        json!({"StreamFilter": [{"StreamARN": stream_arn("provisioned")}]}),
+    )
+    .await;
+    assert_eq!(filtered["QueueSummaries"], json!([]));
+    fails(
+        addr,
+        "ListQueues",
+        json!({"NextToken": "bm90IGEgdG9rZW4="}),
+        "InvalidArgumentException",
+    )
+    .await;
+
+    // A stream with queues can be neither deleted nor switched to PROVISIONED.
+    let e = client
+        .delete_stream()
+        .stream_name("od")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("ResourceInUseException")
+    );
+    let e = client
+        .update_stream_mode()
+        .stream_arn(stream_arn("od"))
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::Provisioned)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("ResourceInUseException")
+    );
+
+    // DeleteQueue: gone (zero delay), and then the stream can go.
+    for q in ok(addr, "ListQueues", json!({})).await["QueueSummaries"]
+        .as_array()
+        .unwrap()
+    {
+        ok(addr, "DeleteQueue", json!({"QueueARN": q["QueueARN"]})).await;
+    }
+    fails(
+        addr,
+        "DescribeQueue",
+        json!({"QueueARN": arn}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    fails(
+        addr,
+        "ReceiveQueueRecords",
+        json!({"QueueARN": arn, "WaitTimeSeconds": 1}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    client
+        .delete_stream()
+        .stream_name("od")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn queues_share_the_registered_consumer_limit_with_fan_out() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    client
+        .register_stream_consumer()
+        .stream_arn(stream_arn("od"))
+        .consumer_name("efo")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..19 {
+        create_queue(addr, &format!("q{i}"), "od", json!({})).await;
+    }
+    fails(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "one-too-many", "StreamConfigurationList": [{"StreamARN": stream_arn("od")}]}),
+        "LimitExceededException",
+    )
+    .await;
+    let e = client
+        .register_stream_consumer()
+        .stream_arn(stream_arn("od"))
+        .consumer_name("efo2")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("LimitExceededException")
+    );
+}
+
+#[tokio::test]
+async fn received_records_are_acknowledged_once_and_handles_are_single_use() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 25, "r").await;
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let other = create_queue(addr, "audit", "od", json!({})).await;
+
+    let mut seen = std::collections::BTreeMap::new();
+    loop {
+        let batch = receive(addr, &arn, json!({"Limit": 10})).await;
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 10);
+        for r in &batch {
+            assert_eq!(r["ReceiveCount"], 1);
+            assert!(r["FirstReceiveTimestamp"].is_number());
+            assert!(r["ApproximateArrivalTimestamp"].is_number());
+            assert_eq!(r["PartitionKey"].as_str().unwrap(), data_of(r));
+            assert!(
+                seen.insert(data_of(r), r.clone()).is_none(),
+                "delivered twice: {r}"
+            );
+        }
+        let v = ok(
+            addr,
+            "AcknowledgeQueueRecords",
+            json!({"QueueARN": arn, "Entries": handles(&batch)}),
+        )
+        .await;
+        assert_eq!(
+            v["Successful"].as_array().unwrap().len(),
+            batch.len(),
+            "{v}"
+        );
+        assert_eq!(v["Failed"], json!([]));
+        // Acknowledged once: the same handles now fail, entry by entry.
+        let again = ok(
+            addr,
+            "AcknowledgeQueueRecords",
+            json!({"QueueARN": arn, "Entries": handles(&batch)}),
+        )
+        .await;
+        assert_eq!(again["Successful"], json!([]));
+        assert_eq!(again["Failed"].as_array().unwrap().len(), batch.len());
+        assert_eq!(again["Failed"][0]["ErrorCode"], "ResourceNotFoundException");
+    }
+    assert_eq!(seen.len(), 25);
+
+    // RecordId is the same in every queue of the stream; handles are not interchangeable.
+    let audit = receive(addr, &other, json!({"Limit": 10})).await;
+    let first = &audit[0];
+    assert_eq!(seen[&data_of(first)]["RecordId"], first["RecordId"]);
+    let foreign = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": [{"ReceiptHandle": first["ReceiptHandle"]}]}),
+    )
+    .await;
+    assert_eq!(
+        foreign["Failed"][0]["ErrorCode"],
+        "InvalidArgumentException"
+    );
+    // A forged or malformed handle is a per-entry failure, next to a good entry.
+    let mut forged = first["ReceiptHandle"].as_str().unwrap().to_string();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let mixed = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": other, "Entries": [
+            {"ReceiptHandle": forged},
+            {"ReceiptHandle": "not a handle"},
+            {"ReceiptHandle": first["ReceiptHandle"]},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        mixed["Successful"],
+        json!([{"ReceiptHandle": first["ReceiptHandle"]}])
+    );
+    let failed = mixed["Failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["ErrorCode"] == "InvalidArgumentException")
+    );
+}
+
+#[tokio::test]
+async fn visibility_timeout_hides_a_record_and_zero_makes_it_visible_with_a_new_handle() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 1, "v").await;
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let first = receive(addr, &arn, json!({})).await;
+    assert_eq!(first.len(), 1);
+    // In flight for 30 s: a second receive waits its 1 s and gets nothing.
+    assert!(receive(addr, &arn, json!({})).await.is_empty());
+    let v = ok(
+        addr,
+        "UpdateQueueRecordsVisibility",
+        json!({"QueueARN": arn, "Entries": [{"ReceiptHandle": first[0]["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}]}),
+    )
+    .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 1, "{v}");
+    let second = receive(addr, &arn, json!({"VisibilityTimeoutSeconds": 0})).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["ReceiveCount"], 2);
+    assert_eq!(second[0]["RecordId"], first[0]["RecordId"]);
+    assert_eq!(
+        second[0]["FirstReceiveTimestamp"],
+        first[0]["FirstReceiveTimestamp"]
+    );
+    assert_ne!(second[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
+    // The old handle stopped working when the record was delivered again.
+    let stale = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&first)}),
+    )
+    .await;
+    assert_eq!(stale["Failed"].as_array().unwrap().len(), 1);
+    let fresh = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&second)}),
+    )
+    .await;
+    assert_eq!(fresh["Successful"].as_array().unwrap().len(), 1);
+    assert!(receive(addr, &arn, json!({})).await.is_empty());
+}
+
+#[tokio::test]
+async fn long_poll_returns_as_soon_as_a_record_is_written() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let waiting = tokio::spawn({
+        let arn = arn.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let records = receive(addr, &arn, json!({"WaitTimeSeconds": 20})).await;
+            (records, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    put(&client, "od", 1, "late").await;
+    let (records, elapsed) = tokio::time::timeout(Duration::from_secs(25), waiting)
+        .await
+        .expect("the receive answers")
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(data_of(&records[0]), "late-0");
+    // Woken by the write, not by the end of its 20 s wait.
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn record_received_max_times_becomes_a_dead_letter_and_restore_brings_it_back() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 1, "poison").await;
+    let arn = create_queue(
+        addr,
+        "work",
+        "od",
+        json!({"QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 2}}}),
+    )
+    .await;
+    for n in 1..=2 {
+        let r = receive(addr, &arn, json!({"VisibilityTimeoutSeconds": 0})).await;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["ReceiveCount"], n);
+    }
+    // Received MaxReceiveCount times: off the normal path.
+    assert!(receive(addr, &arn, json!({})).await.is_empty());
+    let dead = ok(
+        addr,
+        "ReceiveDeadLetterQueueRecords",
+        json!({"QueueARN": arn, "WaitTimeSeconds": 1}),
+    )
+    .await["QueueRecords"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(data_of(&dead[0]), "poison-0");
+    assert_eq!(dead[0]["ReceiveCount"], 2);
+    // A dead-letter handle is refused by the normal operations.
+    let wrong = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&dead)}),
+    )
+    .await;
+    assert_eq!(wrong["Failed"][0]["ErrorCode"], "InvalidArgumentException");
+    let v = ok(
+        addr,
+        "UpdateDeadLetterQueueRecordsVisibility",
+        json!({"QueueARN": arn, "Entries": [{"ReceiptHandle": dead[0]["ReceiptHandle"], "VisibilityTimeoutSeconds": 60}]}),
+    )
+    .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 1);
+    let v = ok(
+        addr,
+        "RestoreDeadLetterQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&dead)}),
+    )
+    .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 1, "{v}");
+    // Back on the normal path with its receive count reset.
+    let back = receive(addr, &arn, json!({"VisibilityTimeoutSeconds": 0})).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0]["ReceiveCount"], 1);
+    assert_eq!(back[0]["RecordId"], dead[0]["RecordId"]);
+    // And a dead letter can be discarded for good.
+    let r = receive(addr, &arn, json!({"VisibilityTimeoutSeconds": 0})).await;
+    assert_eq!(r[0]["ReceiveCount"], 2);
+    let dead = ok(
+        addr,
+        "ReceiveDeadLetterQueueRecords",
+        json!({"QueueARN": arn, "WaitTimeSeconds": 1}),
+    )
+    .await["QueueRecords"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let v = ok(
+        addr,
+        "AcknowledgeDeadLetterQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&dead)}),
+    )
+    .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 1);
+    assert!(
+        ok(
+            addr,
+            "ReceiveDeadLetterQueueRecords",
+            json!({"QueueARN": arn, "WaitTimeSeconds": 1})
+        )
+        .await["QueueRecords"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(receive(addr, &arn, json!({})).await.is_empty());
+}
+
+#[tokio::test]
+async fn without_dead_letter_handling_a_record_is_redelivered_past_six_receives() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 1, "p").await;
+    let arn = create_queue(
+        addr,
+        "work",
+        "od",
+        json!({"QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "NONE"}}}),
+    )
+    .await;
+    for n in 1..=8 {
+        let r = receive(addr, &arn, json!({"VisibilityTimeoutSeconds": 0})).await;
+        assert_eq!(r.len(), 1, "receive {n}");
+        assert_eq!(r[0]["ReceiveCount"], n);
+    }
+}
+
+#[tokio::test]
+async fn queue_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_server_in(dir.path(), |_| {}).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 12, "d").await;
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let batch = receive(addr, &arn, json!({"Limit": 10})).await;
+    assert_eq!(batch.len(), 10);
+    let (acked, kept) = batch.split_at(6);
+    ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(acked)}),
+    )
+    .await;
+    // The unacknowledged four become visible at once (and so do the two never received).
+    let entries: Vec<Value> = kept
+        .iter()
+        .map(|r| json!({"ReceiptHandle": r["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}))
+        .collect();
+    ok(
+        addr,
+        "UpdateQueueRecordsVisibility",
+        json!({"QueueARN": arn, "Entries": entries}),
+    )
+    .await;
+    h.shutdown().await.expect("clean shutdown");
+
+    let h = start_server_in(dir.path(), |_| {}).await;
+    let addr = h.local_addr();
+    let d = ok(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+    assert_eq!(d["QueueDescription"]["QueueName"], "work");
+    let mut after = Vec::new();
+    loop {
+        let b = receive(addr, &arn, json!({"Limit": 10})).await;
+        if b.is_empty() {
+            break;
+        }
+        after.extend(b);
+    }
+    let acked: std::collections::BTreeSet<String> = acked.iter().map(data_of).collect();
+    let got: std::collections::BTreeSet<String> = after.iter().map(data_of).collect();
+    assert!(
+        acked.is_disjoint(&got),
+        "acknowledged records came back: {got:?}"
+    );
+    assert_eq!(got.len(), 6, "4 in flight + 2 never received: {got:?}");
+    for r in &after {
+        let expected = if kept.iter().any(|k| k["RecordId"] == r["RecordId"]) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(r["ReceiveCount"], expected, "{r}");
+    }
+    // Every redelivered record can still be acknowledged.
+    let v = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&after)}),
+    )
+    .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 6);
+}
