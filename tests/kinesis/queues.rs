@@ -746,3 +746,150 @@ async fn queue_state_survives_a_restart() {
     .await;
     assert_eq!(v["Successful"].as_array().unwrap().len(), 6);
 }
+
+/// Waits (bounded) until DescribeQueue shows `status`.
+async fn wait_queue_status(addr: SocketAddr, arn: &str, status: &str) {
+    for _ in 0..MAX_POLLS {
+        let v = ok(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+        if v["QueueDescription"]["QueueStatus"] == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("queue {arn} never reached {status}");
+}
+
+#[tokio::test]
+async fn lifecycle_transitions_take_the_stream_delays_and_updating_still_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let delay = Duration::from_millis(400);
+    let h = start_server_in(dir.path(), |c| {
+        c.create_stream_delay = delay;
+        c.update_stream_delay = delay;
+        c.delete_stream_delay = delay;
+    })
+    .await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_on_demand(&client, "od").await;
+    put(&client, "od", 3, "x").await;
+    let v = ok(
+        addr,
+        "CreateQueue",
+        json!({"QueueName": "slow", "StreamConfigurationList": [{"StreamARN": stream_arn("od"), "StartingPosition": {"Type": "TRIM_HORIZON"}}]}),
+    )
+    .await;
+    let d = &v["QueueDescription"];
+    assert_eq!(d["QueueStatus"], "CREATING");
+    // While CREATING, TRIM_HORIZON's effective position is not determined yet.
+    assert!(
+        d["StreamConfigurationList"][0]["StartingPosition"]
+            .get("Timestamp")
+            .is_none(),
+        "{d}"
+    );
+    let arn = d["QueueARN"].as_str().unwrap().to_string();
+    fails(
+        addr,
+        "ReceiveQueueRecords",
+        json!({"QueueARN": arn, "WaitTimeSeconds": 1}),
+        "InvalidArgumentException",
+    )
+    .await;
+    wait_queue_status(addr, &arn, "ACTIVE").await;
+    let d = ok(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+    assert!(
+        d["QueueDescription"]["StreamConfigurationList"][0]["StartingPosition"]["Timestamp"]
+            .is_number()
+    );
+
+    let v = ok(
+        addr,
+        "UpdateQueue",
+        json!({"QueueARN": arn, "QueueAttributes": {"VisibilityTimeoutSeconds": 0}}),
+    )
+    .await;
+    assert_eq!(v["QueueDescription"]["QueueStatus"], "UPDATING");
+    assert_eq!(
+        v["QueueDescription"]["QueueAttributes"]["VisibilityTimeoutSeconds"],
+        0
+    );
+    fails(
+        addr,
+        "UpdateQueue",
+        json!({"QueueARN": arn, "QueueAttributes": {"VisibilityTimeoutSeconds": 1}}),
+        "ResourceInUseException",
+    )
+    .await;
+    // Receiving and acknowledging work while UPDATING.
+    let r = receive(addr, &arn, json!({"Limit": 1})).await;
+    assert_eq!(r.len(), 1);
+    let a = ok(
+        addr,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": arn, "Entries": handles(&r)}),
+    )
+    .await;
+    assert_eq!(a["Successful"].as_array().unwrap().len(), 1);
+    wait_queue_status(addr, &arn, "ACTIVE").await;
+
+    ok(addr, "DeleteQueue", json!({"QueueARN": arn})).await;
+    let d = ok(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+    assert_eq!(d["QueueDescription"]["QueueStatus"], "DELETING");
+    // A queue being deleted delivers nothing.
+    fails(
+        addr,
+        "ReceiveQueueRecords",
+        json!({"QueueARN": arn, "WaitTimeSeconds": 1}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    for _ in 0..MAX_POLLS {
+        let (status, _) = call(addr, "DescribeQueue", json!({"QueueARN": arn})).await;
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    fails(
+        addr,
+        "DescribeQueue",
+        json!({"QueueARN": arn}),
+        "ResourceNotFoundException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_queue_ends_its_long_polls_without_records() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let waiting = tokio::spawn({
+        let arn = arn.clone();
+        async move {
+            call(
+                addr,
+                "ReceiveQueueRecords",
+                json!({"QueueARN": arn, "WaitTimeSeconds": 20}),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok(addr, "DeleteQueue", json!({"QueueARN": arn})).await;
+    put(&client, "od", 1, "after").await;
+    let (status, v) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the long poll ends")
+        .unwrap();
+    assert_ne!(status, 200, "{v}");
+    assert!(
+        v["__type"]
+            .as_str()
+            .unwrap()
+            .ends_with("ResourceNotFoundException"),
+        "{v}"
+    );
+}

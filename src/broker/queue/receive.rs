@@ -132,8 +132,16 @@ impl Broker {
                 if tails.is_empty() {
                     std::future::pending::<()>().await;
                 }
-                let changed = tails.iter_mut().map(|t| Box::pin(t.changed()));
-                let _ = futures_select_all(changed).await;
+                // A tail whose sender is gone (its shard dropped) never wakes us: it
+                // would otherwise answer at once, every time, and spin.
+                let changed = tails.iter_mut().map(|t| {
+                    Box::pin(async move {
+                        if t.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    })
+                });
+                futures_select_all(changed).await;
             };
             tokio::select! {
                 _ = &mut notified => {}

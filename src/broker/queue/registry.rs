@@ -247,7 +247,9 @@ impl Broker {
             .map_err(|e| Error::Catalog(format!("queue creation failed: {e}")))??;
         if !delay.is_zero() {
             let arn = meta.arn();
-            self.after(delay, move |broker| broker.finish_queue_transition(&arn));
+            self.after(delay, move |broker| {
+                broker.finish_queue_transition(&arn, QueueStatus::Creating)
+            });
         }
         tracing::info!(queue = %meta.name, stream = %meta.stream_name, "queue created");
         Ok(meta)
@@ -381,12 +383,16 @@ impl Broker {
     }
 
     /// A lifecycle timer of a queue: CREATING → ACTIVE, UPDATING → ACTIVE (the pending
-    /// attributes apply from now), DELETING → gone. Blocking.
-    fn finish_queue_transition(&self, arn: &str) -> Result<()> {
+    /// attributes apply from now), DELETING → gone; nothing unless the queue is still in
+    /// state `from` (a queue deleted while CREATING keeps its own deletion delay). Blocking.
+    fn finish_queue_transition(&self, arn: &str, from: QueueStatus) -> Result<()> {
         let Some(queue) = self.queues.get(arn) else {
             return Ok(());
         };
         let status = queue.meta_ref().status;
+        if status != from {
+            return Ok(());
+        }
         match status {
             QueueStatus::Creating => {
                 let stream = self.queue_stream(&queue.meta_ref());
@@ -419,6 +425,8 @@ impl Broker {
             .unwrap_or_else(|e| e.into_inner())
             .remove(arn);
         if let Some(q) = removed {
+            // Long polls still holding the queue see it is gone and stop delivering.
+            q.meta.write().unwrap_or_else(|e| e.into_inner()).status = QueueStatus::Deleting;
             let id = q.meta_ref().id.clone();
             q.changed.notify_waiters();
             storage::Journal::remove(journal_path(&self.queues.dir, &id))?;
@@ -459,7 +467,9 @@ impl Broker {
         .map_err(|e| Error::Catalog(format!("queue update failed: {e}")))??;
         if !delay.is_zero() {
             let arn = meta.arn();
-            self.after(delay, move |broker| broker.finish_queue_transition(&arn));
+            self.after(delay, move |broker| {
+                broker.finish_queue_transition(&arn, QueueStatus::Updating)
+            });
         }
         queue.changed.notify_waiters();
         Ok(meta)
@@ -488,7 +498,9 @@ impl Broker {
         .map_err(|e| Error::Catalog(format!("queue deletion failed: {e}")))??;
         queue.changed.notify_waiters();
         if !delay.is_zero() {
-            self.after(delay, move |broker| broker.finish_queue_transition(&arn));
+            self.after(delay, move |broker| {
+                broker.finish_queue_transition(&arn, QueueStatus::Deleting)
+            });
         }
         Ok(())
     }
