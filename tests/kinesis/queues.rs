@@ -17,9 +17,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// POSTs one Kinesis JSON request; returns (status, body as JSON).
 async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
+    try_call(addr, operation, body)
+        .await
+        .unwrap_or_else(|e| panic!("{operation}: {e}"))
+}
+
+/// [`call`] that reports a failed connection instead of panicking (the broker may be
+/// killed under it).
+async fn try_call(addr: SocketAddr, operation: &str, body: Value) -> Result<(u16, Value), String> {
     let body = serde_json::to_vec(&body).unwrap();
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let head = format!(
             "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
              Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
@@ -27,25 +35,26 @@ async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
              SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        stream.write_all(head.as_bytes()).await.expect("write head");
-        stream.write_all(&body).await.expect("write body");
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read response");
-        raw
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
     };
     let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("{operation} did not answer within {CALL_TIMEOUT:?}"));
+        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("response has a header block");
+        .ok_or_else(|| format!("no header block in {} bytes", raw.len()))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status: u16 = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status line");
+        .ok_or_else(|| format!("bad status line: {head}"))?;
     let mut payload = raw[split + 4..].to_vec();
     if head
         .to_ascii_lowercase()
@@ -56,10 +65,9 @@ async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
     let value = if payload.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&payload)
-            .unwrap_or_else(|e| panic!("{operation}: body is not JSON ({e}): {payload:?}"))
+        serde_json::from_slice(&payload).map_err(|e| format!("body is not JSON ({e})"))?
     };
-    (status, value)
+    Ok((status, value))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -891,5 +899,220 @@ async fn deleting_a_queue_ends_its_long_polls_without_records() {
             .unwrap()
             .ends_with("ResourceNotFoundException"),
         "{v}"
+    );
+}
+
+/// Records written before the kill test starts consuming.
+const CRASH_RECORDS: usize = 2_000;
+/// Acknowledgements answered 200 after which the broker is killed.
+const KILL_AFTER_ACKED: usize = 600;
+const CRASH_WORKERS: usize = 4;
+
+type Seen = std::sync::Arc<std::sync::Mutex<CrashLog>>;
+
+#[derive(Default)]
+struct CrashLog {
+    /// Data of records whose acknowledgement was answered 200 (with the record in Successful).
+    acked: std::collections::BTreeSet<String>,
+    /// Data of records received after the restart.
+    received_after: Vec<String>,
+    restarted: bool,
+}
+
+/// Receives and acknowledges until the broker stops answering (or `stop` says so).
+async fn crash_worker(
+    addr: SocketAddr,
+    arn: String,
+    seen: Seen,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Ok((200, v)) = try_call(
+            addr,
+            "ReceiveQueueRecords",
+            json!({"QueueARN": arn, "Limit": 10, "WaitTimeSeconds": 1, "VisibilityTimeoutSeconds": 2}),
+        )
+        .await
+        else {
+            return;
+        };
+        let records = v["QueueRecords"].as_array().cloned().unwrap_or_default();
+        {
+            let mut log = seen.lock().unwrap();
+            if log.restarted {
+                log.received_after.extend(records.iter().map(data_of));
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let Ok((200, v)) = try_call(
+            addr,
+            "AcknowledgeQueueRecords",
+            json!({"QueueARN": arn, "Entries": handles(&records)}),
+        )
+        .await
+        else {
+            return;
+        };
+        let ok: std::collections::HashSet<&str> = v["Successful"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["ReceiptHandle"].as_str())
+            .collect();
+        let mut log = seen.lock().unwrap();
+        for r in &records {
+            if ok.contains(r["ReceiptHandle"].as_str().unwrap()) {
+                log.acked.insert(data_of(r));
+            }
+        }
+    }
+}
+
+async fn spawn_binary(
+    data_dir: &std::path::Path,
+    log_dir: &std::path::Path,
+    run: usize,
+) -> crate::crash::Broker {
+    let port = crate::crash::free_port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kinesis-broker"));
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .args(["--durability", "flush"])
+    .args([
+        "--create-stream-delay-ms",
+        "0",
+        "--delete-stream-delay-ms",
+        "0",
+        "--update-stream-delay-ms",
+        "0",
+    ]);
+    crate::crash::start(cmd, port, &log_dir.join(format!("queue-broker-{run}.log"))).await
+}
+
+#[tokio::test]
+async fn no_record_is_lost_and_no_acknowledgement_forgotten_across_kill_9() {
+    use std::sync::atomic::AtomicBool;
+    let data_dir = tempfile::tempdir().unwrap();
+    let log_dir = tempfile::tempdir().unwrap();
+    let mut broker = spawn_binary(data_dir.path(), log_dir.path(), 1).await;
+    let client = client_for(broker.addr);
+    create_on_demand(&client, "crash").await;
+    for chunk in 0..CRASH_RECORDS / 500 {
+        let entries = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{n}"))
+                    .data(blob(format!("rec-{n}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = client
+            .put_records()
+            .stream_name("crash")
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+    // MaxReceiveCount high enough that no record dead-letters in this test.
+    let arn = create_queue(
+        broker.addr,
+        "crash-q",
+        "crash",
+        json!({"QueueAttributes": {"DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 1000}}}),
+    )
+    .await;
+    let seen: Seen = Default::default();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..CRASH_WORKERS)
+        .map(|_| {
+            tokio::spawn(crash_worker(
+                broker.addr,
+                arn.clone(),
+                seen.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    for _ in 0..100_000 {
+        if seen.lock().unwrap().acked.len() >= KILL_AFTER_ACKED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        seen.lock().unwrap().acked.len() >= KILL_AFTER_ACKED,
+        "workers stalled"
+    );
+    // SIGKILL with receives and acknowledgements in flight.
+    broker.child.kill().expect("SIGKILL the broker");
+    assert!(!broker.child.wait().unwrap().success());
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let acked_before = seen.lock().unwrap().acked.clone();
+    drop(broker);
+
+    let broker = spawn_binary(data_dir.path(), log_dir.path(), 2).await;
+    seen.lock().unwrap().restarted = true;
+    let workers: Vec<_> = (0..CRASH_WORKERS)
+        .map(|_| {
+            tokio::spawn(crash_worker(
+                broker.addr,
+                arn.clone(),
+                seen.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    // Records in flight at the kill come back once their 2 s visibility ends.
+    for _ in 0..3_000 {
+        if seen.lock().unwrap().acked.len() >= CRASH_RECORDS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let log = seen.lock().unwrap();
+    assert_eq!(
+        log.acked.len(),
+        CRASH_RECORDS,
+        "every record is eventually acknowledged; missing e.g. {:?}",
+        (0..CRASH_RECORDS)
+            .map(|n| format!("rec-{n}"))
+            .filter(|d| !log.acked.contains(d))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let again: Vec<&String> = log
+        .received_after
+        .iter()
+        .filter(|d| acked_before.contains(*d))
+        .collect();
+    assert!(
+        again.is_empty(),
+        "{} records acknowledged (200) before the kill were delivered again, e.g. {:?}",
+        again.len(),
+        &again[..again.len().min(5)]
     );
 }
