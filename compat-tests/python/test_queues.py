@@ -83,6 +83,11 @@ def test_create_describe_update_list_delete(kinesis):
         "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 6},
     }
 
+    assert kinesis.list_tags_for_resource(ResourceARN=queue_arn)["Tags"] == [{"Key": "team", "Value": "payments"}]
+    kinesis.tag_resource(ResourceARN=queue_arn, Tags={"tier": "1"})
+    kinesis.untag_resource(ResourceARN=queue_arn, TagKeys=["team"])
+    assert kinesis.list_tags_for_resource(ResourceARN=queue_arn)["Tags"] == [{"Key": "tier", "Value": "1"}]
+
     with pytest.raises(ClientError) as e:
         kinesis.create_queue(QueueName=name, StreamConfigurationList=[{"StreamARN": arn(stream)}])
     assert code(e) == "ResourceInUseException"

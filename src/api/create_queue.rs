@@ -15,9 +15,6 @@ use crate::broker::Broker;
 use crate::broker::queue::registry::NewQueue;
 use crate::broker::queue::{QueueAttrs, StartingPosition};
 
-/// Tags a queue may have: 50, as CreateQueue documents.
-const MAX_QUEUE_TAGS: usize = 50;
-
 #[tracing::instrument(skip_all, fields(queue = input.queue_name.as_deref()))]
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -60,12 +57,7 @@ pub async fn handle(
     };
     let attrs = apply_attrs(QueueAttrs::default(), input.queue_attributes.as_ref())?;
     let tags = input.tags.unwrap_or_default();
-    if tags.len() > MAX_QUEUE_TAGS {
-        return Err(api_error!(
-            InvalidArgumentException,
-            "Failed to create queue {name}: a queue can have at most {MAX_QUEUE_TAGS} tags."
-        ));
-    }
+    super::tags::check_queue_tags(&tags, &name, &key.account)?;
     let meta = broker
         .create_queue(NewQueue {
             name,

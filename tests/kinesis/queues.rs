@@ -283,6 +283,22 @@ async fn queue_lifecycle_follows_the_model() {
         json!({"TargetType": "NONE"})
     );
 
+    // Queues are taggable resources.
+    ok(
+        addr,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": {"team": "payments", "tier": "1"}}),
+    )
+    .await;
+    ok(
+        addr,
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["tier"]}),
+    )
+    .await;
+    let tags = ok(addr, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(tags["Tags"], json!([{"Key": "team", "Value": "payments"}]));
+
     // ListQueues: StreamFilter and pagination.
     create_queue(addr, "billing", "od", json!({})).await;
     let page1 = ok(addr, "ListQueues", json!({"MaxResults": 1})).await;

@@ -475,6 +475,24 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Applies `change` to a queue's tags and journals them (TagResource, UntagResource).
+    /// `change` must leave the tags alone when it refuses (its result says so).
+    pub async fn update_queue_tags<T: Send + 'static>(
+        self: &Arc<Self>,
+        queue: &Arc<Queue>,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> T + Send + 'static,
+    ) -> QueueResult<T> {
+        let q = queue.clone();
+        let out = tokio::task::spawn_blocking(move || -> Result<T> {
+            let mut out = None;
+            q.change_meta(|m| out = Some(change(&mut m.tags)))?;
+            out.ok_or_else(|| Error::Catalog("queue tag change did not run".into()))
+        })
+        .await
+        .map_err(|e| Error::Catalog(format!("queue tag update failed: {e}")))??;
+        Ok(out)
+    }
+
     /// DeleteQueue: DELETING at once (no more deliveries, handles stop working), gone
     /// after the deletion delay. Deleting a queue already DELETING changes nothing.
     pub async fn delete_queue(self: &Arc<Self>, queue: &Arc<Queue>) -> QueueResult<()> {
