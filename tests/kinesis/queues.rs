@@ -1255,3 +1255,44 @@ async fn records_past_the_retention_period_are_not_delivered() {
     let r = receive(addr, &arn, json!({})).await;
     assert_eq!(r.iter().map(data_of).collect::<Vec<_>>(), ["new-0"]);
 }
+
+#[tokio::test]
+async fn a_busy_shard_does_not_starve_the_others() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    for i in 0..40 {
+        client
+            .put_record()
+            .stream_name("od")
+            .partition_key(format!("busy-{i}"))
+            .explicit_hash_key("0")
+            .data(blob(format!("busy-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .put_record()
+        .stream_name("od")
+        .partition_key("quiet")
+        .explicit_hash_key(u128::MAX.to_string())
+        .data(blob("quiet"))
+        .send()
+        .await
+        .unwrap();
+    let arn = create_queue(addr, "work", "od", json!({})).await;
+    let mut first_twenty = Vec::new();
+    for _ in 0..2 {
+        first_twenty.extend(
+            receive(addr, &arn, json!({"Limit": 10}))
+                .await
+                .iter()
+                .map(data_of),
+        );
+    }
+    assert!(
+        first_twenty.iter().any(|d| d == "quiet"),
+        "the quiet shard waited behind the busy one: {first_twenty:?}"
+    );
+}

@@ -218,9 +218,13 @@ impl Broker {
                 }
             }
         }
-        // Records never handed out (normal path only), a parent shard before its children.
+        // Records never handed out (normal path only), a parent shard before its children,
+        // starting at a different shard on each call.
         if path == Path::Normal {
-            for shard in &shards {
+            let first = state.first_shard % shards.len().max(1);
+            state.first_shard = state.first_shard.wrapping_add(1);
+            let rotated = shards[first..].iter().chain(&shards[..first]);
+            for shard in rotated {
                 if out.len() >= limit {
                     break;
                 }

@@ -42,6 +42,9 @@ pub struct Queue {
 pub(super) struct QueueState {
     pub(super) delivery: Delivery,
     pub(super) journal: QueueJournal,
+    /// Which shard the next receive looks at first for new records, so a busy shard does
+    /// not starve the others (not persisted: any start is correct).
+    pub(super) first_shard: usize,
 }
 
 impl Queue {
@@ -136,7 +139,11 @@ impl Queues {
                 meta.arn(),
                 Arc::new(Queue {
                     meta: RwLock::new(meta),
-                    state: Mutex::new(QueueState { delivery, journal }),
+                    state: Mutex::new(QueueState {
+                        delivery,
+                        journal,
+                        first_shard: 0,
+                    }),
                     changed: Notify::new(),
                 }),
             );
@@ -359,7 +366,11 @@ impl Broker {
         }
         let queue = Arc::new(Queue {
             meta: RwLock::new(meta.clone()),
-            state: Mutex::new(QueueState { delivery, journal }),
+            state: Mutex::new(QueueState {
+                delivery,
+                journal,
+                first_shard: 0,
+            }),
             changed: Notify::new(),
         });
         self.queues
