@@ -309,3 +309,95 @@ def test_base64_data_round_trips_bytes(kinesis):
     [r] = receive(kinesis, queue_arn)
     assert r["Data"] == payload
     assert base64.b64encode(r["Data"])  # boto3 decoded the blob itself
+
+
+def test_worker_pool_acknowledges_good_records_once_and_dead_letters_bad_ones(kinesis):
+    """The issue's worker-pool scenario, scaled down for CI: 8 boto3 workers receive,
+    process and acknowledge; one record in 100 always fails (its visibility is set to 0 so
+    it comes back at once) and must end as a dead letter after MaxReceiveCount receives;
+    Restore brings the dead letters back with their receive count reset."""
+    import threading
+    from collections import Counter
+
+    from conftest import make_client
+
+    records, workers, max_receive = 3000, 8, 3
+    stream = on_demand_stream(kinesis)
+    for start in range(0, records, 500):
+        out = kinesis.put_records(
+            StreamName=stream,
+            Records=[{"PartitionKey": f"k{n}", "Data": f"rec-{n}".encode()} for n in range(start, start + 500)],
+        )
+        assert out["FailedRecordCount"] == 0
+    queue_arn = create_queue(
+        kinesis, stream, DeadLetterConfiguration={"TargetType": "BUILT_IN", "MaxReceiveCount": max_receive}
+    )
+    bad = {f"rec-{n}" for n in range(records) if n % 100 == 7}
+    good_total = records - len(bad)
+    lock = threading.Lock()
+    acks = Counter()  # good record -> successful acknowledgements
+    failed_acks = []
+    receives_of_bad = Counter()
+    done = threading.Event()
+
+    def worker():
+        client = make_client()
+        for _ in range(10_000):
+            if done.is_set():
+                return
+            batch = client.receive_queue_records(QueueARN=queue_arn, Limit=10, WaitTimeSeconds=1)["QueueRecords"]
+            good = [r for r in batch if r["Data"].decode() not in bad]
+            poison = [r for r in batch if r["Data"].decode() in bad]
+            if poison:
+                client.update_queue_records_visibility(
+                    QueueARN=queue_arn,
+                    Entries=[{"ReceiptHandle": r["ReceiptHandle"], "VisibilityTimeoutSeconds": 0} for r in poison],
+                )
+            if good:
+                out = client.acknowledge_queue_records(QueueARN=queue_arn, Entries=entries(good))
+                by_handle = {r["ReceiptHandle"]: r["Data"].decode() for r in good}
+                with lock:
+                    for s in out["Successful"]:
+                        acks[by_handle[s["ReceiptHandle"]]] += 1
+                    failed_acks.extend(out["Failed"])
+            with lock:
+                for r in poison:
+                    receives_of_bad[r["Data"].decode()] += 1
+                if len(acks) == good_total:
+                    done.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "workers did not finish"
+    assert failed_acks == []
+    assert len(acks) == good_total and set(acks.values()) == {1}, "every good record acknowledged exactly once"
+
+    # Every bad record was received MaxReceiveCount times and is now a dead letter.
+    dead = {}
+    for _ in range(MAX_POLLS):
+        if len(dead) == len(bad):
+            break
+        for r in kinesis.receive_dead_letter_queue_records(QueueARN=queue_arn, Limit=10, WaitTimeSeconds=1)[
+            "QueueRecords"
+        ]:
+            dead[r["Data"].decode()] = r
+    assert set(dead) == bad
+    assert {r["ReceiveCount"] for r in dead.values()} == {max_receive}
+    assert all(receives_of_bad[d] == max_receive for d in bad), receives_of_bad
+    assert receive(kinesis, queue_arn) == []
+
+    # Restore brings them back to the normal path, receive count reset.
+    handles = [{"ReceiptHandle": r["ReceiptHandle"]} for r in dead.values()]
+    for i in range(0, len(handles), 10):
+        out = kinesis.restore_dead_letter_queue_records(QueueARN=queue_arn, Entries=handles[i : i + 10])
+        assert out["Failed"] == []
+    back = {}
+    for _ in range(MAX_POLLS):
+        if len(back) == len(bad):
+            break
+        for r in receive(kinesis, queue_arn, Limit=10):
+            back[r["Data"].decode()] = r["ReceiveCount"]
+    assert set(back) == bad and set(back.values()) == {1}
