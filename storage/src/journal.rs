@@ -163,6 +163,18 @@ impl Journal {
     /// Appends entries with one write (and one fsync when syncing); durable on return.
     /// On error the journal may hold a torn tail, which the next open cuts.
     pub fn append<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<()> {
+        self.append_with(payloads, self.sync)
+    }
+
+    /// Appends entries with one write and no fsync, whatever the journal's setting: they
+    /// survive a process crash (they are in the page cache) but not a power loss, until a
+    /// later [`Journal::append`] (which fsyncs everything before it) or compaction. For
+    /// entries whose loss in a power cut is tolerable.
+    pub fn append_unsynced<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<()> {
+        self.append_with(payloads, false)
+    }
+
+    fn append_with<P: AsRef<[u8]>>(&mut self, payloads: &[P], sync: bool) -> Result<()> {
         if payloads.is_empty() {
             return Ok(());
         }
@@ -178,7 +190,7 @@ impl Journal {
         self.file
             .write_all(&buf)
             .map_err(|e| Error::io("appending to journal", &self.path, e))?;
-        if self.sync {
+        if sync {
             self.file
                 .sync_data()
                 .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
@@ -381,9 +393,17 @@ mod tests {
         j.rewrite(&[b"snapshot"]).unwrap();
         assert!(j.len_bytes() < before);
         j.append(&[b"later"]).unwrap();
+        j.append_unsynced(&[b"unsynced"]).unwrap();
         drop(j);
         let (_, entries, _) = open(&path);
-        assert_eq!(entries, [b"snapshot".to_vec(), b"later".to_vec()]);
+        assert_eq!(
+            entries,
+            [
+                b"snapshot".to_vec(),
+                b"later".to_vec(),
+                b"unsynced".to_vec()
+            ]
+        );
         assert!(!dir.path().join("j.tmp").exists());
     }
 

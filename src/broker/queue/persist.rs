@@ -91,12 +91,17 @@ impl QueueJournal {
     }
 
     /// Appends changes of the delivery state (one write), compacting afterwards when the
-    /// journal has grown enough.
+    /// journal has grown enough. `durable`: in the flush durability mode the write is
+    /// fsynced before this returns (acknowledgements, visibility changes, restores);
+    /// otherwise it is only in the page cache (receives: losing one in a power cut means a
+    /// record is delivered again with a lower receive count, which queues allow, and it
+    /// still survives kill -9). A durable write covers every write before it.
     pub(super) fn write_changes(
         &mut self,
         changes: &[Change],
         meta: &QueueMeta,
         delivery: &Delivery,
+        durable: bool,
     ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -105,7 +110,11 @@ impl QueueJournal {
             .iter()
             .map(|c| encode(&Record::Change(c.clone())))
             .collect::<Result<Vec<_>>>()?;
-        self.journal.append(&encoded)?;
+        if durable {
+            self.journal.append(&encoded)?;
+        } else {
+            self.journal.append_unsynced(&encoded)?;
+        }
         let len = self.journal.len_bytes();
         if len > COMPACT_MIN_BYTES && len > self.snapshot_bytes.saturating_mul(COMPACT_FACTOR) {
             self.compact(meta, delivery)?;
@@ -182,7 +191,7 @@ mod tests {
             Change::Frontier(0, 3),
         ];
         changes.push(d.acknowledge(r1, e1.delivery, ReceiptPath::Normal).unwrap());
-        j.write_changes(&changes, &meta(), &d).unwrap();
+        j.write_changes(&changes, &meta(), &d, true).unwrap();
         drop(j);
         let (mut j, m, d2) = QueueJournal::open(&path, true).unwrap();
         assert_eq!(m, Some(meta()));

@@ -280,7 +280,7 @@ impl Broker {
         let state = &mut *state;
         state
             .journal
-            .write_changes(&changes, &meta, &state.delivery)?;
+            .write_changes(&changes, &meta, &state.delivery, false)?;
         let next_visible = if out.is_empty() {
             state.delivery.next_visible(path)
         } else {
@@ -364,7 +364,7 @@ impl Broker {
         let state = &mut *state;
         state
             .journal
-            .write_changes(&changes, &meta, &state.delivery)?;
+            .write_changes(&changes, &meta, &state.delivery, true)?;
         Ok((results, wake))
     }
 }

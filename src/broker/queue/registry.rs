@@ -359,7 +359,7 @@ impl Broker {
         let (mut journal, _, _) = QueueJournal::open(&path, self.queues.sync)?;
         let written = journal
             .write_meta(&meta)
-            .and_then(|_| journal.write_changes(&changes, &meta, &delivery));
+            .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true));
         if let Err(e) = written {
             let _ = storage::Journal::remove(&path);
             return Err(e.into());
