@@ -27,6 +27,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result};
 
@@ -50,6 +51,61 @@ pub struct Journal {
     file: File,
     len: u64,
     sync: bool,
+    /// Bumped by each [`Journal::rewrite`]: tickets of an older file are covered by the
+    /// snapshot that replaced it.
+    generation: u64,
+    durable: Arc<Mutex<Durable>>,
+}
+
+/// How far the group commit has made the current file durable.
+#[derive(Debug)]
+struct Durable {
+    generation: u64,
+    synced_len: u64,
+    /// A second handle on the current file, so syncing needs no access to the journal.
+    file: File,
+}
+
+/// Names the end of an append made by [`Journal::append_deferred`]; hand it to
+/// [`JournalSyncer::sync`] to wait until the entries are durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTicket {
+    generation: u64,
+    len: u64,
+}
+
+/// Group commit for a journal: makes appended entries durable without holding whatever
+/// lock guards the journal, and one fsync serves every ticket issued before it started.
+///
+/// What a waiter is promised when [`JournalSyncer::sync`] returns `Ok`: every entry
+/// appended up to its ticket is on disk (fdatasync), or was replaced by a snapshot that was
+/// fsynced before it was renamed into place.
+#[derive(Debug, Clone)]
+pub struct JournalSyncer {
+    path: PathBuf,
+    durable: Arc<Mutex<Durable>>,
+}
+
+impl JournalSyncer {
+    /// Blocks until the entries of `ticket` are durable (one fdatasync at most).
+    pub fn sync(&self, ticket: SyncTicket) -> Result<()> {
+        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        if d.generation > ticket.generation || d.synced_len >= ticket.len {
+            return Ok(());
+        }
+        // Everything written to the file so far is in the page cache, and the ticket's
+        // bytes are among it: the length read before the fsync is covered by it.
+        let target = d
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading journal length", &self.path, e))?
+            .len();
+        d.file
+            .sync_data()
+            .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
+        d.synced_len = d.synced_len.max(target);
+        Ok(())
+    }
 }
 
 fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
@@ -148,12 +204,23 @@ impl Journal {
         };
         file.seek(SeekFrom::Start(valid_len as u64))
             .map_err(|e| Error::io("seeking journal", &path, e))?;
+        let durable = Arc::new(Mutex::new(Durable {
+            generation: 0,
+            // What recovery read may only be in the page cache (a process crash keeps it):
+            // the first sync covers it.
+            synced_len: 0,
+            file: file
+                .try_clone()
+                .map_err(|e| Error::io("duplicating journal handle", &path, e))?,
+        }));
         Ok((
             Journal {
                 path,
                 file,
                 len: valid_len as u64,
                 sync,
+                generation: 0,
+                durable,
             },
             entries,
             recovered,
@@ -172,6 +239,30 @@ impl Journal {
     /// entries whose loss in a power cut is tolerable.
     pub fn append_unsynced<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<()> {
         self.append_with(payloads, false)
+    }
+
+    /// Appends entries with one write and no fsync, and returns the ticket that
+    /// [`JournalSyncer::sync`] makes durable: the caller can release its own lock before
+    /// waiting, so concurrent writers share one fsync (group commit).
+    pub fn append_deferred<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<SyncTicket> {
+        self.append_with(payloads, false)?;
+        Ok(SyncTicket {
+            generation: self.generation,
+            len: self.len,
+        })
+    }
+
+    /// The group-commit handle of this journal (valid across rewrites).
+    pub fn syncer(&self) -> JournalSyncer {
+        JournalSyncer {
+            path: self.path.clone(),
+            durable: self.durable.clone(),
+        }
+    }
+
+    /// Whether appends are fsynced (the `sync` given to [`Journal::open`]).
+    pub fn syncs(&self) -> bool {
+        self.sync
     }
 
     fn append_with<P: AsRef<[u8]>>(&mut self, payloads: &[P], sync: bool) -> Result<()> {
@@ -225,8 +316,19 @@ impl Journal {
         sync_dir(&self.path)?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seeking journal", &self.path, e))?;
+        let clone = file
+            .try_clone()
+            .map_err(|e| Error::io("duplicating journal handle", &self.path, e))?;
         self.file = file;
         self.len = buf.len() as u64;
+        self.generation += 1;
+        // The snapshot is on disk: every ticket of the old file is covered by it.
+        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        *d = Durable {
+            generation: self.generation,
+            synced_len: self.len,
+            file: clone,
+        };
         Ok(())
     }
 
@@ -405,6 +507,44 @@ mod tests {
             ]
         );
         assert!(!dir.path().join("j.tmp").exists());
+    }
+
+    #[test]
+    fn deferred_append_is_covered_by_one_sync_for_every_earlier_ticket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        let syncer = j.syncer();
+        let first = j.append_deferred(&[b"one"]).unwrap();
+        let second = j.append_deferred(&[b"two"]).unwrap();
+        syncer.sync(second).unwrap();
+        {
+            let d = j.durable.lock().unwrap();
+            assert_eq!(d.synced_len, j.len_bytes());
+        }
+        // Already covered: no second fsync needed, and it returns at once.
+        syncer.sync(first).unwrap();
+        drop(j);
+        let (_, entries, _) = open(&path);
+        assert_eq!(entries, [b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    #[test]
+    fn rewrite_covers_tickets_of_the_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        let syncer = j.syncer();
+        let old = j.append_deferred(&[b"old entry"]).unwrap();
+        j.rewrite(&[b"snapshot"]).unwrap();
+        syncer.sync(old).unwrap();
+        // The syncer follows the new file.
+        let new = j.append_deferred(&[b"after"]).unwrap();
+        syncer.sync(new).unwrap();
+        assert_eq!(j.durable.lock().unwrap().synced_len, j.len_bytes());
+        drop(j);
+        let (_, entries, _) = open(&path);
+        assert_eq!(entries, [b"snapshot".to_vec(), b"after".to_vec()]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ mod segment;
 
 pub use error::{Error, Result};
 pub use flusher::{WaitDurable, block_on};
-pub use journal::{Journal, MAX_ENTRY_BYTES, Recovered};
+pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};
 pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;
 

@@ -32,6 +32,7 @@ enum Record {
 pub(super) struct QueueJournal {
     journal: storage::Journal,
     snapshot_bytes: u64,
+    syncer: storage::JournalSyncer,
 }
 
 /// The journal file of queue `id` in `dir`.
@@ -73,10 +74,12 @@ impl QueueJournal {
             delivery.apply(c);
         }
         let snapshot_bytes = journal.len_bytes();
+        let syncer = journal.syncer();
         Ok((
             Self {
                 journal,
                 snapshot_bytes,
+                syncer,
             },
             meta,
             delivery,
@@ -91,35 +94,44 @@ impl QueueJournal {
     }
 
     /// Appends changes of the delivery state (one write), compacting afterwards when the
-    /// journal has grown enough. `durable`: in the flush durability mode the write is
-    /// fsynced before this returns (acknowledgements, visibility changes, restores);
-    /// otherwise it is only in the page cache (receives: losing one in a power cut means a
-    /// record is delivered again with a lower receive count, which queues allow, and it
-    /// still survives kill -9). A durable write covers every write before it.
+    /// journal has grown enough. `durable` (acknowledgements, visibility changes,
+    /// restores): in the flush durability mode, the returned ticket must be passed to
+    /// [`QueueJournal::syncer`]'s `sync` before the operation answers; the caller can
+    /// release the queue's lock first, so concurrent workers share one fsync (group
+    /// commit). Otherwise (receives, or the page-cache mode) the write is only in the page
+    /// cache: it survives kill -9, and losing a receive in a power cut means a record is
+    /// delivered again with a lower receive count, which queues allow.
     pub(super) fn write_changes(
         &mut self,
         changes: &[Change],
         meta: &QueueMeta,
         delivery: &Delivery,
         durable: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<storage::SyncTicket>> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let encoded = changes
             .iter()
             .map(|c| encode(&Record::Change(c.clone())))
             .collect::<Result<Vec<_>>>()?;
-        if durable {
-            self.journal.append(&encoded)?;
+        let ticket = if durable && self.journal.syncs() {
+            Some(self.journal.append_deferred(&encoded)?)
         } else {
             self.journal.append_unsynced(&encoded)?;
-        }
+            None
+        };
         let len = self.journal.len_bytes();
         if len > COMPACT_MIN_BYTES && len > self.snapshot_bytes.saturating_mul(COMPACT_FACTOR) {
+            // The snapshot is fsynced before it replaces the journal: it covers the ticket.
             self.compact(meta, delivery)?;
         }
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// The group-commit handle that makes tickets durable.
+    pub(super) fn syncer(&self) -> storage::JournalSyncer {
+        self.syncer.clone()
     }
 
     /// Rewrites the journal as a snapshot of `meta` and `delivery`.
@@ -191,7 +203,9 @@ mod tests {
             Change::Frontier(0, 3),
         ];
         changes.push(d.acknowledge(r1, e1.delivery, ReceiptPath::Normal).unwrap());
-        j.write_changes(&changes, &meta(), &d, true).unwrap();
+        if let Some(t) = j.write_changes(&changes, &meta(), &d, true).unwrap() {
+            j.syncer().sync(t).unwrap();
+        }
         drop(j);
         let (mut j, m, d2) = QueueJournal::open(&path, true).unwrap();
         assert_eq!(m, Some(meta()));

@@ -361,10 +361,20 @@ impl Broker {
                 Err(f) => results.push(Err(f)),
             }
         }
-        let state = &mut *state;
-        state
-            .journal
-            .write_changes(&changes, &meta, &state.delivery, true)?;
+        let (ticket, syncer) = {
+            let st = &mut *state;
+            let ticket = st
+                .journal
+                .write_changes(&changes, &meta, &st.delivery, true)?;
+            (ticket, st.journal.syncer())
+        };
+        // The fsync runs after the queue's lock is released: workers acknowledging at the
+        // same time share it, and receives are not held up by it. Nothing is answered
+        // before it returns.
+        drop(state);
+        if let Some(t) = ticket {
+            syncer.sync(t)?;
+        }
         Ok((results, wake))
     }
 }

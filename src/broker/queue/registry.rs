@@ -359,7 +359,11 @@ impl Broker {
         let (mut journal, _, _) = QueueJournal::open(&path, self.queues.sync)?;
         let written = journal
             .write_meta(&meta)
-            .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true));
+            .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true))
+            .and_then(|ticket| match ticket {
+                Some(t) => Ok(journal.syncer().sync(t)?),
+                None => Ok(()),
+            });
         if let Err(e) = written {
             let _ = storage::Journal::remove(&path);
             return Err(e.into());
