@@ -347,6 +347,16 @@ impl From<Error> for ApiError {
                 ResourceInUseException,
                 "DeleteStream can\u{2019}t delete {account}:{name} because there are consumers associated with this data stream. To delete {name} anyway, set the EnforceConsumerDeletion parameter to true to force the deletion of all the consumers that are associated with it."
             ),
+            // AWS documents the rule (DeleteStream, UpdateStreamMode) but its text is NOT
+            // PINNED by any source found.
+            Error::StreamHasQueues {
+                name,
+                account,
+                action,
+            } => api_error!(
+                ResourceInUseException,
+                "Cannot {action} stream {name} under account {account} because it has queues. Delete its queues with DeleteQueue first."
+            ),
             Error::LimitExceeded(message) => {
                 ApiError::new(crate::api::ErrorCode::LimitExceededException, message)
             }

@@ -17,30 +17,43 @@ pub mod lambda;
 pub mod pagination;
 
 mod account_settings;
+mod acknowledge_dead_letter_queue_records;
+mod acknowledge_queue_records;
 pub mod admin;
+mod create_queue;
 mod create_stream;
+mod delete_queue;
 mod delete_stream;
 mod deregister_stream_consumer;
 mod describe_limits;
+mod describe_queue;
 mod describe_stream;
 mod describe_stream_consumer;
 mod describe_stream_summary;
 mod encryption;
 mod get_records;
 mod get_shard_iterator;
+mod list_queues;
 mod list_shards;
 mod list_stream_consumers;
 mod list_streams;
 mod monitoring;
 mod put_record;
 mod put_records;
+pub mod queues;
+mod receive_dead_letter_queue_records;
+mod receive_queue_records;
 mod register_stream_consumer;
 mod resharding;
 mod resource_policy;
+mod restore_dead_letter_queue_records;
 mod retention;
 mod subscribe_to_shard;
 mod tags;
+mod update_dead_letter_queue_records_visibility;
 mod update_max_record_size;
+mod update_queue;
+mod update_queue_records_visibility;
 mod warm_throughput;
 
 use std::sync::Arc;
@@ -97,6 +110,103 @@ impl Service {
 }
 
 impl Kinesis for Service {
+    // Queues (issue 18).
+
+    async fn create_queue(
+        &self,
+        ctx: &RequestContext,
+        input: CreateQueueInput,
+    ) -> Result<CreateQueueOutput, ApiError> {
+        create_queue::handle(&self.broker, ctx, input).await
+    }
+
+    async fn describe_queue(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeQueueInput,
+    ) -> Result<DescribeQueueOutput, ApiError> {
+        describe_queue::handle(&self.broker, ctx, input).await
+    }
+
+    async fn list_queues(
+        &self,
+        ctx: &RequestContext,
+        input: ListQueuesInput,
+    ) -> Result<ListQueuesOutput, ApiError> {
+        list_queues::handle(&self.broker, ctx, input).await
+    }
+
+    async fn update_queue(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateQueueInput,
+    ) -> Result<UpdateQueueOutput, ApiError> {
+        update_queue::handle(&self.broker, ctx, input).await
+    }
+
+    async fn delete_queue(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteQueueInput,
+    ) -> Result<(), ApiError> {
+        delete_queue::handle(&self.broker, ctx, input).await
+    }
+
+    async fn receive_queue_records(
+        &self,
+        ctx: &RequestContext,
+        input: ReceiveQueueRecordsInput,
+    ) -> Result<ReceiveQueueRecordsOutput, ApiError> {
+        receive_queue_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn acknowledge_queue_records(
+        &self,
+        ctx: &RequestContext,
+        input: AcknowledgeQueueRecordsInput,
+    ) -> Result<AcknowledgeQueueRecordsOutput, ApiError> {
+        acknowledge_queue_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn update_queue_records_visibility(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateQueueRecordsVisibilityInput,
+    ) -> Result<UpdateQueueRecordsVisibilityOutput, ApiError> {
+        update_queue_records_visibility::handle(&self.broker, ctx, input).await
+    }
+
+    async fn receive_dead_letter_queue_records(
+        &self,
+        ctx: &RequestContext,
+        input: ReceiveDeadLetterQueueRecordsInput,
+    ) -> Result<ReceiveDeadLetterQueueRecordsOutput, ApiError> {
+        receive_dead_letter_queue_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn acknowledge_dead_letter_queue_records(
+        &self,
+        ctx: &RequestContext,
+        input: AcknowledgeDeadLetterQueueRecordsInput,
+    ) -> Result<AcknowledgeDeadLetterQueueRecordsOutput, ApiError> {
+        acknowledge_dead_letter_queue_records::handle(&self.broker, ctx, input).await
+    }
+
+    async fn update_dead_letter_queue_records_visibility(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateDeadLetterQueueRecordsVisibilityInput,
+    ) -> Result<UpdateDeadLetterQueueRecordsVisibilityOutput, ApiError> {
+        update_dead_letter_queue_records_visibility::handle(&self.broker, ctx, input).await
+    }
+
+    async fn restore_dead_letter_queue_records(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreDeadLetterQueueRecordsInput,
+    ) -> Result<RestoreDeadLetterQueueRecordsOutput, ApiError> {
+        restore_dead_letter_queue_records::handle(&self.broker, ctx, input).await
+    }
     async fn create_stream(
         &self,
         ctx: &RequestContext,

@@ -220,6 +220,15 @@ pub async fn update_stream_mode(
         _ => StreamMode::Provisioned,
     };
     let stream = broker.stream(&key)?;
+    // Queues live on on-demand streams only (issue 18).
+    if mode == StreamMode::Provisioned && broker.queues().count_on_stream(stream.uid) > 0 {
+        return Err(Error::StreamHasQueues {
+            name: key.name,
+            account: key.account,
+            action: "switch to PROVISIONED",
+        }
+        .into());
+    }
     if mode == StreamMode::OnDemand && stream.state().mode != StreamMode::OnDemand {
         broker.check_on_demand_limit(&key)?;
     }

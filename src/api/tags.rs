@@ -1,5 +1,5 @@
 //! Tags on streams: AddTagsToStream, RemoveTagsFromStream, ListTagsForStream, and the
-//! ARN-based TagResource, UntagResource, ListTagsForResource (streams and consumers).
+//! ARN-based TagResource, UntagResource, ListTagsForResource (streams, consumers, queues).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::Broker;
 use crate::broker::fanout::registry::{ConsumerMeta, parse_consumer_arn};
+use crate::broker::queue::Queue;
 use crate::broker::stream::{Stream, StreamKey};
 
 /// Most tags a stream may carry: 50, as AWS documents.
@@ -143,16 +144,78 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// What a `ResourceARN` names. Channels and queues are not emulated.
+/// What a `ResourceARN` names. Channels are not emulated.
 enum Resource {
     Stream(Arc<Stream>),
     Consumer(Arc<Stream>, ConsumerMeta),
+    Queue(Arc<Queue>),
+}
+
+/// How the tag messages name a queue (AWS's text for queues is NOT PINNED).
+fn queue_resource(name: &str, account: &str) -> String {
+    format!("queue {name} under account {account}")
+}
+
+/// Tags given to CreateQueue obey the same rules as TagResource on the queue.
+pub fn check_queue_tags(
+    tags: &BTreeMap<String, String>,
+    name: &str,
+    account: &str,
+) -> Result<(), ApiError> {
+    let what = queue_resource(name, account);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    if tags.len() > MAX_TAGS_PER_STREAM {
+        return Err(too_many_tags(&what, "queue"));
+    }
+    Ok(())
+}
+
+async fn add_to_queue(
+    broker: &Arc<Broker>,
+    queue: &Arc<Queue>,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let meta = queue.meta();
+    let what = queue_resource(&meta.name, &meta.account);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    let too_many = broker
+        .update_queue_tags(queue, move |now| {
+            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
+            if after > MAX_TAGS_PER_STREAM {
+                return true;
+            }
+            now.extend(tags);
+            false
+        })
+        .await
+        .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control))?;
+    if too_many {
+        return Err(too_many_tags(&what, "queue"));
+    }
+    Ok(())
 }
 
 fn resource(broker: &Broker, ctx: &RequestContext, arn: &str) -> Result<Resource, ApiError> {
     if parse_consumer_arn(arn).is_some() {
         let (stream, consumer) = broker.consumer_by_arn(&ctx.account_id, &ctx.region, arn)?;
         return Ok(Resource::Consumer(stream, consumer));
+    }
+    if arn.contains(":queue/") {
+        let queue = crate::api::queues::named_queue(
+            broker,
+            ctx,
+            Some(arn),
+            crate::api::queues::Plane::Control,
+        )?;
+        return Ok(Resource::Queue(queue));
     }
     let key = parse_stream_arn(arn)
         .ok_or_else(|| api_error!(ResourceNotFoundException, "Resource {arn} not found."))?;
@@ -298,6 +361,7 @@ pub async fn tag_resource(
         Resource::Consumer(stream, consumer) => {
             add_to_consumer(broker, &stream, consumer, tags).await
         }
+        Resource::Queue(queue) => add_to_queue(broker, &queue, tags).await,
     }
 }
 
@@ -318,6 +382,14 @@ pub async fn untag_resource(
         Resource::Consumer(stream, consumer) => {
             remove_from_consumer(broker, &stream, consumer, keys).await
         }
+        Resource::Queue(queue) => broker
+            .update_queue_tags(&queue, move |now| {
+                for k in &keys {
+                    now.remove(k);
+                }
+            })
+            .await
+            .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control)),
     }
 }
 
@@ -335,6 +407,7 @@ pub async fn list_tags_for_resource(
     )? {
         Resource::Stream(stream) => tag_list(&stream.state().tags),
         Resource::Consumer(_, consumer) => tag_list(&consumer.tags),
+        Resource::Queue(queue) => tag_list(&queue.meta().tags),
     };
     Ok(ListTagsForResourceOutput { tags: Some(tags) })
 }

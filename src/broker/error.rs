@@ -104,6 +104,17 @@ pub enum Error {
     /// A record failed on purpose by fault injection.
     #[error("injected record fault: {0:?}")]
     InjectedRecord(super::faults::RecordFault),
+    /// The stream has queues, which must be deleted before it can be deleted or switched
+    /// to provisioned mode (issue 18).
+    #[error("stream {name} of account {account} has queues")]
+    StreamHasQueues {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// What was refused: `delete` or `switch to PROVISIONED`.
+        action: &'static str,
+    },
     /// No consumer of that name is registered with the stream.
     #[error("consumer {consumer} not found on stream {name} of account {account}")]
     ConsumerNotFound {

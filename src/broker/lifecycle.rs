@@ -343,6 +343,13 @@ impl Broker {
         stream: &Arc<Stream>,
         enforce_consumer_deletion: bool,
     ) -> Result<()> {
+        if self.queues.count_on_stream(stream.uid) > 0 {
+            return Err(Error::StreamHasQueues {
+                name: stream.key.name.clone(),
+                account: stream.key.account.clone(),
+                action: "delete",
+            });
+        }
         let had_consumers = {
             // Checked and changed under one write lock, so a consumer registered
             // concurrently is either seen here or refused for a stream no longer ACTIVE.

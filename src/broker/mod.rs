@@ -14,6 +14,7 @@ pub mod faults;
 pub mod hash;
 pub mod iterator;
 mod lifecycle;
+pub mod queue;
 mod read;
 pub mod reshard;
 mod retention;
@@ -116,6 +117,8 @@ pub struct Broker {
     put_rotation: std::sync::atomic::AtomicUsize,
     /// Event-source mappings and the functions they deliver to.
     esm: esm::Esm,
+    /// Queues (issue 18) with their delivery state and journals.
+    queues: queue::Queues,
 }
 
 impl std::fmt::Debug for Broker {
@@ -180,7 +183,8 @@ impl Broker {
             log_options,
             subscription_lifetime: config.subscription_lifetime,
         };
-        let iterators = IteratorCodec::new(load_or_create_secret(&data_dir)?);
+        let secret = load_or_create_secret(&data_dir)?;
+        let iterators = IteratorCodec::new(secret);
         let catalog = CatalogStore::open(&data_dir.join(CATALOG_FILE))?;
         let stored = catalog.load()?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
@@ -203,6 +207,11 @@ impl Broker {
             put_rotation: Default::default(),
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
+            queues: queue::Queues::open(
+                &config.data_dir,
+                &secret,
+                config.durability == DurabilityMode::Flush,
+            )?,
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();
@@ -504,6 +513,7 @@ impl Broker {
     pub async fn shutdown(self: &Arc<Self>) {
         let _ = self.shutdown.send(true);
         self.fanout.close();
+        self.queues.wake_all();
         self.stop_mappings().await;
         self.stop_functions().await;
         let me = self.clone();

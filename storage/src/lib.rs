@@ -39,6 +39,7 @@ mod error;
 mod flusher;
 mod frame;
 mod index;
+mod journal;
 mod log;
 mod meta;
 mod recovery;
@@ -46,6 +47,7 @@ mod segment;
 
 pub use error::{Error, Result};
 pub use flusher::{WaitDurable, block_on};
+pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};
 pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;
 

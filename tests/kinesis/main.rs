@@ -19,5 +19,6 @@ mod fanout;
 mod lifecycle;
 mod limits;
 mod persistence;
+mod queues;
 mod records;
 mod streams;

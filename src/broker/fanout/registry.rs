@@ -190,6 +190,8 @@ impl Broker {
         let delay = self.settings.register_consumer_delay;
         let now = self.clock.now_ms();
         let key = stream.key.clone();
+        // Queues share the stream's registered-consumer limit (issue 18).
+        let queues = self.queues().count_on_stream(stream.uid);
         let consumer = self
             .update_stream(stream, move |st| {
                 if st.status != StreamStatus::Active {
@@ -206,7 +208,7 @@ impl Broker {
                         account: key.account,
                     });
                 }
-                if st.consumers.len() >= MAX_CONSUMERS_PER_STREAM {
+                if st.consumers.len() + queues >= MAX_CONSUMERS_PER_STREAM {
                     return Err(Error::TooManyConsumers {
                         name: key.name,
                         account: key.account,

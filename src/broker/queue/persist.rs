@@ -1,0 +1,223 @@
+//! A queue's journal: one `storage::Journal` file per queue (`queues/<ID>.journal`) whose
+//! entries are JSON [`Record`]s. The queue's settings are written as a `Meta` entry (the
+//! last one wins), and every change of its delivery state as a `Change` entry, appended
+//! (and, in the broker's flush durability mode, fsynced) before the operation answers.
+//!
+//! When the journal has grown well past its last snapshot, it is rewritten as a snapshot:
+//! the settings, one frontier per shard, the finished shards and one entry per tracked
+//! record. Its size therefore follows the in-flight set, not the history.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::QueueMeta;
+use super::delivery::{Change, Delivery};
+use crate::broker::{Error, Result};
+
+/// Compact when the journal exceeds this many times its last snapshot's size...
+const COMPACT_FACTOR: u64 = 4;
+/// ...and at least this many bytes (small journals are not worth rewriting).
+const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+
+/// One journal entry.
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    Meta(QueueMeta),
+    Change(Change),
+}
+
+/// A queue's open journal and what it needs to decide when to compact.
+#[derive(Debug)]
+pub(super) struct QueueJournal {
+    journal: storage::Journal,
+    snapshot_bytes: u64,
+    syncer: storage::JournalSyncer,
+}
+
+/// The journal file of queue `id` in `dir`.
+pub(super) fn journal_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.journal"))
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| Error::Catalog(format!("cannot encode a queue: {e}")))
+}
+
+impl QueueJournal {
+    /// Opens a queue's journal and replays it: its latest settings (None for a journal
+    /// that never got its first entry) and its delivery state.
+    pub(super) fn open(path: &Path, sync: bool) -> Result<(Self, Option<QueueMeta>, Delivery)> {
+        let (journal, entries, recovered) = storage::Journal::open(path, sync)?;
+        if recovered.truncated_bytes > 0 {
+            tracing::warn!(path = %path.display(), cut = recovered.truncated_bytes, "queue journal: torn tail cut");
+        }
+        let mut meta: Option<QueueMeta> = None;
+        let mut changes = Vec::new();
+        for (i, bytes) in entries.iter().enumerate() {
+            match serde_json::from_slice::<Record>(bytes) {
+                Ok(Record::Meta(m)) => meta = Some(m),
+                Ok(Record::Change(c)) => changes.push(c),
+                Err(e) => {
+                    return Err(Error::Catalog(format!(
+                        "queue journal {} entry {i} does not decode: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        let max = meta
+            .as_ref()
+            .and_then(|m| m.attrs.dead_letter.max_receive_count());
+        let mut delivery = Delivery::new(max);
+        for c in &changes {
+            delivery.apply(c);
+        }
+        let snapshot_bytes = journal.len_bytes();
+        let syncer = journal.syncer();
+        Ok((
+            Self {
+                journal,
+                snapshot_bytes,
+                syncer,
+            },
+            meta,
+            delivery,
+        ))
+    }
+
+    /// Appends the settings.
+    pub(super) fn write_meta(&mut self, meta: &QueueMeta) -> Result<()> {
+        let bytes = encode(&Record::Meta(meta.clone()))?;
+        self.journal.append(&[bytes])?;
+        Ok(())
+    }
+
+    /// Appends changes of the delivery state (one write), compacting afterwards when the
+    /// journal has grown enough. `durable` (acknowledgements, visibility changes,
+    /// restores): in the flush durability mode, the returned ticket must be passed to
+    /// [`QueueJournal::syncer`]'s `sync` before the operation answers; the caller can
+    /// release the queue's lock first, so concurrent workers share one fsync (group
+    /// commit). Otherwise (receives, or the page-cache mode) the write is only in the page
+    /// cache: it survives kill -9, and losing a receive in a power cut means a record is
+    /// delivered again with a lower receive count, which queues allow.
+    pub(super) fn write_changes(
+        &mut self,
+        changes: &[Change],
+        meta: &QueueMeta,
+        delivery: &Delivery,
+        durable: bool,
+    ) -> Result<Option<storage::SyncTicket>> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let encoded = changes
+            .iter()
+            .map(|c| encode(&Record::Change(c.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let ticket = if durable && self.journal.syncs() {
+            Some(self.journal.append_deferred(&encoded)?)
+        } else {
+            self.journal.append_unsynced(&encoded)?;
+            None
+        };
+        let len = self.journal.len_bytes();
+        if len > COMPACT_MIN_BYTES && len > self.snapshot_bytes.saturating_mul(COMPACT_FACTOR) {
+            // The snapshot is fsynced before it replaces the journal: it covers the ticket.
+            self.compact(meta, delivery)?;
+        }
+        Ok(ticket)
+    }
+
+    /// The group-commit handle that makes tickets durable.
+    pub(super) fn syncer(&self) -> storage::JournalSyncer {
+        self.syncer.clone()
+    }
+
+    /// Rewrites the journal as a snapshot of `meta` and `delivery`.
+    pub(super) fn compact(&mut self, meta: &QueueMeta, delivery: &Delivery) -> Result<()> {
+        let mut records = vec![encode(&Record::Meta(meta.clone()))?];
+        for (&shard, &offset) in &delivery.frontier {
+            records.push(encode(&Record::Change(Change::Frontier(shard, offset)))?);
+        }
+        for &shard in &delivery.finished {
+            records.push(encode(&Record::Change(Change::Finished(shard)))?);
+        }
+        for (&r, &e) in delivery.entries() {
+            records.push(encode(&Record::Change(Change::Upsert(r, e)))?);
+        }
+        self.journal.rewrite(&records)?;
+        self.snapshot_bytes = self.journal.len_bytes();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::delivery::RecordRef;
+    use super::super::receipt::Path as ReceiptPath;
+    use super::super::{QueueAttrs, QueueStatus, StartingPosition};
+    use super::*;
+
+    fn meta() -> QueueMeta {
+        QueueMeta {
+            uid: 7,
+            id: "abc".into(),
+            name: "q".into(),
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            stream_name: "s".into(),
+            stream_uid: 1,
+            stream_created_ms: 1,
+            created_ms: 2,
+            status: QueueStatus::Active,
+            attrs: QueueAttrs::default(),
+            pending_attrs: None,
+            start: StartingPosition::Latest,
+            effective_start_ms: Some(2),
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn acknowledged_and_received_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "abc");
+        let (mut j, none, _) = QueueJournal::open(&path, true).unwrap();
+        assert!(none.is_none());
+        j.write_meta(&meta()).unwrap();
+        let mut d = Delivery::new(Some(6));
+        let r1 = RecordRef {
+            shard: 0,
+            offset: 1,
+        };
+        let r2 = RecordRef {
+            shard: 0,
+            offset: 2,
+        };
+        let e1 = d.deliver_new(r1, 0, 30_000);
+        let e2 = d.deliver_new(r2, 0, 30_000);
+        let mut changes = vec![
+            Change::Upsert(r1, e1),
+            Change::Upsert(r2, e2),
+            Change::Frontier(0, 3),
+        ];
+        changes.push(d.acknowledge(r1, e1.delivery, ReceiptPath::Normal).unwrap());
+        if let Some(t) = j.write_changes(&changes, &meta(), &d, true).unwrap() {
+            j.syncer().sync(t).unwrap();
+        }
+        drop(j);
+        let (mut j, m, d2) = QueueJournal::open(&path, true).unwrap();
+        assert_eq!(m, Some(meta()));
+        assert_eq!(d2.entry(r1), None);
+        assert_eq!(d2.entry(r2), Some(e2));
+        assert_eq!(d2.frontier.get(&0), Some(&3));
+        // A snapshot holds the same state.
+        j.compact(&meta(), &d2).unwrap();
+        drop(j);
+        let (_, m, d3) = QueueJournal::open(&path, true).unwrap();
+        assert_eq!(m, Some(meta()));
+        assert_eq!(d3.entry(r2), Some(e2));
+        assert_eq!(d3.len(), 1);
+    }
+}
