@@ -11,6 +11,8 @@
 //! | `GET /_broker/functions` | → `{"functions": [Function]}`                              |
 //! | `PUT /_broker/functions/{name}` | `{"url", "command"?}` → `Function`; 400 `{"error"}` if invalid |
 //! | `DELETE /_broker/functions/{name}` | → the `Function` removed; 404 if unknown, 409 while a mapping uses it |
+//! | `GET /_broker/event-source-mappings` | → `{"EventSourceMappings": [MappingStats]}` |
+//! | `GET /_broker/event-source-mappings/{UUID}` | → `MappingStats`; 404 if unknown |
 //!
 //! `FaultConfig` is `{"seed": u64, "global": Rules, "streams": {"name": Rules}}` with
 //! `Rules` = `{"record_failure_rate", "record_failure" ("ProvisionedThroughputExceededException"
@@ -22,6 +24,11 @@
 //! `--function-command NAME=COMMAND` takes. `Function` is `{"name", "url", "kind"
 //! ("runtime" or "invoke"), "timeout_s", ...}`, with `"runtime_api"`, `"concurrency"`,
 //! `"idle_runtimes"`, `"waiting"`, `"in_flight"` and `"command"` for a Runtime API function.
+//!
+//! `MappingStats` is a mapping's `UUID`, `FunctionName`, `EventSourceArn`, `State`,
+//! `LastProcessingResult`, `IteratorAgeMilliseconds` and its counters since the broker started
+//! (`Invocations`, `Errors`, `Retries`, `Bisections`, `DiscardedBatches`, `DiscardedRecords`,
+//! `DeliveredRecords`, `FilteredOutRecords`; see `broker::esm::stats`).
 
 use std::sync::Arc;
 
@@ -37,6 +44,8 @@ pub const ADMIN_PREFIX: &str = "/_broker/";
 /// The function endpoints, answered asynchronously ([`functions`]): declaring a function
 /// binds its port and removing one waits for its runtime processes to stop.
 pub const FUNCTIONS_PATH: &str = "/_broker/functions";
+/// Event-source mappings' counters and iterator age.
+pub const MAPPING_STATS_PATH: &str = "/_broker/event-source-mappings";
 
 /// Answers `/_broker/functions[/{name}]`, or `None` for any other path or method.
 pub async fn functions(
@@ -128,6 +137,21 @@ impl AdminHandler for BrokerAdmin {
     }
 
     fn handle(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+        if method == "GET"
+            && let Some(rest) = path.strip_prefix(MAPPING_STATS_PATH)
+        {
+            let uuid = match rest.trim_end_matches('/') {
+                "" => None,
+                r => Some(r.strip_prefix('/')?),
+            };
+            return Some(match self.broker.mapping_stats(uuid) {
+                Some(v) => (200, v.to_string()),
+                None => (
+                    404,
+                    json!({ "error": "no such event-source mapping" }).to_string(),
+                ),
+            });
+        }
         Some(match (method, path) {
             ("GET", "/_broker/faults") => self.faults(),
             ("PUT", "/_broker/faults") => match serde_json::from_slice::<FaultConfig>(body) {

@@ -1450,3 +1450,71 @@ async fn filter_criteria_deliver_only_matching_records_and_move_the_checkpoint_p
     task.abort();
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn mapping_stats_count_invocations_errors_retries_and_show_the_iterator_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let h = start_server_in(dir.path(), with_function("fn", runtime)).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "esm-stats", 1).await;
+    let items = strings("s", 5);
+    put(&client, "esm-stats", &items).await;
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = healthy.clone();
+    let (seen, task) = fake_runtime(runtime, move |_, _| {
+        flag.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let m = create_mapping(
+        addr,
+        json!({"FunctionName": "fn", "EventSourceArn": stream_arn("esm-stats"), "StartingPosition": "TRIM_HORIZON"}),
+    )
+    .await;
+    let path = format!(
+        "/_broker/event-source-mappings/{}",
+        m["UUID"].as_str().unwrap()
+    );
+    wait_for(&seen, |s| s.len() >= 2).await;
+    // Stuck on a failing batch while the stream's records age by two minutes.
+    let advanced = http(
+        addr,
+        "POST",
+        "/_broker/clock",
+        Some(&json!({"advance_ms": 120_000})),
+    )
+    .await;
+    assert_eq!(advanced.status, 200);
+    let stuck = http(addr, "GET", &path, None).await;
+    assert_eq!(stuck.status, 200, "{:?}", stuck.body);
+    assert!(
+        stuck.body["IteratorAgeMilliseconds"].as_i64().unwrap() >= 120_000,
+        "{:?}",
+        stuck.body
+    );
+    assert!(stuck.body["Errors"].as_u64().unwrap() >= 2);
+    assert!(stuck.body["Retries"].as_u64().unwrap() >= 1);
+    assert_eq!(stuck.body["DeliveredRecords"], 0);
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for(&seen, |s| !delivered(s).is_empty()).await;
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        done = http(addr, "GET", &path, None).await.body;
+        if done["DeliveredRecords"] == 5 && done["IteratorAgeMilliseconds"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(done["DeliveredRecords"], 5, "{done:?}");
+    assert_eq!(done["IteratorAgeMilliseconds"], 0, "caught up: {done:?}");
+    let invocations = seen.lock().unwrap().len() as u64;
+    assert_eq!(done["Invocations"], invocations);
+    assert_eq!(done["Errors"].as_u64().unwrap(), invocations - 1);
+    assert_eq!(done["State"], "Enabled");
+    let all = http(addr, "GET", "/_broker/event-source-mappings", None).await;
+    assert_eq!(all.body["EventSourceMappings"][0]["UUID"], m["UUID"]);
+    let unknown = http(addr, "GET", "/_broker/event-source-mappings/nope", None).await;
+    assert_eq!(unknown.status, 404);
+    task.abort();
+    h.shutdown().await.unwrap();
+}

@@ -23,6 +23,7 @@ pub mod invoke;
 pub mod mapping;
 pub mod process;
 pub mod runtime;
+pub mod stats;
 pub mod window;
 mod worker;
 
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::stream::StreamKey;
@@ -148,6 +150,8 @@ pub struct Mapping {
     checkpoint_writing: AtomicBool,
     /// Deleted: the file is gone and must not come back.
     retired: AtomicBool,
+    /// Delivery counters since start.
+    stats: stats::MappingStats,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -179,6 +183,7 @@ impl Mapping {
             checkpoint_dirty: AtomicBool::new(false),
             checkpoint_writing: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            stats: stats::MappingStats::default(),
             stop: watch::Sender::new(false),
             task: Mutex::new(None),
         }
@@ -675,6 +680,75 @@ impl Broker {
                 "The on-failure destination {arn} is not a stream of this broker: only local Kinesis streams are served as on-failure destinations; create it first."
             ))),
         }
+    }
+
+    /// `GET /_broker/event-source-mappings[/{UUID}]`: each mapping's state, delivery
+    /// counters and iterator age; `None` for an unknown UUID.
+    pub fn mapping_stats(&self, uuid: Option<&str>) -> Option<Value> {
+        let one = |m: &Arc<Mapping>| {
+            let config = m.config();
+            let mut out = json!({
+                "UUID": config.uuid,
+                "FunctionName": config.function_name,
+                "EventSourceArn": config.event_source_arn,
+                "State": m.state().as_str(),
+                "LastProcessingResult": m.progress().last_result.clone(),
+                "IteratorAgeMilliseconds": self.iterator_age_ms(m),
+            });
+            if let (Value::Object(out), Value::Object(counts)) = (&mut out, m.stats.to_json()) {
+                out.extend(counts);
+            }
+            out
+        };
+        match uuid {
+            Some(uuid) => self.esm.mappings().get(uuid).map(one),
+            None => Some(json!({
+                "EventSourceMappings": self.esm.mappings().values().map(one).collect::<Vec<_>>()
+            })),
+        }
+    }
+
+    /// How far behind its stream a mapping is: the age of the oldest record it has not
+    /// finished with, over the shards it has not finished (0 when caught up), as Lambda's
+    /// IteratorAge metric.
+    fn iterator_age_ms(&self, m: &Mapping) -> i64 {
+        let Some(stream) =
+            StreamKey::from_arn(&m.config().event_source_arn).and_then(|k| self.stream(&k).ok())
+        else {
+            return 0;
+        };
+        let (positions, finished) = {
+            let p = m.progress();
+            (p.positions.clone(), p.finished.clone())
+        };
+        let now = self.clock.now_ms();
+        let mut age = 0;
+        for shard in stream.state().shards.iter() {
+            if finished.contains(&shard.index) {
+                continue;
+            }
+            let Ok(horizon) = self.trim_horizon(&stream, shard) else {
+                continue;
+            };
+            let at = positions
+                .get(&shard.index)
+                .copied()
+                .unwrap_or(horizon)
+                .max(horizon);
+            if at >= Self::shard_end(shard) {
+                continue;
+            }
+            let oldest = shard.log.read(at, 1, 1).ok().and_then(|batch| {
+                batch
+                    .iter()
+                    .next()
+                    .and_then(|r| r.ok().map(|r| r.arrival_ms))
+            });
+            if let Some(arrival) = oldest {
+                age = age.max(now - arrival);
+            }
+        }
+        age.max(0)
     }
 
     /// GetEventSourceMapping.

@@ -23,6 +23,7 @@ use super::event::{self, EventRecord, Source};
 use super::filter::Filters;
 use super::mapping::{MappingConfig, StartingPosition};
 use super::runtime::{self, Function, Outcome};
+use super::stats::Event as StatsEvent;
 use super::window::{self, OpenWindow, WindowFields};
 use crate::broker::stream::{Shard, Stream, StreamKey};
 use crate::broker::{Broker, Position, hash};
@@ -317,6 +318,7 @@ async fn deliver(
             );
             if !filters.matches(&as_delivered, r.data) {
                 // Filtered out: never delivered, and the checkpoint moves past it.
+                mapping.stats.count(StatsEvent::Filtered);
                 next = r.offset + 1;
                 continue;
             }
@@ -529,6 +531,7 @@ async fn deliver_lane(
                 _ = stopped(&mut stop) => return false,
             };
             pending.invocations += 1;
+            context.mapping.stats.count(StatsEvent::Invocation);
             let failure = match outcome {
                 Outcome::Response(body) => {
                     pending.function_error = false;
@@ -563,14 +566,23 @@ async fn deliver_lane(
                     }
                     match verdict {
                         Verdict::Success => {
+                            context
+                                .mapping
+                                .stats
+                                .count(StatsEvent::Delivered(pending.items.len() as u64));
                             context.mapping.progress().last_result = "OK".into();
                             wait = RETRY_PAUSE;
                             break 'batch;
                         }
                         Verdict::FailedFrom(index) if index > 0 => {
+                            context
+                                .mapping
+                                .stats
+                                .count(StatsEvent::Delivered(index as u64));
                             pending.items.drain(..index);
                             round.advance(&context, lane, pending.items[0].offset).await;
                             if config.bisect_on_error {
+                                context.mapping.stats.count(StatsEvent::Bisection);
                                 // With BisectBatchOnFunctionError, a partial response splits the
                                 // batch at the returned sequence number and only the rest is
                                 // retried: a split, not a retry.
@@ -590,6 +602,7 @@ async fn deliver_lane(
                 }
                 Outcome::Error(e) => {
                     pending.function_error = true;
+                    context.mapping.stats.count(StatsEvent::FunctionError);
                     e
                 }
             };
@@ -597,6 +610,7 @@ async fn deliver_lane(
             context.mapping.progress().last_result = "PROBLEM: Function call failed".into();
             if config.bisect_on_error && pending.items.len() > 1 {
                 // Splitting does not consume the retry quota: both halves keep the count.
+                context.mapping.stats.count(StatsEvent::Bisection);
                 let second = pending.items.split_off(pending.items.len() / 2);
                 queue.push_front(Pending::new(second, pending.retries));
                 queue.push_front(Pending::new(
@@ -615,6 +629,7 @@ async fn deliver_lane(
                 break 'batch;
             }
             pending.retries += 1;
+            context.mapping.stats.count(StatsEvent::Retry);
             if pause(&mut stop, wait).await {
                 return false;
             }
@@ -714,9 +729,11 @@ async fn final_invoke(
             o = context.function.invoke(payload.clone()) => o,
             _ = stopped(stop) => return false,
         };
+        context.mapping.stats.count(StatsEvent::Invocation);
         match outcome {
             Outcome::Response(_) => break,
             Outcome::Error(e) => {
+                context.mapping.stats.count(StatsEvent::FunctionError);
                 tracing::info!(shard = %context.shard.id, error = %e, "the final invocation of a window failed; retrying");
                 context.mapping.progress().last_result = "PROBLEM: Function call failed".into();
                 if pause(stop, wait).await {
@@ -746,6 +763,10 @@ async fn discard(context: &ShardContext, pending: &Pending, condition: Condition
     let (Some(first), Some(last)) = (pending.items.first(), pending.items.last()) else {
         return;
     };
+    context
+        .mapping
+        .stats
+        .count(StatsEvent::Discarded(pending.items.len() as u64));
     let config = context.mapping.config();
     let mut message = format!(
         "PROBLEM: Function call failed; batch of {} records of {} (sequence numbers {} to {}) discarded {why}",
