@@ -450,9 +450,17 @@ impl Broker {
         }
     }
 
+    /// Starts the mapping's delivery if it is enabled. The check and the start happen under
+    /// the task lock, as [`Self::stop_mapping`]'s stop does: a mapping disabled (say, its
+    /// stream deleted) and then stopped never has a task started in between that nobody
+    /// would stop.
     fn start_mapping(self: &Arc<Self>, mapping: &Arc<Mapping>) {
+        let mut task = mapping.task.lock().unwrap_or_else(|e| e.into_inner());
         let config = mapping.config();
-        if !config.enabled || mapping.state() != MappingState::Enabled {
+        if !config.enabled
+            || mapping.state() != MappingState::Enabled
+            || task.as_ref().is_some_and(|t| !t.is_finished())
+        {
             return;
         }
         let Some(function) = self.esm.functions.get(&config.function_name) else {
@@ -460,23 +468,21 @@ impl Broker {
             return;
         };
         mapping.stop.send_replace(false);
-        let task = tokio::spawn(worker::run_mapping(
+        *task = Some(tokio::spawn(worker::run_mapping(
             self.clone(),
             mapping.clone(),
             function,
             mapping.stop.subscribe(),
-        ));
-        *mapping.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        )));
     }
 
     /// Stops the mapping's delivery and writes its last checkpoint.
     async fn stop_mapping(mapping: &Arc<Mapping>) {
-        mapping.stop.send_replace(true);
-        let task = mapping
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let task = {
+            let mut task = mapping.task.lock().unwrap_or_else(|e| e.into_inner());
+            mapping.stop.send_replace(true);
+            task.take()
+        };
         if let Some(task) = task {
             let _ = task.await;
             mapping.flush().await;
@@ -861,8 +867,10 @@ impl Broker {
             .cloned()
             .collect();
         for m in affected {
-            Self::stop_mapping(&m).await;
+            // Disabled first, then stopped: a transition ending meanwhile cannot start it
+            // again (see start_mapping).
             Self::forget_source(&m, &key.arn());
+            Self::stop_mapping(&m).await;
             if let Err(e) = m.persist_async().await {
                 tracing::error!(error = %e, uuid = %m.config().uuid, "cannot save a mapping");
             }
