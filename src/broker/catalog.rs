@@ -142,6 +142,30 @@ pub struct StreamExtras {
     /// broker opens, if it stopped before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_reshard: Vec<super::reshard::Reshard>,
+    /// How records are placed on shards (UpdateStreamRecordDistributionStrategy); catalogs
+    /// written before the setting existed load with AWS's default.
+    #[serde(default)]
+    pub record_distribution: RecordDistribution,
+}
+
+/// How a stream places records on its shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordDistribution {
+    /// By the MD5 of the partition key, or the explicit hash key (AWS's default).
+    #[default]
+    UserPartitionKey,
+    /// Evenly over the open shards, ignoring partition and explicit hash keys.
+    Auto,
+}
+
+impl RecordDistribution {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordDistribution::UserPartitionKey => "USER_PARTITION_KEY",
+            RecordDistribution::Auto => "AUTO",
+        }
+    }
 }
 
 impl StreamExtras {
