@@ -357,3 +357,50 @@ async fn the_strategy_survives_a_restart() {
     assert_eq!(spread, expected, "still AUTO after the restart");
     h.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn create_stream_sets_the_strategy_on_demand_only() {
+    let (client, _h, _dir) = start_server().await;
+    client
+        .create_stream()
+        .stream_name("born-auto")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .record_distribution_strategy(RecordDistributionStrategy::Auto)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream: {}", describe_err(&e)));
+    wait_active(&client, "born-auto").await;
+    assert_eq!(
+        strategy_of(&client, "born-auto").await,
+        Some(RecordDistributionStrategy::Auto)
+    );
+    let spread = put_same_key(&client, "born-auto", 40).await;
+    let expected: BTreeMap<String, usize> = (0..4).map(|i| (shard_id(i), 10)).collect();
+    assert_eq!(spread, expected);
+
+    assert_error_prefix(
+        client
+            .create_stream()
+            .stream_name("prov-auto")
+            .shard_count(2)
+            .record_distribution_strategy(RecordDistributionStrategy::Auto)
+            .send()
+            .await,
+        "InvalidArgumentException",
+        "Stream prov-auto under account 000000000000 is in PROVISIONED mode",
+    );
+    assert_error_prefix(
+        client
+            .describe_stream_summary()
+            .stream_name("prov-auto")
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        "Stream prov-auto under account 000000000000 not found",
+    );
+}
