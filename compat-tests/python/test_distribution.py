@@ -46,7 +46,7 @@ def set_strategy(client, name, value):
 def spread(client, name, n):
     """Writes n records with one partition key and an explicit hash key of shard 0."""
     records = [{"Data": f"r{i}".encode(), "PartitionKey": "same-key", "ExplicitHashKey": "0"} for i in range(n)]
-    return collections.Counter(shard for shard, _ in put_all(client, name, records))
+    return collections.Counter(r["ShardId"] for r in put_all(client, name, records))
 
 
 def test_auto_spreads_evenly_ignoring_keys_and_switching_back_routes_by_key(kinesis):
@@ -74,7 +74,7 @@ def test_auto_spreads_evenly_ignoring_keys_and_switching_back_routes_by_key(kine
         set_strategy(kinesis, name, "USER_PARTITION_KEY")
         assert strategy(kinesis, name) == "USER_PARTITION_KEY"
         records = [{"Data": f"k{i}".encode(), "PartitionKey": "same-key"} for i in range(40)]
-        shards = {shard for shard, _ in put_all(kinesis, name, records)}
+        shards = {r["ShardId"] for r in put_all(kinesis, name, records)}
         assert shards == {shard_id(expected_shard(md5_hash_key("same-key"), 4))}
         with pytest.raises(ClientError) as e:
             kinesis.put_record(StreamName=name, Data=b"no key")
@@ -149,3 +149,20 @@ def test_the_strategy_survives_a_restart():
             assert spread(client, kept, 40) == {shard_id(i): 10 for i in range(4)}
         finally:
             broker.kill()
+
+
+def test_create_stream_sets_the_strategy_on_demand_only(kinesis):
+    name = unique("born-auto")
+    kinesis.create_stream(
+        StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"}, RecordDistributionStrategy="AUTO"
+    )
+    try:
+        wait_active(kinesis, name)
+        assert strategy(kinesis, name) == "AUTO"
+        assert spread(kinesis, name, 40) == {shard_id(i): 10 for i in range(4)}
+    finally:
+        kinesis.delete_stream(StreamName=name)
+    prov = unique("prov-auto")
+    with pytest.raises(ClientError) as e:
+        kinesis.create_stream(StreamName=prov, ShardCount=1, RecordDistributionStrategy="AUTO")
+    assert_error_prefix(e, "InvalidArgumentException", f"Stream {prov} under account 000000000000 is in PROVISIONED mode")
