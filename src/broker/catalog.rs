@@ -249,3 +249,25 @@ impl CatalogStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_written_before_the_distribution_strategy_load_as_user_partition_key() {
+        let old = r#"{"shard_level_metrics":[],"encryption_key_id":null,"encryption_periods":[],"policy":null}"#;
+        let extras: StreamExtras = serde_json::from_str(old).expect("old extras load");
+        assert_eq!(
+            extras.record_distribution,
+            RecordDistribution::UserPartitionKey
+        );
+        let auto = StreamExtras {
+            record_distribution: RecordDistribution::Auto,
+            ..StreamExtras::default()
+        };
+        let back: StreamExtras =
+            serde_json::from_str(&serde_json::to_string(&auto).unwrap()).unwrap();
+        assert_eq!(back.record_distribution, RecordDistribution::Auto);
+    }
+}
