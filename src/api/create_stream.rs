@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::api::generated::{CreateStreamInput, StreamMode as WireStreamMode};
+use crate::api::generated::{
+    CreateStreamInput, RecordDistributionStrategy as WireStrategy, StreamMode as WireStreamMode,
+};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
-use crate::broker::catalog::StreamMode;
+use crate::broker::catalog::{RecordDistribution, StreamExtras, StreamMode};
 use crate::broker::stream::StreamKey;
 use crate::broker::{Broker, ON_DEMAND_INITIAL_SHARDS};
 
@@ -54,6 +56,29 @@ pub async fn handle(
     }
     let tags = input.tags.unwrap_or_default();
     super::tags::check_create_tags(&tags, &key)?;
-    broker.create_stream(key, shard_count, mode, tags).await?;
+    // The record distribution strategy is "only supported for streams that use the
+    // on-demand capacity mode" (CreateStream's documentation), as in
+    // UpdateStreamRecordDistributionStrategy.
+    let record_distribution = match input.record_distribution_strategy {
+        None => RecordDistribution::UserPartitionKey,
+        Some(_) if mode != StreamMode::OnDemand => {
+            return Err(api_error!(
+                InvalidArgumentException,
+                "Stream {} under account {} is in PROVISIONED mode; the record distribution strategy can only be set on an ON_DEMAND stream.",
+                key.name,
+                key.account
+            ));
+        }
+        Some(WireStrategy::Auto) => RecordDistribution::Auto,
+        // Anything but the two values was refused by the generated validation.
+        Some(_) => RecordDistribution::UserPartitionKey,
+    };
+    let extras = StreamExtras {
+        record_distribution,
+        ..StreamExtras::default()
+    };
+    broker
+        .create_stream_with(key, shard_count, mode, tags, extras)
+        .await?;
     Ok(())
 }

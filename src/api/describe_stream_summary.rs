@@ -5,10 +5,11 @@ use std::sync::Arc;
 use crate::api::common::stream_key;
 use crate::api::generated::{
     DescribeStreamSummaryInput, DescribeStreamSummaryOutput, EnhancedMetrics,
-    StreamDescriptionSummary,
+    RecordDistributionStrategy, StreamDescriptionSummary,
 };
 use crate::api::{ApiError, RequestContext, Timestamp};
 use crate::broker::Broker;
+use crate::broker::catalog::{RecordDistribution, StreamMode};
 
 #[tracing::instrument(skip_all, fields(stream = input.stream_name.as_deref()))]
 pub async fn handle(
@@ -45,7 +46,15 @@ pub async fn handle(
             max_record_size_in_kib: Some(st.max_record_size_kib as i32),
             // Channels and queues are newer AWS features no emulator implements.
             channel_count: None,
-            record_distribution_strategy: None,
+            // "This field is only present for streams that use the on-demand capacity mode."
+            record_distribution_strategy: (st.mode == StreamMode::OnDemand).then(|| {
+                match st.extras.record_distribution {
+                    RecordDistribution::Auto => RecordDistributionStrategy::Auto,
+                    RecordDistribution::UserPartitionKey => {
+                        RecordDistributionStrategy::UserPartitionKey
+                    }
+                }
+            }),
             queue_count: None,
         },
     })

@@ -54,6 +54,7 @@ mod update_dead_letter_queue_records_visibility;
 mod update_max_record_size;
 mod update_queue;
 mod update_queue_records_visibility;
+mod update_stream_record_distribution_strategy;
 mod warm_throughput;
 
 use std::sync::Arc;
@@ -564,6 +565,20 @@ impl Kinesis for Service {
             input.stream_arn.as_deref(),
         )?;
         resharding::update_shard_count(&self.broker, ctx, input).await
+    }
+
+    async fn update_stream_record_distribution_strategy(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateStreamRecordDistributionStrategyInput,
+    ) -> Result<(), ApiError> {
+        self.admit(
+            ctx,
+            "UpdateStreamRecordDistributionStrategy",
+            None,
+            input.stream_arn.as_deref(),
+        )?;
+        update_stream_record_distribution_strategy::handle(&self.broker, ctx, input).await
     }
 
     async fn update_stream_mode(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::api::common::stream_key;
 use crate::api::generated::{PutRecordInput, PutRecordOutput};
-use crate::api::put_records::{check_record, hash_key, max_record_bytes};
+use crate::api::put_records::{RecordLimits, check_record, hash_key};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::sequence::AwsSequence;
@@ -29,13 +29,20 @@ pub async fn handle(
         .as_ref()
         .map(|d| d.as_slice())
         .unwrap_or_default();
-    let partition_key = check_record(
-        max_record_bytes(&stream),
-        None,
-        input.partition_key.as_deref(),
-        data,
-    )?;
-    let hash_key = hash_key(partition_key, input.explicit_hash_key.as_deref())?;
+    let limits = RecordLimits::of(&stream);
+    let partition_key = check_record(limits, None, input.partition_key.as_deref(), data)?;
+    let hash_key = hash_key(limits, partition_key, input.explicit_hash_key.as_deref())?;
+    // AWS's guide ("Producer API behavior with service-managed distribution"): with AUTO
+    // there is no ordering to keep, and a PutRecord carrying SequenceNumberForOrdering is
+    // refused with InvalidArgumentException (the message is ours: AWS's is not published).
+    if limits.auto_distribution && input.sequence_number_for_ordering.is_some() {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "SequenceNumberForOrdering cannot be used in PutRecord on stream {} under account {}: the stream uses the AUTO record distribution strategy.",
+            key.name,
+            key.account
+        ));
+    }
     // SequenceNumberForOrdering, checked as AWS checks it (kinesalite `putRecord`): it must
     // parse as one of AWS's versions and not come from the future, else "is invalid.". The
     // new record sorts after it without waiting: inside a shard numbers grow with the log

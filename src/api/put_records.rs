@@ -7,6 +7,7 @@ use crate::api::common::stream_key;
 use crate::api::generated::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
+use crate::broker::catalog::RecordDistribution;
 use crate::broker::stream::Stream;
 use crate::broker::{Broker, PutEntry, hash};
 
@@ -19,7 +20,7 @@ pub const MAX_PUT_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 /// `index` is the record's 1-based position in PutRecords (None for PutRecord), used in
 /// the member path of validation messages exactly as AWS prints them.
 pub fn check_record<'a>(
-    max_record_bytes: usize,
+    limits: RecordLimits,
     index: Option<usize>,
     partition_key: Option<&'a str>,
     data: &[u8],
@@ -29,16 +30,21 @@ pub fn check_record<'a>(
         None => member.to_string(),
     };
     // The model made PartitionKey optional for streams with the AUTO distribution
-    // strategy; with the default USER_PARTITION_KEY strategy AWS still requires it, with
-    // the wording of a missing required member.
-    let Some(partition_key) = partition_key else {
-        return Err(api_error!(
-            ValidationException,
-            "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-            path("partitionKey")
-        ));
+    // strategy, which ignore it (an absent key is stored as an empty one); with the
+    // default USER_PARTITION_KEY strategy AWS still requires it, with the wording of a
+    // missing required member.
+    let partition_key = match partition_key {
+        Some(key) => key,
+        None if limits.auto_distribution => "",
+        None => {
+            return Err(api_error!(
+                ValidationException,
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                path("partitionKey")
+            ));
+        }
     };
-    let max = max_record_bytes;
+    let max = limits.max_record_bytes;
     if data.len() > max {
         // AWS's wording when Data exceeded the 1 MiB model limit (awslabs/kinesis-aggregation#30).
         return Err(api_error!(
@@ -59,13 +65,37 @@ pub fn check_record<'a>(
     Ok(partition_key)
 }
 
-/// The largest record (data plus partition key) the stream accepts, in bytes.
-pub fn max_record_bytes(stream: &Stream) -> usize {
-    stream.state().max_record_size_kib as usize * 1024
+/// What the stream's settings say about the records written to it, read once per call.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLimits {
+    /// The largest record (data plus partition key) the stream accepts, in bytes.
+    pub max_record_bytes: usize,
+    /// The stream's record distribution strategy is AUTO: keys are optional and ignored.
+    pub auto_distribution: bool,
+}
+
+impl RecordLimits {
+    /// The stream's current limits.
+    pub fn of(stream: &Stream) -> Self {
+        let st = stream.state();
+        Self {
+            max_record_bytes: st.max_record_size_kib as usize * 1024,
+            auto_distribution: st.extras.record_distribution == RecordDistribution::Auto,
+        }
+    }
 }
 
 /// The hash key routing a record: its explicit hash key, or the MD5 of its partition key.
-pub fn hash_key(partition_key: &str, explicit_hash_key: Option<&str>) -> Result<u128, ApiError> {
+/// Under AUTO both are ignored (the write path places the record), so neither is hashed
+/// nor parsed beyond the model's own validation.
+pub fn hash_key(
+    limits: RecordLimits,
+    partition_key: &str,
+    explicit_hash_key: Option<&str>,
+) -> Result<u128, ApiError> {
+    if limits.auto_distribution {
+        return Ok(0);
+    }
     match explicit_hash_key {
         None => Ok(hash::partition_key_hash(partition_key.as_bytes())),
         Some(ehk) => hash::parse_hash_key(ehk).ok_or_else(|| {
@@ -90,7 +120,7 @@ pub async fn handle(
     )?;
     broker.inject(&key.name, false).await?;
     let stream = broker.stream(&key)?;
-    let max_record_bytes = max_record_bytes(&stream);
+    let limits = RecordLimits::of(&stream);
     let records = input.records.as_deref().unwrap_or_default();
     let mut total = 0usize;
     let mut entries = Vec::with_capacity(records.len());
@@ -100,15 +130,11 @@ pub async fn handle(
             .as_ref()
             .map(|d| d.as_slice())
             .unwrap_or_default();
-        let partition_key = check_record(
-            max_record_bytes,
-            Some(i + 1),
-            record.partition_key.as_deref(),
-            data,
-        )?;
+        let partition_key =
+            check_record(limits, Some(i + 1), record.partition_key.as_deref(), data)?;
         total += data.len() + partition_key.len();
         entries.push(PutEntry {
-            hash_key: hash_key(partition_key, record.explicit_hash_key.as_deref())?,
+            hash_key: hash_key(limits, partition_key, record.explicit_hash_key.as_deref())?,
             partition_key: partition_key.as_bytes(),
             explicit_hash_key: record.explicit_hash_key.as_deref().map(str::as_bytes),
             data,

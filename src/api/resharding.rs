@@ -11,7 +11,7 @@ use crate::api::generated::{
 };
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
-use crate::broker::catalog::StreamMode;
+use crate::broker::catalog::{RecordDistribution, StreamMode};
 use crate::broker::reshard::{Reshard, uniform_plan};
 use crate::broker::stream::{StreamKey, parse_shard_id, shard_id};
 use crate::broker::{Broker, Error, hash};
@@ -241,6 +241,17 @@ pub async fn update_stream_mode(
                     key.name,
                     key.account,
                     mode.as_str()
+                )));
+            }
+            // Provisioned streams have no distribution strategy, and silently going back to
+            // partition keys would fail every producer that relies on AUTO to omit them; so
+            // the switch is refused until the strategy is set back to USER_PARTITION_KEY.
+            if mode == StreamMode::Provisioned
+                && st.extras.record_distribution == RecordDistribution::Auto
+            {
+                return Err(Error::InvalidReshard(format!(
+                    "Stream {} under account {} uses the AUTO record distribution strategy; set it to USER_PARTITION_KEY before switching to PROVISIONED mode.",
+                    key.name, key.account
                 )));
             }
             let history = &mut st.extras.mode_switches;

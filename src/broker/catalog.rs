@@ -142,6 +142,30 @@ pub struct StreamExtras {
     /// broker opens, if it stopped before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_reshard: Vec<super::reshard::Reshard>,
+    /// How records are placed on shards (UpdateStreamRecordDistributionStrategy); catalogs
+    /// written before the setting existed load with AWS's default.
+    #[serde(default)]
+    pub record_distribution: RecordDistribution,
+}
+
+/// How a stream places records on its shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordDistribution {
+    /// By the MD5 of the partition key, or the explicit hash key (AWS's default).
+    #[default]
+    UserPartitionKey,
+    /// Evenly over the open shards, ignoring partition and explicit hash keys.
+    Auto,
+}
+
+impl RecordDistribution {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordDistribution::UserPartitionKey => "USER_PARTITION_KEY",
+            RecordDistribution::Auto => "AUTO",
+        }
+    }
 }
 
 impl StreamExtras {
@@ -223,5 +247,27 @@ impl CatalogStore {
             .map_err(|e| super::Error::Catalog(format!("cannot encode catalog: {e}")))?;
         self.store.store(&bytes)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_written_before_the_distribution_strategy_load_as_user_partition_key() {
+        let old = r#"{"shard_level_metrics":[],"encryption_key_id":null,"encryption_periods":[],"policy":null}"#;
+        let extras: StreamExtras = serde_json::from_str(old).expect("old extras load");
+        assert_eq!(
+            extras.record_distribution,
+            RecordDistribution::UserPartitionKey
+        );
+        let auto = StreamExtras {
+            record_distribution: RecordDistribution::Auto,
+            ..StreamExtras::default()
+        };
+        let back: StreamExtras =
+            serde_json::from_str(&serde_json::to_string(&auto).unwrap()).unwrap();
+        assert_eq!(back.record_distribution, RecordDistribution::Auto);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::catalog::{StreamMode, StreamStatus};
+use super::catalog::{StreamExtras, StreamMode, StreamStatus};
 use super::stream::{self, Shard, Stream, StreamKey, StreamState};
 use super::{
     Broker, DEFAULT_MAX_RECORD_SIZE_KIB, DEFAULT_RETENTION_HOURS, Error, Result, hash,
@@ -146,6 +146,20 @@ impl Broker {
         mode: StreamMode,
         tags: BTreeMap<String, String>,
     ) -> Result<()> {
+        self.create_stream_with(key, shard_count, mode, tags, StreamExtras::default())
+            .await
+    }
+
+    /// [`Broker::create_stream`] with settings CreateStream can give at creation (such as
+    /// the record distribution strategy), stored with the stream in the same catalog write.
+    pub async fn create_stream_with(
+        self: &Arc<Self>,
+        key: StreamKey,
+        shard_count: u32,
+        mode: StreamMode,
+        tags: BTreeMap<String, String>,
+        extras: StreamExtras,
+    ) -> Result<()> {
         let delay = self.settings.create_delay;
         let me = self.clone();
         let uid = tokio::task::spawn_blocking(move || {
@@ -161,7 +175,7 @@ impl Broker {
             if mode == StreamMode::OnDemand {
                 me.check_on_demand_limit(&key)?;
             }
-            me.insert_stream(key, shard_count, mode, tags, status)
+            me.insert_stream(key, shard_count, mode, tags, status, extras)
         })
         .await
         .map_err(|e| Error::Catalog(format!("stream creation failed: {e}")))??;
@@ -179,7 +193,14 @@ impl Broker {
         mode: StreamMode,
         tags: BTreeMap<String, String>,
     ) -> Result<u64> {
-        self.insert_stream(key, shard_count, mode, tags, StreamStatus::Active)
+        self.insert_stream(
+            key,
+            shard_count,
+            mode,
+            tags,
+            StreamStatus::Active,
+            StreamExtras::default(),
+        )
     }
 
     /// Opens the shard logs of a new stream and records it (blocking).
@@ -190,6 +211,7 @@ impl Broker {
         mode: StreamMode,
         tags: BTreeMap<String, String>,
         status: StreamStatus,
+        extras: StreamExtras,
     ) -> Result<u64> {
         let now = self.clock.now_ms();
         // Reserve the name and a uid first, so two concurrent creates cannot both win.
@@ -236,7 +258,7 @@ impl Broker {
                 tags,
                 shards,
                 open: Vec::new(),
-                extras: Default::default(),
+                extras,
                 consumers: Vec::new(),
             };
             state.reindex();

@@ -1,6 +1,7 @@
 //! A stream and its shards, as held in memory while the broker runs.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::catalog::{ClosedShard, ShardMeta, StreamExtras, StreamMeta, StreamMode, StreamStatus};
@@ -253,6 +254,10 @@ pub struct Stream {
     /// `std::sync::RwLock`, not tokio's: critical sections are short and never span an
     /// `.await`; the write path takes it for reading only, to route records.
     state: RwLock<StreamState>,
+    /// How many records the AUTO distribution strategy has placed: the next one goes to the
+    /// open shard at this count modulo their number. Relaxed, like the rest of the write
+    /// path's counters: concurrent writers may interleave, the spread stays even.
+    auto_placements: AtomicU64,
 }
 
 impl Stream {
@@ -270,7 +275,14 @@ impl Stream {
             stream_id,
             created_ms,
             state: RwLock::new(state),
+            auto_placements: AtomicU64::new(0),
         }
+    }
+
+    /// The position among the open shards of the next record placed by the AUTO strategy.
+    pub fn next_auto_placement(&self, open_shards: usize) -> usize {
+        let n = self.auto_placements.fetch_add(1, Ordering::Relaxed);
+        (n % open_shards.max(1) as u64) as usize
     }
 
     /// Reads the state. A poisoned lock means a panic elsewhere while writing it; the

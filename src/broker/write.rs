@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::catalog::StreamStatus;
+use super::catalog::{RecordDistribution, StreamStatus};
 use super::stream::{Shard, Stream};
 use super::{Broker, Error, Result, faults};
 
@@ -172,8 +172,16 @@ impl Broker {
             });
         }
         let mut groups = ShardGroups::new();
+        let auto = st.extras.record_distribution == RecordDistribution::Auto;
         for &p in positions {
-            let shard = st.route(entries[p].hash_key).ok_or_else(|| {
+            // AUTO ignores the keys: the records go round the open shards in turn, which
+            // spreads them evenly whatever the producers send.
+            let placed = if auto && !st.open.is_empty() {
+                st.open.get(stream.next_auto_placement(st.open.len()))
+            } else {
+                st.route(entries[p].hash_key)
+            };
+            let shard = placed.ok_or_else(|| {
                 Error::Catalog(format!(
                     "stream {} has no open shard for a hash key",
                     stream.key.name

@@ -11,6 +11,7 @@ mod binary;
 mod bulk;
 mod consumers;
 mod crash;
+mod distribution;
 mod errors;
 mod esm;
 mod esm_api;
