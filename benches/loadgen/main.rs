@@ -15,6 +15,7 @@
 
 mod client;
 mod esm;
+mod queue;
 mod stats;
 mod subscribe;
 mod workloads;
@@ -257,6 +258,43 @@ pub enum Workload {
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         drain_timeout: Duration,
         /// After writing stops, how long the handlers may take to receive everything.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Kinesis queues: on an ON_DEMAND stream, a queue (CreateQueue from TRIM_HORIZON,
+    /// DescribeQueue until ACTIVE) and `--workers` tasks looping ReceiveQueueRecords then
+    /// AcknowledgeQueueRecords of what they got. The drain rate of `--prefill` records
+    /// (received and acknowledged per second), then writers at `--rate` and the latency from
+    /// each write's acknowledgement to the long-polling worker's receipt; missing and
+    /// duplicate records.
+    Queue {
+        /// Worker tasks, one connection each.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// ReceiveQueueRecords Limit (1-10).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// ReceiveQueueRecords WaitTimeSeconds (1-20): the long poll.
+        #[arg(long, default_value_t = 2)]
+        wait_time_seconds: u32,
+        /// Records written before the workers start, then drained by them.
+        #[arg(long, default_value_t = 100_000)]
+        prefill: u64,
+        /// Write rate of the latency phase, records/s over all writers.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Largest PutRecords batch a writer sends.
+        #[arg(long, default_value_t = 500)]
+        max_batch: usize,
+        /// The queue's name.
+        #[arg(long, default_value = "loadgen-queue")]
+        queue_name: String,
+        /// Longest the prefill's writes, and then its drain, may each take.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// After writing stops, how long the workers may take to acknowledge everything.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         grace: Duration,
         #[command(flatten)]

@@ -73,7 +73,11 @@ async fn create_stream(
         match conn
             .call_json(
                 "CreateStream",
-                json!({"StreamName": name, "ShardCount": shards}),
+                if shards == 0 {
+                    json!({"StreamName": name, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}})
+                } else {
+                    json!({"StreamName": name, "ShardCount": shards})
+                },
             )
             .await
         {
@@ -859,6 +863,30 @@ impl Report {
                 live["duplicates"]
             );
         }
+        if let Some(d) = o.get("queue_drain") {
+            eprintln!(
+                "  queue drain     {} records/s received+acknowledged ({} in {} s; missing {}, duplicates {}, empty receives {})",
+                d["records_per_s"],
+                d["records"],
+                d["elapsed_s"],
+                d["missing"],
+                d["duplicates"],
+                d["empty_receives"]
+            );
+        }
+        if let Some(live) = o.get("queue_live") {
+            let l = &live["ack_to_receipt_ms"];
+            eprintln!(
+                "  ack -> receipt  p50 {}  p90 {}  p99 {}  max {} ms  (delivered {}, missing {}, duplicates {})",
+                ms(l, "p50"),
+                ms(l, "p90"),
+                ms(l, "p99"),
+                ms(l, "max"),
+                live["delivered"],
+                live["missing"],
+                live["duplicates"]
+            );
+        }
         if let Some(e2e) = o.get("e2e_ms") {
             eprintln!(
                 "  end-to-end ms   p50 {}  p99 {}  max {}",
@@ -991,6 +1019,27 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("handlers".into(), json!(handlers));
             p.insert("max_batch".into(), json!(max_batch));
             ("esm", p, vec![prefix.clone()], *shards)
+        }
+        Workload::Queue {
+            workers,
+            limit,
+            wait_time_seconds,
+            prefill,
+            rate,
+            max_batch,
+            write,
+            ..
+        } => {
+            let mut p = write_params(write);
+            p.insert("stream_mode".into(), json!("ON_DEMAND"));
+            p.insert("workers".into(), json!(workers));
+            p.insert("limit".into(), json!(limit));
+            p.insert("wait_time_seconds".into(), json!(wait_time_seconds));
+            p.insert("prefill".into(), json!(prefill));
+            p.insert("rate".into(), json!(rate));
+            p.insert("max_batch".into(), json!(max_batch));
+            // Queues exist on ON_DEMAND streams only: 0 shards asks create_stream for one.
+            ("queue", p, vec![prefix.clone()], 0)
         }
         Workload::ManyShards {
             streams,
@@ -1247,6 +1296,32 @@ async fn run_workload(
                 write,
             };
             crate::esm::run(cli, client, &streams[0], opts, report).await?;
+        }
+        Workload::Queue {
+            workers,
+            limit,
+            wait_time_seconds,
+            prefill,
+            rate,
+            max_batch,
+            queue_name,
+            drain_timeout,
+            grace,
+            write,
+        } => {
+            let opts = crate::queue::Opts {
+                workers: *workers,
+                limit: *limit,
+                wait_time_seconds: *wait_time_seconds,
+                prefill: *prefill,
+                rate: *rate,
+                max_batch: *max_batch,
+                queue_name,
+                drain_timeout: *drain_timeout,
+                grace: *grace,
+                write,
+            };
+            crate::queue::run(cli, client, &streams[0], opts, report).await?;
         }
         Workload::ManyShards {
             batch_size,
