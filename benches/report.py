@@ -19,7 +19,8 @@ NAMES = {
 
 FANOUT_ONLY = "--fanout-only" in sys.argv[1:]
 ESM_ONLY = "--esm-only" in sys.argv[1:]
-args = [a for a in sys.argv[1:] if a not in ("--fanout-only", "--esm-only")]
+QUEUE_ONLY = "--queue-only" in sys.argv[1:]
+args = [a for a in sys.argv[1:] if a not in ("--fanout-only", "--esm-only", "--queue-only")]
 rows = [json.loads(l) for l in open(args[0]) if l.strip()]
 env = os.environ.get
 
@@ -323,6 +324,66 @@ def esm_section(heading="##"):
     w("")
 
 
+def queue_section(heading="##"):
+    """Kinesis queues: the workers' drain of a prefilled queue (received and acknowledged per
+    second) and the latency from a write's acknowledgement to a long-polling worker's receipt.
+    The issue compares the drain with NATS JetStream (work-queue stream, pull consumers);
+    rows labelled `jetstream` are shown here once benches/compare produces them."""
+    runs_ = [r for r in rows if r.get("workload") == "queue"]
+    if not runs_:
+        return
+    w(f"{heading} Queues\n")
+    w("`queue` workload. On one ON_DEMAND stream, a queue created with CreateQueue (TRIM_HORIZON; default visibility "
+      "timeout and dead-letter settings), DescribeQueue until ACTIVE. Records of 1 KiB are written first (untimed); "
+      "then worker tasks, one connection each, loop ReceiveQueueRecords (Limit, WaitTimeSeconds) and "
+      "AcknowledgeQueueRecords of every record received: **drain /s** = records acknowledged ÷ time from the "
+      "workers' start to the acknowledgement of the last prefilled record. Then writers send PutRecords at a fixed "
+      "rate while the same workers long-poll: **ack → receipt** = the worker's receipt of the "
+      "ReceiveQueueRecords answer holding a record − the writer's receipt of its PutRecords acknowledgement "
+      "(negative when the answer beats the acknowledgement back). Missing = acknowledged writes never received; "
+      "duplicates = deliveries beyond the first.\n")
+    cols = ["target", "workers", "Limit / WaitTimeSeconds", "prefilled", "drain /s (received + acknowledged)",
+            "receive p50 / p99 ms", "acknowledge p50 / p99 ms", "missing / duplicates (drain)", "write rate",
+            "ack → receipt p50 / p90 / p99 / max ms", "missing / duplicates (live)", "server CPU s (drain)"]
+    w("| " + " | ".join(cols) + " |")
+    w("|" + "---|" * len(cols))
+    for r in runs_:
+        if "error" in r:
+            w(f"| {NAMES.get(r.get('label'), r.get('label'))} | {str(r['error'])[:300]} |" + " |" * (len(cols) - 2))
+            continue
+        p, d, live = r.get("params") or {}, r.get("queue_drain") or {}, r.get("queue_live") or {}
+        lat_ = live.get("ack_to_receipt_ms") or {}
+        rl, al = d.get("receive_latency_ms") or {}, d.get("acknowledge_latency_ms") or {}
+        w("| " + " | ".join([
+            NAMES.get(r.get("label"), r.get("label")), num(p.get("workers")),
+            f"{num(p.get('limit'))} / {num(p.get('wait_time_seconds'))}",
+            num((r.get("prefill") or {}).get("records")),
+            f"**{num(d.get('records_per_s'))}**" + ("" if d.get("complete", True) else " (incomplete)"),
+            f"{num(rl.get('p50'), 2)} / {num(rl.get('p99'), 2)}", f"{num(al.get('p50'), 2)} / {num(al.get('p99'), 2)}",
+            f"{num(d.get('missing'))} / {num(d.get('duplicates'))}",
+            f"{num(r.get('records_per_s'))} of {num(p.get('rate'))}",
+            " / ".join(num(lat_.get(k), 2) for k in ("p50", "p90", "p99", "max")),
+            f"{num(live.get('missing'))} / {num(live.get('duplicates'))}",
+            num((d.get("server") or {}).get("cpu_s"), 1),
+        ]) + " |")
+    w("")
+    js = [r for r in rows if r.get("workload") == "queue-jetstream"]
+    for r in runs_:
+        if "error" in r:
+            continue
+        p99 = ((r.get("queue_live") or {}).get("ack_to_receipt_ms") or {}).get("p99")
+        w(f"- ack → receipt p99 at {num(r['params'].get('rate'))} records/s: **{num(p99, 2)} ms** "
+          f"(target ≤ 5 ms: {verdict(None if p99 is None else p99 <= 5)})")
+        if js and "records_per_s" in js[0]:
+            q = (r.get("queue_drain") or {}).get("records_per_s", 0) / max(js[0]["records_per_s"], 1e-9)
+            w(f"- drain ÷ NATS JetStream's: **{q:.2f}×** (target ≥ 1×: {verdict(q >= 1)})")
+        else:
+            w("- drain ÷ NATS JetStream's (target ≥ 1×): **not measured**: the JetStream side of the comparison "
+              "(Debian's `nats-server`, work-queue stream, pull consumers with explicit acks) is not in "
+              "benches/compare yet")
+    w("")
+
+
 def verdict(ok):
     return "–" if ok is None else ("**pass**" if ok else "**fail**")
 
@@ -333,6 +394,11 @@ def sh(cmd):
     except Exception:
         return "?"
 
+
+if QUEUE_ONLY:
+    queue_section(heading="##")
+    print("\n".join(out))
+    sys.exit(0)
 
 if ESM_ONLY:
     esm_section(heading="##")
@@ -407,6 +473,8 @@ if env("SUBSCRIBE", "1") == "1":
     fanout_section(dr, heading="###")
 if env("ESM", "1") == "1":
     esm_section(heading="###")
+if env("QUEUE", "1") == "1":
+    queue_section(heading="###")
 
 w("### 1,000 shards (kinesis-broker, default durability)\n")
 ms = find("broker", "many-shards", lambda r: "records_per_s" in r)
