@@ -207,11 +207,7 @@ impl Broker {
             put_rotation: Default::default(),
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
-            queues: queue::Queues::open(
-                &config.data_dir,
-                &secret,
-                config.durability == DurabilityMode::Flush,
-            )?,
+            queues: queue::Queues::open(&config.data_dir, &secret, durability)?,
         });
         broker.restore(stored)?;
         broker.start_retention_sweeper();

@@ -27,7 +27,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::{Error, Result};
 
@@ -55,6 +57,9 @@ pub struct Journal {
     /// snapshot that replaced it.
     generation: u64,
     durable: Arc<Mutex<Durable>>,
+    /// The background flush of a journal that does not sync its appends (see
+    /// [`Journal::flush_every`]).
+    flusher: Option<Flusher>,
 }
 
 /// How far the group commit has made the current file durable.
@@ -64,6 +69,83 @@ struct Durable {
     synced_len: u64,
     /// A second handle on the current file, so syncing needs no access to the journal.
     file: File,
+    /// fdatasyncs made so far (group commits and background flushes).
+    fsyncs: u64,
+}
+
+/// Whether appends wait for the background flush, and whether it should stop. Kept apart
+/// from [`Durable`], whose lock is held across an fsync: an append only ever takes this one,
+/// so it never waits for the disk.
+#[derive(Debug, Default)]
+struct FlushSignal {
+    state: Mutex<FlushState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    dirty: bool,
+    stop: bool,
+}
+
+/// The thread that fdatasyncs a page-cache journal at most `interval` after an append.
+#[derive(Debug)]
+struct Flusher {
+    signal: Arc<FlushSignal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FlushSignal {
+    fn mark_dirty(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.dirty {
+            s.dirty = true;
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        {
+            let mut s = self.signal.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.stop = true;
+            self.signal.wake.notify_one();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The flusher's loop: idle (no wake-up at all) until an append marks the journal dirty,
+/// then one fdatasync `interval` later, covering every append made until it starts. On
+/// stop, what is still dirty is flushed once more, so a clean shutdown loses nothing.
+fn run_flusher(signal: Arc<FlushSignal>, syncer: JournalSyncer, interval: Duration) {
+    loop {
+        let mut s = signal.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !s.dirty && !s.stop {
+            s = signal.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        if !s.stop {
+            // Let appends accumulate for one interval (group commit); a stop cuts it short.
+            let (guard, _) = signal
+                .wake
+                .wait_timeout_while(s, interval, |s| !s.stop)
+                .unwrap_or_else(|e| e.into_inner());
+            s = guard;
+        }
+        let stop = s.stop;
+        let dirty = std::mem::take(&mut s.dirty);
+        drop(s);
+        if dirty && let Err(e) = syncer.flush() {
+            // The next append retries; nothing waits on this flush, so it can only be logged.
+            tracing::warn!(path = %syncer.path.display(), error = %e, "journal: background flush failed");
+        }
+        if stop {
+            return;
+        }
+    }
 }
 
 /// Names the end of an append made by [`Journal::append_deferred`]; hand it to
@@ -103,8 +185,45 @@ impl JournalSyncer {
         d.file
             .sync_data()
             .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
+        d.fsyncs += 1;
         d.synced_len = d.synced_len.max(target);
         Ok(())
+    }
+
+    /// Makes everything appended so far durable (one fdatasync unless already covered).
+    fn flush(&self) -> Result<()> {
+        let ticket = {
+            let d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+            let len = d
+                .file
+                .metadata()
+                .map_err(|e| Error::io("reading journal length", &self.path, e))?
+                .len();
+            SyncTicket {
+                generation: d.generation,
+                len,
+            }
+        };
+        self.sync(ticket)
+    }
+
+    /// How many fdatasyncs this journal's group commit and background flush have made.
+    pub fn fsync_count(&self) -> u64 {
+        self.durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fsyncs
+    }
+
+    /// Whether every byte appended to the current file is on disk.
+    pub fn all_durable(&self) -> Result<bool> {
+        let d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        let len = d
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading journal length", &self.path, e))?
+            .len();
+        Ok(d.synced_len >= len)
     }
 }
 
@@ -212,6 +331,7 @@ impl Journal {
             file: file
                 .try_clone()
                 .map_err(|e| Error::io("duplicating journal handle", &path, e))?,
+            fsyncs: 0,
         }));
         Ok((
             Journal {
@@ -221,6 +341,7 @@ impl Journal {
                 sync,
                 generation: 0,
                 durable,
+                flusher: None,
             },
             entries,
             recovered,
@@ -260,6 +381,29 @@ impl Journal {
         }
     }
 
+    /// For a journal that does not sync its appends: from now on a background thread
+    /// fdatasyncs it at most `interval` after an append (plus the fsync's own time), which
+    /// bounds what a power loss can take, as the page-cache mode of the segment logs does.
+    /// Appends never wait for it; an idle journal costs no wake-ups. The thread stops (after
+    /// a last flush) when the journal is dropped. Calling it again replaces the interval.
+    pub fn flush_every(&mut self, interval: Duration) -> Result<()> {
+        self.flusher = None;
+        let signal = Arc::new(FlushSignal::default());
+        let syncer = self.syncer();
+        let thread_signal = signal.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-flush".into())
+            .spawn(move || run_flusher(thread_signal, syncer, interval))
+            .map_err(|e| Error::io("starting journal flusher", &self.path, e))?;
+        // Whatever was appended before (or recovered into the page cache) is flushed too.
+        signal.mark_dirty();
+        self.flusher = Some(Flusher {
+            signal,
+            thread: Some(thread),
+        });
+        Ok(())
+    }
+
     /// Whether appends are fsynced (the `sync` given to [`Journal::open`]).
     pub fn syncs(&self) -> bool {
         self.sync
@@ -287,6 +431,9 @@ impl Journal {
                 .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
         }
         self.len += buf.len() as u64;
+        if !sync && let Some(f) = &self.flusher {
+            f.signal.mark_dirty();
+        }
         Ok(())
     }
 
@@ -324,10 +471,12 @@ impl Journal {
         self.generation += 1;
         // The snapshot is on disk: every ticket of the old file is covered by it.
         let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        let fsyncs = d.fsyncs;
         *d = Durable {
             generation: self.generation,
             synced_len: self.len,
             file: clone,
+            fsyncs,
         };
         Ok(())
     }
@@ -545,6 +694,68 @@ mod tests {
         drop(j);
         let (_, entries, _) = open(&path);
         assert_eq!(entries, [b"snapshot".to_vec(), b"after".to_vec()]);
+    }
+
+    /// Polls `cond` for up to 5 s (bounded: a broken flusher fails instead of hanging).
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cond()
+    }
+
+    #[test]
+    fn page_cache_journal_is_flushed_in_the_background_after_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = Journal::open(&path, false).unwrap();
+        let syncer = j.syncer();
+        j.flush_every(Duration::from_millis(10)).unwrap();
+        // The recovered file (its magic) is flushed once; then the flusher is idle.
+        assert!(eventually(|| syncer.all_durable().unwrap()));
+        let base = syncer.fsync_count();
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(syncer.fsync_count(), base, "an idle journal is not flushed");
+        // Appends return without an fsync; the flusher makes them durable shortly after.
+        j.append(&[b"one"]).unwrap();
+        j.append_unsynced(&[b"two"]).unwrap();
+        assert!(eventually(|| syncer.all_durable().unwrap()));
+        assert!(syncer.fsync_count() > base);
+        // Many appends within one interval share few fsyncs (group commit).
+        let before = syncer.fsync_count();
+        for i in 0..200u32 {
+            j.append(&[i.to_le_bytes()]).unwrap();
+        }
+        assert!(eventually(|| syncer.all_durable().unwrap()));
+        assert!(syncer.fsync_count() - before < 50);
+        // After a rewrite the flusher follows the new file.
+        j.rewrite(&[b"snapshot"]).unwrap();
+        j.append(&[b"after"]).unwrap();
+        assert!(eventually(|| syncer.all_durable().unwrap()));
+    }
+
+    #[test]
+    fn page_cache_journal_without_flusher_stays_unsynced_and_drop_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = Journal::open(&path, false).unwrap();
+        let syncer = j.syncer();
+        j.append(&[b"one"]).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        // No flusher: nothing makes the append durable (what the queues lacked).
+        assert!(!syncer.all_durable().unwrap());
+        assert_eq!(syncer.fsync_count(), 0);
+        // A long interval: only the stop on drop flushes, promptly.
+        j.flush_every(Duration::from_secs(3600)).unwrap();
+        let started = std::time::Instant::now();
+        drop(j);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(syncer.all_durable().unwrap());
+        assert_eq!(syncer.fsync_count(), 1);
     }
 
     #[test]

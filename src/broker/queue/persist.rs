@@ -46,9 +46,18 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
 
 impl QueueJournal {
     /// Opens a queue's journal and replays it: its latest settings (None for a journal
-    /// that never got its first entry) and its delivery state.
-    pub(super) fn open(path: &Path, sync: bool) -> Result<(Self, Option<QueueMeta>, Delivery)> {
-        let (journal, entries, recovered) = storage::Journal::open(path, sync)?;
+    /// that never got its first entry) and its delivery state. In the page-cache mode a
+    /// background flusher fdatasyncs it within the broker's flush interval, like the
+    /// segment logs, so a power loss takes no more than that interval of queue state.
+    pub(super) fn open(
+        path: &Path,
+        durability: storage::Durability,
+    ) -> Result<(Self, Option<QueueMeta>, Delivery)> {
+        let sync = matches!(durability, storage::Durability::Flush);
+        let (mut journal, entries, recovered) = storage::Journal::open(path, sync)?;
+        if let storage::Durability::PageCache { interval } = durability {
+            journal.flush_every(interval)?;
+        }
         if recovered.truncated_bytes > 0 {
             tracing::warn!(path = %path.display(), cut = recovered.truncated_bytes, "queue journal: torn tail cut");
         }
@@ -99,8 +108,9 @@ impl QueueJournal {
     /// [`QueueJournal::syncer`]'s `sync` before the operation answers; the caller can
     /// release the queue's lock first, so concurrent workers share one fsync (group
     /// commit). Otherwise (receives, or the page-cache mode) the write is only in the page
-    /// cache: it survives kill -9, and losing a receive in a power cut means a record is
-    /// delivered again with a lower receive count, which queues allow.
+    /// cache until the next fsync (a later durable write, or the page-cache mode's
+    /// background flush): it survives kill -9, and losing a receive in a power cut means a
+    /// record is delivered again with a lower receive count, which queues allow.
     pub(super) fn write_changes(
         &mut self,
         changes: &[Change],
@@ -183,7 +193,7 @@ mod tests {
     fn acknowledged_and_received_state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = journal_path(dir.path(), "abc");
-        let (mut j, none, _) = QueueJournal::open(&path, true).unwrap();
+        let (mut j, none, _) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
         assert!(none.is_none());
         j.write_meta(&meta()).unwrap();
         let mut d = Delivery::new(Some(6));
@@ -207,7 +217,7 @@ mod tests {
             j.syncer().sync(t).unwrap();
         }
         drop(j);
-        let (mut j, m, d2) = QueueJournal::open(&path, true).unwrap();
+        let (mut j, m, d2) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
         assert_eq!(m, Some(meta()));
         assert_eq!(d2.entry(r1), None);
         assert_eq!(d2.entry(r2), Some(e2));
@@ -215,9 +225,43 @@ mod tests {
         // A snapshot holds the same state.
         j.compact(&meta(), &d2).unwrap();
         drop(j);
-        let (_, m, d3) = QueueJournal::open(&path, true).unwrap();
+        let (_, m, d3) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
         assert_eq!(m, Some(meta()));
         assert_eq!(d3.entry(r2), Some(e2));
         assert_eq!(d3.len(), 1);
+    }
+
+    #[test]
+    fn page_cache_journal_is_flushed_without_a_durable_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "abc");
+        let page_cache = storage::Durability::PageCache {
+            interval: std::time::Duration::from_millis(20),
+        };
+        let (mut j, _, _) = QueueJournal::open(&path, page_cache).unwrap();
+        j.write_meta(&meta()).unwrap();
+        let mut d = Delivery::new(Some(6));
+        let r = RecordRef {
+            shard: 0,
+            offset: 1,
+        };
+        let e = d.deliver_new(r, 0, 30_000);
+        let syncer = j.syncer();
+        let before = syncer.fsync_count();
+        let mut changes = vec![Change::Upsert(r, e)];
+        changes.push(d.acknowledge(r, e.delivery, ReceiptPath::Normal).unwrap());
+        // No ticket: the acknowledgement answers without an fsync on the request path...
+        assert!(
+            j.write_changes(&changes, &meta(), &d, true)
+                .unwrap()
+                .is_none()
+        );
+        // ...and the flusher makes it durable within a bounded time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !syncer.all_durable().unwrap() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(syncer.all_durable().unwrap());
+        assert!(syncer.fsync_count() > before);
     }
 }

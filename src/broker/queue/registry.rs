@@ -88,7 +88,7 @@ impl Queue {
 pub struct Queues {
     dir: PathBuf,
     pub(super) receipts: ReceiptCodec,
-    sync: bool,
+    durability: storage::Durability,
     by_arn: RwLock<BTreeMap<String, Arc<Queue>>>,
     /// Serialises creations, so the name and consumer-limit checks and the insert they
     /// guard are atomic.
@@ -97,9 +97,14 @@ pub struct Queues {
 
 impl Queues {
     /// Loads the queues kept in `data_dir`, finishing the transitions a stop interrupted:
-    /// CREATING and UPDATING are over, DELETING queues are gone. `sync`: journal writes
-    /// are fsynced before operations answer (the broker's flush durability mode).
-    pub fn open(data_dir: &Path, secret: &[u8; 32], sync: bool) -> Result<Queues> {
+    /// CREATING and UPDATING are over, DELETING queues are gone. `durability`: the
+    /// broker's (flush: journal writes are fsynced before operations answer; page cache:
+    /// flushed in the background every interval).
+    pub fn open(
+        data_dir: &Path,
+        secret: &[u8; 32],
+        durability: storage::Durability,
+    ) -> Result<Queues> {
         let dir = data_dir.join(QUEUES_DIR);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Catalog(format!("cannot create {}: {e}", dir.display())))?;
@@ -111,7 +116,7 @@ impl Queues {
             if path.extension().and_then(|e| e.to_str()) != Some("journal") {
                 continue;
             }
-            let (mut journal, meta, delivery) = QueueJournal::open(&path, sync)?;
+            let (mut journal, meta, delivery) = QueueJournal::open(&path, durability)?;
             let Some(mut meta) = meta else {
                 // Created but its first entry never written: CreateQueue never answered.
                 storage::Journal::remove(&path)?;
@@ -151,7 +156,7 @@ impl Queues {
         Ok(Queues {
             dir,
             receipts: ReceiptCodec::new(secret),
-            sync,
+            durability,
             by_arn: RwLock::new(by_arn),
             create_lock: Mutex::new(()),
         })
@@ -356,7 +361,7 @@ impl Broker {
             meta.effective_start_ms = Some(self.effective_start_ms(stream, &meta));
         }
         let path = journal_path(&self.queues.dir, &meta.id);
-        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.sync)?;
+        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.durability)?;
         let written = journal
             .write_meta(&meta)
             .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true))
