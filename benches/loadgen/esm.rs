@@ -13,7 +13,7 @@
 
 use crate::client::{Client, Conn};
 use crate::stats::{ProcWatch, Recorder, round3, weighted_percentiles};
-use crate::subscribe::{AckBook, AckState, HEADER_LEN, MAGIC, WriterSpec, stream_arn, writer};
+use crate::subscribe::{AckBook, AckState, HEADER_LEN, MAGIC, Writers, stream_arn, writer};
 use crate::workloads::{Report, drain_shard, list_shards, unix_ms};
 use crate::{Cli, WriteOpts};
 use base64_simd::STANDARD as B64;
@@ -24,7 +24,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const MAPPINGS_PATH: &str = "/2015-03-31/event-source-mappings";
@@ -313,37 +313,14 @@ async fn measure(
     let acks = Arc::new(AckBook::default());
     let w = o.write;
     let writers = w.concurrency.max(1);
-    let spec =
-        |i: usize, rate: f64, deadline: Instant, budget: Option<Arc<AtomicI64>>| WriterSpec {
-            client: client.clone(),
-            stream: stream.to_string(),
-            rate,
-            max_batch: o.max_batch.clamp(1, 500),
-            record_size: w.record_size,
-            keys: w.partition_keys.max(1),
-            deadline,
-            anchor,
-            seed: i as u64 + 1,
-            acks: acks.clone(),
-            budget,
-        };
+    let spec_of = Writers::new(client, stream, w, o.max_batch, anchor, &acks);
+    let spec = |i, rate, deadline, budget| spec_of.spec(i, rate, deadline, budget);
 
     // 1. The prefill, untimed.
-    let budget = Arc::new(AtomicI64::new(o.prefill as i64));
     let t0 = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..writers {
-        set.spawn(writer(spec(
-            i + 1000,
-            0.0,
-            t0 + o.drain_timeout,
-            Some(budget.clone()),
-        )));
-    }
-    let mut prec = Recorder::default();
-    while let Some(r) = set.join_next().await {
-        prec.merge(r.expect("writer task"));
-    }
+    let prec = spec_of
+        .prefill(writers, o.prefill, t0 + o.drain_timeout)
+        .await;
     let prefilled = prec.records;
     let prefill_ids = acks.next_id.load(Ordering::Relaxed) as u32;
     report.set(

@@ -15,7 +15,7 @@
 
 use crate::client::{CallError, Client, Conn};
 use crate::stats::{ProcWatch, Recorder, percentiles, round3, weighted_percentiles};
-use crate::subscribe::{AckBook, AckState, HEADER_B64, HEADER_LEN, MAGIC, WriterSpec, writer};
+use crate::subscribe::{AckBook, AckState, HEADER_B64, HEADER_LEN, MAGIC, Writers, writer};
 use crate::workloads::Report;
 use crate::{Cli, WriteOpts};
 use base64_simd::STANDARD as B64;
@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -412,40 +412,17 @@ async fn measure(
     let acks = Arc::new(AckBook::default());
     let w = o.write;
     let writers = w.concurrency.max(1);
-    let spec =
-        |i: usize, rate: f64, deadline: Instant, budget: Option<Arc<AtomicI64>>| WriterSpec {
-            client: client.clone(),
-            stream: stream.to_string(),
-            rate,
-            max_batch: o.max_batch.clamp(1, 500),
-            record_size: w.record_size,
-            keys: w.partition_keys.max(1),
-            deadline,
-            anchor,
-            seed: i as u64 + 1,
-            acks: acks.clone(),
-            budget,
-        };
+    let spec_of = Writers::new(client, stream, w, o.max_batch, anchor, &acks);
+    let spec = |i, rate, deadline, budget| spec_of.spec(i, rate, deadline, budget);
 
     // 1. The prefill, untimed, then the workers drain it.
     let mut prefilled = 0;
     let mut prefill_ids = 0;
     if o.prefill > 0 {
-        let budget = Arc::new(AtomicI64::new(o.prefill as i64));
         let t0 = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..writers {
-            set.spawn(writer(spec(
-                i + 1000,
-                0.0,
-                t0 + o.drain_timeout,
-                Some(budget.clone()),
-            )));
-        }
-        let mut prec = Recorder::default();
-        while let Some(r) = set.join_next().await {
-            prec.merge(r.expect("writer task"));
-        }
+        let prec = spec_of
+            .prefill(writers, o.prefill, t0 + o.drain_timeout)
+            .await;
         prefilled = prec.records;
         prefill_ids = acks.next_id.load(Ordering::Relaxed) as u32;
         report.set(

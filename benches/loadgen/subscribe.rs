@@ -170,6 +170,84 @@ pub(crate) struct WriterSpec {
     pub(crate) budget: Option<Arc<AtomicI64>>,
 }
 
+/// What every writer of one run shares: the measured workloads (subscribe, esm, queue) build
+/// their writers' specs from one of these, and prefill the stream through it.
+pub(crate) struct Writers {
+    pub(crate) client: Arc<Client>,
+    pub(crate) stream: String,
+    pub(crate) max_batch: usize,
+    pub(crate) record_size: usize,
+    pub(crate) keys: u32,
+    pub(crate) anchor: Instant,
+    pub(crate) acks: Arc<AckBook>,
+}
+
+impl Writers {
+    /// The writers of a run on `stream`, from the command line's write options.
+    pub(crate) fn new(
+        client: &Arc<Client>,
+        stream: &str,
+        write: &WriteOpts,
+        max_batch: usize,
+        anchor: Instant,
+        acks: &Arc<AckBook>,
+    ) -> Self {
+        Self {
+            client: client.clone(),
+            stream: stream.to_string(),
+            max_batch: max_batch.clamp(1, 500),
+            record_size: write.record_size,
+            keys: write.partition_keys.max(1),
+            anchor,
+            acks: acks.clone(),
+        }
+    }
+
+    /// Writer `i` at `rate` records/s (0: full batches back to back) until `deadline`, or
+    /// until `budget` records are claimed.
+    pub(crate) fn spec(
+        &self,
+        i: usize,
+        rate: f64,
+        deadline: Instant,
+        budget: Option<Arc<AtomicI64>>,
+    ) -> WriterSpec {
+        WriterSpec {
+            client: self.client.clone(),
+            stream: self.stream.clone(),
+            rate,
+            max_batch: self.max_batch,
+            record_size: self.record_size,
+            keys: self.keys,
+            deadline,
+            anchor: self.anchor,
+            seed: i as u64 + 1,
+            acks: self.acks.clone(),
+            budget,
+        }
+    }
+
+    /// Writes `total` records with `count` writers at full speed (giving up at `deadline`);
+    /// their merged recorder.
+    pub(crate) async fn prefill(&self, count: usize, total: u64, deadline: Instant) -> Recorder {
+        let budget = Arc::new(AtomicI64::new(total as i64));
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..count {
+            set.spawn(writer(self.spec(
+                i + 1000,
+                0.0,
+                deadline,
+                Some(budget.clone()),
+            )));
+        }
+        let mut merged = Recorder::default();
+        while let Some(r) = set.join_next().await {
+            merged.merge(r.expect("writer task"));
+        }
+        merged
+    }
+}
+
 pub(crate) async fn writer(w: WriterSpec) -> Recorder {
     let mut rng = Rng::new(w.seed);
     let template = Template::new(
@@ -766,39 +844,16 @@ async fn measure(
     let acks = Arc::new(AckBook::default());
     let w = o.write;
     let writers = w.concurrency.max(1);
-    let spec =
-        |i: usize, rate: f64, deadline: Instant, budget: Option<Arc<AtomicI64>>| WriterSpec {
-            client: client.clone(),
-            stream: stream.to_string(),
-            rate,
-            max_batch: o.max_batch.clamp(1, 500),
-            record_size: w.record_size,
-            keys: w.partition_keys.max(1),
-            deadline,
-            anchor,
-            seed: i as u64 + 1,
-            acks: acks.clone(),
-            budget,
-        };
+    let spec_of = Writers::new(client, stream, w, o.max_batch, anchor, &acks);
+    let spec = |i, rate, deadline, budget| spec_of.spec(i, rate, deadline, budget);
     // --prefill: records written before anyone subscribes, read from TRIM_HORIZON by every
     // consumer at once (the counterpart of get-records-drain).
     let mut prefilled = 0;
     if o.prefill > 0 {
-        let budget = Arc::new(AtomicI64::new(o.prefill as i64));
         let t0 = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..writers {
-            set.spawn(writer(spec(
-                i + 1000,
-                0.0,
-                t0 + o.prefill_timeout,
-                Some(budget.clone()),
-            )));
-        }
-        let mut prec = Recorder::default();
-        while let Some(r) = set.join_next().await {
-            prec.merge(r.expect("writer task"));
-        }
+        let prec = spec_of
+            .prefill(writers, o.prefill, t0 + o.prefill_timeout)
+            .await;
         prefilled = prec.records;
         report.set(
             "prefill",
