@@ -16,16 +16,17 @@ use tokio::net::TcpStream;
 use crate::common::*;
 
 /// Every wait in these tests is bounded by this.
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-struct Answer {
-    status: u16,
-    headers: String,
-    body: Value,
+/// An answer of the broker's HTTP API (shared by the ESM test modules).
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.trim()
@@ -37,7 +38,12 @@ impl Answer {
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), signed enough for the
 /// broker's credential parsing.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Answer {
+pub(crate) async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Answer {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
@@ -62,7 +68,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) 
     }
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }

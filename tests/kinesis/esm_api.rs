@@ -16,49 +16,9 @@ use tokio::net::TcpStream;
 use crate::common::*;
 
 /// Every wait in these tests is bounded by this.
-const WAIT: Duration = Duration::from_secs(30);
 const MAPPINGS: &str = "/2015-03-31/event-source-mappings";
 
-struct Answer {
-    status: u16,
-    error_type: Option<String>,
-    body: Value,
-}
-
-/// One request on a fresh connection, with a credential the broker accepts.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Answer {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         X-Amz-Date: 20240101T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=abc\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        raw
-    };
-    let raw = tokio::time::timeout(WAIT, exchange)
-        .await
-        .expect("answer in time");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let error_type = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("x-amzn-errortype")
-            .then(|| v.trim().to_string())
-    });
-    Answer {
-        status,
-        error_type,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-    }
-}
+use crate::esm::{Answer, WAIT, free_port, http};
 
 async fn get(addr: SocketAddr, uuid: &str) -> Answer {
     http(addr, "GET", &format!("{MAPPINGS}/{uuid}"), None).await
@@ -100,7 +60,10 @@ async fn wait_gone(addr: SocketAddr, uuid: &str) {
     loop {
         let a = get(addr, uuid).await;
         if a.status == 404 {
-            assert_eq!(a.error_type.as_deref(), Some("ResourceNotFoundException"));
+            assert_eq!(
+                a.header("x-amzn-errortype").as_deref(),
+                Some("ResourceNotFoundException")
+            );
             assert!(a.body["Message"].is_string(), "{:?}", a.body);
             return;
         }
@@ -115,7 +78,10 @@ async fn wait_gone(addr: SocketAddr, uuid: &str) {
 
 fn assert_in_use(a: &Answer, verb: &str) {
     assert_eq!(a.status, 400, "{:?}", a.body);
-    assert_eq!(a.error_type.as_deref(), Some("ResourceInUseException"));
+    assert_eq!(
+        a.header("x-amzn-errortype").as_deref(),
+        Some("ResourceInUseException")
+    );
     assert_eq!(a.body["Type"], "User");
     // Lambda's model names this member `Message` (InvalidParameterValueException's is
     // `message`).
@@ -123,11 +89,6 @@ fn assert_in_use(a: &Answer, verb: &str) {
         a.body["Message"],
         format!("Cannot {verb} the event source mapping because it is in use.")
     );
-}
-
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 fn with(runtime: SocketAddr, delay: Duration) -> impl FnOnce(&mut kinesis_broker::Config) {
@@ -297,7 +258,7 @@ async fn every_transition_is_asynchronous_and_refuses_changes_meanwhile() {
     let bad = update(addr, &uuid, json!({"BatchSize": 0})).await;
     assert_eq!(bad.status, 400);
     assert_eq!(
-        bad.error_type.as_deref(),
+        bad.header("x-amzn-errortype").as_deref(),
         Some("InvalidParameterValueException")
     );
     assert_eq!(get(addr, &uuid).await.body["State"], "Enabled");
@@ -395,7 +356,7 @@ async fn a_deleted_stream_stops_its_mappings_and_a_recreated_one_starts_afresh()
     let refused = update(addr, &uuid, json!({"Enabled": true})).await;
     assert_eq!(refused.status, 400, "{:?}", refused.body);
     assert_eq!(
-        refused.error_type.as_deref(),
+        refused.header("x-amzn-errortype").as_deref(),
         Some("InvalidParameterValueException")
     );
     assert_eq!(get(addr, &uuid).await.body["State"], "Disabled");

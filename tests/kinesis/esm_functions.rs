@@ -16,49 +16,11 @@ use http_body_util::{BodyExt, Full};
 use kinesis_broker::broker::esm::runtime::Outcome;
 use kinesis_broker::config::FunctionSpec;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::common::*;
 
 /// Every wait in these tests is bounded by this.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-/// One HTTP/1.1 request on a fresh connection, signed enough for the broker's credential
-/// parsing.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Answer {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         X-Amz-Date: 20240101T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=abc\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .expect("answer in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
+use crate::esm::{WAIT, free_port, http};
 
 async fn put(client: &aws_sdk_kinesis::Client, stream: &str, items: &[&str]) {
     let entries = items
