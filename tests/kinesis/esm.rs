@@ -83,7 +83,7 @@ fn with_function(name: &str, addr: SocketAddr) -> impl FnOnce(&mut kinesis_broke
 
 /// An invocation as the fake runtime saw it.
 #[derive(Debug, Clone)]
-struct Invocation {
+pub(crate) struct Invocation {
     records: Vec<Value>,
     /// The function answered `response` (which may still report item failures).
     succeeded: bool,
@@ -129,7 +129,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-type Seen = Arc<Mutex<Vec<Invocation>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<Invocation>>>;
 
 /// What the fake function answers.
 enum Reply {
@@ -143,7 +143,7 @@ type Responder = Arc<dyn Fn(&Invocation, usize) -> Reply + Send + Sync>;
 
 /// A runtime interface client: polls `next`, asks `succeed` whether to answer `response`
 /// or `error`, records every invocation. Runs until aborted.
-fn fake_runtime(
+pub(crate) fn fake_runtime(
     addr: SocketAddr,
     succeed: impl Fn(&[String], usize) -> bool + Send + Sync + 'static,
 ) -> (Seen, tokio::task::JoinHandle<()>) {
@@ -276,7 +276,7 @@ async fn wait_for(seen: &Seen, done: impl Fn(&[Invocation]) -> bool) {
     }
 }
 
-fn delivered(seen: &[Invocation]) -> Vec<String> {
+pub(crate) fn delivered(seen: &[Invocation]) -> Vec<String> {
     seen.iter()
         .filter(|i| i.succeeded)
         .flat_map(|i| i.data())

@@ -4,21 +4,18 @@
 //! mappings without leaving old checkpoints behind for a stream re-created under its name.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use kinesis_broker::config::FunctionSpec;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::common::*;
 
 /// Every wait in these tests is bounded by this.
 const MAPPINGS: &str = "/2015-03-31/event-source-mappings";
 
-use crate::esm::{Answer, WAIT, free_port, http};
+use crate::esm::{Answer, Seen, WAIT, delivered, fake_runtime, free_port, http};
 
 async fn get(addr: SocketAddr, uuid: &str) -> Answer {
     http(addr, "GET", &format!("{MAPPINGS}/{uuid}"), None).await
@@ -98,86 +95,13 @@ fn with(runtime: SocketAddr, delay: Duration) -> impl FnOnce(&mut kinesis_broker
     }
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        buf = (buf << 6) | T.iter().position(|&t| t == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A runtime interface client that answers every invocation with success and records the
-/// data of every record it was given. Runs until aborted.
-fn runtime_client(addr: SocketAddr) -> (Seen, tokio::task::JoinHandle<()>) {
-    let seen: Seen = Default::default();
-    let out = seen.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok(mut stream) = TcpStream::connect(addr).await else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            let req = format!(
-                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(req.as_bytes()).await.unwrap();
-            let mut raw = Vec::new();
-            if stream.read_to_end(&mut raw).await.is_err() {
-                continue;
-            }
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                continue;
-            };
-            let id = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim()
-                        .eq_ignore_ascii_case("lambda-runtime-aws-request-id")
-                        .then(|| v.trim().to_string())
-                })
-                .unwrap();
-            let event: Value = serde_json::from_str(body).unwrap();
-            let data: Vec<String> = event["Records"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    String::from_utf8(base64_decode(r["kinesis"]["data"].as_str().unwrap()))
-                        .unwrap()
-                })
-                .collect();
-            let post = format!(
-                "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 4\r\n\r\nnull"
-            );
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(post.as_bytes()).await.unwrap();
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await.unwrap();
-            assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 202"));
-            out.lock().unwrap().extend(data);
-        }
-    });
-    (seen, task)
-}
-
 async fn wait_delivered(seen: &Seen, n: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while seen.lock().unwrap().len() < n {
+    while delivered(&seen.lock().unwrap()).len() < n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out; saw {:?}",
-            seen.lock().unwrap()
+            delivered(&seen.lock().unwrap())
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -329,7 +253,7 @@ async fn a_deleted_stream_stops_its_mappings_and_a_recreated_one_starts_afresh()
     let addr = h.local_addr();
     let client = client_for(addr);
     create_stream(&client, "going", 1).await;
-    let (seen, task) = runtime_client(runtime);
+    let (seen, task) = fake_runtime(runtime, |_, _| true);
     let m = create(
         addr,
         json!({"FunctionName": "fn", "EventSourceArn": stream_arn("going"), "StartingPosition": "TRIM_HORIZON"}),
@@ -367,7 +291,7 @@ async fn a_deleted_stream_stops_its_mappings_and_a_recreated_one_starts_afresh()
     put(&client, "going", &["b0", "b1", "b2"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        seen.lock().unwrap().len(),
+        delivered(&seen.lock().unwrap()).len(),
         5,
         "a disabled mapping delivered"
     );
@@ -377,7 +301,7 @@ async fn a_deleted_stream_stops_its_mappings_and_a_recreated_one_starts_afresh()
     wait_delivered(&seen, 8).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        *seen.lock().unwrap(),
+        delivered(&seen.lock().unwrap()),
         ["a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2"]
     );
     task.abort();
