@@ -220,21 +220,24 @@ pub async fn update_stream_mode(
         _ => StreamMode::Provisioned,
     };
     let stream = broker.stream(&key)?;
-    // Queues live on on-demand streams only (issue 18).
-    if mode == StreamMode::Provisioned && broker.queues().count_on_stream(stream.uid) > 0 {
-        return Err(Error::StreamHasQueues {
-            name: key.name,
-            account: key.account,
-            action: "switch to PROVISIONED",
-        }
-        .into());
-    }
     if mode == StreamMode::OnDemand && stream.state().mode != StreamMode::OnDemand {
         broker.check_on_demand_limit(&key)?;
     }
     let now = broker.clock().now_ms();
+    let queues = broker.clone();
+    let stream_uid = stream.uid;
     broker
         .update_stream_in_background(&stream, move |st| {
+            // Queues live on on-demand streams only (issue 18). Counted under the stream's
+            // write lock: a queue created concurrently is either counted here or sees the
+            // mode change when its creator checks the stream again.
+            if mode == StreamMode::Provisioned && queues.queues().count_on_stream(stream_uid) > 0 {
+                return Err(Error::StreamHasQueues {
+                    name: key.name.clone(),
+                    account: key.account.clone(),
+                    action: "switch to PROVISIONED",
+                });
+            }
             if st.mode == mode {
                 return Err(Error::InvalidReshard(format!(
                     "Stream {} under account {} is already in {} mode.",

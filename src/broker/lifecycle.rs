@@ -365,17 +365,18 @@ impl Broker {
         stream: &Arc<Stream>,
         enforce_consumer_deletion: bool,
     ) -> Result<()> {
-        if self.queues.count_on_stream(stream.uid) > 0 {
-            return Err(Error::StreamHasQueues {
-                name: stream.key.name.clone(),
-                account: stream.key.account.clone(),
-                action: "delete",
-            });
-        }
         let had_consumers = {
-            // Checked and changed under one write lock, so a consumer registered
-            // concurrently is either seen here or refused for a stream no longer ACTIVE.
+            // Checked and changed under one write lock, so a consumer or queue created
+            // concurrently is either seen here or refused for a stream no longer ACTIVE (a
+            // queue is registered before its creator looks at the stream again).
             let mut st = stream.state_mut();
+            if self.queues.count_on_stream(stream.uid) > 0 {
+                return Err(Error::StreamHasQueues {
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                    action: "delete",
+                });
+            }
             // AWS lets a stream be deleted while CREATING, not while UPDATING or DELETING.
             if !matches!(st.status, StreamStatus::Active | StreamStatus::Creating) {
                 return Err(Error::StreamNotActive {

@@ -427,6 +427,60 @@ async fn queues_share_the_registered_consumer_limit_with_fan_out() {
     );
 }
 
+/// CreateQueue racing DeleteStream (or the switch to PROVISIONED): either the queue exists and
+/// the stream refused, or the stream went and the queue was refused; never a queue on a
+/// deleted or provisioned stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queue_created_while_its_stream_is_deleted_or_switched_never_outlives_the_refusal() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    for round in 0..40 {
+        let stream = format!("race-{round}");
+        create_on_demand(&client, &stream).await;
+        let create = call(
+            addr,
+            "CreateQueue",
+            json!({"QueueName": format!("q-{round}"), "StreamConfigurationList": [{"StreamARN": stream_arn(&stream)}]}),
+        );
+        let (queue, other) = if round % 2 == 0 {
+            tokio::join!(
+                create,
+                call(addr, "DeleteStream", json!({"StreamName": stream}))
+            )
+        } else {
+            tokio::join!(
+                create,
+                call(
+                    addr,
+                    "UpdateStreamMode",
+                    json!({"StreamARN": stream_arn(&stream), "StreamModeDetails": {"StreamMode": "PROVISIONED"}})
+                )
+            )
+        };
+        assert!(
+            !(queue.0 == 200 && other.0 == 200),
+            "round {round}: both the queue ({}) and the stream change ({}) succeeded",
+            queue.1,
+            other.1
+        );
+        let listed = ok(addr, "ListQueues", json!({"MaxResults": 100})).await;
+        let name = format!("q-{round}");
+        let on_stream = listed["QueueSummaries"]
+            .as_array()
+            .map(|qs| {
+                qs.iter()
+                    .filter(|q| q["QueueName"] == name.as_str())
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(
+            on_stream,
+            usize::from(queue.0 == 200),
+            "round {round}: {listed}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn received_records_are_acknowledged_once_and_handles_are_single_use() {
     let (client, h, _dir) = start_server().await;

@@ -387,6 +387,35 @@ impl Broker {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(meta.arn(), queue);
+        // DeleteStream and the switch to PROVISIONED count queues under the stream's write
+        // lock; a queue registered after such a count sees the change here and is undone, so
+        // no queue outlives its stream's refusal.
+        let refusal = {
+            let st = stream.state();
+            if st.status != StreamStatus::Active {
+                Some(QueueError::from(Error::StreamNotActive {
+                    name: key.name.clone(),
+                    account: key.account.clone(),
+                    status: st.status,
+                }))
+            } else if st.mode != StreamMode::OnDemand {
+                Some(QueueError::NotOnDemand {
+                    name: key.name.clone(),
+                    account: key.account.clone(),
+                })
+            } else {
+                None
+            }
+        };
+        if let Some(refusal) = refusal {
+            self.queues
+                .by_arn
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&meta.arn());
+            let _ = storage::Journal::remove(&path);
+            return Err(refusal);
+        }
         Ok(meta)
     }
 
