@@ -871,7 +871,8 @@ impl Report {
                 d["elapsed_s"],
                 d["missing"],
                 d["duplicates"],
-                d["empty_receives"]
+                // queue-jetstream counts empty fetches, the queue workload empty receives.
+                d.get("empty_receives").unwrap_or(&d["empty_fetches"])
             );
         }
         if let Some(live) = o.get("queue_live") {
