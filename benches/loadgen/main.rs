@@ -15,6 +15,7 @@
 
 mod client;
 mod esm;
+mod jetstream;
 mod queue;
 mod stats;
 mod subscribe;
@@ -295,6 +296,52 @@ pub enum Workload {
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         drain_timeout: Duration,
         /// After writing stops, how long the workers may take to acknowledge everything.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// The `queue` workload's peer on NATS JetStream (issue 18): a work-queue stream (file
+    /// storage) and a durable pull consumer with explicit acks, AckWait and MaxDeliver, over
+    /// the NATS protocol at `--nats`. The drain rate of `--prefill` records pulled in batches
+    /// of `--batch` by `--workers` tasks that acknowledge each record, then publishers at
+    /// `--rate` and the latency from each PubAck to the record's arrival at a worker.
+    QueueJetstream {
+        /// The nats-server's client address (JetStream on).
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        nats: String,
+        /// Worker tasks, one connection each.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Messages per pull request (`batch`), as ReceiveQueueRecords' Limit.
+        #[arg(long, default_value_t = 10)]
+        batch: u32,
+        /// A pull's `expires`, in seconds (1-20): the long poll, as WaitTimeSeconds.
+        #[arg(long, default_value_t = 2)]
+        wait_time_seconds: u32,
+        /// Records published before the workers start, then drained by them.
+        #[arg(long, default_value_t = 100_000)]
+        prefill: u64,
+        /// Publish rate of the latency phase, records/s over all publishers (0 skips it).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// The consumer's `ack_wait`: the broker queue's default visibility timeout.
+        #[arg(long, default_value_t = 30)]
+        ack_wait_seconds: u32,
+        /// The consumer's `max_deliver`: the broker queue's default MaxReceiveCount.
+        #[arg(long, default_value_t = 6)]
+        max_deliver: i64,
+        /// How workers acknowledge: `async` publishes `+ACK` (nats.go `Ack()`), `sync` waits
+        /// for the server's confirmation of each (nats.go `AckSync()`).
+        #[arg(long, value_enum, default_value_t = jetstream::AckMode::Async)]
+        ack: jetstream::AckMode,
+        /// The JetStream stream's name (its subject is `<name>.records`).
+        #[arg(long, default_value = "LOADGEN_QUEUE")]
+        stream_name: String,
+        /// Longest the prefill, and then its drain, may each take.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// After publishing stops, how long the workers may take to acknowledge everything.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         grace: Duration,
         #[command(flatten)]

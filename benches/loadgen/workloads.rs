@@ -871,7 +871,8 @@ impl Report {
                 d["elapsed_s"],
                 d["missing"],
                 d["duplicates"],
-                d["empty_receives"]
+                // queue-jetstream counts empty fetches, the queue workload empty receives.
+                d.get("empty_receives").unwrap_or(&d["empty_fetches"])
             );
         }
         if let Some(live) = o.get("queue_live") {
@@ -933,9 +934,16 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("loadgen-{}-{}", std::process::id(), unix_ms()));
     let client_cpu0 = cpu_seconds(std::process::id());
+    if matches!(cli.workload, Workload::QueueJetstream { .. }) {
+        // Not a Kinesis endpoint: no stream to create or delete.
+        return run_queue_jetstream(cli, client_cpu0).await;
+    }
 
     // (workload name, params, streams, shards per stream)
     let (name, params, streams, shards) = match &cli.workload {
+        Workload::QueueJetstream { .. } => {
+            return Err("queue-jetstream has no Kinesis streams".into());
+        }
         Workload::PutRecords {
             shards,
             batch_size,
@@ -1087,6 +1095,78 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
     Ok(())
 }
 
+async fn run_queue_jetstream(cli: &Cli, client_cpu0: Option<f64>) -> Result<(), String> {
+    let Workload::QueueJetstream {
+        nats,
+        workers,
+        batch,
+        wait_time_seconds,
+        prefill,
+        rate,
+        ack_wait_seconds,
+        max_deliver,
+        ack,
+        stream_name,
+        drain_timeout,
+        grace,
+        write,
+    } = &cli.workload
+    else {
+        return Err("not the queue-jetstream workload".into());
+    };
+    let addr = {
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<std::net::SocketAddr> = nats
+            .to_socket_addrs()
+            .map_err(|e| format!("--nats {nats}: {e}"))?
+            .collect();
+        match addrs.first() {
+            Some(a) if cli.allow_remote || addrs.iter().all(|a| a.ip().is_loopback()) => *a,
+            Some(a) => {
+                return Err(format!(
+                    "--nats {nats} is not a loopback address ({a}); that needs --allow-remote"
+                ));
+            }
+            None => return Err(format!("--nats {nats} resolves to no address")),
+        }
+    };
+    let mut p = write_params(write);
+    p.insert("nats".into(), json!(nats));
+    p.insert("workers".into(), json!(workers));
+    p.insert("batch".into(), json!(batch));
+    p.insert("wait_time_seconds".into(), json!(wait_time_seconds));
+    p.insert("prefill".into(), json!(prefill));
+    p.insert("rate".into(), json!(rate));
+    p.insert("retention".into(), json!("workqueue"));
+    p.insert("storage".into(), json!("file"));
+    p.insert("ack_policy".into(), json!("explicit"));
+    p.insert("ack_wait_s".into(), json!(ack_wait_seconds));
+    p.insert("max_deliver".into(), json!(max_deliver));
+    p.insert("ack".into(), json!(ack.name()));
+    let mut report = Report::new(cli, "queue-jetstream", Value::Object(p));
+    let opts = crate::jetstream::Opts {
+        nats: addr,
+        workers: *workers,
+        batch: *batch,
+        wait_time_seconds: *wait_time_seconds,
+        prefill: *prefill,
+        rate: *rate,
+        ack_wait_seconds: *ack_wait_seconds,
+        max_deliver: *max_deliver,
+        ack: *ack,
+        stream_name,
+        drain_timeout: *drain_timeout,
+        grace: *grace,
+        write,
+    };
+    crate::jetstream::run(cli, opts, &mut report).await?;
+    if let (Some(a), Some(b)) = (client_cpu0, cpu_seconds(std::process::id())) {
+        report.set("client_cpu_s", json!(round3(b - a)));
+    }
+    report.emit(cli);
+    Ok(())
+}
+
 async fn run_workload(
     cli: &Cli,
     client: &Arc<Client>,
@@ -1095,6 +1175,9 @@ async fn run_workload(
 ) -> Result<(), String> {
     let watch = |_: &mut Report| cli.server_pid.map(ProcWatch::start);
     match &cli.workload {
+        Workload::QueueJetstream { .. } => {
+            return Err("queue-jetstream has no Kinesis streams".into());
+        }
         Workload::PutRecords {
             batch_size, write, ..
         } => {
