@@ -14,8 +14,6 @@ const MAX_BATCH_RECORDS: usize = 500;
 /// Bytes (data and partition keys) per call: half of AWS's 10 MiB request limit, so
 /// that the base64 and JSON around the data keep the request well under it.
 const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
-/// Attempts per record (the first call and the retries) before it counts as lost.
-const MAX_ATTEMPTS: u32 = 10;
 /// First retry delay; doubled each attempt up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -34,6 +32,10 @@ pub struct PutArgs {
     /// How long a batch waits for more lines before it is sent, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     linger_ms: u64,
+    /// Attempts per record (the first call and the retries, with exponential backoff up to
+    /// 5 s) before the record counts as lost.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -131,7 +133,7 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
             let size = data.len() + key.len();
             if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 // Too big to join this batch: send it, and let the line start the next.
-                totals.merge(send(&client, &args.stream, std::mem::take(&mut batch)).await?);
+                totals.merge(send(&client, &args, std::mem::take(&mut batch)).await?);
                 bytes = 0;
             }
             if batch.is_empty() {
@@ -148,7 +150,7 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
             }
         }
         if !batch.is_empty() {
-            totals.merge(send(&client, &args.stream, batch).await?);
+            totals.merge(send(&client, &args, batch).await?);
         }
     }
 
@@ -170,7 +172,8 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
             .collect();
         let more = if lost > LOST_LINES_SHOWN { ", ..." } else { "" };
         return Err(Failure::error(format!(
-            "{lost} records lost after {MAX_ATTEMPTS} attempts each (input lines {}{more}); last error: {}",
+            "{lost} records lost after {} attempts each (input lines {}{more}); last error: {}",
+            args.max_attempts,
             shown.join(", "),
             totals.last_loss.unwrap_or_default()
         )));
@@ -193,12 +196,17 @@ impl Totals {
 /// Sends one batch, retrying the records that fail (throttled, internal failures) and the
 /// whole call when it fails transiently. Errors that retrying cannot cure (no such stream,
 /// invalid request, access denied) stop the command.
-async fn send(client: &KinesisClient, stream: &str, batch: Vec<Entry>) -> Result<Totals, Failure> {
+async fn send(
+    client: &KinesisClient,
+    args: &PutArgs,
+    batch: Vec<Entry>,
+) -> Result<Totals, Failure> {
+    let stream = args.stream.as_str();
     let mut totals = Totals::default();
     let mut pending = batch;
     let mut delay = FIRST_RETRY_DELAY;
     let mut last_error = String::new();
-    for attempt in 1..=MAX_ATTEMPTS {
+    for attempt in 1..=args.max_attempts {
         if attempt > 1 {
             totals.retried += pending.len() as u64;
             tokio::time::sleep(jitter(delay)).await;

@@ -463,25 +463,35 @@ fn write_record(
             out.write_all(b"\n")
         }
         Format::Json => {
-            let mut line = serde_json::json!({
-                "shardId": shard_id,
-                "sequenceNumber": record.sequence_number,
-                "partitionKey": record.partition_key,
-                "approximateArrivalTimestamp": record
+            let text = String::from_utf8(data).ok();
+            let line = JsonLine {
+                shard_id,
+                sequence_number: &record.sequence_number,
+                partition_key: &record.partition_key,
+                approximate_arrival_timestamp: record
                     .approximate_arrival_timestamp
                     .map(|secs| time::rfc3339_ms((secs * 1000.0).round() as i64)),
-            });
-            match String::from_utf8(data) {
-                Ok(text) => line["data"] = serde_json::Value::String(text),
-                Err(_) => {
-                    line["data"] = serde_json::Value::String(record.data.clone());
-                    line["encoding"] = serde_json::Value::String("base64".into());
-                }
-            }
+                encoding: if text.is_some() { None } else { Some("base64") },
+                data: text.as_deref().unwrap_or(&record.data),
+            };
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")
         }
     }
+}
+
+/// A record in `--format json`, fields in this order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonLine<'a> {
+    shard_id: &'a str,
+    sequence_number: &'a str,
+    partition_key: &'a str,
+    approximate_arrival_timestamp: Option<String>,
+    /// Only for data that is not UTF-8, which is then given in base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+    data: &'a str,
 }
 
 #[cfg(test)]
