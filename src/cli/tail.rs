@@ -10,7 +10,7 @@
 use super::{ConnectArgs, Failure};
 use crate::client::kinesis::{Record, RecordsPage, Shard};
 use crate::client::{ClientError, KinesisClient, Position, kinesis::jitter, time};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -313,32 +313,35 @@ fn start_ready(
     events: &mpsc::Sender<Event>,
     readers: &mut Vec<tokio::task::JoinHandle<()>>,
 ) {
-    let done: HashSet<String> = tracked
-        .iter()
-        .filter(|(_, t)| t.phase == Phase::Done)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let known: HashSet<String> = tracked.keys().cloned().collect();
-    for (id, t) in tracked.iter_mut() {
-        if t.phase != Phase::Waiting {
+    for id in ready_shards(tracked) {
+        let Some(t) = tracked.get_mut(&id) else {
             continue;
-        }
-        let parents = [&t.shard.parent_shard_id, &t.shard.adjacent_parent_shard_id];
-        let ready = parents
-            .into_iter()
-            .flatten()
-            .all(|p| !known.contains(p) || done.contains(p));
-        if ready {
-            t.phase = Phase::Reading;
-            readers.push(tokio::spawn(read_shard(
-                client.clone(),
-                stream.to_string(),
-                id.clone(),
-                t.start.clone(),
-                events.clone(),
-            )));
-        }
+        };
+        t.phase = Phase::Reading;
+        readers.push(tokio::spawn(read_shard(
+            client.clone(),
+            stream.to_string(),
+            id,
+            t.start.clone(),
+            events.clone(),
+        )));
     }
+}
+
+/// The waiting shards whose parents are all done or unknown.
+fn ready_shards(tracked: &BTreeMap<String, Tracked>) -> Vec<String> {
+    let settled = |id: &String| tracked.get(id).is_none_or(|t| t.phase == Phase::Done);
+    tracked
+        .iter()
+        .filter(|(_, t)| t.phase == Phase::Waiting)
+        .filter(|(_, t)| {
+            [&t.shard.parent_shard_id, &t.shard.adjacent_parent_shard_id]
+                .into_iter()
+                .flatten()
+                .all(settled)
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Reads one shard until it is closed and read to its end, or the printer goes away.
@@ -514,6 +517,42 @@ mod tests {
             Ok(Start::Time(1_700_000_000_000))
         );
         assert!(parse_start("soon").is_err());
+    }
+
+    fn tracked(id: &str, parents: [Option<&str>; 2], phase: Phase) -> (String, Tracked) {
+        let shard: Shard = serde_json::from_value(serde_json::json!({
+            "ShardId": id,
+            "ParentShardId": parents[0],
+            "AdjacentParentShardId": parents[1],
+            "SequenceNumberRange": { "StartingSequenceNumber": "1" },
+        }))
+        .unwrap();
+        (
+            id.to_string(),
+            Tracked {
+                shard,
+                phase,
+                start: Position::TrimHorizon,
+            },
+        )
+    }
+
+    #[test]
+    fn children_wait_for_every_parent_to_be_read_to_its_end() {
+        let mut shards: BTreeMap<String, Tracked> = [
+            tracked("p1", [None, None], Phase::Reading),
+            tracked("p2", [None, None], Phase::Done),
+            // Split children of p1, a merge of p1 and p2, a child of a trimmed-away shard.
+            tracked("c1", [Some("p1"), None], Phase::Waiting),
+            tracked("c2", [Some("p1"), None], Phase::Waiting),
+            tracked("m", [Some("p2"), Some("p1")], Phase::Waiting),
+            tracked("orphan", [Some("gone"), None], Phase::Waiting),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(ready_shards(&shards), ["orphan"]);
+        shards.get_mut("p1").unwrap().phase = Phase::Done;
+        assert_eq!(ready_shards(&shards), ["c1", "c2", "m", "orphan"]);
     }
 
     fn record(data: &[u8]) -> Record {

@@ -313,15 +313,40 @@ async fn tail_follows_a_split_reading_parents_before_children() {
     .await
     .expect("tail finished in time");
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let lines = json_lines(&output);
-    assert_eq!(lines.len(), KEYS * (BEFORE + AFTER));
+    check_parents_first(&json_lines(&output), KEYS, BEFORE, AFTER);
 
-    // Every parent record comes before any child record.
+    // A tail started after the split knows the children from the start, and still waits
+    // for the parent to be read to its end before reading them.
+    let output = run(cli(
+        home.path(),
+        &server.endpoint(),
+        &[
+            "tail",
+            "reshard",
+            "--from",
+            "trim-horizon",
+            "--format",
+            "json",
+            "--max-records",
+            &(KEYS * (BEFORE + AFTER)).to_string(),
+            "--idle-exit",
+            "30",
+        ],
+    ))
+    .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    check_parents_first(&json_lines(&output), KEYS, BEFORE, AFTER);
+}
+
+/// `lines` hold `keys` keys written `before` times to shard 0, then `after` times after
+/// shard 0 was split: every parent record must come first, and each key in write order.
+fn check_parents_first(lines: &[Value], keys: usize, before: usize, after: usize) {
+    assert_eq!(lines.len(), keys * (before + after));
     let first_child = lines
         .iter()
         .position(|l| l["shardId"] != shard_id(0))
         .unwrap();
-    assert_eq!(first_child, KEYS * BEFORE);
+    assert_eq!(first_child, keys * before);
     assert!(
         lines[first_child..]
             .iter()
@@ -336,9 +361,8 @@ async fn tail_follows_a_split_reading_parents_before_children() {
         2,
         "records after the split come from both children: {children:?}"
     );
-    // Per key, the records come out in the order they were written.
     let mut per_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for line in &lines {
+    for line in lines {
         let (key, i) = line["data"].as_str().unwrap().split_once(':').unwrap();
         per_key
             .entry(key.to_string())
@@ -346,7 +370,7 @@ async fn tail_follows_a_split_reading_parents_before_children() {
             .push(i.parse().unwrap());
     }
     for (key, order) in per_key {
-        assert_eq!(order, (0..BEFORE + AFTER).collect::<Vec<_>>(), "{key}");
+        assert_eq!(order, (0..before + after).collect::<Vec<_>>(), "{key}");
     }
 }
 
