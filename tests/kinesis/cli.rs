@@ -593,3 +593,111 @@ async fn log_format_json_writes_one_json_object_per_line() {
         );
     }
 }
+
+/// Puts `data` one record at a time under partition key `key`.
+async fn put_each(client: &aws_sdk_kinesis::Client, stream: &str, key: &str, data: &[String]) {
+    for d in data {
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key(key)
+            .data(blob(d.as_str()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tail_renews_an_expired_iterator_after_the_last_record_printed() {
+    use tokio::io::AsyncBufReadExt;
+    let (client, server, _dir) = start_server().await;
+    let home = tempfile::tempdir().unwrap();
+    create_stream(&client, "expiry", 1).await;
+    let first: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+    let second: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
+    put_each(&client, "expiry", "k", &first).await;
+
+    let mut tail = cli(
+        home.path(),
+        &server.endpoint(),
+        &[
+            "tail",
+            "expiry",
+            "--from",
+            "trim-horizon",
+            "--max-records",
+            "10",
+            "--idle-exit",
+            "30",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut got = Vec::new();
+    let mut next_line = async || {
+        tokio::time::timeout(COMMAND_TIMEOUT, lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+    };
+    for _ in 0..first.len() {
+        got.push(next_line().await.expect("a record"));
+    }
+    // The iterator the tail holds is now older than the 5 minutes iterators live.
+    server.broker().clock().advance_ms(6 * 60 * 1000).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    put_each(&client, "expiry", "k", &second).await;
+    while let Some(line) = next_line().await {
+        got.push(line);
+    }
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, tail.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        got,
+        [first, second].concat(),
+        "nothing lost or repeated across the renewal"
+    );
+}
+
+#[tokio::test]
+async fn tail_backs_off_when_get_records_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |config| {
+        config.faults = FaultConfig {
+            seed: 7,
+            global: FaultRules {
+                get_records_failure_rate: 0.6,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+    })
+    .await;
+    let client = client_for(server.local_addr());
+    create_stream(&client, "busy", 2).await;
+    let data: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    put_each(&client, "busy", "k", &data).await;
+    let out = run(cli(
+        home.path(),
+        &server.endpoint(),
+        &[
+            "tail",
+            "busy",
+            "--from",
+            "trim-horizon",
+            "--max-records",
+            "20",
+            "--idle-exit",
+            "30",
+        ],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().collect::<Vec<_>>(), data);
+}
