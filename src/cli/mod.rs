@@ -122,6 +122,22 @@ impl From<ClientError> for Failure {
     }
 }
 
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Runs a client command to its end on a runtime of its own.
 pub fn run(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -96,6 +96,14 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
         }
     });
 
+    // Ctrl-C or SIGTERM ends the input: what was read is still sent, and the summary says
+    // how far it got.
+    let (interrupt, mut interrupted) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::stop_signal().await;
+        let _ = interrupt.send(true);
+    });
+
     let mut keys = KeyGenerator::new();
     let mut totals = Totals::default();
     let mut line_number = 0u64;
@@ -108,12 +116,19 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
         let mut bytes = 0usize;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let next = match deadline {
-                None => lines.recv().await,
-                Some(at) => match tokio::time::timeout_at(at, lines.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => break,
+            let receive = async {
+                match deadline {
+                    None => Some(lines.recv().await),
+                    Some(at) => tokio::time::timeout_at(at, lines.recv()).await.ok(),
+                }
+            };
+            let next = tokio::select! {
+                received = receive => match received {
+                    Some(next) => next,
+                    // The linger is over.
+                    None => break,
                 },
+                _ = interrupted.wait_for(|stop| *stop) => None,
             };
             let data = match next {
                 None => {

@@ -157,7 +157,7 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         let event = tokio::select! {
             event = inbox.recv() => event,
             _ = idle_wait => break Ok(()),
-            _ = stop_signal() => break Ok(()),
+            _ = super::stop_signal() => break Ok(()),
         };
         match event {
             None => break Ok(()),
@@ -210,22 +210,6 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         reader.abort();
     }
     outcome
-}
-
-/// Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Where each shard known at start begins; shards absent from the map have nothing to
