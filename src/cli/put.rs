@@ -148,7 +148,12 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
             let size = data.len() + key.len();
             if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 // Too big to join this batch: send it, and let the line start the next.
-                totals.merge(send(&client, &args, std::mem::take(&mut batch)).await?);
+                if let Err(failure) =
+                    send(&client, &args, std::mem::take(&mut batch), &mut totals).await
+                {
+                    summarise(&totals, line_number, &args.stream, began);
+                    return Err(failure);
+                }
                 bytes = 0;
             }
             if batch.is_empty() {
@@ -164,48 +169,71 @@ pub async fn run(args: PutArgs) -> Result<(), Failure> {
                 break;
             }
         }
-        if !batch.is_empty() {
-            totals.merge(send(&client, &args, batch).await?);
+        if !batch.is_empty()
+            && let Err(failure) = send(&client, &args, batch, &mut totals).await
+        {
+            summarise(&totals, line_number, &args.stream, began);
+            return Err(failure);
         }
     }
 
-    let lost = totals.lost_lines.len();
-    eprintln!(
-        "kinesis-broker put: {} of {line_number} records written to {} in {} PutRecords calls ({} retried, {lost} lost) in {:.1} s",
-        totals.sent,
-        args.stream,
-        totals.calls,
-        totals.retried,
-        began.elapsed().as_secs_f64()
-    );
-    if lost > 0 {
-        let shown: Vec<String> = totals
-            .lost_lines
-            .iter()
-            .take(LOST_LINES_SHOWN)
-            .map(u64::to_string)
-            .collect();
-        let more = if lost > LOST_LINES_SHOWN { ", ..." } else { "" };
+    summarise(&totals, line_number, &args.stream, began);
+    if !totals.lost_lines.is_empty() {
         return Err(Failure::error(format!(
-            "{lost} records lost after {} attempts each (input lines {}{more}); last error: {}",
+            "{} records lost after {} attempts each ({}); last error: {}",
+            totals.lost_lines.len(),
             args.max_attempts,
-            shown.join(", "),
-            totals.last_loss.unwrap_or_default()
+            input_lines(&totals.lost_lines),
+            totals.last_loss.clone().unwrap_or_default()
         )));
     }
     Ok(())
 }
 
-impl Totals {
-    fn merge(&mut self, other: Totals) {
-        self.sent += other.sent;
-        self.calls += other.calls;
-        self.retried += other.retried;
-        self.lost_lines.extend(other.lost_lines);
-        if other.last_loss.is_some() {
-            self.last_loss = other.last_loss;
+/// The summary line on stderr.
+fn summarise(totals: &Totals, lines_read: u64, stream: &str, began: Instant) {
+    eprintln!(
+        "kinesis-broker put: {} of {lines_read} records written to {stream} in {} PutRecords calls ({} retried, {} lost) in {:.1} s",
+        totals.sent,
+        totals.calls,
+        totals.retried,
+        totals.lost_lines.len(),
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// `input line 3` or `input lines 3, 7-9`.
+fn input_lines(lines: &[u64]) -> String {
+    let plural = if lines.len() == 1 { "" } else { "s" };
+    format!("input line{plural} {}", line_ranges(lines))
+}
+
+/// `3, 7-9, 12`: line numbers as runs, the first [`LOST_LINES_SHOWN`] runs of them.
+fn line_ranges(lines: &[u64]) -> String {
+    let mut sorted = lines.to_vec();
+    sorted.sort_unstable();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for line in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == line => *end = line,
+            _ => runs.push((line, line)),
         }
     }
+    let mut text: Vec<String> = runs
+        .iter()
+        .take(LOST_LINES_SHOWN)
+        .map(|&(start, end)| {
+            if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            }
+        })
+        .collect();
+    if runs.len() > LOST_LINES_SHOWN {
+        text.push("...".into());
+    }
+    text.join(", ")
 }
 
 /// Sends one batch, retrying the records that fail (throttled, internal failures) and the
@@ -215,9 +243,9 @@ async fn send(
     client: &KinesisClient,
     args: &PutArgs,
     batch: Vec<Entry>,
-) -> Result<Totals, Failure> {
+    totals: &mut Totals,
+) -> Result<(), Failure> {
     let stream = args.stream.as_str();
-    let mut totals = Totals::default();
     let mut pending = batch;
     let mut delay = FIRST_RETRY_DELAY;
     let mut last_error = String::new();
@@ -254,19 +282,23 @@ async fn send(
                 }
                 pending = failed;
                 if pending.is_empty() {
-                    return Ok(totals);
+                    return Ok(());
                 }
             }
             Err(e) if e.is_transient() => last_error = e.to_string(),
             Err(e @ ClientError::Api { .. }) | Err(e @ ClientError::BadAnswer { .. }) => {
-                return Err(Failure::error(e.to_string()));
+                let lines: Vec<u64> = pending.iter().map(|e| e.line).collect();
+                return Err(Failure::error(format!(
+                    "{e} ({} not written)",
+                    input_lines(&lines)
+                )));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    totals.lost_lines = pending.iter().map(|e| e.line).collect();
+    totals.lost_lines.extend(pending.iter().map(|e| e.line));
     totals.last_loss = Some(last_error);
-    Ok(totals)
+    Ok(())
 }
 
 /// Random partition keys (128 bits, hex), from a generator seeded once by the OS: MD5 of
@@ -307,6 +339,17 @@ impl KeyGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_numbers_are_shown_as_runs() {
+        assert_eq!(line_ranges(&[9, 3, 7, 8, 12]), "3, 7-9, 12");
+        let many: Vec<u64> = (0..50).map(|i| i * 2).collect();
+        assert!(
+            line_ranges(&many).ends_with(", 38, ..."),
+            "{}",
+            line_ranges(&many)
+        );
+    }
 
     #[test]
     fn random_keys_differ_and_fit_kinesis() {

@@ -137,6 +137,28 @@ async fn put_from_stdin_then_tail_from_trim_horizon() {
     .await;
     assert!(tail.status.success(), "{}", text(&tail.stderr));
     assert_eq!(text(&tail.stdout), "");
+
+    // A line over the 1 MiB record limit makes the service refuse its whole batch: the
+    // command stops with the service's error, says which lines were not written, and
+    // still prints its summary.
+    let mut input = b"small\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 1_100_000));
+    input.push(b'\n');
+    let put = run_with_input(cli(home.path(), &endpoint, &["put", "lines"]), &input).await;
+    assert_eq!(put.status.code(), Some(1));
+    let stderr = text(&put.stderr);
+    assert!(
+        stderr.contains("0 of 2 records written to lines"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kinesis-broker: ValidationException: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("(input lines 1-2 not written)\n"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -446,12 +468,17 @@ async fn streams_prints_a_table_of_the_account_streams() {
 async fn unknown_stream_prints_the_aws_error_and_exits_1() {
     let (_client, server, _dir) = start_server().await;
     let home = tempfile::tempdir().unwrap();
-    for args in [&["tail", "nope"][..], &["put", "nope"][..]] {
+    let not_found = "kinesis-broker: ResourceNotFoundException: Stream nope under account 000000000000 not found.";
+    for (args, tail) in [
+        (&["tail", "nope"][..], ""),
+        // put also says which input was not written.
+        (&["put", "nope"][..], " (input line 1 not written)"),
+    ] {
         let out = run_with_input(cli(home.path(), &server.endpoint(), args), b"x\n").await;
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(
             text(&out.stderr).lines().last().unwrap(),
-            "kinesis-broker: ResourceNotFoundException: Stream nope under account 000000000000 not found.",
+            format!("{not_found}{tail}"),
             "{args:?}"
         );
     }
