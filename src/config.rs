@@ -664,6 +664,10 @@ pub struct Args {
     #[arg(long, env = "KINESIS_BROKER_LOG_LEVEL")]
     pub log_level: Option<String>,
 
+    /// Log lines as `text` for people or `json` (one object per line) for log shippers.
+    #[arg(long, env = "KINESIS_BROKER_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
+    pub log_format: crate::cli::LogFormat,
+
     /// Per-shard throughput limits as AWS enforces them (1 MiB/s and 1,000 records/s of
     /// writes, 2 MiB/s and 5 GetRecords calls/s of reads): `on` or `off`.
     #[arg(long, env = "KINESIS_BROKER_THROUGHPUT_LIMITS", value_enum, default_value_t = OnOff::On)]

@@ -16,6 +16,8 @@
 
 pub mod api;
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod protocol;

@@ -1,15 +1,26 @@
-//! `kinesis-broker`: the command line. Parses flags (and `KINESIS_BROKER_*` variables),
-//! starts the server, and shuts it down cleanly on SIGINT or SIGTERM.
+//! `kinesis-broker`: the command line. Without a command (or with `serve`) it parses the
+//! server's flags (and `KINESIS_BROKER_*` variables), starts the server, and shuts it down
+//! cleanly on SIGINT or SIGTERM; `tail`, `put` and `streams` are clients of a running
+//! broker (see `kinesis_broker::cli`).
 
 use clap::Parser;
 use kinesis_broker::Server;
+use kinesis_broker::cli::{Cli, Command, LogFormat};
 use kinesis_broker::config::Args;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    init_logging(args.log_level.as_deref());
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(command) => kinesis_broker::cli::run(command),
+    }
+}
+
+fn serve(args: Args) -> ExitCode {
+    init_logging(args.log_level.as_deref(), args.log_format);
 
     let config = match args.to_config() {
         Ok(config) => config,
@@ -60,20 +71,28 @@ fn main() -> ExitCode {
     })
 }
 
-/// `--log-level` if given, else `RUST_LOG`, else `info`.
-fn init_logging(level: Option<&str>) {
+/// `--log-level` if given, else `RUST_LOG`, else `info`; lines as text or JSON.
+fn init_logging(level: Option<&str>, format: LogFormat) {
     let filter = match level {
         Some(level) => EnvFilter::try_new(level).ok(),
         None => EnvFilter::try_from_default_env().ok(),
     }
     .unwrap_or_else(|| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match format {
         // Colour codes only help a person at a terminal; in files and CI logs they are noise.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Shippers want the message and fields as keys of one flat object.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init(),
+    }
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM and names it.

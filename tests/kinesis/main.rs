@@ -9,6 +9,7 @@ mod common;
 
 mod binary;
 mod bulk;
+mod cli;
 mod consumers;
 mod crash;
 mod distribution;
