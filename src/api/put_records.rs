@@ -174,10 +174,10 @@ async fn put(
                 outcome.successful += 1;
                 outcome.successful_bytes += (entry.data.len() + entry.partition_key.len()) as u64;
                 PutRecordsResultEntry {
-                sequence_number: Some(w.sequence_number),
-                shard_id: Some(w.shard_id),
-                error_code: None,
-                error_message: None,
+                    sequence_number: Some(w.sequence_number),
+                    shard_id: Some(w.shard_id),
+                    error_code: None,
+                    error_message: None,
                 }
             }
             Err(e) => {

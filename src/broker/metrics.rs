@@ -150,7 +150,11 @@ impl Broker {
         for shard in shards {
             let end = Self::shard_end(&shard);
             let horizon = self.trim_horizon(stream, &shard).ok()?;
-            let next = frontier.get(&shard.index).copied().unwrap_or(horizon).max(horizon);
+            let next = frontier
+                .get(&shard.index)
+                .copied()
+                .unwrap_or(horizon)
+                .max(horizon);
             if next >= end {
                 continue;
             }

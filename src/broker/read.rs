@@ -143,7 +143,8 @@ impl Broker {
                     Err(Error::Injected(faults::RequestFault::ReadThrottled)) => {
                         if let Some(stream) = &stream {
                             stream.metrics.read_throttled.fetch_add(1, Relaxed);
-                            if let Some(shard) = stream.state().shards.get(it.shard_index as usize) {
+                            if let Some(shard) = stream.state().shards.get(it.shard_index as usize)
+                            {
                                 shard.metrics.read_throttled.fetch_add(1, Relaxed);
                             }
                         }
@@ -253,7 +254,9 @@ impl Broker {
             };
             (Some(self.iterators.encode(&next)), Vec::new())
         };
-        shard.metrics.outgoing(batch.len() as u64, read_bytes as u64);
+        shard
+            .metrics
+            .outgoing(batch.len() as u64, read_bytes as u64);
         shard.metrics.iterator_age(millis_behind_latest, now);
         let stream_extras = stream.state().extras.clone();
         Ok(ReadResult {

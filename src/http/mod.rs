@@ -310,8 +310,7 @@ async fn handle<K: Kinesis + 'static>(
             );
             let reply = Reply::error(format, &err);
             log_reply(&parts.method, &reply, &ids, 0);
-            app.metrics
-                .request(operation_label(&parts), reply.error);
+            app.metrics.request(operation_label(&parts), reply.error);
             let mut response = handler::finish(reply, cors, &ids);
             if parts.version <= hyper::Version::HTTP_11 {
                 // Answer, close, and drain what the client still sends while closing (a
@@ -358,9 +357,7 @@ async fn handle<K: Kinesis + 'static>(
             query: parts.uri.query(),
             headers: &parts.headers,
         };
-        if let Some(reply) =
-            observe::respond(&head, app.admin.as_ref(), &app.metrics)
-        {
+        if let Some(reply) = observe::respond(&head, app.admin.as_ref(), &app.metrics) {
             return reply;
         }
         if lambda::routes(path)

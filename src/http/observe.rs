@@ -40,7 +40,10 @@ pub fn respond(
         return None;
     }
     match head.path {
-        HEALTH_PATH => Some(Reply::json(StatusCode::OK, json!({"status": "ok"}).to_string())),
+        HEALTH_PATH => Some(Reply::json(
+            StatusCode::OK,
+            json!({"status": "ok"}).to_string(),
+        )),
         READY_PATH => Some(match server.readiness() {
             Ok(()) => Reply::json(StatusCode::OK, json!({"status": "ready"}).to_string()),
             Err(reason) => Reply::json(

@@ -168,7 +168,11 @@ mod tests {
         m.set_phase(Phase::Serving);
         assert_eq!(m.readiness(), Ok(()));
         m.disk_full("segment of stream s".into());
-        assert!(m.readiness().unwrap_err().contains("disk full: segment of stream s"));
+        assert!(
+            m.readiness()
+                .unwrap_err()
+                .contains("disk full: segment of stream s")
+        );
         m.disk_has_space();
         assert_eq!(m.readiness(), Ok(()));
         m.set_phase(Phase::ShuttingDown);

@@ -17,6 +17,9 @@ use super::throughput::{Counts, Ring};
 /// or a fan-out session reports at least every 5 s; one gone quiet for a minute has gone).
 pub const READER_STALE_MS: i64 = 60_000;
 
+/// Shard index → (MillisBehindLatest of the last event, when it was sent, ms).
+type ShardLags = HashMap<u32, (i64, i64)>;
+
 fn add(counter: &AtomicU64, n: u64) {
     if n > 0 {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -75,7 +78,7 @@ pub struct StreamMetrics {
     pub event_bytes: AtomicU64,
     /// The fan-out consumers' lag, for SubscribeToShardEvent.MillisBehindLatest and the
     /// console: consumer ARN → shard index → (MillisBehindLatest, reported at ms).
-    consumer_lag: Mutex<HashMap<String, HashMap<u32, (i64, i64)>>>,
+    consumer_lag: Mutex<HashMap<String, ShardLags>>,
     /// Throughput history for the console, one point per sampling interval.
     ring: Mutex<Ring>,
 }
@@ -222,10 +225,7 @@ impl StreamMetrics {
 
     /// The throughput history, oldest first.
     pub fn history(&self) -> Vec<super::throughput::Point> {
-        self.ring
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .points()
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).points()
     }
 }
 
@@ -296,17 +296,24 @@ mod tests {
                 failed: 1,
             },
         );
-        m.put_records(Duration::from_millis(2), &PutRecordsOutcome {
-            total: 2,
-            throttled: 2,
-            ..Default::default()
-        });
+        m.put_records(
+            Duration::from_millis(2),
+            &PutRecordsOutcome {
+                total: 2,
+                throttled: 2,
+                ..Default::default()
+            },
+        );
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         assert_eq!(get(&m.put_records_total_records), 7);
         assert_eq!(get(&m.put_records_successful_records), 3);
         assert_eq!(get(&m.put_records_throttled_records), 3);
         assert_eq!(get(&m.put_records_failed_records), 1);
-        assert_eq!(get(&m.put_records_success), 1, "a call with no record put is no success");
+        assert_eq!(
+            get(&m.put_records_success),
+            1,
+            "a call with no record put is no success"
+        );
         assert_eq!(m.put_records_latency.count(), 2);
         assert_eq!(get(&m.incoming_records), 3);
         assert_eq!(get(&m.incoming_bytes), 300);

@@ -72,7 +72,11 @@ impl Ring {
             write_throttles: d(now.write_throttles, self.last.write_throttles),
         };
         self.last = now;
-        if self.points.back().is_some_and(|p| p.timestamp >= interval_start_s) {
+        if self
+            .points
+            .back()
+            .is_some_and(|p| p.timestamp >= interval_start_s)
+        {
             // A clock moved back (POST /_broker/clock cannot, a system clock can): keep the
             // history in time order by folding the interval into the last point.
             if let Some(last) = self.points.back_mut() {
@@ -130,7 +134,11 @@ mod tests {
         assert_eq!(points.len(), HISTORY_POINTS);
         assert_eq!(points[0].timestamp, 20 * INTERVAL_S, "oldest dropped first");
         assert!(points.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
-        assert!(points.iter().all(|p| p.incoming_records == 3 && p.incoming_bytes == 30));
+        assert!(
+            points
+                .iter()
+                .all(|p| p.incoming_records == 3 && p.incoming_bytes == 30)
+        );
     }
 
     #[test]

@@ -578,7 +578,10 @@ pub fn flush_latency() -> FlushLatency {
         .map(|(i, b)| {
             running += b.load(Relaxed);
             (
-                FLUSH_LATENCY_BUCKETS_S.get(i).copied().unwrap_or(f64::INFINITY),
+                FLUSH_LATENCY_BUCKETS_S
+                    .get(i)
+                    .copied()
+                    .unwrap_or(f64::INFINITY),
                 running,
             )
         })

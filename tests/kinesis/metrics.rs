@@ -19,7 +19,10 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         let mut raw = String::new();
         s.read_to_string(&mut raw).await.unwrap();
         let status = raw[9..12].parse().unwrap();
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     })
     .await
@@ -80,7 +83,13 @@ async fn metrics_count_puts_and_gets_with_cloudwatch_meanings() {
         .unwrap();
     let mut read = 0;
     for shard in 0..2 {
-        let it = iterator(&client, "m", &shard_id(shard), ShardIteratorType::TrimHorizon).await;
+        let it = iterator(
+            &client,
+            "m",
+            &shard_id(shard),
+            ShardIteratorType::TrimHorizon,
+        )
+        .await;
         read += client
             .get_records()
             .shard_iterator(it)
@@ -98,7 +107,10 @@ async fn metrics_count_puts_and_gets_with_cloudwatch_meanings() {
     assert_eq!(v("kinesis_incoming_records_total"), Some(11.0), "{m}");
     assert_eq!(v("kinesis_incoming_bytes_total"), Some(1050.0));
     assert_eq!(v("kinesis_put_records_total_records_total"), Some(10.0));
-    assert_eq!(v("kinesis_put_records_successful_records_total"), Some(10.0));
+    assert_eq!(
+        v("kinesis_put_records_successful_records_total"),
+        Some(10.0)
+    );
     assert_eq!(v("kinesis_put_records_failed_records_total"), Some(0.0));
     assert_eq!(v("kinesis_put_records_bytes_total"), Some(1000.0));
     assert_eq!(v("kinesis_put_records_success_total"), Some(1.0));
@@ -109,12 +121,18 @@ async fn metrics_count_puts_and_gets_with_cloudwatch_meanings() {
     assert_eq!(v("kinesis_get_records_bytes_total"), Some(1050.0));
     assert_eq!(v("kinesis_put_records_latency_seconds_count"), Some(1.0));
     assert_eq!(v("kinesis_get_records_latency_seconds_count"), Some(2.0));
-    assert_eq!(v("kinesis_get_records_iterator_age_milliseconds"), Some(0.0));
+    assert_eq!(
+        v("kinesis_get_records_iterator_age_milliseconds"),
+        Some(0.0)
+    );
     assert!(m.contains("# HELP kinesis_incoming_records_total IncomingRecords:"));
     assert!(m.contains("# TYPE kinesis_put_records_latency_seconds histogram"));
     // Requests are counted by the HTTP layer, failures included.
     assert_eq!(
-        value(&m, "kinesis_broker_requests_total{operation=\"PutRecords\",error=\"none\"}"),
+        value(
+            &m,
+            "kinesis_broker_requests_total{operation=\"PutRecords\",error=\"none\"}"
+        ),
         Some(1.0)
     );
     assert!(value(&m, "kinesis_broker_open_connections").unwrap() >= 1.0);
@@ -122,19 +140,34 @@ async fn metrics_count_puts_and_gets_with_cloudwatch_meanings() {
     assert_eq!(value(&m, "kinesis_broker_ready"), Some(1.0));
     assert!(v("kinesis_broker_stream_disk_bytes").unwrap() > 0.0);
     assert_eq!(v("kinesis_broker_stream_segments"), Some(2.0));
-    assert!(!m.contains("shard=\""), "no enhanced monitoring, no shard series:\n{m}");
+    assert!(
+        !m.contains("shard=\""),
+        "no enhanced monitoring, no shard series:\n{m}"
+    );
 
     // An unknown stream is counted under its operation and AWS error type.
-    let err = client.put_record().stream_name("nope").partition_key("k").data(blob("x")).send().await;
+    let err = client
+        .put_record()
+        .stream_name("nope")
+        .partition_key("k")
+        .data(blob("x"))
+        .send()
+        .await;
     assert!(err.is_err());
     let m = scrape(addr).await;
     assert_eq!(
-        value(&m, "kinesis_broker_requests_total{operation=\"PutRecord\",error=\"ResourceNotFoundException\"}"),
+        value(
+            &m,
+            "kinesis_broker_requests_total{operation=\"PutRecord\",error=\"ResourceNotFoundException\"}"
+        ),
         Some(1.0),
         "{m}"
     );
     assert_eq!(get(addr, "/health").await.0, 200);
-    assert_eq!(get(addr, "/ready").await, (200, r#"{"status":"ready"}"#.to_string()));
+    assert_eq!(
+        get(addr, "/ready").await,
+        (200, r#"{"status":"ready"}"#.to_string())
+    );
     assert_eq!(get(addr, "/_broker/health").await.0, 200);
 }
 
@@ -156,8 +189,14 @@ async fn throttled_writes_count_as_write_provisioned_throughput_exceeded() {
     assert!(failed > 0.0);
     let m = scrape(h.local_addr()).await;
     let v = |name: &str| value(&m, &stream_series(name, "hot"));
-    assert_eq!(v("kinesis_put_records_throttled_records_total"), Some(failed));
-    assert_eq!(v("kinesis_write_provisioned_throughput_exceeded_total"), Some(failed));
+    assert_eq!(
+        v("kinesis_put_records_throttled_records_total"),
+        Some(failed)
+    );
+    assert_eq!(
+        v("kinesis_write_provisioned_throughput_exceeded_total"),
+        Some(failed)
+    );
     assert_eq!(v("kinesis_incoming_records_total"), Some(500.0 - failed));
 }
 
@@ -189,7 +228,10 @@ async fn enhanced_monitoring_adds_shard_series_and_disabling_removes_them() {
     };
     let per_shard: f64 = (0..2).map(|s| value(&m, &series(s)).unwrap_or(0.0)).sum();
     assert_eq!(per_shard, 20.0, "{m}");
-    assert!(!m.contains("kinesis_shard_incoming_bytes"), "only the metric enabled");
+    assert!(
+        !m.contains("kinesis_shard_incoming_bytes"),
+        "only the metric enabled"
+    );
 
     client
         .enable_enhanced_monitoring()
@@ -213,23 +255,9 @@ async fn enhanced_monitoring_adds_shard_series_and_disabling_removes_them() {
     assert!(!m.contains("shard=\""), "{m}");
 }
 
-#[tokio::test]
-async fn a_thousand_shards_without_enhanced_monitoring_add_no_series() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = start_server_in(dir.path(), |c| c.shard_limit = 2_000).await;
-    let client = client_for(h.local_addr());
-    create_stream(&client, "small", 1).await;
-    create_stream(&client, "big", 1_000).await;
-    let m = scrape(h.local_addr()).await;
-    let lines = |stream: &str| {
-        m.lines()
-            .filter(|l| !l.starts_with('#') && l.contains(&format!("stream=\"{stream}\"")))
-            .count()
-    };
-    assert!(lines("small") > 20);
-    assert_eq!(lines("big"), lines("small"), "series per stream, not per shard");
-    assert!(!m.contains("shard=\""));
-}
+// 1,000 shards without enhanced monitoring adding no series is checked in
+// `metrics::export`'s unit tests, on shards with tiny logs: through the API each shard
+// preallocates an 11 MiB segment at creation (11 GB for a thousand).
 
 #[tokio::test]
 async fn throughput_history_follows_writes_and_reads_for_the_console() {
@@ -253,7 +281,12 @@ async fn throughput_history_follows_writes_and_reads_for_the_console() {
         .await
         .unwrap();
     let it = iterator(&client, "t", &shard_id(0), ShardIteratorType::TrimHorizon).await;
-    client.get_records().shard_iterator(it).send().await.unwrap();
+    client
+        .get_records()
+        .shard_iterator(it)
+        .send()
+        .await
+        .unwrap();
     client
         .register_stream_consumer()
         .stream_arn(&arn)
@@ -308,7 +341,10 @@ async fn ready_turns_503_when_the_shutdown_starts_and_metrics_port_serves_the_sa
     let client = client_for(h.local_addr());
     create_stream(&client, "p", 1).await;
     let m = scrape(metrics_addr).await;
-    assert!(m.contains(&stream_series("kinesis_incoming_records_total", "p")), "{m}");
+    assert!(
+        m.contains(&stream_series("kinesis_incoming_records_total", "p")),
+        "{m}"
+    );
     assert_eq!(get(metrics_addr, "/ready").await.0, 200);
 
     let server = h.broker().server_metrics().clone();
