@@ -362,3 +362,108 @@ async fn ready_turns_503_when_the_shutdown_starts_and_metrics_port_serves_the_sa
     assert_eq!(said.as_deref(), Some("shutting down"));
     h.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn fan_out_counts_subscriptions_events_and_the_consumer_lag() {
+    use aws_sdk_kinesis::types::{ConsumerStatus, StartingPosition, SubscribeToShardEventStream};
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_stream(&client, "f", 1).await;
+    client
+        .put_records()
+        .stream_name("f")
+        .set_records(Some(entries(4, 6)))
+        .send()
+        .await
+        .unwrap();
+    let arn = client
+        .register_stream_consumer()
+        .stream_arn(stream_arn("f"))
+        .consumer_name("c")
+        .send()
+        .await
+        .unwrap()
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_string();
+    for i in 0..MAX_POLLS {
+        let d = client
+            .describe_stream_consumer()
+            .consumer_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        if d.consumer_description().unwrap().consumer_status() == &ConsumerStatus::Active {
+            break;
+        }
+        assert!(i + 1 < MAX_POLLS, "consumer never ACTIVE");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let from = StartingPosition::builder()
+        .r#type(ShardIteratorType::TrimHorizon)
+        .build()
+        .unwrap();
+    let subscribe = || {
+        client
+            .subscribe_to_shard()
+            .consumer_arn(&arn)
+            .shard_id(shard_id(0))
+            .starting_position(from.clone())
+            .send()
+    };
+    let mut rx = subscribe().await.unwrap().event_stream;
+    let mut got = 0;
+    while got < 4 {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)))) => {
+                got += e.records().len();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A second subscription within 5 s is SubscribeToShard.RateExceeded.
+    assert!(subscribe().await.is_err());
+
+    let m = scrape(addr).await;
+    let v = |name: &str| value(&m, &stream_series(name, "f"));
+    assert_eq!(
+        v("kinesis_subscribe_to_shard_success_total"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        v("kinesis_subscribe_to_shard_rate_exceeded_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        v("kinesis_subscribe_to_shard_event_records_total"),
+        Some(4.0)
+    );
+    assert_eq!(
+        v("kinesis_subscribe_to_shard_event_bytes_total"),
+        Some(4.0 * 8.0)
+    );
+    assert!(v("kinesis_subscribe_to_shard_event_success_total").unwrap() >= 1.0);
+    assert_eq!(
+        v("kinesis_subscribe_to_shard_event_millis_behind_latest"),
+        Some(0.0)
+    );
+    assert!(
+        m.contains(
+            "kinesis_broker_reader_lag_milliseconds{kind=\"consumer\",name=\"c\",stream=\"f\""
+        ),
+        "{m}"
+    );
+
+    let (_, body) = get(
+        addr,
+        &format!("/_broker/throughput?StreamARN={}", stream_arn("f")),
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        json["Readers"],
+        serde_json::json!([{"Kind": "consumer", "Name": "c", "LagMilliseconds": 0}])
+    );
+}
