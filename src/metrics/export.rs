@@ -482,7 +482,80 @@ fn encode_shard_level(
     Ok(())
 }
 
+/// Event-source mapping counters (`broker::esm::stats`): the JSON member, the Prometheus
+/// name, the help (Lambda's CloudWatch metric where there is one).
+const MAPPING_COUNTERS: [(&str, &str, &str); 8] = [
+    (
+        "Invocations",
+        "kinesis_broker_esm_invocations",
+        "Invocations (Lambda): function invocations by the mapping, retries and split halves included.",
+    ),
+    (
+        "Errors",
+        "kinesis_broker_esm_errors",
+        "Errors (Lambda): invocations that ended in a function error, a timeout or a lost runtime.",
+    ),
+    (
+        "Retries",
+        "kinesis_broker_esm_retries",
+        "Failed batches tried again.",
+    ),
+    (
+        "Bisections",
+        "kinesis_broker_esm_bisections",
+        "Failing batches split in two (BisectBatchOnFunctionError).",
+    ),
+    (
+        "DiscardedBatches",
+        "kinesis_broker_esm_discarded_batches",
+        "Batches given up on by the mapping's retry or age policy.",
+    ),
+    (
+        "DiscardedRecords",
+        "kinesis_broker_esm_discarded_records",
+        "Records given up on by the mapping's retry or age policy.",
+    ),
+    (
+        "DeliveredRecords",
+        "kinesis_broker_esm_delivered_records",
+        "Records delivered successfully.",
+    ),
+    (
+        "FilteredOutRecords",
+        "kinesis_broker_esm_filtered_out_records",
+        "Records matching none of the mapping's filters.",
+    ),
+];
+
 impl BrokerCollector {
+    fn encode_mappings(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        broker: &Arc<Broker>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(all) = broker.mapping_stats(None) else {
+            return Ok(());
+        };
+        let mappings = all["EventSourceMappings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (member, name, help) in MAPPING_COUNTERS {
+            let rows: Vec<(Labels, u64)> = mappings
+                .iter()
+                .map(|m| {
+                    let text = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+                    (
+                        vec![("uuid", text("UUID")), ("function", text("FunctionName"))],
+                        m[member].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            counters(encoder, name, help, &rows)?;
+        }
+        Ok(())
+    }
+
     fn encode_storage(
         &self,
         encoder: &mut DescriptorEncoder,
@@ -539,6 +612,7 @@ impl BrokerCollector {
             "Queue records in the dead-letter queue.",
             &dead,
         )?;
+        self.encode_mappings(encoder, broker)?;
         let mut lag = Vec::new();
         for reader in broker.readers_all(now_ms) {
             if let Some(ms) = reader.lag_ms {

@@ -467,3 +467,76 @@ async fn fan_out_counts_subscriptions_events_and_the_consumer_lag() {
         serde_json::json!([{"Kind": "consumer", "Name": "c", "LagMilliseconds": 0}])
     );
 }
+
+#[tokio::test]
+async fn event_source_mappings_show_their_counters_and_lag() {
+    use crate::esm::{delivered, fake_runtime, free_port, http};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let spec = kinesis_broker::config::FunctionSpec::runtime("fn", runtime);
+    let h = start_server_in(dir.path(), move |c| {
+        c.functions = vec![spec];
+        c.event_source_mapping_delay = Duration::ZERO;
+    })
+    .await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "src", 1).await;
+    client
+        .put_records()
+        .stream_name("src")
+        .set_records(Some(entries(3, 4)))
+        .send()
+        .await
+        .unwrap();
+    let (seen, task) = fake_runtime(runtime, |_, _| true);
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(
+            &serde_json::json!({"FunctionName": "fn", "EventSourceArn": stream_arn("src"),
+            "StartingPosition": "TRIM_HORIZON"}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    let uuid = created.body["UUID"].as_str().unwrap().to_string();
+    let mut m = String::new();
+    for i in 0..MAX_POLLS {
+        m = scrape(addr).await;
+        let series = format!(
+            "kinesis_broker_esm_delivered_records_total{{uuid=\"{uuid}\",function=\"fn\"}}"
+        );
+        if value(&m, &series) == Some(3.0) {
+            break;
+        }
+        assert!(
+            i + 1 < MAX_POLLS,
+            "never delivered: {:?}\n{m}",
+            delivered(&seen.lock().unwrap())
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        value(
+            &m,
+            &format!("kinesis_broker_esm_invocations_total{{uuid=\"{uuid}\"")
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(m.contains(&format!(
+        "kinesis_broker_reader_lag_milliseconds{{kind=\"event-source-mapping\",name=\"{uuid}\",stream=\"src\""
+    )));
+    let (_, body) = get(
+        addr,
+        &format!("/_broker/throughput?StreamARN={}", stream_arn("src")),
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["Readers"][0]["Kind"], "event-source-mapping");
+    assert_eq!(json["Readers"][0]["Name"], uuid.as_str());
+    task.abort();
+    h.shutdown().await.unwrap();
+}
