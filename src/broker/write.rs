@@ -343,3 +343,30 @@ fn is_disk_full(e: &storage::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_disk_full;
+
+    #[test]
+    fn no_space_and_enospc_are_disk_full_other_errors_are_not() {
+        let no_space = storage::Error::NoSpace {
+            path: "s.log".into(),
+            bytes: 64,
+        };
+        let enospc = storage::Error::Io {
+            op: "writing",
+            path: "s.log".into(),
+            source: std::io::Error::from_raw_os_error(28), // ENOSPC
+        };
+        let eio = storage::Error::Io {
+            op: "writing",
+            path: "s.log".into(),
+            source: std::io::Error::from_raw_os_error(5), // EIO
+        };
+        assert!(is_disk_full(&no_space));
+        assert!(is_disk_full(&enospc));
+        assert!(!is_disk_full(&eio));
+        assert!(!is_disk_full(&storage::Error::Sealed));
+    }
+}

@@ -540,3 +540,125 @@ async fn event_source_mappings_show_their_counters_and_lag() {
     task.abort();
     h.shutdown().await.unwrap();
 }
+
+/// A Kinesis JSON 1.1 call the SDK has no method for yet (the queue operations).
+async fn kinesis_call(
+    addr: SocketAddr,
+    operation: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let body = body.to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/kinesis/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await.unwrap();
+        let status = raw[9..12].parse().unwrap();
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    })
+    .await
+    .expect("answer within 10 s")
+}
+
+#[tokio::test]
+async fn queues_show_in_flight_records_and_their_lag() {
+    use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    client
+        .create_stream()
+        .stream_name("od")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, "od").await;
+    let (status, created) = kinesis_call(
+        addr,
+        "CreateQueue",
+        serde_json::json!({"QueueName": "q", "StreamConfigurationList": [{"StreamARN": stream_arn("od"),
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let queue = created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client
+        .put_records()
+        .stream_name("od")
+        .set_records(Some(entries(3, 5)))
+        .send()
+        .await
+        .unwrap();
+    let mut lag_before = None;
+    let mut received = 0;
+    for i in 0..MAX_POLLS {
+        let m = scrape(addr).await;
+        let series =
+            "kinesis_broker_reader_lag_milliseconds{kind=\"queue\",name=\"q\",stream=\"od\"";
+        if lag_before.is_none() {
+            lag_before = value(&m, series);
+        }
+        let (status, got) = kinesis_call(
+            addr,
+            "ReceiveQueueRecords",
+            serde_json::json!({"QueueARN": queue, "WaitTimeSeconds": 1, "MaxRecords": 10}),
+        )
+        .await;
+        if status == 200 {
+            received += got["QueueRecords"].as_array().map_or(0, Vec::len);
+        }
+        if received >= 3 {
+            break;
+        }
+        assert!(i + 1 < MAX_POLLS, "never received: {status} {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(lag_before.is_some(), "a queue is a reader with a lag");
+    let m = scrape(addr).await;
+    let labels = "{queue=\"q\",stream=\"od\",account=\"000000000000\"}";
+    assert_eq!(
+        value(
+            &m,
+            &format!("kinesis_broker_queue_in_flight_records{labels}")
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            &format!("kinesis_broker_queue_dead_letter_records{labels}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "kinesis_broker_reader_lag_milliseconds{kind=\"queue\",name=\"q\",stream=\"od\""
+        ),
+        Some(0.0),
+        "everything handed out: caught up"
+    );
+}
