@@ -1,6 +1,7 @@
 //! EnableEnhancedMonitoring and DisableEnhancedMonitoring: which shard-level metrics a
-//! stream publishes. kinesis-broker publishes no CloudWatch metrics; the setting is stored
-//! and reported exactly as AWS reports it.
+//! stream publishes. The setting is stored and reported exactly as AWS reports it, and
+//! decides which per-shard series `GET /metrics` shows (`metrics::export`): none until a
+//! stream enables one, as CloudWatch has none. Nothing is sent to CloudWatch.
 
 use std::sync::Arc;
 

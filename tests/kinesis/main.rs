@@ -20,6 +20,7 @@ mod esm_functions;
 mod fanout;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod persistence;
 mod queues;
 mod records;

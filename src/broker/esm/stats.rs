@@ -1,8 +1,9 @@
 //! A mapping's delivery counters since the broker started, and how far behind the stream it
 //! is: what Lambda shows operators of a stream mapping in CloudWatch (Invocations, Errors,
 //! IteratorAge, …). Lambda's API has no member for them (`LastProcessingResult` is one
-//! sentence), so they are served at `GET /_broker/event-source-mappings[/{UUID}]` and
-//! belong on the metrics endpoint when it exists. Each count is a relaxed atomic add.
+//! sentence), so they are served at `GET /_broker/event-source-mappings[/{UUID}]` and on
+//! `GET /metrics` (`kinesis_broker_esm_*_total`, by UUID and function; the iterator age as
+//! `kinesis_broker_reader_lag_milliseconds`). Each count is a relaxed atomic add.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
