@@ -17,6 +17,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod protocol;
 

@@ -340,6 +340,9 @@ async fn handle<K: Kinesis + 'static>(
             query: parts.uri.query(),
             headers: &parts.headers,
         };
+        if crate::console::routes(path) {
+            return crate::console::respond(&parts.method, path);
+        }
         if lambda::routes(path)
             && let Some(broker) = app.admin.as_ref().and_then(|a| a.broker())
         {
