@@ -98,22 +98,37 @@
       const code =
         (json && (json.__type || json.Type)) || response.headers.get('x-amzn-errortype') || `HTTP ${response.status}`;
       const message = (json && (json.message || json.Message)) || text || response.statusText;
-      throw new ApiError(String(code).split('#').pop(), message, response.status);
+      const error = new ApiError(String(code).split('#').pop(), message, response.status);
+      error.notJson = json === null;
+      throw error;
     }
     if (json === null) throw new ApiError('BadResponse', 'The broker answered something that is not JSON.');
     return json;
   }
 
-  const kinesis = (operation, input) => {
+  // What the SDKs retry: the broker enforces AWS's rates (GetRecords 5 a second per shard,
+  // DescribeStreamSummary 20 a second per account), which a console page can exceed.
+  const THROTTLED = new Set(['ProvisionedThroughputExceededException', 'LimitExceededException', 'ThrottlingException']);
+  const RETRIES = 5;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function kinesis(operation, input) {
     const body = JSON.stringify(input || {});
-    return signedFetch({
-      method: 'POST',
-      path: '/',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `Kinesis_20131202.${operation}` },
-      body,
-      service: 'kinesis',
-    });
-  };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await signedFetch({
+          method: 'POST',
+          path: '/',
+          headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `Kinesis_20131202.${operation}` },
+          body,
+          service: 'kinesis',
+        });
+      } catch (e) {
+        if (!THROTTLED.has(e.code) || attempt >= RETRIES) throw e;
+        await sleep(100 * 2 ** attempt * (0.5 + Math.random() / 2));
+      }
+    }
+  }
 
   async function eventSourceMappings(streamArn) {
     const mappings = [];
@@ -497,8 +512,8 @@
         if (token !== pageToken) return;
         chartsNote.className = 'error';
         chartsNote.textContent =
-          e.status === 404
-            ? 'This broker does not serve throughput figures (GET /_broker/throughput answered 404).'
+          e.notJson || e.status === 404
+            ? `This broker does not serve throughput figures (GET /_broker/throughput answered ${e.status}).`
             : `Throughput: ${errorText(e)}`;
       }
     };

@@ -15,7 +15,8 @@
   }
 
   // series: [{label, color, points: [[epochSeconds, value], ...] oldest first}].
-  // Records what it drew on the canvas (data-points, data-max) so that what is on screen
+  // Records what it drew on the canvas (data-points, data-max, data-total: the sum of the
+  // values) so that what is on screen
   // can be checked without reading pixels.
   function draw(canvas, series, unit) {
     const ratio = global.devicePixelRatio || 1;
@@ -70,6 +71,7 @@
     ctx.textAlign = 'left';
     ctx.textBaseline = 'middle';
     let drawn = 0;
+    let total = 0;
     for (const s of series) {
       ctx.fillStyle = s.color;
       ctx.fillRect(legendX, 6, 10, 10);
@@ -90,8 +92,10 @@
         ctx.fill();
       }
       drawn += s.points.length;
+      total += s.points.reduce((sum, p) => sum + p[1], 0);
     }
     canvas.dataset.points = String(drawn);
+    canvas.dataset.total = String(total);
     canvas.dataset.max = String(vMax);
   }
 
