@@ -148,7 +148,7 @@ mod tests {
         respond(&Method::GET, path)
     }
 
-    fn header<'a>(reply: &'a Reply, name: header::HeaderName) -> &'a str {
+    fn header(reply: &Reply, name: header::HeaderName) -> &str {
         reply
             .headers
             .get(&name)
