@@ -128,6 +128,9 @@ pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port (tests).
     pub listen: SocketAddr,
+    /// A second listener serving the same endpoints (meant for `/metrics`, `/health` and
+    /// `/ready`), e.g. to keep Prometheus on a port clients do not use. Default none.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the embedded on-disk store. Default `./kinesis-data`.
     pub data_dir: PathBuf,
     /// Default `Flush`: never loses an acknowledged record.
@@ -439,6 +442,7 @@ impl Config {
     pub fn new() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4567)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./kinesis-data"),
             durability: DurabilityMode::PageCache,
             flush_interval: Duration::from_millis(200),
@@ -574,6 +578,11 @@ pub struct Args {
     /// Port to listen on; 0 picks a free one (the start-up log line says which).
     #[arg(long, env = "KINESIS_BROKER_PORT", default_value_t = 4567)]
     pub port: u16,
+
+    /// A second port, on the same host, for Prometheus and probes (/metrics, /health,
+    /// /ready). They are always on the main port too.
+    #[arg(long, env = "KINESIS_BROKER_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 
     /// Directory holding every stream's data; created if missing, reopened on restart.
     #[arg(
@@ -747,6 +756,10 @@ impl Args {
         let listen = resolve(&self.host, self.port)?;
         Ok(Config {
             listen,
+            metrics_listen: self
+                .metrics_port
+                .map(|port| resolve(&self.host, port))
+                .transpose()?,
             data_dir: self.data_dir.clone(),
             durability: self.durability,
             flush_interval: Duration::from_millis(self.flush_interval_ms),

@@ -19,6 +19,7 @@ pub mod broker;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 
 #[cfg(test)]
@@ -82,6 +83,14 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let broker = broker::Broker::open(&config)?;
         if let Err((addr, source)) = broker.serve_functions().await {
             broker.shutdown().await;
@@ -100,9 +109,26 @@ impl Server {
         tokio::spawn(async move {
             stopping.recv().await;
             if let Some(broker) = fanout_broker.upgrade() {
+                broker
+                    .server_metrics()
+                    .set_phase(metrics::Phase::ShuttingDown);
                 broker.fanout().close();
             }
         });
+        if let Some(listener) = metrics_listener {
+            // Same endpoints on a second port: Prometheus and probes can be kept apart
+            // from client traffic without a second kind of server.
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics and probes also on http://{addr}/metrics");
+            }
+            tokio::spawn(http::serve_with_admin(
+                listener,
+                api::Service::new(broker.clone()),
+                Some(admin.clone()),
+                shutdown.clone(),
+            ));
+        }
+        broker.server_metrics().set_phase(metrics::Phase::Serving);
         let serve = tokio::spawn(http::serve_with_admin(
             listener,
             service,

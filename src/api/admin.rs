@@ -13,6 +13,7 @@
 //! | `DELETE /_broker/functions/{name}` | → the `Function` removed; 404 if unknown, 409 while a mapping uses it |
 //! | `GET /_broker/event-source-mappings` | → `{"EventSourceMappings": [MappingStats]}` |
 //! | `GET /_broker/event-source-mappings/{UUID}` | → `MappingStats`; 404 if unknown |
+//! | `GET /_broker/throughput?StreamARN=ARN` | → the stream's throughput history and readers (the console's); 404 `{"message":"Stream not found"}` |
 //!
 //! `FaultConfig` is `{"seed": u64, "global": Rules, "streams": {"name": Rules}}` with
 //! `Rules` = `{"record_failure_rate", "record_failure" ("ProvisionedThroughputExceededException"
@@ -44,6 +45,8 @@ pub const ADMIN_PREFIX: &str = "/_broker/";
 /// The function endpoints, answered asynchronously ([`functions`]): declaring a function
 /// binds its port and removing one waits for its runtime processes to stop.
 pub const FUNCTIONS_PATH: &str = "/_broker/functions";
+/// The console's throughput history of a stream (`?StreamARN=`).
+pub const THROUGHPUT_PATH: &str = "/_broker/throughput";
 /// Event-source mappings' counters and iterator age.
 pub const MAPPING_STATS_PATH: &str = "/_broker/event-source-mappings";
 
@@ -78,6 +81,57 @@ pub async fn functions(
         Err(FunctionAdminError::NotFound(e)) => (404, json!({ "error": e }).to_string()),
         Err(FunctionAdminError::InUse(e)) => (409, json!({ "error": e }).to_string()),
     })
+}
+
+/// Answers `GET /_broker/throughput?StreamARN=<arn>`: the stream's throughput points of
+/// the last 15 minutes and its readers (see `Broker::throughput`), 404
+/// `{"message":"Stream not found"}` for a stream that does not exist, 400 without an ARN.
+pub fn throughput(broker: &Broker, query: Option<&str>) -> (u16, String) {
+    let arn = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "StreamARN")
+            .map(|(_, v)| percent_decode(v))
+    });
+    let Some(arn) = arn else {
+        return (
+            400,
+            json!({"message": "StreamARN query parameter required"}).to_string(),
+        );
+    };
+    match broker.throughput(&arn) {
+        Some(v) => (200, v.to_string()),
+        None => (404, json!({"message": "Stream not found"}).to_string()),
+    }
+}
+
+/// Decodes `%XX` escapes (a browser's `encodeURIComponent` of an ARN escapes `:` and `/`)
+/// and `+`; malformed escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Answers admin requests. The HTTP layer routes `/_broker/...` here.
@@ -181,5 +235,20 @@ impl AdminHandler for BrokerAdmin {
             },
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_of_an_encoded_arn() {
+        assert_eq!(
+            percent_decode("arn%3Aaws%3Akinesis%3Aus-east-1%3A000000000000%3Astream%2Fs"),
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+        );
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 }

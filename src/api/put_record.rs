@@ -23,13 +23,28 @@ pub async fn handle(
         input.stream_arn.as_deref(),
     )?;
     broker.inject(&key.name, false).await?;
+    let started = std::time::Instant::now();
     let stream = broker.stream(&key)?;
+    let mut put_bytes = None;
+    let result = put(broker, &key, &stream, &input, &mut put_bytes).await;
+    stream.metrics.put_record(started.elapsed(), put_bytes);
+    result
+}
+
+/// Validates, writes and answers; `put_bytes` gets the record's size once it is written.
+async fn put(
+    broker: &Arc<Broker>,
+    key: &crate::broker::stream::StreamKey,
+    stream: &Arc<crate::broker::stream::Stream>,
+    input: &PutRecordInput,
+    put_bytes: &mut Option<u64>,
+) -> Result<PutRecordOutput, ApiError> {
     let data = input
         .data
         .as_ref()
         .map(|d| d.as_slice())
         .unwrap_or_default();
-    let limits = RecordLimits::of(&stream);
+    let limits = RecordLimits::of(stream);
     let partition_key = check_record(limits, None, input.partition_key.as_deref(), data)?;
     let hash_key = hash_key(limits, partition_key, input.explicit_hash_key.as_deref())?;
     // AWS's guide ("Producer API behavior with service-managed distribution"): with AUTO
@@ -70,15 +85,16 @@ pub async fn handle(
         data,
     };
     let mut written = broker
-        .put(&stream, std::slice::from_ref(&entry), not_before_ms)
+        .put(stream, std::slice::from_ref(&entry), not_before_ms)
         .await?;
     let written = written
         .pop()
         .ok_or_else(|| api_error!(InternalFailure, "Internal service failure."))??;
+    *put_bytes = Some((data.len() + partition_key.len()) as u64);
     // Reported as GetRecords will report the record: from its arrival time (in its
     // sequence number) against the stream's encryption history.
     let encryption_type = super::encryption::written_encrypted(
-        &stream,
+        stream,
         std::iter::once(written.sequence_number.as_str()),
     );
     Ok(PutRecordOutput {

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use crate::api::common::stream_key;
 use crate::api::generated::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
-use crate::api::{ApiError, RequestContext};
+use crate::api::{ApiError, ErrorCode, RequestContext};
 use crate::api_error;
 use crate::broker::catalog::RecordDistribution;
 use crate::broker::stream::Stream;
 use crate::broker::{Broker, PutEntry, hash};
+use crate::metrics::PutRecordsOutcome;
 
 /// The most a PutRecords request may carry, data plus partition keys: 10 MiB, as AWS
 /// documents for the current service.
@@ -119,8 +120,23 @@ pub async fn handle(
         input.stream_arn.as_deref(),
     )?;
     broker.inject(&key.name, false).await?;
+    let started = std::time::Instant::now();
     let stream = broker.stream(&key)?;
-    let limits = RecordLimits::of(&stream);
+    let mut outcome = PutRecordsOutcome::default();
+    let result = put(broker, &stream, &input, &mut outcome).await;
+    // Once per call, from figures gathered while answering: PutRecords.* and Incoming*.
+    stream.metrics.put_records(started.elapsed(), &outcome);
+    result
+}
+
+/// Validates, writes and answers; `outcome` gets what happened to the records.
+async fn put(
+    broker: &Arc<Broker>,
+    stream: &Arc<Stream>,
+    input: &PutRecordsInput,
+    outcome: &mut PutRecordsOutcome,
+) -> Result<PutRecordsOutput, ApiError> {
+    let limits = RecordLimits::of(stream);
     let records = input.records.as_deref().unwrap_or_default();
     let mut total = 0usize;
     let mut entries = Vec::with_capacity(records.len());
@@ -147,20 +163,31 @@ pub async fn handle(
             "Records size exceeds 10 MB limit"
         ));
     }
-    let results = broker.put(&stream, &entries, 0).await?;
+    let results = broker.put(stream, &entries, 0).await?;
     let mut failed = 0;
+    outcome.total = entries.len() as u64;
     let records: Vec<PutRecordsResultEntry> = results
         .into_iter()
-        .map(|r| match r {
-            Ok(w) => PutRecordsResultEntry {
-                sequence_number: Some(w.sequence_number),
-                shard_id: Some(w.shard_id),
-                error_code: None,
-                error_message: None,
-            },
+        .zip(&entries)
+        .map(|(r, entry)| match r {
+            Ok(w) => {
+                outcome.successful += 1;
+                outcome.successful_bytes += (entry.data.len() + entry.partition_key.len()) as u64;
+                PutRecordsResultEntry {
+                    sequence_number: Some(w.sequence_number),
+                    shard_id: Some(w.shard_id),
+                    error_code: None,
+                    error_message: None,
+                }
+            }
             Err(e) => {
                 failed += 1;
                 let e = ApiError::from(e);
+                if e.code == ErrorCode::ProvisionedThroughputExceededException {
+                    outcome.throttled += 1;
+                } else {
+                    outcome.failed += 1;
+                }
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
@@ -173,7 +200,7 @@ pub async fn handle(
     // Reported as GetRecords will report the records: from their arrival times (in their
     // sequence numbers) against the stream's encryption history.
     let encryption_type = super::encryption::written_encrypted(
-        &stream,
+        stream,
         records.iter().filter_map(|r| r.sequence_number.as_deref()),
     );
     Ok(PutRecordsOutput {

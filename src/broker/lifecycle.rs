@@ -248,6 +248,7 @@ impl Broker {
                     throttle: Default::default(),
                     demand: Default::default(),
                     tail: Default::default(),
+                    metrics: Default::default(),
                 }));
             }
             let mut state = StreamState {

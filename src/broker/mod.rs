@@ -14,6 +14,7 @@ pub mod faults;
 pub mod hash;
 pub mod iterator;
 mod lifecycle;
+pub mod metrics;
 pub mod queue;
 mod read;
 pub mod reshard;
@@ -119,6 +120,8 @@ pub struct Broker {
     esm: esm::Esm,
     /// Queues (issue 18) with their delivery state and journals.
     queues: queue::Queues,
+    /// Readiness, recovery time and the HTTP server's counters (shared with `http`).
+    server_metrics: Arc<crate::metrics::ServerMetrics>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -147,6 +150,7 @@ impl Broker {
 
     /// [`Broker::open`] with a given clock (tests move time forward with it).
     pub fn open_with_clock(config: &Config, clock: Clock) -> Result<Arc<Broker>> {
+        let opening = std::time::Instant::now();
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(data_dir.join(STREAMS_DIR)).map_err(|e| {
             Error::Catalog(format!(
@@ -208,9 +212,12 @@ impl Broker {
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
             queues: queue::Queues::open(&config.data_dir, &secret, durability)?,
+            server_metrics: Default::default(),
         });
         broker.restore(stored)?;
+        broker.server_metrics.set_recovery(opening.elapsed());
         broker.start_retention_sweeper();
+        broker.start_throughput_sampler();
         broker.start_autoscaler(config.on_demand_scale_interval);
         broker.start_mappings();
         for spec in &config.create_streams {
@@ -272,6 +279,7 @@ impl Broker {
                     throttle: Default::default(),
                     demand: Default::default(),
                     tail: Default::default(),
+                    metrics: Default::default(),
                 }));
             }
             let mut state = StreamState {
@@ -498,6 +506,11 @@ impl Broker {
         })
         .await
         .map_err(|e| Error::Catalog(format!("account settings update failed: {e}")))?
+    }
+
+    /// Readiness, recovery time and request counters, shared with the HTTP server.
+    pub fn server_metrics(&self) -> &Arc<crate::metrics::ServerMetrics> {
+        &self.server_metrics
     }
 
     /// The fan-out state: live subscriptions, their shutdown switch.

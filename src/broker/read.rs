@@ -2,6 +2,7 @@
 //! from an iterator up to the trim horizon and the shard's end.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::catalog::StreamStatus;
 use super::iterator::{ITERATOR_TTL_MS, ShardIterator};
@@ -39,6 +40,8 @@ pub struct ReadResult {
     pub child_shards: Vec<Arc<Shard>>,
     /// The stream's settings (records report whether they were written encrypted).
     pub stream_extras: catalog::StreamExtras,
+    /// Bytes of the records read (data and partition keys).
+    pub read_bytes: u64,
 }
 
 impl Broker {
@@ -128,17 +131,23 @@ impl Broker {
         limit: usize,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        let started = std::time::Instant::now();
+        let mut stream = None;
         if let Some(it) = self.iterators.decode(token) {
-            let key = self
-                .registry()
-                .streams
-                .get(&it.stream_uid)
-                .map(|s| s.key.clone());
+            stream = self.registry().streams.get(&it.stream_uid).cloned();
+            let key = stream.as_ref().map(|s| s.key.clone());
             if let Some(key) = key {
                 // An injected read refusal reads like a real one: AWS's message, naming
                 // the shard.
                 match self.inject(&key.name, true).await {
                     Err(Error::Injected(faults::RequestFault::ReadThrottled)) => {
+                        if let Some(stream) = &stream {
+                            stream.metrics.read_throttled.fetch_add(1, Relaxed);
+                            if let Some(shard) = stream.state().shards.get(it.shard_index as usize)
+                            {
+                                shard.metrics.read_throttled.fetch_add(1, Relaxed);
+                            }
+                        }
                         return Err(Error::Throttled {
                             shard_id: stream::shard_id(it.shard_index),
                             name: key.name,
@@ -149,7 +158,15 @@ impl Broker {
                 }
             }
         }
-        self.get_records(token, limit, max_bytes)
+        let result = self.get_records(token, limit, max_bytes);
+        if let Some(stream) = stream {
+            let read = result
+                .as_ref()
+                .ok()
+                .map(|r| (r.batch.len() as u64, r.read_bytes));
+            stream.metrics.get_records(started.elapsed(), read);
+        }
+        result
     }
 
     /// Reads records at an iterator: up to `limit` records and `max_bytes` of data.
@@ -183,6 +200,8 @@ impl Broker {
             .cloned()
             .ok_or(Error::InvalidIterator)?;
         if !shard.throttle.admit_read(self.settings.limits) {
+            shard.metrics.read_throttled.fetch_add(1, Relaxed);
+            stream.metrics.read_throttled.fetch_add(1, Relaxed);
             return Err(Error::Throttled {
                 shard_id: shard.id.clone(),
                 name: stream.key.name.clone(),
@@ -235,8 +254,13 @@ impl Broker {
             };
             (Some(self.iterators.encode(&next)), Vec::new())
         };
+        shard
+            .metrics
+            .outgoing(batch.len() as u64, read_bytes as u64);
+        shard.metrics.iterator_age(millis_behind_latest, now);
         let stream_extras = stream.state().extras.clone();
         Ok(ReadResult {
+            read_bytes: read_bytes as u64,
             stream_extras,
             shard,
             batch,

@@ -238,6 +238,7 @@ impl Broker {
             throttle: Default::default(),
             demand: Default::default(),
             tail: Default::default(),
+            metrics: Default::default(),
         }))
     }
 

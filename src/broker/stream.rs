@@ -92,6 +92,8 @@ pub struct Shard {
     pub demand: super::autoscale::Demand,
     /// Wakes readers waiting at the shard's tail (fan-out sessions) on each append and close.
     pub tail: super::fanout::Tail,
+    /// Shard-level counters (exported when enhanced monitoring enables them).
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 impl std::fmt::Debug for Shard {
@@ -258,6 +260,8 @@ pub struct Stream {
     /// open shard at this count modulo their number. Relaxed, like the rest of the write
     /// path's counters: concurrent writers may interleave, the spread stays even.
     auto_placements: AtomicU64,
+    /// Stream-level counters and the throughput history; gone with the stream.
+    pub metrics: crate::metrics::StreamMetrics,
 }
 
 impl Stream {
@@ -276,6 +280,7 @@ impl Stream {
             created_ms,
             state: RwLock::new(state),
             auto_placements: AtomicU64::new(0),
+            metrics: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::catalog::{RecordDistribution, StreamStatus};
 use super::stream::{Shard, Stream};
@@ -233,9 +234,11 @@ impl Broker {
         shard.demand.add(demand as u64, positions.len() as u64);
         // Injected faults first (decided per record up front), then the shard's limits.
         let mut candidates: Vec<usize> = Vec::with_capacity(positions.len());
+        let mut throttled = 0u64;
         for &p in positions {
             match injected[p] {
                 Some(fault) => {
+                    throttled += u64::from(fault == faults::RecordFault::Throttled);
                     results[p] = Some(Err(match fault {
                         faults::RecordFault::Throttled => Error::Throttled {
                             shard_id: shard.id.clone(),
@@ -262,6 +265,7 @@ impl Broker {
                 if ok {
                     kept.push(p);
                 } else {
+                    throttled += 1;
                     results[p] = Some(Err(Error::Throttled {
                         shard_id: shard.id.clone(),
                         name: stream.key.name.clone(),
@@ -271,15 +275,23 @@ impl Broker {
             }
             kept
         };
+        if throttled > 0 {
+            shard.metrics.write_throttled.fetch_add(throttled, Relaxed);
+            stream.metrics.write_throttled(throttled);
+        }
         if positions.is_empty() {
             return GroupAppend::Failed;
         }
+        let mut bytes = 0u64;
         let records: Vec<storage::Record<'_>> = positions
             .iter()
-            .map(|&p| storage::Record {
-                partition_key: entries[p].partition_key,
-                explicit_hash_key: entries[p].explicit_hash_key,
-                data: entries[p].data,
+            .map(|&p| {
+                bytes += (entries[p].data.len() + entries[p].partition_key.len()) as u64;
+                storage::Record {
+                    partition_key: entries[p].partition_key,
+                    explicit_hash_key: entries[p].explicit_hash_key,
+                    data: entries[p].data,
+                }
             })
             .collect();
         let appended = appender.append(now.max(shard.created_ms), &records);
@@ -288,6 +300,8 @@ impl Broker {
         match appended {
             Ok(appended) => {
                 shard.tail.published(appended.next_offset);
+                shard.metrics.incoming(positions.len() as u64, bytes);
+                self.server_metrics.disk_has_space();
                 for (k, &p) in positions.iter().enumerate() {
                     results[p] = Some(Ok(Written {
                         shard_id: shard.id.clone(),
@@ -302,6 +316,12 @@ impl Broker {
             }
             Err(e) => {
                 tracing::error!(shard = %shard.id, stream = %stream.key.name, error = %e, "append failed");
+                if is_disk_full(&e) {
+                    self.server_metrics.disk_full(format!(
+                        "append to {} of stream {}: {e}",
+                        shard.id, stream.key.name
+                    ));
+                }
                 let msg = e.to_string();
                 for &p in &positions {
                     results[p] = Some(Err(Error::Catalog(msg.clone())));
@@ -309,5 +329,17 @@ impl Broker {
                 GroupAppend::Failed
             }
         }
+    }
+}
+
+/// Whether an append failed for lack of disk space (`GET /ready` then says so).
+fn is_disk_full(e: &storage::Error) -> bool {
+    match e {
+        storage::Error::NoSpace { .. } => true,
+        storage::Error::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ),
+        _ => false,
     }
 }

@@ -118,6 +118,11 @@ impl Reply {
         reply
     }
 
+    /// A text answer (`/metrics`).
+    pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Self {
+        Self::new(status, Some(content_type), body)
+    }
+
     /// A JSON answer of the admin endpoints.
     pub fn json(status: StatusCode, body: String) -> Self {
         Self::new(status, Some("application/json"), body)

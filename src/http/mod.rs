@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod handler;
 pub mod lambda;
+pub mod observe;
 pub mod request_id;
 pub mod shutdown;
 
@@ -104,6 +105,8 @@ struct App<K> {
     /// The `/_broker/` endpoints, when the server has any.
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     ids: RequestIdGenerator,
+    /// Connections, requests by operation and error, readiness.
+    metrics: Arc<crate::metrics::ServerMetrics>,
 }
 
 /// Serves `listener` until `shutdown` fires, then stops accepting, gives in-flight
@@ -119,10 +122,20 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     mut shutdown: Shutdown,
 ) {
+    let metrics = match admin.as_ref().and_then(|a| a.broker()) {
+        Some(broker) => broker.server_metrics().clone(),
+        None => {
+            // A stand-in service: nothing to recover, ready at once.
+            let m = crate::metrics::ServerMetrics::default();
+            m.set_phase(crate::metrics::Phase::Serving);
+            Arc::new(m)
+        }
+    };
     let app = Arc::new(App {
         service,
         admin,
         ids: RequestIdGenerator::new(),
+        metrics,
     });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // A JoinSet rather than mini-redis' mpsc drop-guard: besides waiting for the last
@@ -198,6 +211,7 @@ async fn serve_connection<K: Kinesis + 'static>(
 ) {
     // Responses are written whole; waiting for more bytes to coalesce only adds latency.
     let _ = stream.set_nodelay(true);
+    let _open = crate::metrics::server::ConnectionGuard::new(&app.metrics);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(ActivityIo::new(stream, activity.clone()));
     let activity_for_requests = activity.clone();
@@ -296,6 +310,7 @@ async fn handle<K: Kinesis + 'static>(
             );
             let reply = Reply::error(format, &err);
             log_reply(&parts.method, &reply, &ids, 0);
+            app.metrics.request(operation_label(&parts), reply.error);
             let mut response = handler::finish(reply, cors, &ids);
             if parts.version <= hyper::Version::HTTP_11 {
                 // Answer, close, and drain what the client still sends while closing (a
@@ -331,6 +346,8 @@ async fn handle<K: Kinesis + 'static>(
     // PutRecords.
     let body_len = body.len();
     let method = parts.method.clone();
+    let operation = operation_label(&parts);
+    let metrics = app.metrics.clone();
     let task_ids = ids.clone();
     let task = tokio::spawn(async move {
         let path = parts.uri.path();
@@ -342,6 +359,9 @@ async fn handle<K: Kinesis + 'static>(
         };
         if crate::console::routes(path) {
             return crate::console::respond(&parts.method, path);
+        }
+        if let Some(reply) = observe::respond(&head, app.admin.as_ref(), &app.metrics) {
+            return reply;
         }
         if lambda::routes(path)
             && let Some(broker) = app.admin.as_ref().and_then(|a| a.broker())
@@ -379,7 +399,21 @@ async fn handle<K: Kinesis + 'static>(
         }
     };
     log_reply(&method, &reply, &ids, body_len);
+    metrics.request(operation, reply.error);
     Ok(handler::finish(reply, cors, &ids))
+}
+
+/// The operation a request counts under: its Kinesis operation when `X-Amz-Target` names
+/// one, else the endpoint its path routes to.
+fn operation_label(parts: &hyper::http::request::Parts) -> &'static str {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    match handler::Target::parse(target).operation() {
+        Some(op) => op.as_str(),
+        None => observe::endpoint_label(parts.uri.path()),
+    }
 }
 
 fn log_reply(method: &hyper::Method, reply: &Reply, ids: &RequestIds, body_len: usize) {

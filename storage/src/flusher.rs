@@ -325,6 +325,7 @@ impl FlushShared {
                 let end = s.written_end;
                 let active = s.active.clone();
                 drop(s);
+                let started = std::time::Instant::now();
                 let result = self.flush_once(
                     &sealed,
                     dir_dirty,
@@ -332,6 +333,7 @@ impl FlushShared {
                     end,
                     &mut active_flushed,
                 );
+                FLUSH_LATENCY.observe(started.elapsed());
                 s = self.lock();
                 match result {
                     Ok(()) => s.durable = s.durable.max(target),
@@ -523,5 +525,70 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             return v;
         }
         std::thread::park();
+    }
+}
+
+/// Upper bounds, in seconds, of the flush-round latency buckets: from a page-cache-only
+/// fdatasync (tens of microseconds) to a disk that stalls for seconds.
+pub const FLUSH_LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// Every log's flush rounds (the fsyncs and fdatasync of one round), process-wide: the
+/// broker exports it as its flush latency. Relaxed atomics, one add per round.
+struct FlushHistogram {
+    buckets: [std::sync::atomic::AtomicU64; FLUSH_LATENCY_BUCKETS_S.len() + 1],
+    sum_us: std::sync::atomic::AtomicU64,
+}
+
+static FLUSH_LATENCY: FlushHistogram = FlushHistogram {
+    buckets: [const { std::sync::atomic::AtomicU64::new(0) }; FLUSH_LATENCY_BUCKETS_S.len() + 1],
+    sum_us: std::sync::atomic::AtomicU64::new(0),
+};
+
+impl FlushHistogram {
+    fn observe(&self, elapsed: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = elapsed.as_secs_f64();
+        let i = FLUSH_LATENCY_BUCKETS_S.partition_point(|&upper| upper < secs);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+}
+
+/// The flush rounds' latency so far, for a metrics exporter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlushLatency {
+    /// Sum of the rounds' durations, seconds.
+    pub sum_s: f64,
+    /// Rounds.
+    pub count: u64,
+    /// (upper bound in seconds, rounds at or below it), cumulative, `+Inf` last.
+    pub cumulative: Vec<(f64, u64)>,
+}
+
+/// Reads the process-wide flush latency histogram.
+pub fn flush_latency() -> FlushLatency {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut running = 0;
+    let cumulative = FLUSH_LATENCY
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            running += b.load(Relaxed);
+            (
+                FLUSH_LATENCY_BUCKETS_S
+                    .get(i)
+                    .copied()
+                    .unwrap_or(f64::INFINITY),
+                running,
+            )
+        })
+        .collect();
+    FlushLatency {
+        sum_s: FLUSH_LATENCY.sum_us.load(Relaxed) as f64 / 1e6,
+        count: running,
+        cumulative,
     }
 }

@@ -46,7 +46,7 @@ mod recovery;
 mod segment;
 
 pub use error::{Error, Result};
-pub use flusher::{WaitDurable, block_on};
+pub use flusher::{FlushLatency, WaitDurable, block_on, flush_latency};
 pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};
 pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;

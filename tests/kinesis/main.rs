@@ -19,6 +19,7 @@ mod esm_functions;
 mod fanout;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod persistence;
 mod queues;
 mod records;

@@ -310,11 +310,9 @@ impl Broker {
             target.stream.uid,
             target.shard.index,
         );
-        let taken_over = self
-            .fanout
-            .sessions
-            .claim(key, now, window)
-            .ok_or(SessionError::InUse)?;
+        let claimed = self.fanout.sessions.claim(key, now, window);
+        target.stream.metrics.subscribe(claimed.is_some());
+        let taken_over = claimed.ok_or(SessionError::InUse)?;
         let start = Instant::now();
         let limits = self.settings.limits;
         target.shard.tail.shared.reader_started();
@@ -395,6 +393,7 @@ impl Subscription {
             match self.read_now() {
                 Err(e) => return self.fail(e.into()),
                 Ok(Some(delivery)) => {
+                    self.count_event(&delivery);
                     self.sent_first = true;
                     self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
                     return Some(Ok(delivery));
@@ -419,11 +418,29 @@ impl Subscription {
                 _ = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= self.next_heartbeat && Instant::now() < self.ends_at {
                         self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
-                        return Some(Ok(Arc::new(self.empty_event())));
+                        let event = Arc::new(self.empty_event());
+                        self.count_event(&event);
+                        return Some(Ok(event));
                     }
                 }
             }
         }
+    }
+
+    /// Counts an event for SubscribeToShardEvent.* and the consumer's lag.
+    fn count_event(&self, delivery: &Delivery) {
+        let records = delivery.next.saturating_sub(delivery.from);
+        let bytes = delivery.bytes as u64;
+        let shard = &self.target.shard;
+        shard.metrics.outgoing(records, bytes);
+        self.target.stream.metrics.event(
+            &self.target.consumer_arn,
+            shard.index,
+            records,
+            bytes,
+            delivery.millis_behind_latest,
+            self.broker.clock.now_ms(),
+        );
     }
 
     fn fail(&mut self, e: SessionError) -> Option<Result<Arc<Delivery>, SessionError>> {

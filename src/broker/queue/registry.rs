@@ -66,6 +66,19 @@ impl Queue {
         self.lock_state().delivery.len()
     }
 
+    /// The records it tracks, for the metrics: (in flight or waiting to be received
+    /// again, dead letters).
+    pub fn delivery_counts(&self) -> (u64, u64) {
+        let state = self.lock_state();
+        let dead = state.delivery.entries().filter(|(_, e)| e.dead).count() as u64;
+        (state.delivery.len() as u64 - dead, dead)
+    }
+
+    /// The next offset to hand out for the first time, per shard that has started.
+    pub fn frontier(&self) -> BTreeMap<u32, u64> {
+        self.lock_state().delivery.frontier.clone()
+    }
+
     /// Changes the settings with `change` and journals them; undone when the journal
     /// cannot be written. Blocking.
     fn change_meta(&self, change: impl FnOnce(&mut QueueMeta)) -> Result<QueueMeta> {
@@ -174,7 +187,17 @@ impl Queues {
             .count()
     }
 
-    /// The queue with this ARN, in any status.
+    /// Every queue, in any status.
+    pub fn all(&self) -> Vec<Arc<Queue>> {
+        self.by_arn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The queue with this ARN.
     pub fn get(&self, arn: &str) -> Option<Arc<Queue>> {
         self.map().get(arn).cloned()
     }

@@ -505,14 +505,16 @@
             chart.unit,
           );
         }
-        chartsNote.textContent = `Every ${interval} s over the last ${Math.round((points.length * interval) / 60)} min; refreshed every ${POLL_MS / 1000} s.`;
+        const span = points.length * interval;
+        const spanText = span < 120 ? `${span} s` : `${Math.round(span / 60)} min`;
+        chartsNote.textContent = `${points.length} points, one every ${interval} s (the last ${spanText}); refreshed every ${POLL_MS / 1000} s.`;
         chartsNote.className = 'muted';
         drawReaders();
       } catch (e) {
         if (token !== pageToken) return;
         chartsNote.className = 'error';
         chartsNote.textContent =
-          e.notJson || e.status === 404
+          e.notJson
             ? `This broker does not serve throughput figures (GET /_broker/throughput answered ${e.status}).`
             : `Throughput: ${errorText(e)}`;
       }

@@ -1,0 +1,549 @@
+//! `GET /metrics`: a `prometheus-client` collector that reads the broker's counters at
+//! scrape time. Stream-level metrics carry CloudWatch's Kinesis metric names in their HELP
+//! text; shard-level ones appear only for the metrics a stream enabled with
+//! EnableEnhancedMonitoring, as CloudWatch publishes them only then.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::histogram::HistogramSnapshot;
+use super::server::ServerMetrics;
+use super::stream::StreamMetrics;
+use crate::broker::Broker;
+use crate::broker::stream::{Shard, Stream};
+
+/// The `Content-Type` of the Prometheus text format.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Renders every metric of `broker` and `server` in the Prometheus text format.
+pub fn render(broker: &Arc<Broker>, server: &Arc<ServerMetrics>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(BrokerCollector {
+        broker: Arc::downgrade(broker),
+        server: server.clone(),
+    }));
+    let mut out = String::new();
+    // Writing to a String cannot fail; an encoder error would be a bug in a name.
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding /metrics failed");
+    }
+    out
+}
+
+#[derive(Debug)]
+struct BrokerCollector {
+    broker: Weak<Broker>,
+    server: Arc<ServerMetrics>,
+}
+
+/// A shard-level metric: its CloudWatch name (as EnableEnhancedMonitoring names it), the
+/// Prometheus name, help, and how to read it.
+struct ShardMetric {
+    cloudwatch: &'static str,
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    read: fn(&Shard, i64) -> Option<u64>,
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+const SHARD_METRICS: [ShardMetric; 7] = [
+    ShardMetric {
+        cloudwatch: "IncomingBytes",
+        name: "kinesis_shard_incoming_bytes",
+        help: "IncomingBytes (shard-level): bytes successfully put to the shard.",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.incoming_bytes)),
+    },
+    ShardMetric {
+        cloudwatch: "IncomingRecords",
+        name: "kinesis_shard_incoming_records",
+        help: "IncomingRecords (shard-level): records successfully put to the shard.",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.incoming_records)),
+    },
+    ShardMetric {
+        cloudwatch: "OutgoingBytes",
+        name: "kinesis_shard_outgoing_bytes",
+        help: "OutgoingBytes (shard-level): bytes retrieved from the shard (GetRecords and SubscribeToShard).",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.outgoing_bytes)),
+    },
+    ShardMetric {
+        cloudwatch: "OutgoingRecords",
+        name: "kinesis_shard_outgoing_records",
+        help: "OutgoingRecords (shard-level): records retrieved from the shard.",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.outgoing_records)),
+    },
+    ShardMetric {
+        cloudwatch: "WriteProvisionedThroughputExceeded",
+        name: "kinesis_shard_write_provisioned_throughput_exceeded",
+        help: "WriteProvisionedThroughputExceeded (shard-level): records rejected due to throttling for the shard.",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.write_throttled)),
+    },
+    ShardMetric {
+        cloudwatch: "ReadProvisionedThroughputExceeded",
+        name: "kinesis_shard_read_provisioned_throughput_exceeded",
+        help: "ReadProvisionedThroughputExceeded (shard-level): GetRecords calls throttled for the shard.",
+        kind: MetricType::Counter,
+        read: |s, _| Some(load(&s.metrics.read_throttled)),
+    },
+    ShardMetric {
+        cloudwatch: "IteratorAgeMilliseconds",
+        name: "kinesis_shard_iterator_age_milliseconds",
+        help: "IteratorAgeMilliseconds (shard-level): age of the last record returned by the shard's last GetRecords call in the last minute (0: caught up).",
+        kind: MetricType::Gauge,
+        read: |s, now| s.metrics.current_iterator_age(now).map(|a| a as u64),
+    },
+];
+
+/// A stream-level counter: Prometheus name (without `_total`), help with the CloudWatch
+/// name, reader.
+type StreamCounter = (&'static str, &'static str, fn(&StreamMetrics) -> u64);
+
+const STREAM_COUNTERS: [StreamCounter; 19] = [
+    (
+        "kinesis_incoming_bytes",
+        "IncomingBytes: bytes successfully put to the stream (PutRecord and PutRecords).",
+        |m| load(&m.incoming_bytes),
+    ),
+    (
+        "kinesis_incoming_records",
+        "IncomingRecords: records successfully put to the stream (PutRecord and PutRecords).",
+        |m| load(&m.incoming_records),
+    ),
+    (
+        "kinesis_put_record_bytes",
+        "PutRecord.Bytes: bytes put to the stream with PutRecord.",
+        |m| load(&m.put_record_bytes),
+    ),
+    (
+        "kinesis_put_record_success",
+        "PutRecord.Success: successful PutRecord operations (kinesis_put_record_latency_seconds_count counts them all).",
+        |m| load(&m.put_record_success),
+    ),
+    (
+        "kinesis_put_records_bytes",
+        "PutRecords.Bytes: bytes put to the stream with PutRecords.",
+        |m| load(&m.put_records_bytes),
+    ),
+    (
+        "kinesis_put_records_success",
+        "PutRecords.Success: PutRecords operations in which at least one record succeeded.",
+        |m| load(&m.put_records_success),
+    ),
+    (
+        "kinesis_put_records_total_records",
+        "PutRecords.TotalRecords: records sent in PutRecords operations.",
+        |m| load(&m.put_records_total_records),
+    ),
+    (
+        "kinesis_put_records_successful_records",
+        "PutRecords.SuccessfulRecords: records put successfully by PutRecords operations.",
+        |m| load(&m.put_records_successful_records),
+    ),
+    (
+        "kinesis_put_records_failed_records",
+        "PutRecords.FailedRecords: records rejected by PutRecords operations because of internal failures.",
+        |m| load(&m.put_records_failed_records),
+    ),
+    (
+        "kinesis_put_records_throttled_records",
+        "PutRecords.ThrottledRecords: records rejected by PutRecords operations because of throttling.",
+        |m| load(&m.put_records_throttled_records),
+    ),
+    (
+        "kinesis_get_records_bytes",
+        "GetRecords.Bytes: bytes retrieved from the stream by GetRecords.",
+        |m| load(&m.get_records_bytes),
+    ),
+    (
+        "kinesis_get_records_records",
+        "GetRecords.Records: records retrieved from the stream by GetRecords.",
+        |m| load(&m.get_records_records),
+    ),
+    (
+        "kinesis_get_records_success",
+        "GetRecords.Success: successful GetRecords operations (kinesis_get_records_latency_seconds_count counts them all).",
+        |m| load(&m.get_records_success),
+    ),
+    (
+        "kinesis_read_provisioned_throughput_exceeded",
+        "ReadProvisionedThroughputExceeded: GetRecords calls throttled for the stream.",
+        |m| load(&m.read_throttled),
+    ),
+    (
+        "kinesis_write_provisioned_throughput_exceeded",
+        "WriteProvisionedThroughputExceeded: records rejected due to throttling for the stream (PutRecord and PutRecords).",
+        |m| load(&m.write_throttled),
+    ),
+    (
+        "kinesis_subscribe_to_shard_success",
+        "SubscribeToShard.Success: SubscribeToShard subscriptions successfully established.",
+        |m| load(&m.subscribe_success),
+    ),
+    (
+        "kinesis_subscribe_to_shard_rate_exceeded",
+        "SubscribeToShard.RateExceeded: subscription attempts refused because the consumer already had an active subscription to the shard (or one less than 5 seconds ago).",
+        |m| load(&m.subscribe_rate_exceeded),
+    ),
+    (
+        "kinesis_subscribe_to_shard_event_success",
+        "SubscribeToShardEvent.Success: events published successfully to subscriptions.",
+        |m| load(&m.event_success),
+    ),
+    (
+        "kinesis_subscribe_to_shard_event_records",
+        "SubscribeToShardEvent.Records: records delivered in SubscribeToShard events.",
+        |m| load(&m.event_records),
+    ),
+];
+
+type StreamHistogram = (
+    &'static str,
+    &'static str,
+    fn(&StreamMetrics) -> HistogramSnapshot,
+);
+
+const STREAM_HISTOGRAMS: [StreamHistogram; 3] = [
+    (
+        "kinesis_put_record_latency_seconds",
+        "PutRecord.Latency: time taken per PutRecord operation.",
+        |m| m.put_record_latency.snapshot(),
+    ),
+    (
+        "kinesis_put_records_latency_seconds",
+        "PutRecords.Latency: time taken per PutRecords operation.",
+        |m| m.put_records_latency.snapshot(),
+    ),
+    (
+        "kinesis_get_records_latency_seconds",
+        "GetRecords.Latency: time taken per GetRecords operation.",
+        |m| m.get_records_latency.snapshot(),
+    ),
+];
+
+fn stream_labels(stream: &Stream) -> Labels {
+    vec![
+        ("stream", stream.key.name.clone()),
+        ("account", stream.key.account.clone()),
+        ("region", stream.key.region.clone()),
+    ]
+}
+
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn float_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(metric)
+}
+
+fn histograms(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, HistogramSnapshot)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        metric
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_s, h.count, &h.cumulative, None)?;
+    }
+    Ok(())
+}
+
+impl Collector for BrokerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_server(&mut encoder)?;
+        let Some(broker) = self.broker.upgrade() else {
+            return Ok(());
+        };
+        let now_ms = broker.clock().now_ms();
+        let streams = broker.streams();
+        let labelled: Vec<(Labels, &Arc<Stream>)> =
+            streams.iter().map(|s| (stream_labels(s), s)).collect();
+
+        for (name, help, read) in STREAM_COUNTERS {
+            let rows: Vec<(Labels, u64)> = labelled
+                .iter()
+                .map(|(l, s)| (l.clone(), read(&s.metrics)))
+                .collect();
+            counters(&mut encoder, name, help, &rows)?;
+        }
+        for (name, help, read) in STREAM_HISTOGRAMS {
+            let rows: Vec<_> = labelled
+                .iter()
+                .map(|(l, s)| (l.clone(), read(&s.metrics)))
+                .collect();
+            histograms(&mut encoder, name, help, &rows)?;
+        }
+        let bytes: Vec<(Labels, u64)> = labelled
+            .iter()
+            .map(|(l, s)| (l.clone(), load(&s.metrics.event_bytes)))
+            .collect();
+        counters(
+            &mut encoder,
+            "kinesis_subscribe_to_shard_event_bytes",
+            "SubscribeToShardEvent.Bytes: bytes delivered in SubscribeToShard events.",
+            &bytes,
+        )?;
+        // Worst current readers: a gauge, absent for a stream nobody reads.
+        let mut iterator_age = Vec::new();
+        let mut behind = Vec::new();
+        for (labels, stream) in &labelled {
+            let shards = stream.state().shards.clone();
+            if let Some(age) = shards
+                .iter()
+                .filter_map(|s| s.metrics.current_iterator_age(now_ms))
+                .max()
+            {
+                iterator_age.push((labels.clone(), age));
+            }
+            if let Some(lag) = stream.metrics.worst_consumer_lag(now_ms) {
+                behind.push((labels.clone(), lag));
+            }
+        }
+        gauges(
+            &mut encoder,
+            "kinesis_get_records_iterator_age_milliseconds",
+            "GetRecords.IteratorAgeMilliseconds: age of the last record returned by GetRecords, worst shard read in the last minute (0: caught up).",
+            &iterator_age,
+        )?;
+        gauges(
+            &mut encoder,
+            "kinesis_subscribe_to_shard_event_millis_behind_latest",
+            "SubscribeToShardEvent.MillisBehindLatest: worst MillisBehindLatest of the fan-out consumers' events in the last minute.",
+            &behind,
+        )?;
+
+        self.encode_shard_level(&mut encoder, &labelled, now_ms)?;
+        self.encode_storage(&mut encoder, &broker, &labelled)?;
+        self.encode_consumers(&mut encoder, &broker, now_ms)?;
+        Ok(())
+    }
+}
+
+impl BrokerCollector {
+    fn encode_server(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauges(
+            encoder,
+            "kinesis_broker_open_connections",
+            "Client connections open now.",
+            &[(
+                Vec::new(),
+                self.server.open_connections.load(Ordering::Relaxed),
+            )],
+        )?;
+        let rows: Vec<(Labels, u64)> = self
+            .server
+            .requests()
+            .into_iter()
+            .map(|(op, err, n)| {
+                let err = if err.is_empty() { "none" } else { err };
+                (
+                    vec![("operation", op.to_string()), ("error", err.to_string())],
+                    n,
+                )
+            })
+            .collect();
+        counters(
+            encoder,
+            "kinesis_broker_requests",
+            "Requests answered, by operation (the X-Amz-Target operation, or the endpoint) and error type (none: success).",
+            &rows,
+        )?;
+        if let Some(secs) = self.server.recovery_seconds() {
+            float_gauge(
+                encoder,
+                "kinesis_broker_recovery_seconds",
+                "Time the broker took at start-up to open its data directory and recover every log.",
+                secs,
+            )?;
+        }
+        let ready = i64::from(self.server.readiness().is_ok());
+        gauges(
+            encoder,
+            "kinesis_broker_ready",
+            "1 when GET /ready answers 200 (storage recovered, writes accepted), else 0.",
+            &[(Vec::new(), ready)],
+        )?;
+        let flush = storage::flush_latency();
+        let snapshot = HistogramSnapshot {
+            sum_s: flush.sum_s,
+            count: flush.count,
+            cumulative: flush.cumulative,
+        };
+        histograms(
+            encoder,
+            "kinesis_broker_flush_latency_seconds",
+            "Time of each fdatasync/fsync round of the shard logs' flusher.",
+            &[(Vec::new(), snapshot)],
+        )
+    }
+
+    fn encode_shard_level(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        labelled: &[(Labels, &Arc<Stream>)],
+        now_ms: i64,
+    ) -> Result<(), std::fmt::Error> {
+        // Only streams with enhanced monitoring on pay for per-shard series.
+        let enabled: Vec<(&Labels, Vec<String>, Vec<Arc<Shard>>)> = labelled
+            .iter()
+            .filter_map(|(labels, stream)| {
+                let st = stream.state();
+                let on = st.extras.shard_level_metrics.clone();
+                (!on.is_empty()).then(|| (labels, on, st.listed_shards(now_ms).cloned().collect()))
+            })
+            .collect();
+        for metric in &SHARD_METRICS {
+            let mut counter_rows = Vec::new();
+            let mut gauge_rows = Vec::new();
+            for (labels, on, shards) in &enabled {
+                if !on.iter().any(|m| m == metric.cloudwatch) {
+                    continue;
+                }
+                for shard in shards {
+                    let Some(value) = (metric.read)(shard, now_ms) else {
+                        continue;
+                    };
+                    let mut l = (*labels).clone();
+                    l.push(("shard", shard.id.clone()));
+                    match metric.kind {
+                        MetricType::Gauge => gauge_rows.push((l, value as i64)),
+                        _ => counter_rows.push((l, value)),
+                    }
+                }
+            }
+            if !counter_rows.is_empty() {
+                counters(encoder, metric.name, metric.help, &counter_rows)?;
+            }
+            if !gauge_rows.is_empty() {
+                gauges(encoder, metric.name, metric.help, &gauge_rows)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_storage(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        broker: &Arc<Broker>,
+        labelled: &[(Labels, &Arc<Stream>)],
+    ) -> Result<(), std::fmt::Error> {
+        let mut bytes = Vec::new();
+        let mut segments = Vec::new();
+        for (labels, stream) in labelled {
+            let usage = broker.disk_usage(stream);
+            bytes.push((labels.clone(), usage.bytes as i64));
+            segments.push((labels.clone(), usage.segments as i64));
+        }
+        gauges(
+            encoder,
+            "kinesis_broker_stream_disk_bytes",
+            "Bytes of the stream's segment and index files on disk.",
+            &bytes,
+        )?;
+        gauges(
+            encoder,
+            "kinesis_broker_stream_segments",
+            "Segment files of the stream on disk.",
+            &segments,
+        )
+    }
+
+    fn encode_consumers(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        broker: &Arc<Broker>,
+        now_ms: i64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut in_flight = Vec::new();
+        let mut dead = Vec::new();
+        for q in broker.queue_gauges() {
+            let labels = vec![
+                ("queue", q.name),
+                ("stream", q.stream),
+                ("account", q.account),
+            ];
+            in_flight.push((labels.clone(), q.in_flight as i64));
+            dead.push((labels, q.dead_letters as i64));
+        }
+        gauges(
+            encoder,
+            "kinesis_broker_queue_in_flight_records",
+            "Queue records received and not yet acknowledged (or waiting to be received again).",
+            &in_flight,
+        )?;
+        gauges(
+            encoder,
+            "kinesis_broker_queue_dead_letter_records",
+            "Queue records in the dead-letter queue.",
+            &dead,
+        )?;
+        let mut lag = Vec::new();
+        for reader in broker.readers_all(now_ms) {
+            if let Some(ms) = reader.lag_ms {
+                lag.push((
+                    vec![
+                        ("kind", reader.kind.to_string()),
+                        ("name", reader.name),
+                        ("stream", reader.stream),
+                        ("account", reader.account),
+                    ],
+                    ms,
+                ));
+            }
+        }
+        gauges(
+            encoder,
+            "kinesis_broker_reader_lag_milliseconds",
+            "How far behind its stream each reader is: fan-out consumers (MillisBehindLatest), event-source mappings (IteratorAge), queues (age of the oldest record not yet handed out).",
+            &lag,
+        )
+    }
+}
