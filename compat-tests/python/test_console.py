@@ -407,6 +407,13 @@ def test_record_browser_decodes_pages_and_keeps_hostile_data_inert(browser, data
     assert [r["seq"] for r in rows][:4] == sequences[2:]
     rows = read_page(browser, "AFTER_SEQUENCE_NUMBER", sequence=sequences[2])
     assert [r["seq"] for r in rows][:3] == sequences[3:]
+    js(browser, "document.getElementById('rb-results').replaceChildren();")
+    from selenium.webdriver.support.ui import Select
+
+    Select(css(browser, "#rb-position")[0]).select_by_value("LATEST")
+    css(browser, "#rb-read")[0].click()
+    read_page_empty = wait_for(browser, lambda d: css(d, "#rb-results p")[0].text, "an empty page at LATEST")
+    assert read_page_empty == "No records (at the tip of the shard).", read_page_empty
     local = data["before"].astimezone().strftime("%Y-%m-%dT%H:%M:%S")
     rows = read_page(browser, "AT_TIMESTAMP", when=local)
     assert [r["seq"] for r in rows][: len(sequences)] == sequences

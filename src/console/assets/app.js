@@ -152,6 +152,28 @@
   const throughput = (streamArn) =>
     signedFetch({ method: 'GET', path: '/_broker/throughput', query: [['StreamARN', streamArn]], service: 'kinesis' });
 
+  // A wrapper that runs at most `n` of the tasks given to it at once.
+  function limited(n) {
+    let running = 0;
+    const waiting = [];
+    const next = () => {
+      if (running >= n || !waiting.length) return;
+      running += 1;
+      const { task, resolve, reject } = waiting.shift();
+      task()
+        .then(resolve, reject)
+        .finally(() => {
+          running -= 1;
+          next();
+        });
+    };
+    return (task) =>
+      new Promise((resolve, reject) => {
+        waiting.push({ task, resolve, reject });
+        next();
+      });
+  }
+
   // Follows NextToken through every page; `first` is the first request, `key` the list.
   async function allPages(operation, first, key, next) {
     const items = [];
@@ -278,6 +300,9 @@
       status.textContent = 'No streams in this account and region.';
       return;
     }
+    // DescribeStreamSummary is limited to 20 calls a second per account on AWS: a few at a
+    // time, retried when throttled, rather than one per stream at once.
+    const describe = limited(4);
     const rows = summaries.map((s) => {
       const cells = {
         status: el('td', {}, el('span', { className: `status ${s.StreamStatus}` }, s.StreamStatus)),
@@ -286,7 +311,7 @@
         retention: el('td', { className: 'num' }, '…'),
         encryption: el('td', {}, '…'),
       };
-      kinesis('DescribeStreamSummary', { StreamARN: s.StreamARN })
+      describe(() => kinesis('DescribeStreamSummary', { StreamARN: s.StreamARN }))
         .then(({ StreamDescriptionSummary: d }) => {
           cells.status.firstChild.textContent = d.StreamStatus;
           cells.status.firstChild.className = `status ${d.StreamStatus}`;
