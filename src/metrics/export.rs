@@ -24,6 +24,9 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A stream with enhanced monitoring on: its labels, the metrics enabled, its shards.
+type Enabled<'a> = (&'a Labels, Vec<String>, Vec<Arc<Shard>>);
+
 /// Renders every metric of `broker` and `server` in the Prometheus text format.
 pub fn render(broker: &Arc<Broker>, server: &Arc<ServerMetrics>) -> String {
     let mut registry = Registry::default();
@@ -304,67 +307,76 @@ impl Collector for BrokerCollector {
         };
         let now_ms = broker.clock().now_ms();
         let streams = broker.streams();
+        encode_streams(&mut encoder, &streams, now_ms)?;
         let labelled: Vec<(Labels, &Arc<Stream>)> =
             streams.iter().map(|s| (stream_labels(s), s)).collect();
-
-        for (name, help, read) in STREAM_COUNTERS {
-            let rows: Vec<(Labels, u64)> = labelled
-                .iter()
-                .map(|(l, s)| (l.clone(), read(&s.metrics)))
-                .collect();
-            counters(&mut encoder, name, help, &rows)?;
-        }
-        for (name, help, read) in STREAM_HISTOGRAMS {
-            let rows: Vec<_> = labelled
-                .iter()
-                .map(|(l, s)| (l.clone(), read(&s.metrics)))
-                .collect();
-            histograms(&mut encoder, name, help, &rows)?;
-        }
-        let bytes: Vec<(Labels, u64)> = labelled
-            .iter()
-            .map(|(l, s)| (l.clone(), load(&s.metrics.event_bytes)))
-            .collect();
-        counters(
-            &mut encoder,
-            "kinesis_subscribe_to_shard_event_bytes",
-            "SubscribeToShardEvent.Bytes: bytes delivered in SubscribeToShard events.",
-            &bytes,
-        )?;
-        // Worst current readers: a gauge, absent for a stream nobody reads.
-        let mut iterator_age = Vec::new();
-        let mut behind = Vec::new();
-        for (labels, stream) in &labelled {
-            let shards = stream.state().shards.clone();
-            if let Some(age) = shards
-                .iter()
-                .filter_map(|s| s.metrics.current_iterator_age(now_ms))
-                .max()
-            {
-                iterator_age.push((labels.clone(), age));
-            }
-            if let Some(lag) = stream.metrics.worst_consumer_lag(now_ms) {
-                behind.push((labels.clone(), lag));
-            }
-        }
-        gauges(
-            &mut encoder,
-            "kinesis_get_records_iterator_age_milliseconds",
-            "GetRecords.IteratorAgeMilliseconds: age of the last record returned by GetRecords, worst shard read in the last minute (0: caught up).",
-            &iterator_age,
-        )?;
-        gauges(
-            &mut encoder,
-            "kinesis_subscribe_to_shard_event_millis_behind_latest",
-            "SubscribeToShardEvent.MillisBehindLatest: worst MillisBehindLatest of the fan-out consumers' events in the last minute.",
-            &behind,
-        )?;
-
-        self.encode_shard_level(&mut encoder, &labelled, now_ms)?;
         self.encode_storage(&mut encoder, &broker, &labelled)?;
         self.encode_consumers(&mut encoder, &broker, now_ms)?;
         Ok(())
     }
+}
+
+/// The stream-level metrics of `streams`, and the shard-level ones they enabled.
+fn encode_streams(
+    encoder: &mut DescriptorEncoder,
+    streams: &[Arc<Stream>],
+    now_ms: i64,
+) -> Result<(), std::fmt::Error> {
+    let labelled: Vec<(Labels, &Arc<Stream>)> =
+        streams.iter().map(|s| (stream_labels(s), s)).collect();
+    for (name, help, read) in STREAM_COUNTERS {
+        let rows: Vec<(Labels, u64)> = labelled
+            .iter()
+            .map(|(l, s)| (l.clone(), read(&s.metrics)))
+            .collect();
+        counters(encoder, name, help, &rows)?;
+    }
+    for (name, help, read) in STREAM_HISTOGRAMS {
+        let rows: Vec<_> = labelled
+            .iter()
+            .map(|(l, s)| (l.clone(), read(&s.metrics)))
+            .collect();
+        histograms(encoder, name, help, &rows)?;
+    }
+    let bytes: Vec<(Labels, u64)> = labelled
+        .iter()
+        .map(|(l, s)| (l.clone(), load(&s.metrics.event_bytes)))
+        .collect();
+    counters(
+        encoder,
+        "kinesis_subscribe_to_shard_event_bytes",
+        "SubscribeToShardEvent.Bytes: bytes delivered in SubscribeToShard events.",
+        &bytes,
+    )?;
+    // Worst current readers: a gauge, absent for a stream nobody reads.
+    let mut iterator_age = Vec::new();
+    let mut behind = Vec::new();
+    for (labels, stream) in &labelled {
+        let shards = stream.state().shards.clone();
+        if let Some(age) = shards
+            .iter()
+            .filter_map(|s| s.metrics.current_iterator_age(now_ms))
+            .max()
+        {
+            iterator_age.push((labels.clone(), age));
+        }
+        if let Some(lag) = stream.metrics.worst_consumer_lag(now_ms) {
+            behind.push((labels.clone(), lag));
+        }
+    }
+    gauges(
+        encoder,
+        "kinesis_get_records_iterator_age_milliseconds",
+        "GetRecords.IteratorAgeMilliseconds: age of the last record returned by GetRecords, worst shard read in the last minute (0: caught up).",
+        &iterator_age,
+    )?;
+    gauges(
+        encoder,
+        "kinesis_subscribe_to_shard_event_millis_behind_latest",
+        "SubscribeToShardEvent.MillisBehindLatest: worst MillisBehindLatest of the fan-out consumers' events in the last minute.",
+        &behind,
+    )?;
+    encode_shard_level(encoder, &labelled, now_ms)
 }
 
 impl BrokerCollector {
@@ -424,51 +436,53 @@ impl BrokerCollector {
             &[(Vec::new(), snapshot)],
         )
     }
+}
 
-    fn encode_shard_level(
-        &self,
-        encoder: &mut DescriptorEncoder,
-        labelled: &[(Labels, &Arc<Stream>)],
-        now_ms: i64,
-    ) -> Result<(), std::fmt::Error> {
-        // Only streams with enhanced monitoring on pay for per-shard series.
-        let enabled: Vec<(&Labels, Vec<String>, Vec<Arc<Shard>>)> = labelled
-            .iter()
-            .filter_map(|(labels, stream)| {
-                let st = stream.state();
-                let on = st.extras.shard_level_metrics.clone();
-                (!on.is_empty()).then(|| (labels, on, st.listed_shards(now_ms).cloned().collect()))
-            })
-            .collect();
-        for metric in &SHARD_METRICS {
-            let mut counter_rows = Vec::new();
-            let mut gauge_rows = Vec::new();
-            for (labels, on, shards) in &enabled {
-                if !on.iter().any(|m| m == metric.cloudwatch) {
+/// Shard-level series, only for the metrics each stream enabled.
+fn encode_shard_level(
+    encoder: &mut DescriptorEncoder,
+    labelled: &[(Labels, &Arc<Stream>)],
+    now_ms: i64,
+) -> Result<(), std::fmt::Error> {
+    // Only streams with enhanced monitoring on pay for per-shard series.
+    let enabled: Vec<Enabled<'_>> = labelled
+        .iter()
+        .filter_map(|(labels, stream)| {
+            let st = stream.state();
+            let on = st.extras.shard_level_metrics.clone();
+            (!on.is_empty()).then(|| (labels, on, st.listed_shards(now_ms).cloned().collect()))
+        })
+        .collect();
+    for metric in &SHARD_METRICS {
+        let mut counter_rows = Vec::new();
+        let mut gauge_rows = Vec::new();
+        for (labels, on, shards) in &enabled {
+            if !on.iter().any(|m| m == metric.cloudwatch) {
+                continue;
+            }
+            for shard in shards {
+                let Some(value) = (metric.read)(shard, now_ms) else {
                     continue;
+                };
+                let mut l = (*labels).clone();
+                l.push(("shard", shard.id.clone()));
+                match metric.kind {
+                    MetricType::Gauge => gauge_rows.push((l, value as i64)),
+                    _ => counter_rows.push((l, value)),
                 }
-                for shard in shards {
-                    let Some(value) = (metric.read)(shard, now_ms) else {
-                        continue;
-                    };
-                    let mut l = (*labels).clone();
-                    l.push(("shard", shard.id.clone()));
-                    match metric.kind {
-                        MetricType::Gauge => gauge_rows.push((l, value as i64)),
-                        _ => counter_rows.push((l, value)),
-                    }
-                }
-            }
-            if !counter_rows.is_empty() {
-                counters(encoder, metric.name, metric.help, &counter_rows)?;
-            }
-            if !gauge_rows.is_empty() {
-                gauges(encoder, metric.name, metric.help, &gauge_rows)?;
             }
         }
-        Ok(())
+        if !counter_rows.is_empty() {
+            counters(encoder, metric.name, metric.help, &counter_rows)?;
+        }
+        if !gauge_rows.is_empty() {
+            gauges(encoder, metric.name, metric.help, &gauge_rows)?;
+        }
     }
+    Ok(())
+}
 
+impl BrokerCollector {
     fn encode_storage(
         &self,
         encoder: &mut DescriptorEncoder,
@@ -545,5 +559,110 @@ impl BrokerCollector {
             "How far behind its stream each reader is: fan-out consumers (MillisBehindLatest), event-source mappings (IteratorAge), queues (age of the oldest record not yet handed out).",
             &lag,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::catalog::{StreamExtras, StreamMode, StreamStatus};
+    use crate::broker::stream::{StreamKey, StreamState, shard_id};
+
+    /// The stream part of the exporter alone, over streams built by hand.
+    #[derive(Debug)]
+    struct Streams(Vec<Arc<Stream>>);
+
+    impl Collector for Streams {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_streams(&mut encoder, &self.0, 0)
+        }
+    }
+
+    fn render_streams(streams: &[Arc<Stream>]) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Streams(streams.to_vec())));
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    /// A stream of `shards` shards whose logs are tiny (64-byte segments), so that a
+    /// thousand of them cost a thousand small files rather than gigabytes of preallocation.
+    fn stream(dir: &std::path::Path, uid: u64, name: &str, shards: u32) -> Arc<Stream> {
+        let options = storage::LogOptions {
+            segment_bytes: 64,
+            ..Default::default()
+        };
+        let ranges = crate::broker::hash::even_split(shards);
+        let shards = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                let log =
+                    storage::Log::open(dir.join(name).join(shard_id(i as u32)), options.clone())
+                        .unwrap();
+                Arc::new(Shard {
+                    index: i as u32,
+                    id: shard_id(i as u32),
+                    range,
+                    parent: None,
+                    adjacent_parent: None,
+                    created_ms: 0,
+                    closed: Default::default(),
+                    log: Arc::new(log),
+                    throttle: Default::default(),
+                    demand: Default::default(),
+                    tail: Default::default(),
+                    metrics: Default::default(),
+                })
+            })
+            .collect();
+        let mut state = StreamState {
+            status: StreamStatus::Active,
+            mode: StreamMode::Provisioned,
+            retention_hours: 24,
+            max_record_size_kib: 1024,
+            tags: Default::default(),
+            shards,
+            open: Vec::new(),
+            extras: StreamExtras::default(),
+            consumers: Vec::new(),
+        };
+        state.reindex();
+        let key = StreamKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: name.into(),
+        };
+        Arc::new(Stream::new(uid, key, "id".into(), 0, state))
+    }
+
+    fn series_of(text: &str, stream: &str) -> usize {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&format!("stream=\"{stream}\"")))
+            .count()
+    }
+
+    #[test]
+    fn a_thousand_shards_add_no_series_until_enhanced_monitoring_enables_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = stream(dir.path(), 1, "small", 1);
+        let big = stream(dir.path(), 2, "big", 1_000);
+        let text = render_streams(&[small.clone(), big.clone()]);
+        assert!(series_of(&text, "small") > 20);
+        assert_eq!(series_of(&text, "big"), series_of(&text, "small"));
+        assert!(!text.contains("shard=\""));
+
+        big.state_mut().extras.shard_level_metrics = vec!["IncomingRecords".into()];
+        let text = render_streams(&[small, big.clone()]);
+        let shard_series = text
+            .lines()
+            .filter(|l| l.starts_with("kinesis_shard_incoming_records_total{stream=\"big\""))
+            .count();
+        assert_eq!(
+            shard_series, 1_000,
+            "one series per shard of the enabled metric only"
+        );
+        assert!(!text.contains("kinesis_shard_incoming_bytes"));
     }
 }

@@ -17,6 +17,9 @@ use super::throughput::{Counts, Ring};
 /// or a fan-out session reports at least every 5 s; one gone quiet for a minute has gone).
 pub const READER_STALE_MS: i64 = 60_000;
 
+/// Shard index → (MillisBehindLatest of the last event, when it was sent, ms).
+type ShardLags = HashMap<u32, (i64, i64)>;
+
 fn add(counter: &AtomicU64, n: u64) {
     if n > 0 {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -75,7 +78,7 @@ pub struct StreamMetrics {
     pub event_bytes: AtomicU64,
     /// The fan-out consumers' lag, for SubscribeToShardEvent.MillisBehindLatest and the
     /// console: consumer ARN → shard index → (MillisBehindLatest, reported at ms).
-    consumer_lag: Mutex<HashMap<String, HashMap<u32, (i64, i64)>>>,
+    consumer_lag: Mutex<HashMap<String, ShardLags>>,
     /// Throughput history for the console, one point per sampling interval.
     ring: Mutex<Ring>,
 }
