@@ -8,17 +8,21 @@ The console signs its requests with SigV4 in the browser; the signer is checked 
 AWS's published SigV4 test suite and against an independent Python implementation.
 """
 
-import base64
 import datetime
 import hashlib
 import hmac
 import json
 import os
 import shutil
+import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import MAX_POLLS, endpoint, make_client, unique, wait_active
@@ -105,6 +109,19 @@ def data(client):
     consumer = unique("console-consumer")
     client.register_stream_consumer(StreamARN=arn, ConsumerName=consumer)
 
+    # A queue (on-demand streams only) and an event-source mapping (to a declared function
+    # no runtime serves: the mapping exists, nothing is delivered).
+    queued_stream = unique("console-queued")
+    client.create_stream(StreamName=queued_stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(client, queued_stream)
+    queued_arn = client.describe_stream_summary(StreamName=queued_stream)["StreamDescriptionSummary"]["StreamARN"]
+    queue = unique("console-queue")
+    queue_arn = client.create_queue(QueueName=queue, StreamConfigurationList=[{"StreamARN": queued_arn}])["QueueDescription"]["QueueARN"]
+    function = unique("console-fn")
+    admin("PUT", f"/_broker/functions/{function}", {"url": f"runtime://127.0.0.1:{free_port()}"})
+    lam = lambda_client()
+    mapping = lam.create_event_source_mapping(FunctionName=function, EventSourceArn=arn, StartingPosition="LATEST")["UUID"]
+
     shard = client.list_shards(StreamName=split_stream)["Shards"][0]
     put(client, split_stream, b"before the split")
     client.split_shard(StreamName=split_stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(2**127))
@@ -120,12 +137,55 @@ def data(client):
         "sequences": sequences,
         "before": before,
         "consumer": consumer,
+        "queued_stream": queued_stream,
+        "queue": queue,
+        "mapping": mapping,
     }
-    for c, name in ((client, records_stream), (client, split_stream), (other, elsewhere)):
+    try:
+        lam.delete_event_source_mapping(UUID=mapping)
+        client.delete_queue(QueueARN=queue_arn)
+    except ClientError:
+        pass
+    for c, name in ((client, records_stream), (client, split_stream), (client, queued_stream), (other, elsewhere)):
         try:
             c.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
         except ClientError:
             pass
+    # The function goes once its mapping is gone (409 while a mapping still uses it).
+    for _ in range(MAX_POLLS):
+        if admin("DELETE", f"/_broker/functions/{function}", None, check=False) != 409:
+            break
+        time.sleep(0.05)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin(method, path, body, check=True):
+    request = urllib.request.Request(
+        endpoint() + path, method=method, data=None if body is None else json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        if check:
+            raise AssertionError(f"{method} {path}: {e.code} {e.read()!r}") from e
+        return e.code
+
+
+def lambda_client():
+    return boto3.session.Session().client(
+        "lambda",
+        endpoint_url=endpoint(),
+        region_name="us-east-1",
+        aws_access_key_id=ACCOUNT,
+        aws_secret_access_key="console-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
 
 
 def wait_for(driver, condition, what):
@@ -327,7 +387,15 @@ def test_stream_page_charts_throughput_and_lists_readers(browser, data, client):
     consumer = wait_for(browser, lambda d: css(d, f'#consumers tr[data-reader="{data["consumer"]}"]'), "the consumer")[0]
     cells = [td.text for td in consumer.find_elements("css selector", "td")]
     assert cells[1] in ("CREATING", "ACTIVE"), cells
+    mapping = wait_for(browser, lambda d: css(d, f'#mappings tr[data-reader="{data["mapping"]}"]'), "the event-source mapping")[0]
+    cells = [td.text for td in mapping.find_elements("css selector", "td")]
+    assert cells[1] in ("Creating", "Enabled"), cells
     screenshot(browser, "stream")
+
+    js(browser, "location.hash = arguments[0];", f"#/stream/{data['queued_stream']}")
+    queue = wait_for(browser, lambda d: css(d, f'#queues tr[data-reader="{data["queue"]}"]'), "the queue")[0]
+    cells = [td.text for td in queue.find_elements("css selector", "td")]
+    assert cells[1] in ("CREATING", "ACTIVE"), cells
 
 
 def read_page(driver, position, limit=25, sequence=None, when=None):
@@ -439,9 +507,6 @@ def test_record_browser_decodes_pages_and_keeps_hostile_data_inert(browser, data
 
 
 def test_console_assets_are_served_with_a_strict_csp():
-    import urllib.error
-    import urllib.request
-
     with urllib.request.urlopen(f"{endpoint()}/console/", timeout=10) as answer:
         assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
         assert answer.headers["Content-Security-Policy"].startswith("default-src 'self';")
