@@ -59,7 +59,7 @@
     ctx.textBaseline = 'alphabetic';
     if (times.length) {
       const span = Math.round(tMax - tMin);
-      ctx.fillText(`${span} s`, left, height - 4);
+      ctx.fillText(`${span} s ago`, left, height - 4);
       ctx.textAlign = 'right';
       ctx.fillText(new Date(tMax * 1000).toLocaleTimeString(), right, height - 4);
     } else {
