@@ -357,6 +357,9 @@ async fn handle<K: Kinesis + 'static>(
             query: parts.uri.query(),
             headers: &parts.headers,
         };
+        if crate::console::routes(path) {
+            return crate::console::respond(&parts.method, path);
+        }
         if let Some(reply) = observe::respond(&head, app.admin.as_ref(), &app.metrics) {
             return reply;
         }
