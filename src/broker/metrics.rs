@@ -94,6 +94,22 @@ impl Broker {
 
     /// The readers of one stream: its fan-out consumers, queues and event-source mappings.
     pub fn readers(&self, stream: &Arc<Stream>, now_ms: i64) -> Vec<Reader> {
+        self.readers_among(stream, now_ms, &self.mapping_list())
+    }
+
+    /// Every mapping's figures (`mapping_stats`), read once for all streams.
+    fn mapping_list(&self) -> Vec<Value> {
+        match self.mapping_stats(None) {
+            Some(Value::Object(mut all)) => match all.remove("EventSourceMappings") {
+                Some(Value::Array(list)) => list,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// [`Broker::readers`], with the mappings' figures already read.
+    fn readers_among(&self, stream: &Arc<Stream>, now_ms: i64, mappings: &[Value]) -> Vec<Reader> {
         let arn = stream.arn();
         let reader = |kind, name: String, lag_ms| Reader {
             kind,
@@ -114,26 +130,23 @@ impl Broker {
                 out.push(reader("queue", meta.name, lag));
             }
         }
-        if let Some(Value::Object(all)) = self.mapping_stats(None)
-            && let Some(Value::Array(mappings)) = all.get("EventSourceMappings")
-        {
-            for m in mappings {
-                if m.get("EventSourceArn").and_then(Value::as_str) != Some(arn.as_str()) {
-                    continue;
-                }
-                let uuid = m.get("UUID").and_then(Value::as_str).unwrap_or_default();
-                let lag = m.get("IteratorAgeMilliseconds").and_then(Value::as_i64);
-                out.push(reader("event-source-mapping", uuid.to_string(), lag));
+        for m in mappings {
+            if m.get("EventSourceArn").and_then(Value::as_str) != Some(arn.as_str()) {
+                continue;
             }
+            let uuid = m.get("UUID").and_then(Value::as_str).unwrap_or_default();
+            let lag = m.get("IteratorAgeMilliseconds").and_then(Value::as_i64);
+            out.push(reader("event-source-mapping", uuid.to_string(), lag));
         }
         out
     }
 
     /// The readers of every stream.
     pub fn readers_all(&self, now_ms: i64) -> Vec<Reader> {
+        let mappings = self.mapping_list();
         self.streams()
             .iter()
-            .flat_map(|s| self.readers(s, now_ms))
+            .flat_map(|s| self.readers_among(s, now_ms, &mappings))
             .collect()
     }
 
