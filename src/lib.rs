@@ -55,6 +55,9 @@ pub enum StartError {
     /// The data directory could not be opened.
     #[error("cannot open the broker: {0}")]
     Broker(#[from] broker::Error),
+    /// The recovery thread itself failed (a panic while opening the data directory).
+    #[error("cannot open the broker: recovery failed: {0}")]
+    Recovery(String),
 }
 
 /// Why a running server stopped other than by request.
@@ -67,7 +70,8 @@ pub enum ServerError {
 
 impl Server {
     /// Sanitizes `config`, binds the listener (port 0 picks a free port), opens the broker
-    /// and serves in the background. Returns as soon as the port is accepting connections.
+    /// (answering probes with "starting" meanwhile, see [`http::starting`]) and serves in
+    /// the background. Returns once the broker serves requests.
     ///
     /// Must be called inside a Tokio runtime (the broker spawns its background tasks there).
     pub async fn start(mut config: Config) -> Result<ServerHandle, StartError> {
@@ -93,7 +97,20 @@ impl Server {
             ),
             None => None,
         };
-        let broker = broker::Broker::open(&config)?;
+        // Recovery runs on a blocking thread while the port answers probes (503 from
+        // `/ready` with the reason), so an orchestrator sees "starting", not a refused port.
+        let recovery = {
+            let config = config.clone();
+            async move {
+                tokio::task::spawn_blocking(move || broker::Broker::open(&config))
+                    .await
+                    .map_err(|e| StartError::Recovery(e.to_string()))?
+                    .map_err(StartError::from)
+            }
+        };
+        let mut probed: Vec<&TcpListener> = vec![&listener];
+        probed.extend(metrics_listener.as_ref());
+        let broker = http::starting::answer_while(&probed, recovery).await?;
         if let Err((addr, source)) = broker.serve_functions().await {
             broker.shutdown().await;
             return Err(StartError::Bind { addr, source });

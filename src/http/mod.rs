@@ -11,6 +11,7 @@ pub mod lambda;
 pub mod observe;
 pub mod request_id;
 pub mod shutdown;
+pub mod starting;
 
 use crate::api::{ApiError, ErrorCode, Kinesis};
 use crate::protocol::{ContentType, WireFormat};
