@@ -432,3 +432,62 @@ async fn bad_policies_are_refused_and_change_nothing() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_mapping_reads_another_account_only_through_its_policy() {
+    use crate::esm::{free_port, http};
+    use kinesis_broker::config::FunctionSpec;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.functions = vec![FunctionSpec::runtime("fn", free_port())];
+    })
+    .await;
+    let addr = server.local_addr();
+    let owner = client_with(addr, OWNER, REGION);
+    create_stream(&owner, "events", 1).await;
+    let events = arn(OWNER, "events");
+    // The mapping API calls of crate::esm::http sign with a non-numeric key: account
+    // 000000000000, not the stream's owner.
+    let body =
+        json!({"FunctionName": "fn", "EventSourceArn": events, "StartingPosition": "TRIM_HORIZON"});
+    let refused = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.header("x-amzn-errortype").as_deref(),
+        Some("InvalidParameterValueException")
+    );
+    assert_eq!(
+        refused.body["message"],
+        format!(
+            "Cannot access stream {events}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM."
+        )
+    );
+    put_policy(
+        &owner,
+        &events,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"000000000000"}},
+                "Action":["kinesis:DescribeStream","kinesis:ListShards","kinesis:GetShardIterator","kinesis:GetRecords"],
+                "Resource":"{events}"}}"#
+        ),
+    )
+    .await;
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    assert_eq!(created.body["EventSourceArn"], events);
+    server.shutdown().await.unwrap();
+}
