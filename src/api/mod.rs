@@ -839,3 +839,41 @@ fn wire_mode_details(mode: DomainMode) -> StreamModeDetails {
         }),
     }
 }
+
+#[cfg(test)]
+mod authorization_tests {
+    /// Operations that name no resource by ARN: they act on the caller's own account only.
+    const ACCOUNT_SCOPED: &[&str] = &[
+        "create_stream",
+        "list_streams",
+        "list_queues",
+        "describe_limits",
+        "describe_account_settings",
+        "update_account_settings",
+    ];
+
+    /// Every operation of the `Kinesis` impl goes through `Service::authorize` before it
+    /// acts, except the account-scoped ones: a new operation cannot forget the check
+    /// without this test naming it.
+    #[test]
+    fn every_operation_naming_a_resource_is_authorized() {
+        let source = include_str!("mod.rs");
+        let body = source
+            .split("impl Kinesis for Service {")
+            .nth(1)
+            .expect("the Kinesis impl");
+        let body = body.split("\n}\n").next().unwrap();
+        let mut seen = 0;
+        for method in body.split("    async fn ").skip(1) {
+            let name = method.split('(').next().unwrap();
+            seen += 1;
+            let authorized = method.contains("self.authorize(");
+            if ACCOUNT_SCOPED.contains(&name) {
+                assert!(!authorized, "{name} is listed as account-scoped");
+            } else {
+                assert!(authorized, "{name} does not call self.authorize");
+            }
+        }
+        assert!(seen > 40, "only {seen} operations found");
+    }
+}
