@@ -22,6 +22,7 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 
 #[cfg(test)]

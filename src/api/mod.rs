@@ -108,6 +108,21 @@ impl Service {
             .broker
             .admit_control(&ctx.account_id, &ctx.region, operation, stream)?)
     }
+    /// The single authorization check: every operation that names a resource by ARN (or,
+    /// for GetRecords, by iterator) passes each one here with its IAM action before it
+    /// touches the resource, so resources of another account are reached only through
+    /// their resource policy. Names always resolve in the caller's own account.
+    fn authorize(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        arns: &[Option<&str>],
+    ) -> Result<(), ApiError> {
+        for arn in arns.iter().flatten() {
+            resource_policy::authorize(&self.broker, ctx, action, arn)?;
+        }
+        Ok(())
+    }
 }
 
 impl Kinesis for Service {
@@ -118,6 +133,13 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: CreateQueueInput,
     ) -> Result<CreateQueueOutput, ApiError> {
+        let streams: Vec<Option<&str>> = input
+            .stream_configuration_list
+            .iter()
+            .flatten()
+            .map(|c| c.stream_arn.as_deref())
+            .collect();
+        self.authorize(ctx, "CreateQueue", &streams)?;
         create_queue::handle(&self.broker, ctx, input).await
     }
 
@@ -126,6 +148,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeQueueInput,
     ) -> Result<DescribeQueueOutput, ApiError> {
+        self.authorize(ctx, "DescribeQueue", &[input.queue_arn.as_deref()])?;
         describe_queue::handle(&self.broker, ctx, input).await
     }
 
@@ -142,6 +165,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateQueueInput,
     ) -> Result<UpdateQueueOutput, ApiError> {
+        self.authorize(ctx, "UpdateQueue", &[input.queue_arn.as_deref()])?;
         update_queue::handle(&self.broker, ctx, input).await
     }
 
@@ -150,6 +174,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteQueueInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "DeleteQueue", &[input.queue_arn.as_deref()])?;
         delete_queue::handle(&self.broker, ctx, input).await
     }
 
@@ -158,6 +183,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ReceiveQueueRecordsInput,
     ) -> Result<ReceiveQueueRecordsOutput, ApiError> {
+        self.authorize(ctx, "ReceiveQueueRecords", &[input.queue_arn.as_deref()])?;
         receive_queue_records::handle(&self.broker, ctx, input).await
     }
 
@@ -166,6 +192,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: AcknowledgeQueueRecordsInput,
     ) -> Result<AcknowledgeQueueRecordsOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "AcknowledgeQueueRecords",
+            &[input.queue_arn.as_deref()],
+        )?;
         acknowledge_queue_records::handle(&self.broker, ctx, input).await
     }
 
@@ -174,6 +205,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateQueueRecordsVisibilityInput,
     ) -> Result<UpdateQueueRecordsVisibilityOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "UpdateQueueRecordsVisibility",
+            &[input.queue_arn.as_deref()],
+        )?;
         update_queue_records_visibility::handle(&self.broker, ctx, input).await
     }
 
@@ -182,6 +218,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ReceiveDeadLetterQueueRecordsInput,
     ) -> Result<ReceiveDeadLetterQueueRecordsOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "ReceiveDeadLetterQueueRecords",
+            &[input.queue_arn.as_deref()],
+        )?;
         receive_dead_letter_queue_records::handle(&self.broker, ctx, input).await
     }
 
@@ -190,6 +231,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: AcknowledgeDeadLetterQueueRecordsInput,
     ) -> Result<AcknowledgeDeadLetterQueueRecordsOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "AcknowledgeDeadLetterQueueRecords",
+            &[input.queue_arn.as_deref()],
+        )?;
         acknowledge_dead_letter_queue_records::handle(&self.broker, ctx, input).await
     }
 
@@ -198,6 +244,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateDeadLetterQueueRecordsVisibilityInput,
     ) -> Result<UpdateDeadLetterQueueRecordsVisibilityOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "UpdateDeadLetterQueueRecordsVisibility",
+            &[input.queue_arn.as_deref()],
+        )?;
         update_dead_letter_queue_records_visibility::handle(&self.broker, ctx, input).await
     }
 
@@ -206,6 +257,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: RestoreDeadLetterQueueRecordsInput,
     ) -> Result<RestoreDeadLetterQueueRecordsOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "RestoreDeadLetterQueueRecords",
+            &[input.queue_arn.as_deref()],
+        )?;
         restore_dead_letter_queue_records::handle(&self.broker, ctx, input).await
     }
     async fn create_stream(
@@ -222,6 +278,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteStreamInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "DeleteStream", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "DeleteStream",
@@ -236,6 +293,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamInput,
     ) -> Result<DescribeStreamOutput, ApiError> {
+        self.authorize(ctx, "DescribeStream", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "DescribeStream",
@@ -250,6 +308,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamSummaryInput,
     ) -> Result<DescribeStreamSummaryOutput, ApiError> {
+        self.authorize(ctx, "DescribeStreamSummary", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "DescribeStreamSummary",
@@ -273,6 +332,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListShardsInput,
     ) -> Result<ListShardsOutput, ApiError> {
+        self.authorize(ctx, "ListShards", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "ListShards",
@@ -287,6 +347,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: PutRecordInput,
     ) -> Result<PutRecordOutput, ApiError> {
+        self.authorize(ctx, "PutRecord", &[input.stream_arn.as_deref()])?;
         put_record::handle(&self.broker, ctx, input).await
     }
 
@@ -295,6 +356,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: PutRecordsInput,
     ) -> Result<PutRecordsOutput, ApiError> {
+        self.authorize(ctx, "PutRecords", &[input.stream_arn.as_deref()])?;
         put_records::handle(&self.broker, ctx, input).await
     }
 
@@ -303,6 +365,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: GetShardIteratorInput,
     ) -> Result<GetShardIteratorOutput, ApiError> {
+        self.authorize(ctx, "GetShardIterator", &[input.stream_arn.as_deref()])?;
         get_shard_iterator::handle(&self.broker, ctx, input).await
     }
 
@@ -311,6 +374,10 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ApiError> {
+        self.authorize(ctx, "GetRecords", &[input.stream_arn.as_deref()])?;
+        if let Some(token) = input.shard_iterator.as_deref() {
+            resource_policy::authorize_iterator(&self.broker, ctx, token)?;
+        }
         get_records::handle(&self.broker, ctx, input).await
     }
 
@@ -319,6 +386,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: SubscribeToShardInput,
     ) -> Result<SubscribeToShardOutput, ApiError> {
+        self.authorize(ctx, "SubscribeToShard", &[input.consumer_arn.as_deref()])?;
         subscribe_to_shard::handle(&self.broker, ctx, input).await
     }
 
@@ -327,6 +395,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: IncreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
+        self.authorize(
+            ctx,
+            "IncreaseStreamRetentionPeriod",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "IncreaseStreamRetentionPeriod",
@@ -341,6 +414,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DecreaseStreamRetentionPeriodInput,
     ) -> Result<(), ApiError> {
+        self.authorize(
+            ctx,
+            "DecreaseStreamRetentionPeriod",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "DecreaseStreamRetentionPeriod",
@@ -355,6 +433,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: AddTagsToStreamInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "AddTagsToStream", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "AddTagsToStream",
@@ -369,6 +448,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: RemoveTagsFromStreamInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "RemoveTagsFromStream", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "RemoveTagsFromStream",
@@ -383,6 +463,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForStreamInput,
     ) -> Result<ListTagsForStreamOutput, ApiError> {
+        self.authorize(ctx, "ListTagsForStream", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "ListTagsForStream",
@@ -397,6 +478,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: TagResourceInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "TagResource", &[input.resource_arn.as_deref()])?;
         self.admit(ctx, "TagResource", None, None)?;
         tags::tag_resource(&self.broker, ctx, input).await
     }
@@ -406,6 +488,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UntagResourceInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "UntagResource", &[input.resource_arn.as_deref()])?;
         self.admit(ctx, "UntagResource", None, None)?;
         tags::untag_resource(&self.broker, ctx, input).await
     }
@@ -415,6 +498,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput, ApiError> {
+        self.authorize(ctx, "ListTagsForResource", &[input.resource_arn.as_deref()])?;
         self.admit(ctx, "ListTagsForResource", None, None)?;
         tags::list_tags_for_resource(&self.broker, ctx, input).await
     }
@@ -433,6 +517,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: EnableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "EnableEnhancedMonitoring",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "EnableEnhancedMonitoring",
@@ -447,6 +536,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DisableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "DisableEnhancedMonitoring",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "DisableEnhancedMonitoring",
@@ -461,6 +555,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StartStreamEncryptionInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "StartStreamEncryption", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "StartStreamEncryption",
@@ -475,6 +570,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: StopStreamEncryptionInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "StopStreamEncryption", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "StopStreamEncryption",
@@ -489,6 +585,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: PutResourcePolicyInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "PutResourcePolicy", &[input.resource_arn.as_deref()])?;
         self.admit(ctx, "PutResourcePolicy", None, None)?;
         resource_policy::put(&self.broker, ctx, input).await
     }
@@ -498,6 +595,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: GetResourcePolicyInput,
     ) -> Result<GetResourcePolicyOutput, ApiError> {
+        self.authorize(ctx, "GetResourcePolicy", &[input.resource_arn.as_deref()])?;
         self.admit(ctx, "GetResourcePolicy", None, None)?;
         resource_policy::get(&self.broker, ctx, input).await
     }
@@ -507,6 +605,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeleteResourcePolicyInput,
     ) -> Result<(), ApiError> {
+        self.authorize(
+            ctx,
+            "DeleteResourcePolicy",
+            &[input.resource_arn.as_deref()],
+        )?;
         self.admit(ctx, "DeleteResourcePolicy", None, None)?;
         resource_policy::delete(&self.broker, ctx, input).await
     }
@@ -516,6 +619,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateMaxRecordSizeInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "UpdateMaxRecordSize", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "UpdateMaxRecordSize",
@@ -530,6 +634,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: SplitShardInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "SplitShard", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "SplitShard",
@@ -544,6 +649,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: MergeShardsInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "MergeShards", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "MergeShards",
@@ -558,6 +664,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateShardCountInput,
     ) -> Result<UpdateShardCountOutput, ApiError> {
+        self.authorize(ctx, "UpdateShardCount", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "UpdateShardCount",
@@ -572,6 +679,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamRecordDistributionStrategyInput,
     ) -> Result<(), ApiError> {
+        self.authorize(
+            ctx,
+            "UpdateStreamRecordDistributionStrategy",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "UpdateStreamRecordDistributionStrategy",
@@ -586,6 +698,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamModeInput,
     ) -> Result<(), ApiError> {
+        self.authorize(ctx, "UpdateStreamMode", &[input.stream_arn.as_deref()])?;
         self.admit(ctx, "UpdateStreamMode", None, input.stream_arn.as_deref())?;
         resharding::update_stream_mode(&self.broker, ctx, input).await
     }
@@ -613,6 +726,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: RegisterStreamConsumerInput,
     ) -> Result<RegisterStreamConsumerOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "RegisterStreamConsumer",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "RegisterStreamConsumer",
@@ -627,6 +745,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DescribeStreamConsumerInput,
     ) -> Result<DescribeStreamConsumerOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "DescribeStreamConsumer",
+            &[input.stream_arn.as_deref(), input.consumer_arn.as_deref()],
+        )?;
         let stream = common::consumer_request_stream(
             input.consumer_arn.as_deref(),
             input.stream_arn.as_deref(),
@@ -640,6 +763,7 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: ListStreamConsumersInput,
     ) -> Result<ListStreamConsumersOutput, ApiError> {
+        self.authorize(ctx, "ListStreamConsumers", &[input.stream_arn.as_deref()])?;
         self.admit(
             ctx,
             "ListStreamConsumers",
@@ -654,6 +778,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: DeregisterStreamConsumerInput,
     ) -> Result<(), ApiError> {
+        self.authorize(
+            ctx,
+            "DeregisterStreamConsumer",
+            &[input.stream_arn.as_deref(), input.consumer_arn.as_deref()],
+        )?;
         let stream = common::consumer_request_stream(
             input.consumer_arn.as_deref(),
             input.stream_arn.as_deref(),
@@ -667,6 +796,11 @@ impl Kinesis for Service {
         ctx: &RequestContext,
         input: UpdateStreamWarmThroughputInput,
     ) -> Result<UpdateStreamWarmThroughputOutput, ApiError> {
+        self.authorize(
+            ctx,
+            "UpdateStreamWarmThroughput",
+            &[input.stream_arn.as_deref()],
+        )?;
         self.admit(
             ctx,
             "UpdateStreamWarmThroughput",
@@ -703,5 +837,43 @@ fn wire_mode_details(mode: DomainMode) -> StreamModeDetails {
             DomainMode::Provisioned => StreamMode::Provisioned,
             DomainMode::OnDemand => StreamMode::OnDemand,
         }),
+    }
+}
+
+#[cfg(test)]
+mod authorization_tests {
+    /// Operations that name no resource by ARN: they act on the caller's own account only.
+    const ACCOUNT_SCOPED: &[&str] = &[
+        "create_stream",
+        "list_streams",
+        "list_queues",
+        "describe_limits",
+        "describe_account_settings",
+        "update_account_settings",
+    ];
+
+    /// Every operation of the `Kinesis` impl goes through `Service::authorize` before it
+    /// acts, except the account-scoped ones: a new operation cannot forget the check
+    /// without this test naming it.
+    #[test]
+    fn every_operation_naming_a_resource_is_authorized() {
+        let source = include_str!("mod.rs");
+        let body = source
+            .split("impl Kinesis for Service {")
+            .nth(1)
+            .expect("the Kinesis impl");
+        let body = body.split("\n}\n").next().unwrap();
+        let mut seen = 0;
+        for method in body.split("    async fn ").skip(1) {
+            let name = method.split('(').next().unwrap();
+            seen += 1;
+            let authorized = method.contains("self.authorize(");
+            if ACCOUNT_SCOPED.contains(&name) {
+                assert!(!authorized, "{name} is listed as account-scoped");
+            } else {
+                assert!(authorized, "{name} does not call self.authorize");
+            }
+        }
+        assert!(seen > 40, "only {seen} operations found");
     }
 }

@@ -124,6 +124,13 @@ impl Broker {
         Ok(offset)
     }
 
+    /// The stream a shard iterator was issued for, if the token is authentic and the stream
+    /// still exists: the api layer authorizes GetRecords against that stream's owner.
+    pub fn iterator_stream(&self, token: &str) -> Option<Arc<Stream>> {
+        let it = self.iterators.decode(token)?;
+        self.registry().streams.get(&it.stream_uid).cloned()
+    }
+
     /// [`Broker::get_records`] after the faults configured for the iterator's stream.
     pub async fn read_records(
         &self,

@@ -22,6 +22,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod persistence;
+mod policies;
 mod queues;
 mod records;
 mod streams;

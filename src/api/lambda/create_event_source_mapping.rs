@@ -8,8 +8,10 @@ use serde_json::Value;
 
 use super::{Body, LambdaError, configuration};
 use crate::api::RequestContext;
+use crate::api::resource_policy;
 use crate::broker::Broker;
 use crate::broker::esm::{function_name_of, mapping, new_uuid};
+use crate::broker::fanout::registry::parse_consumer_arn;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -38,6 +40,36 @@ pub async fn handle(
         broker.clock().now_ms(),
     )
     .map_err(LambdaError::invalid)?;
+    authorize_event_source(broker, ctx, &config.event_source_arn)?;
     let view = broker.create_mapping(config).await?;
     Ok(configuration(&view))
+}
+
+/// A mapping reads its source with the creating account's rights: a stream (or consumer)
+/// of another account must grant that account, in its resource policy, what Lambda's
+/// poller does. Refused the way Lambda refuses a source its role cannot read.
+fn authorize_event_source(
+    broker: &Broker,
+    ctx: &RequestContext,
+    arn: &str,
+) -> Result<(), LambdaError> {
+    let actions: &[&str] = if parse_consumer_arn(arn).is_some() {
+        &["DescribeStreamConsumer", "SubscribeToShard"]
+    } else {
+        &[
+            "DescribeStream",
+            "ListShards",
+            "GetShardIterator",
+            "GetRecords",
+        ]
+    };
+    for action in actions {
+        resource_policy::authorize(broker, ctx, action, arn).map_err(|_| {
+            // Lambda's wording, as quoted in aws-samples/cross-account-amazon-dynamodb-replication#11.
+            LambdaError::invalid(format!(
+                "Cannot access stream {arn}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM."
+            ))
+        })?;
+    }
+    Ok(())
 }

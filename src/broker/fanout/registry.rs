@@ -56,6 +56,10 @@ pub struct ConsumerMeta {
     /// Tags (TagResource on the consumer ARN, or RegisterStreamConsumer's `Tags`).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The resource policy attached by PutResourcePolicy on the consumer ARN (a JSON
+    /// document); a consumer inherits nothing from its stream's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 impl ConsumerMeta {
@@ -236,6 +240,7 @@ impl Broker {
                         ConsumerStatus::Creating
                     },
                     tags,
+                    policy: None,
                 };
                 st.consumers.push(consumer.clone());
                 Ok(consumer)
@@ -378,6 +383,7 @@ mod tests {
             created_ms: 1_700_000_123_456,
             status: ConsumerStatus::Active,
             tags: BTreeMap::new(),
+            policy: None,
         };
         let stream_arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/orders";
         let arn = c.arn(stream_arn);
@@ -417,6 +423,7 @@ mod tests {
             created_ms: 1,
             status,
             tags: BTreeMap::new(),
+            policy: None,
         };
         let settled = settle_after_restart(&[
             c("a", ConsumerStatus::Creating),

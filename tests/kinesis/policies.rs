@@ -1,0 +1,493 @@
+//! Accounts and resource policies (issue 20): two accounts, chosen by their 12-digit access
+//! keys, are isolated unless a stream's or consumer's resource policy grants the other one
+//! an action; an explicit Deny wins; bad policies are refused and change nothing.
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::types::ShardIteratorType;
+
+use crate::common::*;
+
+const OWNER: &str = "111111111111";
+const READER: &str = "222222222222";
+
+fn arn(account: &str, name: &str) -> String {
+    format!("arn:aws:kinesis:{REGION}:{account}:stream/{name}")
+}
+
+fn denied(action: &str, resource: &str, why: &str) -> String {
+    format!(
+        "User: arn:aws:iam::{READER}:root is not authorized to perform: kinesis:{action} on resource: {resource} {why}"
+    )
+}
+
+fn no_policy_allows(action: &str, resource: &str) -> String {
+    denied(
+        action,
+        resource,
+        &format!("because no resource-based policy allows the kinesis:{action} action"),
+    )
+}
+
+async fn two_accounts() -> (Client, Client, Handle, tempfile::TempDir) {
+    let (_default, server, dir) = start_server().await;
+    let owner = client_with(server.local_addr(), OWNER, REGION);
+    let reader = client_with(server.local_addr(), READER, REGION);
+    (owner, reader, server, dir)
+}
+
+async fn put_policy(owner: &Client, resource: &str, statements: &str) {
+    owner
+        .put_resource_policy()
+        .resource_arn(resource)
+        .policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":{statements}}}"#
+        ))
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+}
+
+async fn first_shard_iterator(client: &Client, stream_arn: &str) -> String {
+    client
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator()
+        .expect("iterator")
+        .to_string()
+}
+
+#[tokio::test]
+async fn accounts_are_isolated_by_default() {
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "private", 1).await;
+    let private = arn(OWNER, "private");
+
+    // By name, the other account's stream does not exist in the caller's account.
+    let by_name = reader
+        .describe_stream_summary()
+        .stream_name("private")
+        .send()
+        .await;
+    assert_error(
+        by_name,
+        "ResourceNotFoundException",
+        &format!("Stream private under account {READER} not found."),
+    );
+    let listed = reader.list_streams().send().await.unwrap();
+    assert!(listed.stream_names().is_empty(), "{listed:?}");
+
+    // By ARN, with no policy: AWS's AccessDeniedException for each action.
+    assert_error(
+        reader
+            .describe_stream_summary()
+            .stream_arn(&private)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("DescribeStreamSummary", &private),
+    );
+    assert_error(
+        reader
+            .get_shard_iterator()
+            .stream_arn(&private)
+            .shard_id(shard_id(0))
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("GetShardIterator", &private),
+    );
+    assert_error(
+        reader
+            .put_record()
+            .stream_arn(&private)
+            .partition_key("k")
+            .data(blob("x"))
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("PutRecord", &private),
+    );
+    assert_error(
+        reader.delete_stream().stream_arn(&private).send().await,
+        "AccessDeniedException",
+        &no_policy_allows("DeleteStream", &private),
+    );
+    // A stream of another account that does not exist reads the same: nothing leaks.
+    let ghost = arn(OWNER, "ghost");
+    assert_error(
+        reader
+            .describe_stream_summary()
+            .stream_arn(&ghost)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("DescribeStreamSummary", &ghost),
+    );
+    // An iterator issued to the owner does not let the other account read either.
+    let iterator = first_shard_iterator(&owner, &private).await;
+    assert_error(
+        reader.get_records().shard_iterator(iterator).send().await,
+        "AccessDeniedException",
+        &no_policy_allows("GetRecords", &private),
+    );
+    // The owner is unaffected; the stream is still there.
+    owner
+        .describe_stream_summary()
+        .stream_arn(&private)
+        .send()
+        .await
+        .expect("owner reads its own stream");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_grants_reads_to_the_other_account() {
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "shared", 1).await;
+    let shared = arn(OWNER, "shared");
+    owner
+        .put_record()
+        .stream_name("shared")
+        .partition_key("k")
+        .data(blob("hello"))
+        .send()
+        .await
+        .unwrap();
+    put_policy(
+        &owner,
+        &shared,
+        &format!(
+            r#"[{{"Sid":"read","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{READER}:root"}},
+                "Action":["kinesis:GetRecords","kinesis:GetShardIterator","kinesis:DescribeStreamSummary"],
+                "Resource":"{shared}"}}]"#
+        ),
+    )
+    .await;
+
+    let summary = reader
+        .describe_stream_summary()
+        .stream_arn(&shared)
+        .send()
+        .await
+        .expect("granted DescribeStreamSummary");
+    assert_eq!(
+        summary.stream_description_summary().unwrap().stream_arn(),
+        shared
+    );
+    let iterator = first_shard_iterator(&reader, &shared).await;
+    let records = reader
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .expect("granted GetRecords");
+    let got: Vec<&[u8]> = records.records().iter().map(data).collect();
+    assert_eq!(got, vec![b"hello".as_slice()]);
+
+    // Only the granted actions: writing is still refused, and so are other accounts.
+    assert_error(
+        reader
+            .put_record()
+            .stream_arn(&shared)
+            .partition_key("k")
+            .data(blob("x"))
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("PutRecord", &shared),
+    );
+    let stranger = client_with(server.local_addr(), "333333333333", REGION);
+    let refused = stranger
+        .describe_stream_summary()
+        .stream_arn(&shared)
+        .send()
+        .await;
+    assert_eq!(code_of(&refused), "AccessDeniedException");
+    // Actions AWS never shares across accounts stay refused whatever the policy says.
+    put_policy(
+        &owner,
+        &shared,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"{shared}"}}"#
+        ),
+    )
+    .await;
+    assert_error(
+        reader
+            .add_tags_to_stream()
+            .stream_arn(&shared)
+            .tags("a", "b")
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("AddTagsToStream", &shared),
+    );
+    // Deleting the policy takes the access away again.
+    owner
+        .delete_resource_policy()
+        .resource_arn(&shared)
+        .send()
+        .await
+        .unwrap();
+    let after = reader
+        .describe_stream_summary()
+        .stream_arn(&shared)
+        .send()
+        .await;
+    assert_eq!(code_of(&after), "AccessDeniedException");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_explicit_deny_overrides_an_allow() {
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "guarded", 1).await;
+    let guarded = arn(OWNER, "guarded");
+    put_policy(
+        &owner,
+        &guarded,
+        &format!(
+            r#"[{{"Effect":"Allow","Principal":{{"AWS":"{READER}"}},"Action":"kinesis:*","Resource":"{guarded}"}},
+                {{"Effect":"Deny","Principal":"*","Action":"kinesis:Get*","Resource":"{guarded}"}}]"#
+        ),
+    )
+    .await;
+    reader
+        .describe_stream_summary()
+        .stream_arn(&guarded)
+        .send()
+        .await
+        .expect("allowed and not denied");
+    assert_error(
+        reader
+            .get_shard_iterator()
+            .stream_arn(&guarded)
+            .shard_id(shard_id(0))
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &denied(
+            "GetShardIterator",
+            &guarded,
+            "with an explicit deny in a resource-based policy",
+        ),
+    );
+    // The owner's own requests are not subject to its resource policy.
+    first_shard_iterator(&owner, &guarded).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn consumers_have_their_own_policies() {
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "fan", 1).await;
+    let fan = arn(OWNER, "fan");
+    let consumer = owner
+        .register_stream_consumer()
+        .stream_arn(&fan)
+        .consumer_name("app")
+        .send()
+        .await
+        .unwrap()
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_string();
+    // A stream policy granting everything gives nothing on the consumer.
+    put_policy(
+        &owner,
+        &fan,
+        &format!(r#"{{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"{fan}"}}"#),
+    )
+    .await;
+    assert_error(
+        reader
+            .describe_stream_consumer()
+            .consumer_arn(&consumer)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &no_policy_allows("DescribeStreamConsumer", &consumer),
+    );
+    put_policy(
+        &owner,
+        &consumer,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"{READER}"}},"Action":"kinesis:DescribeStreamConsumer","Resource":"{consumer}"}}"#
+        ),
+    )
+    .await;
+    let got = owner
+        .get_resource_policy()
+        .resource_arn(&consumer)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.policy().contains("DescribeStreamConsumer"));
+    let described = reader
+        .describe_stream_consumer()
+        .consumer_arn(&consumer)
+        .send()
+        .await
+        .expect("granted on the consumer");
+    assert_eq!(
+        described.consumer_description().unwrap().consumer_name(),
+        "app"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_policies_are_refused_and_change_nothing() {
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "strict", 1).await;
+    create_stream(&owner, "elsewhere", 1).await;
+    let strict = arn(OWNER, "strict");
+    let good = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":"{READER}"}},"Action":"kinesis:DescribeStreamSummary","Resource":"{strict}"}}}}"#
+    );
+    owner
+        .put_resource_policy()
+        .resource_arn(&strict)
+        .policy(&good)
+        .send()
+        .await
+        .unwrap();
+    let bad = [
+        ("not json".to_string(), "not valid JSON"),
+        (
+            format!(
+                r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"{}"}}}}"#,
+                arn(OWNER, "elsewhere")
+            ),
+            "invalid resource",
+        ),
+        (
+            format!(
+                r#"{{"Statement":{{"Effect":"Allow","NotPrincipal":{{"AWS":"{READER}"}},"Action":"kinesis:*","Resource":"{strict}"}}}}"#
+            ),
+            "NotPrincipal",
+        ),
+        (
+            format!(
+                r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"{strict}","Condition":{{"IpAddress":{{"aws:SourceIp":"127.0.0.1/32"}}}}}}}}"#
+            ),
+            "Unsupported condition operator IpAddress",
+        ),
+        (
+            format!(
+                r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"{strict}","Sid":"{}"}}}}"#,
+                "x".repeat(21 * 1024)
+            ),
+            "exceeds the limit",
+        ),
+    ];
+    for (policy, expected) in bad {
+        let result = owner
+            .put_resource_policy()
+            .resource_arn(&strict)
+            .policy(policy)
+            .send()
+            .await;
+        let err = result.expect_err("a bad policy is refused");
+        let message = err.message().unwrap_or_default().to_string();
+        assert_eq!(err.code(), Some("InvalidArgumentException"), "{message}");
+        assert!(
+            message.starts_with("Invalid resource policy document: ") && message.contains(expected),
+            "{message} lacks {expected}"
+        );
+    }
+    let kept = owner
+        .get_resource_policy()
+        .resource_arn(&strict)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.policy(), good, "a refused policy changes nothing");
+    reader
+        .describe_stream_summary()
+        .stream_arn(&strict)
+        .send()
+        .await
+        .expect("the kept policy still applies");
+    // Another account cannot manage the policy, even with the policy allowing kinesis:*.
+    assert_eq!(
+        code_of(
+            &reader
+                .put_resource_policy()
+                .resource_arn(&strict)
+                .policy(&good)
+                .send()
+                .await
+        ),
+        "AccessDeniedException"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mapping_reads_another_account_only_through_its_policy() {
+    use crate::esm::{free_port, http};
+    use kinesis_broker::config::FunctionSpec;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in(dir.path(), |c| {
+        c.functions = vec![FunctionSpec::runtime("fn", free_port())];
+    })
+    .await;
+    let addr = server.local_addr();
+    let owner = client_with(addr, OWNER, REGION);
+    create_stream(&owner, "events", 1).await;
+    let events = arn(OWNER, "events");
+    // The mapping API calls of crate::esm::http sign with a non-numeric key: account
+    // 000000000000, not the stream's owner.
+    let body =
+        json!({"FunctionName": "fn", "EventSourceArn": events, "StartingPosition": "TRIM_HORIZON"});
+    let refused = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.header("x-amzn-errortype").as_deref(),
+        Some("InvalidParameterValueException")
+    );
+    assert_eq!(
+        refused.body["message"],
+        format!(
+            "Cannot access stream {events}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM."
+        )
+    );
+    put_policy(
+        &owner,
+        &events,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"000000000000"}},
+                "Action":["kinesis:DescribeStream","kinesis:ListShards","kinesis:GetShardIterator","kinesis:GetRecords"],
+                "Resource":"{events}"}}"#
+        ),
+    )
+    .await;
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    assert_eq!(created.body["EventSourceArn"], events);
+    server.shutdown().await.unwrap();
+}
