@@ -174,11 +174,16 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    read_certs_pem(&bytes).map_err(bad)
+}
+
+/// Every certificate of PEM text, or why there is none.
+pub fn read_certs_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("not PEM: {e}")))?;
+        .map_err(|e| format!("not PEM: {e}"))?;
     if certs.is_empty() {
-        return Err(bad("no CERTIFICATE block (PEM expected)".into()));
+        return Err("no CERTIFICATE block (PEM expected)".into());
     }
     Ok(certs)
 }

@@ -25,3 +25,4 @@ mod persistence;
 mod queues;
 mod records;
 mod streams;
+mod tls;
