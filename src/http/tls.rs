@@ -124,7 +124,7 @@ impl ServerTls {
         let key = read_key(&key_path)?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(certs, key)?))
+            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
             .map_err(|e: rustls::Error| TlsError::Config {
                 cert: cert_path.clone(),
                 key: key_path.clone(),
