@@ -1165,4 +1165,48 @@ mod tests {
         .unwrap();
         assert!(bad.to_config().is_err());
     }
+
+    #[test]
+    fn tls_flags() {
+        use crate::http::tls::TlsSource;
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("kinesis-broker").chain(args.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().to_config().unwrap().tls, None);
+        let files = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(
+            files.to_config().unwrap().tls,
+            Some(TlsSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        let own = parse(&["--tls-self-signed"]).unwrap();
+        assert_eq!(
+            own.to_config().unwrap().tls,
+            Some(TlsSource::SelfSigned { dir: None })
+        );
+        let elsewhere = parse(&["--tls-self-signed", "--tls-self-signed-dir", "/certs"]).unwrap();
+        assert_eq!(
+            elsewhere.to_config().unwrap().tls,
+            Some(TlsSource::SelfSigned {
+                dir: Some("/certs".into())
+            })
+        );
+        // A certificate without its key, a key alone, both sources at once, a directory
+        // for a certificate not generated: refused by the parser.
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(
+            parse(&[
+                "--tls-self-signed",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--tls-self-signed-dir", "/certs"]).is_err());
+    }
 }
