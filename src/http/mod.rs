@@ -1,6 +1,6 @@
 //! The HTTP server: accepts connections, speaks HTTP/1.1 and HTTP/2 (h2c, prior knowledge)
-//! on the same port, or HTTPS with both by ALPN ([`tls`]), reads bodies under a size limit, and hands each request to
-//! [`handler::respond`].
+//! on the same port, or both over TLS chosen by ALPN ([`tls`]), reads bodies under a size
+//! limit, and hands each request to [`handler::respond`].
 //!
 //! Nothing here knows about the broker: [`serve`] takes any [`Kinesis`] implementation, so
 //! tests can drive the wire protocol with a stand-in.
