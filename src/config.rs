@@ -179,6 +179,9 @@ pub struct Config {
     pub subscription_lifetime: Duration,
     /// Functions event-source mappings deliver to (`--function NAME=runtime://HOST:PORT`).
     pub functions: Vec<FunctionSpec>,
+    /// HTTPS on the main listener, and where its certificate comes from. Default none
+    /// (plain HTTP).
+    pub tls: Option<crate::http::tls::TlsSource>,
 }
 
 /// Lambda's default function timeout.
@@ -463,6 +466,7 @@ impl Config {
             clock_offset_ms: 0,
             subscription_lifetime: Duration::from_secs(300),
             functions: Vec::new(),
+            tls: None,
         }
     }
 
@@ -752,6 +756,44 @@ pub struct Args {
         value_delimiter = '\n'
     )]
     pub function_command: Vec<FunctionCommand>,
+
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on --port with this PEM certificate chain,
+    /// leaf first; needs --tls-key.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate for localhost and 127.0.0.1 generated at start (kept
+    /// in the data dir and reused while valid); the log says where, for clients to trust.
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_TLS_SELF_SIGNED",
+        conflicts_with = "tls_cert",
+        default_value_t = false
+    )]
+    pub tls_self_signed: bool,
+
+    /// Where --tls-self-signed keeps its certificate and key (default: the data dir).
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_TLS_SELF_SIGNED_DIR",
+        value_name = "DIR",
+        requires = "tls_self_signed"
+    )]
+    pub tls_self_signed_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -790,7 +832,24 @@ impl Args {
             subscription_lifetime: Duration::from_millis(self.subscription_lifetime_ms.max(1)),
             functions: merge_function_commands(self.function.clone(), &self.function_command)
                 .map_err(ConfigError::Invalid)?,
+            tls: self.tls_source(),
         })
+    }
+}
+
+impl Args {
+    fn tls_source(&self) -> Option<crate::http::tls::TlsSource> {
+        use crate::http::tls::TlsSource;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ if self.tls_self_signed => Some(TlsSource::SelfSigned {
+                dir: self.tls_self_signed_dir.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -1105,5 +1164,49 @@ mod tests {
         ])
         .unwrap();
         assert!(bad.to_config().is_err());
+    }
+
+    #[test]
+    fn tls_flags() {
+        use crate::http::tls::TlsSource;
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("kinesis-broker").chain(args.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().to_config().unwrap().tls, None);
+        let files = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(
+            files.to_config().unwrap().tls,
+            Some(TlsSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        let own = parse(&["--tls-self-signed"]).unwrap();
+        assert_eq!(
+            own.to_config().unwrap().tls,
+            Some(TlsSource::SelfSigned { dir: None })
+        );
+        let elsewhere = parse(&["--tls-self-signed", "--tls-self-signed-dir", "/certs"]).unwrap();
+        assert_eq!(
+            elsewhere.to_config().unwrap().tls,
+            Some(TlsSource::SelfSigned {
+                dir: Some("/certs".into())
+            })
+        );
+        // A certificate without its key, a key alone, both sources at once, a directory
+        // for a certificate not generated: refused by the parser.
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(
+            parse(&[
+                "--tls-self-signed",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--tls-self-signed-dir", "/certs"]).is_err());
     }
 }

@@ -59,6 +59,9 @@ pub enum StartError {
     /// The recovery thread itself failed (a panic while opening the data directory).
     #[error("cannot open the broker: recovery failed: {0}")]
     Recovery(String),
+    /// The TLS certificate or key is unusable.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] http::tls::TlsError),
 }
 
 /// Why a running server stopped other than by request.
@@ -77,6 +80,12 @@ impl Server {
     /// Must be called inside a Tokio runtime (the broker spawns its background tasks there).
     pub async fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         config.sanitize()?;
+        // Before binding: a bad certificate fails fast, as a taken port does.
+        let tls = match &config.tls {
+            Some(source) => Some(http::tls::ServerTls::load(source, &config.data_dir)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         // Bind before opening the data directory: a taken port fails fast and leaves the
         // data untouched.
         let listener =
@@ -109,7 +118,13 @@ impl Server {
                     .map_err(StartError::from)
             }
         };
-        let mut probed: Vec<&TcpListener> = vec![&listener];
+        // The start-up answer is plain HTTP: on an HTTPS port it would break the handshake
+        // of every client, so there connections wait in the backlog until recovery ends (the
+        // plain `--metrics-port`, if any, still answers the probes).
+        let mut probed: Vec<&TcpListener> = Vec::new();
+        if tls.is_none() {
+            probed.push(&listener);
+        }
         probed.extend(metrics_listener.as_ref());
         let broker = http::starting::answer_while(&probed, recovery).await?;
         if let Err((addr, source)) = broker.serve_functions().await {
@@ -149,10 +164,23 @@ impl Server {
             ));
         }
         broker.server_metrics().set_phase(metrics::Phase::Serving);
-        let serve = tokio::spawn(http::serve_with_admin(
+        let tls_cert = tls.as_ref().map(|t| t.cert_path.clone());
+        if let Some(tls) = &tls {
+            if tls.self_signed {
+                // Printed as well as logged: the one thing a developer must copy to connect.
+                println!(
+                    "kinesis-broker: self-signed TLS certificate for localhost and 127.0.0.1: {} \
+                     (trust it, e.g. AWS_CA_BUNDLE={0} or boto3 verify=\"{0}\")",
+                    tls.cert_path.display()
+                );
+            }
+            tracing::info!(cert = %tls.cert_path.display(), self_signed = tls.self_signed, "serving HTTPS");
+        }
+        let serve = tokio::spawn(http::serve_listener(
             listener,
             service,
             Some(admin),
+            tls,
             shutdown,
         ));
         // The task holds a trigger of its own so that dropping the handle, which holds the
@@ -168,12 +196,14 @@ impl Server {
         });
 
         tracing::info!(
-            "kinesis-broker listening on http://{local_addr}, data dir {}, durability {}",
+            "kinesis-broker listening on {scheme}://{local_addr}, data dir {}, durability {}",
             config.data_dir.display(),
             config.durability
         );
         Ok(ServerHandle {
             local_addr,
+            scheme,
+            tls_cert,
             broker: service_broker,
             trigger,
             task,
@@ -188,6 +218,8 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    scheme: &'static str,
+    tls_cert: Option<std::path::PathBuf>,
     broker: std::sync::Arc<broker::Broker>,
     trigger: ShutdownTrigger,
     task: JoinHandle<Result<(), tokio::task::JoinError>>,
@@ -204,9 +236,15 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// `http://<local_addr>`, ready for an SDK's endpoint URL.
+    /// `http://<local_addr>` (`https://` with TLS), ready for an SDK's endpoint URL.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
+    }
+
+    /// With TLS, the certificate file the listener presents (the generated one with
+    /// `--tls-self-signed`), for clients to trust.
+    pub fn tls_cert_path(&self) -> Option<&std::path::Path> {
+        self.tls_cert.as_deref()
     }
 
     /// A trigger that starts the shutdown from elsewhere (a signal handler), while another

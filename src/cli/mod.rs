@@ -59,7 +59,7 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
     /// Endpoint (default: AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL, the profile's
-    /// endpoint_url, else http://127.0.0.1:4567); plain http only for now.
+    /// endpoint_url, else http://127.0.0.1:4567); http:// or https://.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// Region to sign for (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region,
@@ -69,6 +69,10 @@ pub struct ConnectArgs {
     /// Profile of ~/.aws/credentials and ~/.aws/config (default: AWS_PROFILE, else default).
     #[arg(long)]
     pub profile: Option<String>,
+    /// PEM certificates to trust for an https endpoint besides the system's, e.g. the
+    /// broker's --tls-self-signed certificate (default: AWS_CA_BUNDLE, the profile's ca_bundle).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<String>,
 }
 
 impl ConnectArgs {
@@ -78,6 +82,7 @@ impl ConnectArgs {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             profile: self.profile.clone(),
+            ca_bundle: self.ca_bundle.clone(),
         })
         .map_err(Failure::usage)?;
         KinesisClient::new(settings).map_err(Failure::from)

@@ -43,6 +43,8 @@ pub struct Overrides {
     pub region: Option<String>,
     /// `--profile`.
     pub profile: Option<String>,
+    /// `--ca-bundle`.
+    pub ca_bundle: Option<String>,
 }
 
 /// Everything needed to reach the service.
@@ -54,6 +56,9 @@ pub struct Settings {
     pub region: String,
     /// Who signs.
     pub credentials: Credentials,
+    /// Extra certificates to trust for https endpoints, besides the system's: `--ca-bundle`,
+    /// else `AWS_CA_BUNDLE`, else the profile's `ca_bundle` (the AWS CLI's order).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Sections of an INI file (`[name]`) to their `key = value` pairs. Comments (`#`, `;`)
@@ -184,10 +189,18 @@ pub fn resolve(
             },
         },
     };
+    let ca_bundle = overrides
+        .ca_bundle
+        .clone()
+        .filter(|v| !v.is_empty())
+        .or_else(|| env("AWS_CA_BUNDLE"))
+        .or_else(|| in_config.get("ca_bundle").cloned())
+        .map(PathBuf::from);
     Ok(Settings {
         endpoint_url,
         region,
         credentials,
+        ca_bundle,
     })
 }
 
@@ -331,8 +344,7 @@ endpoint_url = http://10.0.0.1:4567
         let s = run(
             Overrides {
                 endpoint_url: Some("http://127.0.0.1:3".into()),
-                region: None,
-                profile: None,
+                ..Default::default()
             },
             &with_region,
             &files,
@@ -350,6 +362,25 @@ endpoint_url = http://10.0.0.1:4567
         )
         .unwrap();
         assert_eq!(s.region, "sa-east-1");
+    }
+
+    #[test]
+    fn ca_bundle_from_flag_then_environment_then_profile() {
+        let config = "[default]\nca_bundle = /etc/profile-ca.pem\n";
+        let files = [("/home/u/.aws/config", config)];
+        let home = ("HOME", "/home/u");
+        let s = run(Overrides::default(), &[home], &files).unwrap();
+        assert_eq!(s.ca_bundle, Some(PathBuf::from("/etc/profile-ca.pem")));
+        let vars = [home, ("AWS_CA_BUNDLE", "/etc/env-ca.pem")];
+        let s = run(Overrides::default(), &vars, &files).unwrap();
+        assert_eq!(s.ca_bundle, Some(PathBuf::from("/etc/env-ca.pem")));
+        let flag = Overrides {
+            ca_bundle: Some("/etc/flag-ca.pem".into()),
+            ..Default::default()
+        };
+        let s = run(flag, &vars, &files).unwrap();
+        assert_eq!(s.ca_bundle, Some(PathBuf::from("/etc/flag-ca.pem")));
+        assert_eq!(run(Overrides::default(), &[], &[]).unwrap().ca_bundle, None);
     }
 
     #[test]

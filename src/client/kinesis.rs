@@ -1,9 +1,10 @@
 //! A small Kinesis client over the JSON 1.1 protocol (`POST /`, `X-Amz-Target:
 //! Kinesis_20131202.<Operation>`), signed with [`super::sigv4`]: the calls the command line
-//! needs, nothing more. Plain HTTP only for now (TLS comes with issue 20).
+//! needs, nothing more. http or https (rustls, the system's roots plus any CA bundle).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -87,8 +88,8 @@ impl ClientError {
 /// A signed Kinesis client for one endpoint, region and credential.
 #[derive(Debug, Clone)]
 pub struct KinesisClient {
-    http: Client<HttpConnector, Full<Bytes>>,
-    /// `http://host:port` as given.
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `http(s)://host:port` as given.
     endpoint: String,
     /// `host:port`, the `Host` header.
     authority: String,
@@ -96,7 +97,8 @@ pub struct KinesisClient {
 }
 
 impl KinesisClient {
-    /// A client for `settings`; refuses endpoints it cannot talk to (https today).
+    /// A client for `settings`; refuses endpoints it cannot talk to, and CA bundles that
+    /// cannot be read.
     pub fn new(settings: Settings) -> Result<Self, ClientError> {
         let uri: hyper::Uri = settings.endpoint_url.parse().map_err(|e| {
             ClientError::Config(format!(
@@ -104,21 +106,15 @@ impl KinesisClient {
                 settings.endpoint_url
             ))
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ClientError::Config(format!(
-                    "endpoint {}: https is not supported yet (TLS comes with issue 20); use an http:// endpoint",
-                    settings.endpoint_url
-                )));
-            }
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https")) => scheme.to_string(),
             _ => {
                 return Err(ClientError::Config(format!(
-                    "endpoint {:?}: give http://HOST:PORT",
+                    "endpoint {:?}: give http://HOST:PORT or https://HOST[:PORT]",
                     settings.endpoint_url
                 )));
             }
-        }
+        };
         let authority = uri
             .authority()
             .map(|a| a.as_str().to_string())
@@ -127,10 +123,17 @@ impl KinesisClient {
             })?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = tls_config(scheme == "https", settings.ca_bundle.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
             http,
-            endpoint: format!("http://{authority}"),
+            endpoint: format!("{scheme}://{authority}"),
             authority,
             settings,
         })
@@ -524,6 +527,42 @@ pub struct PutRecordsResult {
 }
 
 /// The error a non-200 answer carries: `__type` (after any `#`) and `message`/`Message`.
+/// Trusts the system's roots and every certificate of `ca_bundle`. Unlike botocore, which
+/// trusts only the bundle when one is given, the system's roots stay: one setting then
+/// serves both a local broker with its own certificate and AWS. For an http endpoint
+/// nothing is loaded (and a CA bundle meant for another endpoint does not get in the way).
+fn tls_config(
+    https: bool,
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_bundle = ca_bundle.filter(|_| https);
+    // Unreadable system certificates are not fatal: a CA bundle may be all that is needed.
+    if https {
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    if let Some(path) = ca_bundle {
+        let certs = crate::http::tls::read_certs(path)
+            .map_err(|e| ClientError::Config(format!("CA bundle: {e}")))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Config(format!("CA bundle {}: {e}", path.display())))?;
+        }
+    }
+    if https && roots.is_empty() {
+        return Err(ClientError::Config(
+            "no trusted certificates: none found on the system and no CA bundle given (--ca-bundle, AWS_CA_BUNDLE)".into(),
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
 fn api_error(status: u16, body: &[u8]) -> ClientError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {

@@ -1,6 +1,6 @@
 //! The HTTP server: accepts connections, speaks HTTP/1.1 and HTTP/2 (h2c, prior knowledge)
-//! on the same port, reads bodies under a size limit, and hands each request to
-//! [`handler::respond`].
+//! on the same port, or both over TLS chosen by ALPN ([`tls`]), reads bodies under a size
+//! limit, and hands each request to [`handler::respond`].
 //!
 //! Nothing here knows about the broker: [`serve`] takes any [`Kinesis`] implementation, so
 //! tests can drive the wire protocol with a stand-in.
@@ -12,6 +12,7 @@ pub mod observe;
 pub mod request_id;
 pub mod shutdown;
 pub mod starting;
+pub mod tls;
 
 use crate::api::{ApiError, ErrorCode, Kinesis};
 use crate::protocol::{ContentType, WireFormat};
@@ -121,6 +122,17 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
     listener: TcpListener,
     service: K,
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
+    shutdown: Shutdown,
+) {
+    serve_listener(listener, service, admin, None, shutdown).await
+}
+
+/// [`serve_with_admin`], speaking HTTPS when `tls` is given.
+pub async fn serve_listener<K: Kinesis + 'static>(
+    listener: TcpListener,
+    service: K,
+    admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
+    tls: Option<tls::ServerTls>,
     mut shutdown: Shutdown,
 ) {
     let metrics = match admin.as_ref().and_then(|a| a.broker()) {
@@ -176,9 +188,10 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
         };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(
             async move {
-                serve_connection(stream, app, shutdown).await;
+                serve_connection(stream, app, tls, shutdown).await;
                 drop(permit);
             }
             .instrument(tracing::debug_span!("conn", %peer)),
@@ -208,13 +221,40 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
 async fn serve_connection<K: Kinesis + 'static>(
     stream: TcpStream,
     app: Arc<App<K>>,
+    tls: Option<tls::ServerTls>,
     mut shutdown: Shutdown,
 ) {
     // Responses are written whole; waiting for more bytes to coalesce only adds latency.
     let _ = stream.set_nodelay(true);
     let _open = crate::metrics::server::ConnectionGuard::new(&app.metrics);
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(ActivityIo::new(stream, activity.clone()));
+    // TLS sits above `ActivityIo`, so a lingering close still drains the raw socket, after
+    // the close_notify.
+    let io = ActivityIo::new(stream, activity.clone());
+    let Some(tls) = tls else {
+        return serve_http(TokioIo::new(io), app, activity, shutdown).await;
+    };
+    let handshake = tokio::select! {
+        handshake = tls.accept(io) => handshake,
+        _ = shutdown.recv() => return,
+    };
+    match handshake {
+        Ok(io) => serve_http(TokioIo::new(io), app, activity, shutdown).await,
+        Err(e) => {
+            debug!(error = %e, "dropping connection");
+            app.metrics
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// HTTP/1.1 or HTTP/2 (whichever the client speaks first) over `io`.
+async fn serve_http<K, I>(io: I, app: Arc<App<K>>, activity: Arc<Activity>, mut shutdown: Shutdown)
+where
+    K: Kinesis + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let activity_for_requests = activity.clone();
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

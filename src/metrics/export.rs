@@ -408,6 +408,15 @@ impl BrokerCollector {
             "Requests answered, by operation (the X-Amz-Target operation, or the endpoint) and error type (none: success).",
             &rows,
         )?;
+        counters(
+            encoder,
+            "kinesis_broker_tls_handshake_failures",
+            "TLS handshakes on the HTTPS listener that failed or timed out.",
+            &[(
+                Vec::new(),
+                self.server.tls_handshake_failures.load(Ordering::Relaxed),
+            )],
+        )?;
         if let Some(secs) = self.server.recovery_seconds() {
             float_gauge(
                 encoder,

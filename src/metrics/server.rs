@@ -24,6 +24,8 @@ pub struct ServerMetrics {
     phase: AtomicU8,
     /// Connections being served now.
     pub open_connections: AtomicI64,
+    /// TLS handshakes that failed or timed out (the connection was dropped).
+    pub tls_handshake_failures: AtomicU64,
     /// Requests answered, by (operation, error type or "").
     requests: RwLock<HashMap<(&'static str, &'static str), AtomicU64>>,
     /// Time from opening the data directory to serving, microseconds (0 until known).
@@ -39,6 +41,7 @@ impl Default for ServerMetrics {
         Self {
             phase: AtomicU8::new(Phase::Starting as u8),
             open_connections: AtomicI64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             requests: RwLock::default(),
             recovery_us: AtomicU64::new(0),
             disk_full: AtomicBool::new(false),

@@ -482,7 +482,7 @@ async fn unknown_stream_prints_the_aws_error_and_exits_1() {
             "{args:?}"
         );
     }
-    // Usage errors are 2: an unknown --from, an https endpoint (TLS comes later).
+    // Usage errors are 2: an unknown --from, a CA bundle that cannot be read.
     let out = run(cli(
         home.path(),
         &server.endpoint(),
@@ -495,6 +495,8 @@ async fn unknown_stream_prints_the_aws_error_and_exits_1() {
         "streams",
         "--endpoint-url",
         "https://127.0.0.1:1",
+        "--ca-bundle",
+        "/nonexistent/ca.pem",
     ]);
     let out = tokio::time::timeout(COMMAND_TIMEOUT, https.output())
         .await
@@ -502,7 +504,7 @@ async fn unknown_stream_prints_the_aws_error_and_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("https is not supported yet"),
+        text(&out.stderr).contains("CA bundle: TLS certificate /nonexistent/ca.pem"),
         "{}",
         text(&out.stderr)
     );

@@ -26,3 +26,4 @@ mod policies;
 mod queues;
 mod records;
 mod streams;
+mod tls;
