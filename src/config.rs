@@ -179,6 +179,21 @@ pub struct Config {
     pub subscription_lifetime: Duration,
     /// Functions event-source mappings deliver to (`--function NAME=runtime://HOST:PORT`).
     pub functions: Vec<FunctionSpec>,
+    /// Whether signatures are checked. Default `Open` (any well-formed credential, the
+    /// account from a 12-digit key id), for local development.
+    pub auth: AuthMode,
+    /// The keys, secrets and accounts of `AuthMode::Verify` (see `http::credentials`).
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// `--auth`: how requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Only the credential's shape is checked; anyone reaching the port is trusted.
+    #[default]
+    Open,
+    /// SigV4 signatures are verified against `--credentials-file`; the account is the key's.
+    Verify,
 }
 
 /// Lambda's default function timeout.
@@ -463,6 +478,8 @@ impl Config {
             clock_offset_ms: 0,
             subscription_lifetime: Duration::from_secs(300),
             functions: Vec::new(),
+            auth: AuthMode::Open,
+            credentials_file: None,
         }
     }
 
@@ -534,6 +551,14 @@ impl Config {
                 "the throughput multiplier must be a positive number, got {}",
                 self.throughput_multiplier
             )));
+        }
+        if self.auth == AuthMode::Verify && self.credentials_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "--auth verify needs --credentials-file: the keys to verify signatures with".into(),
+            ));
+        }
+        if self.auth == AuthMode::Open && self.credentials_file.is_some() {
+            tracing::warn!("--credentials-file is ignored: --auth is open");
         }
         self.faults
             .validate()
@@ -752,6 +777,17 @@ pub struct Args {
         value_delimiter = '\n'
     )]
     pub function_command: Vec<FunctionCommand>,
+
+    /// `open` (default): any well-formed SigV4 credential is accepted. `verify`: signatures are
+    /// checked against --credentials-file and the account is the key's (see README
+    /// "Authentication").
+    #[arg(long, env = "KINESIS_BROKER_AUTH", value_enum, default_value_t = AuthMode::Open)]
+    pub auth: AuthMode,
+
+    /// INI file of the keys --auth verify accepts: one [section] per key with
+    /// aws_access_key_id, aws_secret_access_key and account_id.
+    #[arg(long, env = "KINESIS_BROKER_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -790,6 +826,8 @@ impl Args {
             subscription_lifetime: Duration::from_millis(self.subscription_lifetime_ms.max(1)),
             functions: merge_function_commands(self.function.clone(), &self.function_command)
                 .map_err(ConfigError::Invalid)?,
+            auth: self.auth,
+            credentials_file: self.credentials_file.clone(),
         })
     }
 }

@@ -72,6 +72,14 @@ impl Server {
     /// Must be called inside a Tokio runtime (the broker spawns its background tasks there).
     pub async fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         config.sanitize()?;
+        // Read before anything is bound or opened: a bad file stops the start with its line.
+        let credentials = match (config.auth, &config.credentials_file) {
+            (config::AuthMode::Verify, Some(path)) => Some(
+                http::credentials::Credentials::load(path)
+                    .map_err(|e| config::ConfigError::Invalid(e.to_string()))?,
+            ),
+            _ => None,
+        };
         // Bind before opening the data directory: a taken port fails fast and leaves the
         // data untouched.
         let listener =
@@ -100,6 +108,17 @@ impl Server {
         }
         let service = api::Service::new(broker.clone());
         let service_broker = broker.clone();
+        let verifier = credentials.map(|credentials| {
+            tracing::info!(
+                keys = credentials.len(),
+                accounts = ?credentials.accounts(),
+                "SigV4 signatures are verified (--auth verify)"
+            );
+            std::sync::Arc::new(http::sigv4_verify::Verifier::new(
+                credentials,
+                broker.clock().clone(),
+            ))
+        });
 
         let (trigger, shutdown) = http::shutdown::channel();
         let admin: std::sync::Arc<dyn api::admin::AdminHandler> =
@@ -123,18 +142,20 @@ impl Server {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics and probes also on http://{addr}/metrics");
             }
-            tokio::spawn(http::serve_with_admin(
+            tokio::spawn(http::serve_with_auth(
                 listener,
                 api::Service::new(broker.clone()),
                 Some(admin.clone()),
+                verifier.clone(),
                 shutdown.clone(),
             ));
         }
         broker.server_metrics().set_phase(metrics::Phase::Serving);
-        let serve = tokio::spawn(http::serve_with_admin(
+        let serve = tokio::spawn(http::serve_with_auth(
             listener,
             service,
             Some(admin),
+            verifier,
             shutdown,
         ));
         // The task holds a trigger of its own so that dropping the handle, which holds the

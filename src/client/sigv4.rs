@@ -233,6 +233,74 @@ pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
     hex(&hmac(signing_key, string_to_sign.as_bytes()))
 }
 
+/// Whether `hex_signature` is the signature of `string_to_sign` under `signing_key`, compared
+/// in constant time (`hmac`'s `verify_slice`) so that the time taken says nothing about how
+/// many leading bytes were right. Anything that is not 64 hex digits is simply wrong.
+pub fn verify_signature(signing_key: &[u8; 32], string_to_sign: &str, hex_signature: &str) -> bool {
+    let Some(given) = unhex32(hex_signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(signing_key) else {
+        return false;
+    };
+    mac.update(string_to_sign.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
+/// 64 hex digits (either case) → 32 bytes.
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC) → seconds since the epoch; `None` for
+/// anything else, including impossible dates such as month 13.
+pub fn parse_amz_date(value: &str) -> Option<i64> {
+    let b = value.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = value.get(range)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (h, mi, s) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = crate::client::time::days_from_civil(y, mo as u32, d as u32);
+    // Day 31 of a 30-day month rolls into the next month: refuse it rather than guess.
+    if crate::client::time::civil_from_days(days) != (y, mo as u32, d as u32) {
+        return None;
+    }
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// Seconds since the epoch → `YYYYMMDDTHHMMSSZ`.
+pub fn format_amz_date(secs: i64) -> String {
+    let (y, m, d) = crate::client::time::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The `Authorization` header value.
 pub fn authorization(
     access_key_id: &str,
@@ -450,6 +518,41 @@ mod tests {
             hex(&key),
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
         );
+    }
+
+    #[test]
+    fn signature_verifies_in_constant_time_and_only_when_right() {
+        let key = signing_key(SECRET, DATE, "us-east-1", "service");
+        let (_, to_sign, _) = sign("GET", "/", &[], "");
+        let right = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        assert!(verify_signature(&key, &to_sign, right));
+        assert!(verify_signature(&key, &to_sign, &right.to_uppercase()));
+        assert!(!verify_signature(&key, &to_sign, &right.replace('5', "6")));
+        assert!(!verify_signature(&key, &to_sign, &right[..63]));
+        assert!(!verify_signature(&key, &to_sign, ""));
+        assert!(!verify_signature(&key, &to_sign, &"zz".repeat(32)));
+        let other = signing_key("wrong", DATE, "us-east-1", "service");
+        assert!(!verify_signature(&other, &to_sign, right));
+    }
+
+    #[test]
+    fn amz_dates_parse_and_format_round_trip() {
+        assert_eq!(parse_amz_date(AMZ_DATE), Some(1_440_938_160));
+        assert_eq!(format_amz_date(1_440_938_160), AMZ_DATE);
+        for bad in [
+            "",
+            "2015",
+            "20150830T123600",
+            "20150830 123600Z",
+            "20151330T123600Z",
+            "20150231T123600Z",
+            "20150830T246000Z",
+            "2015083OT123600Z",
+            "+0150830T123600Z",
+            "20150830T12360éZ",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! tests can drive the wire protocol with a stand-in.
 
 pub mod auth;
+pub mod credentials;
 pub mod handler;
 pub mod lambda;
 pub mod observe;
 pub mod request_id;
 pub mod shutdown;
+pub mod sigv4_verify;
 
 use crate::api::{ApiError, ErrorCode, Kinesis};
 use crate::protocol::{ContentType, WireFormat};
@@ -107,6 +109,8 @@ struct App<K> {
     ids: RequestIdGenerator,
     /// Connections, requests by operation and error, readiness.
     metrics: Arc<crate::metrics::ServerMetrics>,
+    /// `--auth verify`: every request but the probes and the console's files is signed.
+    verifier: Option<Arc<sigv4_verify::Verifier>>,
 }
 
 /// Serves `listener` until `shutdown` fires, then stops accepting, gives in-flight
@@ -120,6 +124,18 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
     listener: TcpListener,
     service: K,
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
+    shutdown: Shutdown,
+) {
+    serve_with_auth(listener, service, admin, None, shutdown).await
+}
+
+/// [`serve_with_admin`], with signatures checked by `verifier` when there is one
+/// (`--auth verify`).
+pub async fn serve_with_auth<K: Kinesis + 'static>(
+    listener: TcpListener,
+    service: K,
+    admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
+    verifier: Option<Arc<sigv4_verify::Verifier>>,
     mut shutdown: Shutdown,
 ) {
     let metrics = match admin.as_ref().and_then(|a| a.broker()) {
@@ -136,6 +152,7 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
         admin,
         ids: RequestIdGenerator::new(),
         metrics,
+        verifier,
     });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // A JoinSet rather than mini-redis' mpsc drop-guard: besides waiting for the last
@@ -356,9 +373,20 @@ async fn handle<K: Kinesis + 'static>(
             path,
             query: parts.uri.query(),
             headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            verifier: app.verifier.as_deref(),
         };
         if crate::console::routes(path) {
             return crate::console::respond(&parts.method, path);
+        }
+        if head.verifier.is_some()
+            && path.starts_with(crate::api::admin::ADMIN_PREFIX)
+            && path != handler::HEALTH_PATH
+            && let Err(err) = head.authenticate(&body, sigv4_verify::service::KINESIS)
+        {
+            // The admin endpoints move the clock and inject faults: operator tools, so any
+            // known key may use them, but only a known key.
+            return Reply::error(WireFormat::Json11, &err);
         }
         if let Some(reply) = observe::respond(&head, app.admin.as_ref(), &app.metrics) {
             return reply;
