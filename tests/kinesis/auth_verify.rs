@@ -86,6 +86,18 @@ async fn the_right_key_works_and_the_account_comes_from_the_file() {
             .stream_names
             .is_empty()
     );
+    // The same name in the other account is another stream.
+    create_stream(&bob, "orders", 1).await;
+    let summary = bob
+        .describe_stream_summary()
+        .stream_name("orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.stream_description_summary().unwrap().stream_arn(),
+        format!("arn:aws:kinesis:us-east-1:{ACCOUNT_B}:stream/orders")
+    );
     h.shutdown().await.unwrap();
 }
 
