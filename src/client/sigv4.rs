@@ -166,41 +166,80 @@ pub fn canonical_request(
     headers: &[(&str, &str)],
     payload_hash: &str,
 ) -> CanonicalRequest {
-    let mut sorted: Vec<(String, String)> = headers
+    // Borrowed where possible: the verifier builds one of these per request, and a value
+    // needs a copy only when it has whitespace to collapse.
+    let mut sorted: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                value.split_whitespace().collect::<Vec<_>>().join(" "),
-            )
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*name)
+            };
+            (name, collapse_whitespace(value))
         })
         .collect();
     // Stable, so repeated headers keep their order when joined.
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut merged: Vec<(String, String)> = Vec::with_capacity(sorted.len());
-    for (name, value) in sorted {
-        match merged.last_mut() {
-            Some((last, joined)) if *last == name => {
-                joined.push(',');
-                joined.push_str(&value);
+    let capacity = method.len()
+        + canonical_uri.len()
+        + canonical_query.len()
+        + payload_hash.len()
+        + sorted
+            .iter()
+            .map(|(n, v)| 2 * n.len() + v.len() + 3)
+            .sum::<usize>()
+        + 8;
+    let mut text = String::with_capacity(capacity);
+    let mut signed_headers = String::with_capacity(sorted.iter().map(|(n, _)| n.len() + 1).sum());
+    text.push_str(method);
+    text.push('\n');
+    text.push_str(canonical_uri);
+    text.push('\n');
+    text.push_str(canonical_query);
+    text.push('\n');
+    let mut previous: Option<&str> = None;
+    for (name, value) in &sorted {
+        if previous == Some(name.as_ref()) {
+            // A repeated header: its values joined with commas on one line.
+            text.pop();
+            text.push(',');
+        } else {
+            if previous.is_some() {
+                signed_headers.push(';');
             }
-            _ => merged.push((name, value)),
+            signed_headers.push_str(name);
+            text.push_str(name);
+            text.push(':');
         }
+        text.push_str(value);
+        text.push('\n');
+        previous = Some(name.as_ref());
     }
-    let canonical_headers: String = merged
-        .iter()
-        .map(|(name, value)| format!("{name}:{value}\n"))
-        .collect();
-    let signed_headers = merged
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    text.push('\n');
+    text.push_str(&signed_headers);
+    text.push('\n');
+    text.push_str(payload_hash);
     CanonicalRequest {
-        text: format!(
-            "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
-        ),
+        text,
         signed_headers,
+    }
+}
+
+/// A header value trimmed, inner runs of whitespace collapsed to one space; borrowed when
+/// it is already so.
+fn collapse_whitespace(value: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = value.trim_matches(|c: char| c.is_whitespace());
+    let mut previous_space = false;
+    let clean = trimmed.chars().all(|c| {
+        let ok = c == ' ' && !previous_space || !c.is_whitespace();
+        previous_space = c == ' ';
+        ok
+    });
+    if clean {
+        std::borrow::Cow::Borrowed(trimmed)
+    } else {
+        std::borrow::Cow::Owned(trimmed.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 
