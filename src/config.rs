@@ -182,6 +182,21 @@ pub struct Config {
     /// HTTPS on the main listener, and where its certificate comes from. Default none
     /// (plain HTTP).
     pub tls: Option<crate::http::tls::TlsSource>,
+    /// Whether signatures are checked. Default `Open` (any well-formed credential, the
+    /// account from a 12-digit key id), for local development.
+    pub auth: AuthMode,
+    /// The keys, secrets and accounts of `AuthMode::Verify` (see `http::credentials`).
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// `--auth`: how requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Only the credential's shape is checked; anyone reaching the port is trusted.
+    #[default]
+    Open,
+    /// SigV4 signatures are verified against `--credentials-file`; the account is the key's.
+    Verify,
 }
 
 /// Lambda's default function timeout.
@@ -467,6 +482,8 @@ impl Config {
             subscription_lifetime: Duration::from_secs(300),
             functions: Vec::new(),
             tls: None,
+            auth: AuthMode::Open,
+            credentials_file: None,
         }
     }
 
@@ -538,6 +555,14 @@ impl Config {
                 "the throughput multiplier must be a positive number, got {}",
                 self.throughput_multiplier
             )));
+        }
+        if self.auth == AuthMode::Verify && self.credentials_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "--auth verify needs --credentials-file: the keys to verify signatures with".into(),
+            ));
+        }
+        if self.auth == AuthMode::Open && self.credentials_file.is_some() {
+            tracing::warn!("--credentials-file is ignored: --auth is open");
         }
         self.faults
             .validate()
@@ -794,6 +819,16 @@ pub struct Args {
         requires = "tls_self_signed"
     )]
     pub tls_self_signed_dir: Option<PathBuf>,
+    /// `open` (default): any well-formed SigV4 credential is accepted. `verify`: signatures are
+    /// checked against --credentials-file and the account is the key's (see README
+    /// "Authentication").
+    #[arg(long, env = "KINESIS_BROKER_AUTH", value_enum, default_value_t = AuthMode::Open)]
+    pub auth: AuthMode,
+
+    /// INI file of the keys --auth verify accepts: one [section] per key with
+    /// aws_access_key_id, aws_secret_access_key and account_id.
+    #[arg(long, env = "KINESIS_BROKER_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -833,6 +868,8 @@ impl Args {
             functions: merge_function_commands(self.function.clone(), &self.function_command)
                 .map_err(ConfigError::Invalid)?,
             tls: self.tls_source(),
+            auth: self.auth,
+            credentials_file: self.credentials_file.clone(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! What the bounded fuzz tests of the decoders share (JSON and CBOR bodies, event-stream
-//! frames, sequence numbers, iterators, resource policy documents in `policy`): a seeded
-//! generator and the run's size.
+//! frames, sequence numbers, iterators, resource policy documents in `policy`, SigV4
+//! `Authorization` headers and presigned queries in `http::sigv4_verify`): a seeded generator
+//! and the run's size.
 //!
 //! Each decoder's tests mutate valid inputs for a bounded number of iterations, so CI runs
 //! them in about a second; a longer run sets `KINESIS_FUZZ_ITERATIONS` (and

@@ -86,6 +86,14 @@ impl Server {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // Read before anything is bound or opened: a bad file stops the start with its line.
+        let credentials = match (config.auth, &config.credentials_file) {
+            (config::AuthMode::Verify, Some(path)) => Some(
+                http::credentials::Credentials::load(path)
+                    .map_err(|e| config::ConfigError::Invalid(e.to_string()))?,
+            ),
+            _ => None,
+        };
         // Bind before opening the data directory: a taken port fails fast and leaves the
         // data untouched.
         let listener =
@@ -133,6 +141,17 @@ impl Server {
         }
         let service = api::Service::new(broker.clone());
         let service_broker = broker.clone();
+        let verifier = credentials.map(|credentials| {
+            tracing::info!(
+                keys = credentials.len(),
+                accounts = ?credentials.accounts(),
+                "SigV4 signatures are verified (--auth verify)"
+            );
+            std::sync::Arc::new(http::sigv4_verify::Verifier::new(
+                credentials,
+                broker.clock().clone(),
+            ))
+        });
 
         let (trigger, shutdown) = http::shutdown::channel();
         let admin: std::sync::Arc<dyn api::admin::AdminHandler> =
@@ -156,10 +175,12 @@ impl Server {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics and probes also on http://{addr}/metrics");
             }
-            tokio::spawn(http::serve_with_admin(
+            tokio::spawn(http::serve_listener(
                 listener,
                 api::Service::new(broker.clone()),
                 Some(admin.clone()),
+                None,
+                verifier.clone(),
                 shutdown.clone(),
             ));
         }
@@ -181,6 +202,7 @@ impl Server {
             service,
             Some(admin),
             tls,
+            verifier,
             shutdown,
         ));
         // The task holds a trigger of its own so that dropping the handle, which holds the

@@ -166,41 +166,80 @@ pub fn canonical_request(
     headers: &[(&str, &str)],
     payload_hash: &str,
 ) -> CanonicalRequest {
-    let mut sorted: Vec<(String, String)> = headers
+    // Borrowed where possible: the verifier builds one of these per request, and a value
+    // needs a copy only when it has whitespace to collapse.
+    let mut sorted: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                value.split_whitespace().collect::<Vec<_>>().join(" "),
-            )
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*name)
+            };
+            (name, collapse_whitespace(value))
         })
         .collect();
     // Stable, so repeated headers keep their order when joined.
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut merged: Vec<(String, String)> = Vec::with_capacity(sorted.len());
-    for (name, value) in sorted {
-        match merged.last_mut() {
-            Some((last, joined)) if *last == name => {
-                joined.push(',');
-                joined.push_str(&value);
+    let capacity = method.len()
+        + canonical_uri.len()
+        + canonical_query.len()
+        + payload_hash.len()
+        + sorted
+            .iter()
+            .map(|(n, v)| 2 * n.len() + v.len() + 3)
+            .sum::<usize>()
+        + 8;
+    let mut text = String::with_capacity(capacity);
+    let mut signed_headers = String::with_capacity(sorted.iter().map(|(n, _)| n.len() + 1).sum());
+    text.push_str(method);
+    text.push('\n');
+    text.push_str(canonical_uri);
+    text.push('\n');
+    text.push_str(canonical_query);
+    text.push('\n');
+    let mut previous: Option<&str> = None;
+    for (name, value) in &sorted {
+        if previous == Some(name.as_ref()) {
+            // A repeated header: its values joined with commas on one line.
+            text.pop();
+            text.push(',');
+        } else {
+            if previous.is_some() {
+                signed_headers.push(';');
             }
-            _ => merged.push((name, value)),
+            signed_headers.push_str(name);
+            text.push_str(name);
+            text.push(':');
         }
+        text.push_str(value);
+        text.push('\n');
+        previous = Some(name.as_ref());
     }
-    let canonical_headers: String = merged
-        .iter()
-        .map(|(name, value)| format!("{name}:{value}\n"))
-        .collect();
-    let signed_headers = merged
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    text.push('\n');
+    text.push_str(&signed_headers);
+    text.push('\n');
+    text.push_str(payload_hash);
     CanonicalRequest {
-        text: format!(
-            "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
-        ),
+        text,
         signed_headers,
+    }
+}
+
+/// A header value trimmed, inner runs of whitespace collapsed to one space; borrowed when
+/// it is already so.
+fn collapse_whitespace(value: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = value.trim_matches(|c: char| c.is_whitespace());
+    let mut previous_space = false;
+    let clean = trimmed.chars().all(|c| {
+        let ok = c == ' ' && !previous_space || !c.is_whitespace();
+        previous_space = c == ' ';
+        ok
+    });
+    if clean {
+        std::borrow::Cow::Borrowed(trimmed)
+    } else {
+        std::borrow::Cow::Owned(trimmed.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 
@@ -231,6 +270,74 @@ pub fn signing_key(secret_access_key: &str, date: &str, region: &str, service: &
 /// The hex signature of `string_to_sign` under `signing_key`.
 pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
     hex(&hmac(signing_key, string_to_sign.as_bytes()))
+}
+
+/// Whether `hex_signature` is the signature of `string_to_sign` under `signing_key`, compared
+/// in constant time (`hmac`'s `verify_slice`) so that the time taken says nothing about how
+/// many leading bytes were right. Anything that is not 64 hex digits is simply wrong.
+pub fn verify_signature(signing_key: &[u8; 32], string_to_sign: &str, hex_signature: &str) -> bool {
+    let Some(given) = unhex32(hex_signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(signing_key) else {
+        return false;
+    };
+    mac.update(string_to_sign.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
+/// 64 hex digits (either case) → 32 bytes.
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC) → seconds since the epoch; `None` for
+/// anything else, including impossible dates such as month 13.
+pub fn parse_amz_date(value: &str) -> Option<i64> {
+    let b = value.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = value.get(range)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (h, mi, s) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = crate::client::time::days_from_civil(y, mo as u32, d as u32);
+    // Day 31 of a 30-day month rolls into the next month: refuse it rather than guess.
+    if crate::client::time::civil_from_days(days) != (y, mo as u32, d as u32) {
+        return None;
+    }
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// Seconds since the epoch → `YYYYMMDDTHHMMSSZ`.
+pub fn format_amz_date(secs: i64) -> String {
+    let (y, m, d) = crate::client::time::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The `Authorization` header value.
@@ -450,6 +557,41 @@ mod tests {
             hex(&key),
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
         );
+    }
+
+    #[test]
+    fn signature_verifies_in_constant_time_and_only_when_right() {
+        let key = signing_key(SECRET, DATE, "us-east-1", "service");
+        let (_, to_sign, _) = sign("GET", "/", &[], "");
+        let right = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        assert!(verify_signature(&key, &to_sign, right));
+        assert!(verify_signature(&key, &to_sign, &right.to_uppercase()));
+        assert!(!verify_signature(&key, &to_sign, &right.replace('5', "6")));
+        assert!(!verify_signature(&key, &to_sign, &right[..63]));
+        assert!(!verify_signature(&key, &to_sign, ""));
+        assert!(!verify_signature(&key, &to_sign, &"zz".repeat(32)));
+        let other = signing_key("wrong", DATE, "us-east-1", "service");
+        assert!(!verify_signature(&other, &to_sign, right));
+    }
+
+    #[test]
+    fn amz_dates_parse_and_format_round_trip() {
+        assert_eq!(parse_amz_date(AMZ_DATE), Some(1_440_938_160));
+        assert_eq!(format_amz_date(1_440_938_160), AMZ_DATE);
+        for bad in [
+            "",
+            "2015",
+            "20150830T123600",
+            "20150830 123600Z",
+            "20151330T123600Z",
+            "20150231T123600Z",
+            "20150830T246000Z",
+            "2015083OT123600Z",
+            "+0150830T123600Z",
+            "20150830T12360éZ",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

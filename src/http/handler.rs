@@ -22,7 +22,8 @@
 //! 6. Malformed body → `SerializationException` (no message), before the target.
 //! 7. Target not `Kinesis_20131202.<known operation>` → `UnknownOperationException` (no
 //!    message), before the credentials.
-//! 8. Credentials ([`super::auth`]).
+//! 8. Credentials ([`super::auth`]; with `--auth verify` the signature too,
+//!    [`super::sigv4_verify`], and the account is the key's).
 //! 9. Decode (type errors → `SerializationException` with a message), validate, run.
 //!
 //! Steps 6 and 9 are one parse on the success path: the separate well-formedness check of
@@ -145,6 +146,44 @@ pub struct RequestHead<'a> {
     pub query: Option<&'a str>,
     /// Headers.
     pub headers: &'a HeaderMap,
+    /// The URI's authority (HTTP/2's `:authority`), for a signed `host`.
+    pub authority: Option<&'a str>,
+    /// `--auth verify`: the signature checker; `None` checks only the credential's shape.
+    pub verifier: Option<&'a super::sigv4_verify::Verifier>,
+}
+
+impl RequestHead<'_> {
+    /// Who is calling: with a verifier, the signature is checked for `service` and the
+    /// account is its key's; without, only the credential's shape, as before.
+    pub fn authenticate(&self, body: &[u8], service: &str) -> Result<auth::Caller, ApiError> {
+        let header_str = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
+        match self.verifier {
+            Some(verifier) => {
+                let verified = verifier.verify(
+                    &super::sigv4_verify::SignedRequest {
+                        method: self.method.as_str(),
+                        path: self.path,
+                        query: self.query,
+                        authority: self.authority,
+                        headers: self.headers,
+                        body,
+                    },
+                    service,
+                )?;
+                Ok(auth::Caller {
+                    access_key_id: verified.access_key_id,
+                    account_id: verified.account_id,
+                    region: verified.region,
+                })
+            }
+            None => auth::authenticate(AuthInput {
+                authorization: header_str(header::AUTHORIZATION.as_str()),
+                has_date_header: self.headers.contains_key("x-amz-date")
+                    || self.headers.contains_key(header::DATE),
+                query: self.query,
+            }),
+        }
+    }
 }
 
 /// Answers one request whose body has been read.
@@ -213,12 +252,7 @@ pub async fn respond<K: Kinesis>(
         return Reply::error(format, &err);
     };
 
-    let auth_input = AuthInput {
-        authorization: header_str(header::AUTHORIZATION.as_str()),
-        has_date_header: headers.contains_key("x-amz-date") || headers.contains_key(header::DATE),
-        query: head.query,
-    };
-    let caller = match auth::authenticate(auth_input) {
+    let caller = match head.authenticate(&body, super::sigv4_verify::service::KINESIS) {
         Ok(caller) => caller,
         Err(auth_err) => {
             let err = format.check_well_formed(&body).err().unwrap_or(auth_err);

@@ -12,7 +12,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::auth::{self, AuthInput};
+use super::auth;
 use super::handler::{Reply, RequestHead};
 use crate::api::RequestContext;
 use crate::api::lambda::{
@@ -56,13 +56,7 @@ fn object(body: &Bytes) -> Result<Body, LambdaError> {
 
 /// Answers one request of the API.
 pub async fn respond(broker: &Arc<Broker>, head: &RequestHead<'_>, body: Bytes) -> Reply {
-    let header_str = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
-    let caller = match auth::authenticate(AuthInput {
-        authorization: header_str("authorization"),
-        has_date_header: head.headers.contains_key("x-amz-date")
-            || head.headers.contains_key("date"),
-        query: head.query,
-    }) {
+    let caller = match head.authenticate(&body, super::sigv4_verify::service::LAMBDA) {
         Ok(caller) => caller,
         Err(e) => {
             return error(LambdaError {

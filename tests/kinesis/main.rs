@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth_verify;
 mod binary;
 mod bulk;
 mod cli;
