@@ -214,7 +214,12 @@ impl Verifier {
             .split(';')
             .map(|n| n.trim().to_ascii_lowercase())
             .collect();
-        if !signed_names.iter().any(|n| n == "host") {
+        // The JS SDK v3 over HTTP/2 signs the `:authority` pseudo-header instead of `host`
+        // (AWS's HTTP/2 endpoints accept it): either names the host.
+        if !signed_names
+            .iter()
+            .any(|n| n == "host" || n == ":authority")
+        {
             return Err(invalid(
                 "'Host' must be a 'SignedHeader' in the AWS Authorization.",
             ));
@@ -277,6 +282,10 @@ impl Verifier {
         let canonical_query = canonical_query(request.query, sig.presigned);
         let mut headers: Vec<(&str, String)> = Vec::with_capacity(signed_names.len());
         for name in &signed_names {
+            if name == ":authority" {
+                headers.push((name, request.authority.unwrap_or_default().to_string()));
+                continue;
+            }
             let mut found = false;
             for value in request.headers.get_all(name.as_str()) {
                 found = true;

@@ -247,11 +247,18 @@
     app().replaceChildren(...nodes);
   }
 
+  /** The account of the signed-in key as the broker's answers show it (a stream ARN). */
+  let seenAccount = null;
+
   function updateHeader() {
     const creds = credentials();
     const who = document.getElementById('who');
     const signOut = document.getElementById('sign-out');
-    who.textContent = creds ? `account ${accountOf(creds.accessKeyId)} · ${creds.region}` : '';
+    // With `--auth verify` the account is the key's in the broker's credentials file, not
+    // the key id: once a stream ARN has been seen, its account is shown.
+    const account =
+      creds && seenAccount && seenAccount.key === creds.accessKeyId ? seenAccount.account : creds && accountOf(creds.accessKeyId);
+    who.textContent = creds ? `account ${account} · ${creds.region}` : '';
     signOut.hidden = !creds;
   }
 
@@ -296,6 +303,10 @@
       return;
     }
     if (token !== pageToken) return;
+    if (summaries.length && summaries[0].StreamARN) {
+      seenAccount = { key: credentials().accessKeyId, account: summaries[0].StreamARN.split(':')[4] };
+      updateHeader();
+    }
     if (!summaries.length) {
       status.textContent = 'No streams in this account and region.';
       return;

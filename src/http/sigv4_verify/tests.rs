@@ -572,3 +572,50 @@ fn fuzzed_authorization_headers_and_queries_never_panic() {
         assert!(result.is_ok(), "seed {run_seed} iteration {i}: panicked");
     }
 }
+
+#[test]
+fn the_js_sdks_http2_signature_over_authority_verifies() {
+    // @aws-sdk/client-kinesis over HTTP/2 (NodeHttp2Handler, its default) signs the
+    // `:authority` pseudo-header instead of `host`: "SignedHeaders=:authority;...".
+    let amz_date = "20261206T215440Z";
+    let date = &amz_date[..8];
+    let v = verifier_at(1_796_594_080);
+    let body = b"{}";
+    let hash = sigv4::sha256_hex(body);
+    let pairs = [
+        (":authority", "127.0.0.1:4567"),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-date", amz_date),
+        ("x-amz-target", "Kinesis_20131202.ListStreams"),
+    ];
+    let canonical = sigv4::canonical_request("POST", "/", "", &pairs, &hash);
+    assert!(canonical.signed_headers.starts_with(":authority;"));
+    let scope = sigv4::credential_scope(date, "us-east-1", "kinesis");
+    let to_sign = sigv4::string_to_sign(amz_date, &scope, &canonical.text);
+    let sig = sigv4::signature(
+        &sigv4::signing_key(SECRET, date, "us-east-1", "kinesis"),
+        &to_sign,
+    );
+    let auth = sigv4::authorization(KEY, &scope, &canonical.signed_headers, &sig);
+    let h = headers(&[
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-date", amz_date),
+        ("x-amz-target", "Kinesis_20131202.ListStreams"),
+        ("authorization", &auth),
+    ]);
+    let mut req = SignedRequest {
+        method: "POST",
+        path: "/",
+        query: None,
+        authority: Some("127.0.0.1:4567"),
+        headers: &h,
+        body,
+    };
+    assert!(v.verify(&req, "kinesis").is_ok());
+    // The authority is part of what was signed.
+    req.authority = Some("127.0.0.1:9999");
+    assert_eq!(
+        v.verify(&req, "kinesis").unwrap_err().code,
+        ErrorCode::InvalidSignatureException
+    );
+}
