@@ -15,6 +15,7 @@
 //! ```
 
 pub mod api;
+pub mod arn;
 pub mod broker;
 pub mod cli;
 pub mod client;

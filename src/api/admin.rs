@@ -88,10 +88,10 @@ pub async fn functions(
 /// `{"message":"Stream not found"}` for a stream that does not exist, 400 without an ARN.
 pub fn throughput(broker: &Broker, query: Option<&str>) -> (u16, String) {
     let arn = query.and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "StreamARN")
-            .map(|(_, v)| percent_decode(v))
+        crate::protocol::query::parse_query(q)
+            .into_iter()
+            .find(|(k, _)| k == "StreamARN")
+            .map(|(_, v)| v)
     });
     let Some(arn) = arn else {
         return (
@@ -103,35 +103,6 @@ pub fn throughput(broker: &Broker, query: Option<&str>) -> (u16, String) {
         Some(v) => (200, v.to_string()),
         None => (404, json!({"message": "Stream not found"}).to_string()),
     }
-}
-
-/// Decodes `%XX` escapes (a browser's `encodeURIComponent` of an ARN escapes `:` and `/`)
-/// and `+`; malformed escapes are kept as they are.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Answers admin requests. The HTTP layer routes `/_broker/...` here.
@@ -235,20 +206,5 @@ impl AdminHandler for BrokerAdmin {
             },
             _ => return None,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn percent_decoding_of_an_encoded_arn() {
-        assert_eq!(
-            percent_decode("arn%3Aaws%3Akinesis%3Aus-east-1%3A000000000000%3Astream%2Fs"),
-            "arn:aws:kinesis:us-east-1:000000000000:stream/s"
-        );
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 }

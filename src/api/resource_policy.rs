@@ -45,16 +45,9 @@ enum Target {
 
 /// The account field of any ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
 fn arn_account(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _, _, _, account, _) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (prefix == "arn" && !account.is_empty()).then_some(account)
+    crate::arn::Arn::parse(arn)
+        .map(|a| a.account)
+        .filter(|account| !account.is_empty())
 }
 
 fn target(arn: &str) -> Target {

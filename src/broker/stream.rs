@@ -31,26 +31,17 @@ impl StreamKey {
     /// The stream a stream ARN names (any `aws*` partition, a 12-digit account, a valid
     /// stream name): the inverse of [`StreamKey::arn`].
     pub fn from_arn(arn: &str) -> Option<StreamKey> {
-        let mut parts = arn.splitn(6, ':');
-        let (prefix, partition, service, region, account, resource) = (
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-        );
-        if prefix != "arn" || !partition.starts_with("aws") || service != "kinesis" {
+        let arn = crate::arn::Arn::parse(arn)?;
+        if !arn.in_aws_partition() || arn.service != "kinesis" {
             return None;
         }
-        let name = resource.strip_prefix("stream/")?;
-        if !valid_name(name) || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit())
-        {
+        let name = arn.resource.strip_prefix("stream/")?;
+        if !valid_name(name) || !crate::arn::is_account_id(arn.account) {
             return None;
         }
         Some(StreamKey {
-            account: account.to_string(),
-            region: region.to_string(),
+            account: arn.account.to_string(),
+            region: arn.region.to_string(),
             name: name.to_string(),
         })
     }

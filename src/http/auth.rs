@@ -174,43 +174,7 @@ fn parse_authorization(header: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Query string → percent-decoded `(name, value)` pairs; a name without `=` has an empty value.
-pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Decodes `%XX` escapes and `+` (a space in query strings); invalid escapes stay as they are.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub(crate) use crate::protocol::query::parse_query;
 
 #[cfg(test)]
 mod tests {
@@ -430,10 +394,5 @@ mod tests {
         .unwrap();
         assert_eq!(caller.account_id, "123456789012");
         assert_eq!(caller.region, "ap-south-1");
-    }
-
-    #[test]
-    fn percent_decode_keeps_invalid_escapes() {
-        assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
     }
 }

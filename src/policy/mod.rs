@@ -16,6 +16,8 @@
 
 use serde_json::Value;
 
+use crate::arn::is_account_id;
+
 /// The largest policy document accepted, in bytes. AWS's limit for Kinesis resource
 /// policies is NOT PINNED by any source found; 20 KiB is the limit IAM applies to other
 /// resource-based policies (see compat-tests/AWS_BEHAVIOUR.md).
@@ -468,28 +470,15 @@ fn parse_principal(value: &Value) -> Result<Principal, PolicyError> {
     Ok(Principal::Aws { accounts, arns })
 }
 
-fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// `arn:PARTITION:iam::ACCOUNT:RESOURCE` → (ACCOUNT, RESOURCE).
 fn iam_arn(s: &str) -> Option<(&str, &str)> {
-    let mut parts = s.splitn(6, ':');
-    let (prefix, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (prefix == "arn"
-        && partition.starts_with("aws")
-        && (service == "iam" || service == "sts")
-        && region.is_empty()
-        && is_account_id(account)
-        && !resource.is_empty())
-    .then_some((account, resource))
+    let arn = crate::arn::Arn::parse(s)?;
+    (arn.in_aws_partition()
+        && (arn.service == "iam" || arn.service == "sts")
+        && arn.region.is_empty()
+        && is_account_id(arn.account)
+        && !arn.resource.is_empty())
+    .then_some((arn.account, arn.resource))
 }
 
 fn check_action(action: &str) -> Result<(), PolicyError> {

@@ -9,6 +9,7 @@ pub mod cbor;
 pub mod error;
 pub mod eventstream;
 pub mod json;
+pub mod query;
 mod type_error;
 
 use crate::api::event_stream::EventItem;
