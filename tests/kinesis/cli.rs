@@ -510,20 +510,34 @@ async fn unknown_stream_prints_the_aws_error_and_exits_1() {
     );
 }
 
+/// A broker whose every stream fails by `rules` (seeded, so a run is reproducible).
+async fn start_with_faults(
+    dir: &std::path::Path,
+    seed: u64,
+    rules: FaultRules,
+) -> kinesis_broker::ServerHandle {
+    start_server_in(dir, |config| {
+        config.faults = FaultConfig {
+            seed,
+            global: rules,
+            ..Default::default()
+        };
+    })
+    .await
+}
+
 #[tokio::test]
 async fn put_retries_throttled_records_until_they_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let server = start_server_in(dir.path(), |config| {
-        config.faults = FaultConfig {
-            seed: 19,
-            global: FaultRules {
-                record_failure_rate: 0.5,
-                ..Default::default()
-            },
+    let server = start_with_faults(
+        dir.path(),
+        19,
+        FaultRules {
+            record_failure_rate: 0.5,
             ..Default::default()
-        };
-    })
+        },
+    )
     .await;
     let client = client_for(server.local_addr());
     create_stream(&client, "throttled", 2).await;
@@ -697,16 +711,14 @@ async fn tail_renews_an_expired_iterator_after_the_last_record_printed() {
 async fn tail_backs_off_when_get_records_is_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let server = start_server_in(dir.path(), |config| {
-        config.faults = FaultConfig {
-            seed: 7,
-            global: FaultRules {
-                get_records_failure_rate: 0.6,
-                ..Default::default()
-            },
+    let server = start_with_faults(
+        dir.path(),
+        7,
+        FaultRules {
+            get_records_failure_rate: 0.6,
             ..Default::default()
-        };
-    })
+        },
+    )
     .await;
     let client = client_for(server.local_addr());
     create_stream(&client, "busy", 2).await;
