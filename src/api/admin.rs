@@ -6,8 +6,8 @@
 //! | `GET /_broker/faults`    | → `{"config": FaultConfig, "counts": {...}}`               |
 //! | `PUT /_broker/faults`    | `FaultConfig` → the same as GET; 400 `{"error"}` if invalid |
 //! | `DELETE /_broker/faults` | → faults off                                               |
-//! | `GET /_broker/clock`     | → `{"now_ms": ..., "offset_ms": ...}`                     |
-//! | `POST /_broker/clock`    | `{"advance_ms": N}` → the same as GET                      |
+//! | `GET /_broker/clock`     | → `{"now_ms", "offset_ms", "steady_ms", "wall_step_ms"}`   |
+//! | `POST /_broker/clock`    | `{"advance_ms": N}` (time passes) or `{"step_wall_ms": N}` (the wall clock steps) → the same as GET |
 //! | `GET /_broker/functions` | → `{"functions": [Function]}`                              |
 //! | `PUT /_broker/functions/{name}` | `{"url", "command"?}` → `Function`; 400 `{"error"}` if invalid |
 //! | `DELETE /_broker/functions/{name}` | → the `Function` removed; 404 if unknown, 409 while a mapping uses it |
@@ -141,7 +141,13 @@ impl BrokerAdmin {
         let c = self.broker.clock();
         (
             200,
-            json!({"now_ms": c.now_ms(), "offset_ms": c.offset_ms()}).to_string(),
+            json!({
+                "now_ms": c.now_ms(),
+                "offset_ms": c.offset_ms(),
+                "steady_ms": c.steady_ms(),
+                "wall_step_ms": c.wall_step_ms(),
+            })
+            .to_string(),
         )
     }
 }
@@ -150,11 +156,17 @@ fn bad_request(message: String) -> (u16, String) {
     (400, json!({ "error": message }).to_string())
 }
 
+/// A `POST /_broker/clock` body: exactly one of the two moves.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Advance {
-    advance_ms: i64,
+struct ClockMove {
+    /// Time passing: both readings move.
+    advance_ms: Option<i64>,
+    /// A wall-clock step: the steady reading stays.
+    step_wall_ms: Option<i64>,
 }
+
+const CLOCK_BODY: &str = r#"expected {"advance_ms": N} or {"step_wall_ms": N}"#;
 
 impl AdminHandler for BrokerAdmin {
     fn broker(&self) -> Option<Arc<Broker>> {
@@ -194,16 +206,33 @@ impl AdminHandler for BrokerAdmin {
                 self.faults()
             }
             ("GET", "/_broker/clock") => self.clock(),
-            ("POST", "/_broker/clock") => match serde_json::from_slice::<Advance>(body) {
-                Ok(a) => match self.broker.clock().advance_ms(a.advance_ms) {
-                    Ok(()) => {
-                        tracing::info!(advance_ms = a.advance_ms, "broker clock moved");
-                        self.clock()
-                    }
-                    Err(e) => bad_request(e),
-                },
-                Err(e) => bad_request(format!("expected {{\"advance_ms\": N}}: {e}")),
-            },
+            ("POST", "/_broker/clock") => {
+                let clock = self.broker.clock();
+                match serde_json::from_slice::<ClockMove>(body) {
+                    Ok(ClockMove {
+                        advance_ms: Some(ms),
+                        step_wall_ms: None,
+                    }) => match clock.advance_ms(ms) {
+                        Ok(()) => {
+                            tracing::info!(advance_ms = ms, "broker clock moved");
+                            self.clock()
+                        }
+                        Err(e) => bad_request(e),
+                    },
+                    Ok(ClockMove {
+                        advance_ms: None,
+                        step_wall_ms: Some(ms),
+                    }) => match clock.step_wall_ms(ms) {
+                        Ok(()) => {
+                            tracing::info!(step_wall_ms = ms, "broker wall clock stepped");
+                            self.clock()
+                        }
+                        Err(e) => bad_request(e),
+                    },
+                    Ok(_) => bad_request(format!("{CLOCK_BODY}: exactly one of them")),
+                    Err(e) => bad_request(format!("{CLOCK_BODY}: {e}")),
+                }
+            }
             _ => return None,
         })
     }

@@ -12,20 +12,31 @@
 //! | 9..17    | stream uid, big-endian u64 (unique per stream incarnation)             |
 //! | 17..21   | shard index, big-endian u32                                            |
 //! | 21..29   | log offset of the next record to return, big-endian u64                |
-//! | 29..37   | issue time, ms since the epoch, big-endian i64                         |
-//! | 37..120  | zero (reserved; covered by the MAC, so a token with anything else there is rejected) |
+//! | 29..37   | issue time, ms since the epoch (the wall reading), big-endian i64      |
+//! | 37..45   | issue time on the broker's steady timeline (`Clock::steady_ms`), big-endian i64 |
+//! | 45..53   | that steady timeline's identity (`Clock::timeline`), big-endian u64; 0 in tokens of older brokers |
+//! | 53..120  | zero (reserved; covered by the MAC, so a token with anything else there is rejected) |
 //! | 120..152 | HMAC-SHA256 over bytes 0..120 under the broker's secret (all 32 bytes) |
 //!
 //! The stream uid is never reused, so an iterator of a deleted stream is rejected even
 //! when a stream of the same name exists again. The MAC makes forged or altered
 //! iterators detectable without keeping any server-side state per iterator; the issue
 //! time it covers makes them expire (`ITERATOR_TTL_MS`, checked by the read path).
+//!
+//! Expiry follows [`ShardIterator::age_ms`]: on the steady timeline that issued the token
+//! its age is steady time elapsed, so wall-clock steps neither expire every iterator at once
+//! (forward) nor keep one alive for the extra hour (back). A token from another timeline (a
+//! previous run of the broker) is at least as old as this run, and as old as the wall clock
+//! says when that is more: after a restart an old iterator lives at most its 5 minutes,
+//! whatever the wall clock did while the broker was down.
 //! Tokens of the older 45-byte layout no longer decode ("Invalid ShardIterator."); they
 //! expired 5 minutes after they were issued anyway.
 
 use base64_simd::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use super::clock::Clock;
 
 /// AWS's first 8 bytes.
 const PREFIX: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
@@ -48,8 +59,38 @@ pub struct ShardIterator {
     pub shard_index: u32,
     /// Offset of the next record to return.
     pub offset: u64,
-    /// When it was issued (ms since the epoch).
+    /// When it was issued (ms since the epoch, the wall reading).
     pub issued_ms: i64,
+    /// When it was issued on the steady timeline `timeline`.
+    pub issued_steady_ms: i64,
+    /// The steady timeline it was issued on (0: unknown, a token of an older broker).
+    pub timeline: u64,
+}
+
+impl ShardIterator {
+    /// A token for `offset` issued now by `clock`.
+    pub fn issued_now(stream_uid: u64, shard_index: u32, offset: u64, clock: &Clock) -> Self {
+        Self {
+            stream_uid,
+            shard_index,
+            offset,
+            issued_ms: clock.now_ms(),
+            issued_steady_ms: clock.steady_ms(),
+            timeline: clock.timeline(),
+        }
+    }
+
+    /// How old the iterator is (ms) by `clock`: steady time since it was issued when
+    /// `clock` issued it; otherwise the longer of the wall time since it was issued and the
+    /// time since `clock` started (it was issued before that).
+    pub fn age_ms(&self, clock: &Clock) -> i64 {
+        if self.timeline == clock.timeline() {
+            clock.steady_ms().saturating_sub(self.issued_steady_ms)
+        } else {
+            let wall = clock.now_ms().saturating_sub(self.issued_ms);
+            wall.max(clock.uptime_ms())
+        }
+    }
 }
 
 /// Signs and verifies iterators with a per-data-directory secret.
@@ -86,6 +127,8 @@ impl IteratorCodec {
         buf[17..21].copy_from_slice(&it.shard_index.to_be_bytes());
         buf[21..29].copy_from_slice(&it.offset.to_be_bytes());
         buf[29..37].copy_from_slice(&it.issued_ms.to_be_bytes());
+        buf[37..45].copy_from_slice(&it.issued_steady_ms.to_be_bytes());
+        buf[45..53].copy_from_slice(&it.timeline.to_be_bytes());
         let mac = self.mac(&buf[..BODY_LEN]);
         buf[BODY_LEN..].copy_from_slice(&mac);
         STANDARD.encode_to_string(buf)
@@ -107,7 +150,7 @@ impl IteratorCodec {
             .iter()
             .zip(&raw[BODY_LEN..])
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 || raw[37..BODY_LEN].iter().any(|&b| b != 0) {
+        if diff != 0 || raw[53..BODY_LEN].iter().any(|&b| b != 0) {
             return None;
         }
         let u64_at = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().unwrap_or([0; 8]));
@@ -116,6 +159,8 @@ impl IteratorCodec {
             shard_index: u32::from_be_bytes(raw[17..21].try_into().unwrap_or([0; 4])),
             offset: u64_at(21),
             issued_ms: u64_at(29) as i64,
+            issued_steady_ms: u64_at(37) as i64,
+            timeline: u64_at(45),
         })
     }
 }
@@ -130,6 +175,8 @@ mod tests {
             shard_index: 1,
             offset: 99,
             issued_ms: 1_764_000_000_000,
+            issued_steady_ms: 1_763_999_999_000,
+            timeline: 0x5EED,
         }
     }
 
@@ -173,6 +220,51 @@ mod tests {
         assert_eq!(raw[..8], [0, 0, 0, 0, 0, 0, 0, 1]);
     }
 
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn age_on_the_issuing_timeline_ignores_wall_steps() {
+        let clock = Clock::system();
+        let it = ShardIterator::issued_now(1, 0, 0, &clock);
+        clock.step_wall_ms(HOUR).unwrap();
+        assert!(
+            it.age_ms(&clock) < ITERATOR_TTL_MS,
+            "a forward step expires nothing"
+        );
+        clock.step_wall_ms(-2 * HOUR).unwrap();
+        clock.advance_ms(ITERATOR_TTL_MS + 1).unwrap();
+        assert!(
+            it.age_ms(&clock) > ITERATOR_TTL_MS,
+            "a backward step lends no extra life"
+        );
+    }
+
+    #[test]
+    fn age_of_a_token_from_another_run_is_at_least_this_runs_age() {
+        let clock = Clock::system();
+        let earlier = ShardIterator {
+            issued_ms: clock.now_ms() - 60_000,
+            issued_steady_ms: 12,
+            timeline: 0,
+            ..sample()
+        };
+        let age = earlier.age_ms(&clock);
+        assert!((60_000..70_000).contains(&age), "{age}");
+        // Issued an hour "later" than now: the wall clock stepped back while the broker was
+        // down. Its age is then this run's (it expires 5 minutes into the run), not -1 h.
+        let ahead = ShardIterator {
+            issued_ms: clock.now_ms() + HOUR,
+            ..earlier
+        };
+        let age = ahead.age_ms(&clock);
+        assert!((0..=clock.uptime_ms()).contains(&age), "{age}");
+        let stale = ShardIterator {
+            issued_ms: clock.now_ms() - ITERATOR_TTL_MS - 1,
+            ..earlier
+        };
+        assert!(stale.age_ms(&clock) > ITERATOR_TTL_MS);
+    }
+
     #[test]
     fn rejects_the_old_45_byte_layout() {
         let mut old = vec![1u8];
@@ -202,6 +294,8 @@ mod tests {
                 shard_index: rng.next() as u32,
                 offset: rng.next(),
                 issued_ms: rng.next() as i64,
+                issued_steady_ms: rng.next() as i64,
+                timeline: rng.next(),
             };
             let token = c.encode(&it);
             assert_eq!(c.decode(&token), Some(it));

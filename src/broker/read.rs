@@ -68,9 +68,11 @@ impl Broker {
     pub(super) fn trim_horizon(&self, stream: &Stream, shard: &Shard) -> Result<u64> {
         let retention_ms = stream.state().retention_hours as i64 * 3_600_000;
         let first = shard.log.bounds().first_offset;
+        // Ages by the earlier reading: a forward wall step must not hide records younger
+        // than the retention period (a backward one delays trimming by at most the step).
         let by_time = shard
             .log
-            .offset_at_time(self.clock.now_ms() - retention_ms)?;
+            .offset_at_time(self.clock.earliest_now_ms() - retention_ms)?;
         Ok(first.max(by_time))
     }
 
@@ -97,12 +99,12 @@ impl Broker {
             });
         }
         let offset = self.resolve_position(stream, shard, position)?;
-        Ok(self.iterators.encode(&ShardIterator {
-            stream_uid: stream.uid,
-            shard_index: shard.index,
+        Ok(self.iterators.encode(&ShardIterator::issued_now(
+            stream.uid,
+            shard.index,
             offset,
-            issued_ms: self.clock.now_ms(),
-        }))
+            &self.clock,
+        )))
     }
 
     /// The offset a position names in a shard, between its trim horizon and its end.
@@ -194,9 +196,12 @@ impl Broker {
                 account: gone.map(|k| k.account),
             });
         };
-        if now - it.issued_ms > ITERATOR_TTL_MS {
+        // Judged by the iterator's age on the steady timeline, not by wall times (see
+        // `ShardIterator::age_ms`); the message shows the issue time that age implies.
+        let age = it.age_ms(&self.clock);
+        if age > ITERATOR_TTL_MS {
             return Err(Error::IteratorExpired {
-                issued_ms: it.issued_ms,
+                issued_ms: now.saturating_sub(age),
                 now_ms: now,
             });
         }
@@ -246,19 +251,14 @@ impl Broker {
                 .map(|r| r.arrival_ms);
             last_seen
                 .or(bounds.first_arrival_ms)
-                .map(|t| (now - t).max(0))
+                .map(|t| self.clock.age_ms(t))
                 .unwrap_or(0)
         };
         let (next_iterator, child_shards) = if shard.closed().is_some() && caught_up {
             let children = stream.state().children_of(shard.index);
             (None, children)
         } else {
-            let next = ShardIterator {
-                stream_uid: stream.uid,
-                shard_index: shard.index,
-                offset: next_offset,
-                issued_ms: now,
-            };
+            let next = ShardIterator::issued_now(stream.uid, shard.index, next_offset, &self.clock);
             (Some(self.iterators.encode(&next)), Vec::new())
         };
         shard

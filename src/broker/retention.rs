@@ -15,7 +15,9 @@ impl Broker {
     /// Deletes the segments whose records have all outlived their stream's retention
     /// period. Reads already skip such records; this gives the disk space back.
     pub fn sweep_retention(&self) -> usize {
-        let now = self.clock.now_ms();
+        // The earlier reading: a forward wall step must not delete records younger than the
+        // retention period; a backward one delays deletion by at most the step.
+        let now = self.clock.earliest_now_ms();
         let streams: Vec<Arc<Stream>> = self.registry().streams.values().cloned().collect();
         let mut dropped = 0;
         for stream in streams {

@@ -11,6 +11,7 @@ mod auth_verify;
 mod binary;
 mod bulk;
 mod cli;
+mod clock;
 mod consumers;
 mod crash;
 mod distribution;

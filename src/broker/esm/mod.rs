@@ -727,7 +727,6 @@ impl Broker {
             let p = m.progress();
             (p.positions.clone(), p.finished.clone())
         };
-        let now = self.clock.now_ms();
         let mut age = 0;
         for shard in stream.state().shards.iter() {
             if finished.contains(&shard.index) {
@@ -751,7 +750,7 @@ impl Broker {
                     .and_then(|r| r.ok().map(|r| r.arrival_ms))
             });
             if let Some(arrival) = oldest {
-                age = age.max(now - arrival);
+                age = age.max(self.clock.age_ms(arrival));
             }
         }
         age.max(0)

@@ -175,6 +175,10 @@ async fn run_shard(
         position = from;
         // Under a tumbling window, the open window is over once its end has passed with
         // every record of it delivered (later records arrive later), or its shard ended.
+        // Windows are arrival-time ranges, and arrival times are the wall reading held
+        // monotonic per shard, so the wall reading (not the steady one) says when no record
+        // can arrive in one any more; a forward step during the sleep below is noticed when
+        // it ends, at most one window length late.
         let config = mapping.config();
         let open = mapping.progress().windows.get(&shard.index).cloned();
         let window_end = open
@@ -502,12 +506,14 @@ async fn deliver_lane(
             // Lambda does not send records older than MaximumRecordAgeInSeconds: they are
             // discarded before the invocation, whether or not they were tried before.
             if config.max_record_age_s >= 0 {
-                let now = context.broker.clock().now_ms();
+                let clock = context.broker.clock();
                 let max_age_ms = config.max_record_age_s as i64 * 1000;
+                // By `Clock::age_ms`: a forward wall step must not age every pending
+                // record past the limit at once.
                 let expired = pending
                     .items
                     .iter()
-                    .take_while(|i| now - i.arrival_ms > max_age_ms)
+                    .take_while(|i| clock.age_ms(i.arrival_ms) > max_age_ms)
                     .count();
                 if expired > 0 {
                     let rest = pending.items.split_off(expired);

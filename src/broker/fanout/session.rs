@@ -52,7 +52,7 @@ type SlotKey = (String, u64, u32);
 
 #[derive(Debug)]
 struct Slot {
-    /// Broker-clock time of the successful call that made this slot.
+    /// Steady-clock time of the successful call that made this slot.
     started_ms: i64,
     /// Set to true when a newer subscription takes over.
     taken_over: watch::Sender<bool>,
@@ -298,7 +298,9 @@ impl Broker {
     /// window of the previous one. The caller has checked the consumer is ACTIVE and the
     /// shard belongs to the stream.
     pub fn subscribe(self: &Arc<Self>, target: Target) -> Result<Subscription, SessionError> {
-        let now = self.clock.now_ms();
+        // The 5-second window is a deadline: on the wall clock, a backward step would refuse
+        // every resubscription for the length of the step.
+        let now = self.clock.steady_ms();
         let lifetime = self.settings.subscription_lifetime;
         // A subscription shorter than the window (tests shorten it) could otherwise never
         // be renewed when it ends.
@@ -515,7 +517,7 @@ impl Subscription {
                 None => self.continuation.clone(),
             };
             let millis_behind_latest = match last {
-                Some((_, arrival)) if next < end => (broker.clock.now_ms() - arrival).max(0),
+                Some((_, arrival)) if next < end => broker.clock.age_ms(arrival),
                 _ => 0,
             };
             let delivery = Arc::new(Delivery {

@@ -7,6 +7,12 @@
 //! deadline first), then records never handed out, shard by shard, a closed shard before
 //! its children. A record the stream's retention has dropped is forgotten instead of
 //! delivered. Every change is journaled before the call answers.
+//!
+//! Visibility deadlines and first-receive times are on the clock's steady timeline
+//! (`Clock::steady_ms`): a wall-clock step neither makes every record in flight visible at
+//! once (forward) nor hides them for the extra hour (back). The journal keeps them as
+//! numbers; the next run's steady timeline starts at the wall time of its start, so only a
+//! step between two runs shifts the deadlines recorded before it (by that step).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +131,7 @@ impl Broker {
             }
             let mut wake_at = deadline;
             if let Some(t) = next_visible_ms {
-                let in_ms = (t - self.clock.now_ms()).max(0) as u64;
+                let in_ms = (t - self.clock.steady_ms()).max(0) as u64;
                 wake_at = wake_at.min(Instant::now() + Duration::from_millis(in_ms));
             }
             let any_tail = async {
@@ -165,7 +171,7 @@ impl Broker {
     ) -> Result<(Vec<ReceivedRecord>, Option<i64>)> {
         let mut state = queue.lock_state();
         let meta = queue.meta();
-        let now = self.clock.now_ms();
+        let now = self.clock.steady_ms();
         let visibility_ms = visibility_s.unwrap_or(meta.attrs.visibility_timeout_s) as i64 * 1000;
         let mut changes = state.delivery.settle(now);
         let mut out = Vec::new();
@@ -319,7 +325,8 @@ impl Broker {
     ) -> Result<(Vec<std::result::Result<(), EntryFailure>>, bool)> {
         let mut state = queue.lock_state();
         let meta = queue.meta();
-        let now = self.clock.now_ms();
+        // Deadlines are steady-timeline times (see the module's comment).
+        let now = self.clock.steady_ms();
         let mut changes = state.delivery.settle(now);
         let mut wake = !changes.is_empty();
         let mut results = Vec::with_capacity(entries.len());

@@ -446,7 +446,7 @@ impl Broker {
     /// earliest readable time for TRIM_HORIZON, the later of the two for AT_TIMESTAMP.
     fn effective_start_ms(&self, stream: &Stream, meta: &QueueMeta) -> i64 {
         let retention_ms = stream.state().retention_hours as i64 * 3_600_000;
-        let earliest = (self.clock.now_ms() - retention_ms).max(stream.created_ms);
+        let earliest = (self.clock.earliest_now_ms() - retention_ms).max(stream.created_ms);
         match meta.start {
             StartingPosition::Latest => meta.created_ms,
             StartingPosition::TrimHorizon => earliest,
