@@ -537,3 +537,65 @@ async fn on_demand_scaling_neither_fires_nor_stalls_on_steps() {
     assert!(scaled, "hot shards were not split after the steps");
     h.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_forward_step_does_not_age_records_past_maximum_record_age() {
+    use crate::esm::{WAIT, delivered, fake_runtime, free_port, http};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let spec = kinesis_broker::config::FunctionSpec::runtime("aged", runtime);
+    let h = start_server_in(dir.path(), move |c| {
+        c.functions = vec![spec];
+        c.event_source_mapping_delay = Duration::ZERO;
+    })
+    .await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_stream(&client, "esm-step", 1).await;
+    for i in 0..3 {
+        put(&client, "esm-step", &format!("r{i}")).await;
+    }
+    // The function fails until told otherwise: the records stay pending, retried.
+    let healthy = Arc::new(AtomicBool::new(false));
+    let answer = healthy.clone();
+    let (seen, task) = fake_runtime(runtime, move |_, _| answer.load(Ordering::SeqCst));
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(
+            &json!({"FunctionName": "aged", "EventSourceArn": stream_arn("esm-step"),
+                     "StartingPosition": "TRIM_HORIZON", "MaximumRecordAgeInSeconds": 60}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    let calls = || seen.lock().unwrap().len();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while calls() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no invocation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The wall clock gains an hour; the records are seconds old all the same, so they are
+    // still retried (discarded as older than 60 s they would never be invoked again).
+    h.broker().clock().step_wall_ms(HOUR).unwrap();
+    let before = calls();
+    while calls() < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the records were discarded after a forward step"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    healthy.store(true, Ordering::SeqCst);
+    while delivered(&seen.lock().unwrap()).len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered(&seen.lock().unwrap()), ["r0", "r1", "r2"]);
+    task.abort();
+    h.shutdown().await.expect("shutdown");
+}
