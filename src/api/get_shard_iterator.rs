@@ -110,7 +110,7 @@ pub(crate) fn checked_sequence(
     let parsed = AwsSequence::parse(sequence).ok_or_else(invalid)?;
     if parsed
         .arrival_s
-        .is_some_and(|s| (s as i64).saturating_mul(1000) > broker.clock().now_ms())
+        .is_some_and(|s| (s as i64).saturating_mul(1000) > broker.clock().latest_now_ms())
     {
         return Err(invalid());
     }
@@ -159,7 +159,9 @@ pub(crate) fn checked_timestamp(
             "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter."
         ));
     };
-    let now = broker.clock().now_ms();
+    // The later reading: an arrival time read before the wall clock stepped back is not
+    // "in the future".
+    let now = broker.clock().latest_now_ms();
     if ts.millis > now {
         return Err(api_error!(
             InvalidArgumentException,

@@ -63,7 +63,7 @@ async fn put(
     // new record sorts after it without waiting: inside a shard numbers grow with the log
     // offset, and a child shard's numbers are above its parents' (see broker::sequence).
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
-        let now = broker.clock().now_ms();
+        let now = broker.clock().latest_now_ms();
         let valid = AwsSequence::parse(ordering).is_some_and(|seq| {
             seq.arrival_s
                 .is_none_or(|s| (s as i64).saturating_mul(1000) <= now)

@@ -101,6 +101,13 @@ impl Clock {
         self.now_ms().min(self.steady_ms())
     }
 
+    /// The later of the wall and steady readings: "now" for refusing a client's timestamp
+    /// as being from the future, so that a time this broker handed out before the wall
+    /// clock stepped back is not refused.
+    pub fn latest_now_ms(&self) -> i64 {
+        self.now_ms().max(self.steady_ms())
+    }
+
     /// How long ago (ms, never negative) a stored wall timestamp was, by
     /// [`Clock::earliest_now_ms`].
     pub fn age_ms(&self, wall_ms: i64) -> i64 {
