@@ -108,9 +108,13 @@ pub(crate) fn checked_sequence(
         )
     };
     let parsed = AwsSequence::parse(sequence).ok_or_else(invalid)?;
+    // Not past the later clock reading nor the shard's newest arrival: a number the shard
+    // handed out is never "from the future", however the wall clock stepped since.
+    let newest = shard.log.bounds().last_arrival_ms.unwrap_or(i64::MIN);
+    let now = broker.clock().latest_now_ms().max(newest);
     if parsed
         .arrival_s
-        .is_some_and(|s| (s as i64).saturating_mul(1000) > broker.clock().latest_now_ms())
+        .is_some_and(|s| (s as i64).saturating_mul(1000) > now)
     {
         return Err(invalid());
     }

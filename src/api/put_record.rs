@@ -63,7 +63,17 @@ async fn put(
     // new record sorts after it without waiting: inside a shard numbers grow with the log
     // offset, and a child shard's numbers are above its parents' (see broker::sequence).
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
-        let now = broker.clock().latest_now_ms();
+        // The later clock reading or the stream's newest arrival, whichever is later: a
+        // number the stream handed out is never "from the future", however the wall clock
+        // stepped since.
+        let newest = stream
+            .state()
+            .shards
+            .iter()
+            .filter_map(|s| s.log.bounds().last_arrival_ms)
+            .max()
+            .unwrap_or(i64::MIN);
+        let now = broker.clock().latest_now_ms().max(newest);
         let valid = AwsSequence::parse(ordering).is_some_and(|seq| {
             seq.arrival_s
                 .is_none_or(|s| (s as i64).saturating_mul(1000) <= now)

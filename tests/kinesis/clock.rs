@@ -639,5 +639,29 @@ async fn numbers_and_times_handed_out_before_a_step_back_are_not_from_the_future
         .await
         .unwrap_or_else(|e| panic!("SequenceNumberForOrdering: {}", describe_err(&e)));
     assert!(seq(second.sequence_number()) > seq(&first));
+    // A number written while the wall clock was an hour ahead of the steady one, after
+    // it stepped back: ahead of both readings, still not "from the future" for its shard.
+    let clock = h.broker().clock().clone();
+    clock.step_wall_ms(2 * HOUR).unwrap();
+    let ahead = put(&client, "back", "c").await;
+    clock.step_wall_ms(-HOUR).unwrap();
+    client
+        .get_shard_iterator()
+        .stream_name("back")
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(&ahead)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("AT_SEQUENCE_NUMBER ahead: {}", describe_err(&e)));
+    client
+        .put_record()
+        .stream_name("back")
+        .partition_key("pk")
+        .data(blob(&b"d"[..]))
+        .sequence_number_for_ordering(&ahead)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SequenceNumberForOrdering ahead: {}", describe_err(&e)));
     h.shutdown().await.expect("shutdown");
 }
