@@ -248,6 +248,13 @@ pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
 /// is known to be reserved already (a hint: `fallocate` skips allocated blocks anyway).
 pub(crate) fn allocate(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     let bytes = to.saturating_sub(from);
+    #[cfg(any(test, feature = "fault-injection"))]
+    if disk_full::is_full(path) {
+        return Err(Error::NoSpace {
+            path: path.to_owned(),
+            bytes,
+        });
+    }
     #[cfg(test)]
     if crate::segment::fault::take_no_space() {
         return Err(Error::NoSpace {
@@ -359,6 +366,57 @@ fn map_active(file: &File, path: &Path, len: u64) -> Result<MmapRaw> {
         .len(len)
         .map_raw_read_only(file)
         .map_err(|e| Error::io("mapping segment", path, e))
+}
+
+/// A full disk for the integration tests of the crate's users (feature `fault-injection`):
+/// while a [`DiskFull`] guard lives, every allocation of a file under its directory fails with
+/// [`Error::NoSpace`], in any thread. Scoped by directory so tests running in parallel in one
+/// process do not see each other's full disks.
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod disk_full {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static FULL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Number of guards alive: no lock taken on allocations while it is 0.
+    static ARMED: AtomicUsize = AtomicUsize::new(0);
+
+    /// While alive, allocations of files under the directory fail with `NoSpace`.
+    #[derive(Debug)]
+    pub struct DiskFull {
+        dir: PathBuf,
+    }
+
+    /// Makes the disk look full under `dir` until the guard is dropped.
+    pub fn fill(dir: &Path) -> DiskFull {
+        FULL.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.to_path_buf());
+        ARMED.fetch_add(1, Ordering::AcqRel);
+        DiskFull {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    impl Drop for DiskFull {
+        fn drop(&mut self) {
+            let mut full = FULL.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = full.iter().position(|d| *d == self.dir) {
+                full.swap_remove(i);
+                ARMED.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    pub(crate) fn is_full(path: &Path) -> bool {
+        ARMED.load(Ordering::Acquire) > 0
+            && FULL
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|d| path.starts_with(d))
+    }
 }
 
 /// Test-only fault injection for preallocation.
