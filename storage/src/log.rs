@@ -867,6 +867,10 @@ impl Log {
             next_offset: cur,
         };
         if cur >= next || max_records == 0 {
+            // A reader at the tail has read everything up to here: its last batch is behind it.
+            if let Some(seg) = slot.seg.get() {
+                seg.release_behind(seg.end());
+            }
             return Ok(batch);
         }
         let mut bytes = 0usize;
@@ -878,11 +882,10 @@ impl Log {
             if first_segment {
                 first_segment = false;
                 // What this reader read before is most likely just behind where it starts now,
-                // in this segment or, when it starts a segment, in the previous one.
+                // in this segment and, when its last batch crossed into this one, at the end
+                // of the previous one (a no-op without a syscall once that is released).
                 seg.release_behind(pos);
-                if cur == seg.base
-                    && let Some(prev) = previous_loaded(sh, seg.base)
-                {
+                if let Some(prev) = previous_loaded(sh, seg.base) {
                     prev.release_behind(prev.end());
                 }
             }

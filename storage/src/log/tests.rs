@@ -1980,16 +1980,34 @@ fn released_pages_read_back_unchanged() {
         );
     }
     // And after the reader moved on to the next segments, its pages are gone from the process
-    // (re-checking the data above faulted some back: drain again, without holding batches).
+    // (re-checking the data above faulted some back: drain again, without holding batches,
+    // in batches that cross from one segment into the next), and at the tail its last batch
+    // is released by its next (empty) read.
     drop(batches);
     let mut at = 0;
-    while at < 5000 {
-        at = log.read(at, 10_000, 512 << 10).unwrap().next_offset();
+    loop {
+        let b = log.read(at, 10_000, 3 << 20).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        at = b.next_offset();
     }
-    if let Some(rss) = mapping_rss(first_seg.published().as_ptr() as usize) {
-        assert!(
-            rss <= 1 << 20,
-            "{rss} bytes of a drained segment still resident"
-        );
+    let segs: Vec<Arc<Segment>> = log
+        .shared
+        .segments
+        .read()
+        .unwrap()
+        .iter()
+        .map(|s| s.get(&log.shared).unwrap())
+        .collect();
+    assert_eq!(segs.len(), 3);
+    for seg in &segs {
+        if let Some(rss) = mapping_rss(seg.published().as_ptr() as usize) {
+            assert!(
+                rss <= 1 << 20,
+                "{rss} bytes of drained segment {} still resident",
+                seg.base
+            );
+        }
     }
 }
