@@ -859,6 +859,23 @@ mod tests {
     }
 
     #[test]
+    fn disk_full_guard_fails_other_directories_or_outlives_its_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (full, other) = (dir.path().join("full"), dir.path().join("other"));
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let guard = disk_full::fill(&full);
+        assert!(matches!(
+            Segment::create(&full, 0, 1 << 20, 4096, None),
+            Err(Error::NoSpace { .. })
+        ));
+        assert!(!full.join(file_name(0, FileKind::Log)).exists());
+        Segment::create(&other, 0, 1 << 20, 4096, None).unwrap();
+        drop(guard);
+        Segment::create(&full, 0, 1 << 20, 4096, None).unwrap();
+    }
+
+    #[test]
     fn header_check_accepts_foreign_file() {
         let p = Path::new("x.log");
         assert_eq!(
