@@ -726,13 +726,27 @@ impl Log {
             return Err(Error::Sealed);
         };
         // Create the new segment first: if the disk is full, nothing has changed.
-        let new = Arc::new(Segment::create(
-            &sh.dir,
-            w.next,
-            sh.opts.segment_bytes,
-            w.growth.initial(Instant::now()),
-            w.last_arrival,
-        )?);
+        let create = |initial| {
+            Segment::create(
+                &sh.dir,
+                w.next,
+                sh.opts.segment_bytes,
+                initial,
+                w.last_arrival,
+            )
+        };
+        let initial = w.growth.initial(Instant::now());
+        let smaller = |n: u64| n.min(sh.opts.segment_bytes);
+        let new = match create(initial) {
+            // A hot log asks for a large first step; a nearly full disk may still have a page.
+            Err(Error::NoSpace { .. })
+                if smaller(initial) > smaller(segment::INITIAL_ALLOCATION) =>
+            {
+                create(segment::INITIAL_ALLOCATION)
+            }
+            other => other,
+        };
+        let new = Arc::new(new?);
         let idx_file = match index::open_for_append(&new.idx_path, new.base, &[]) {
             Ok(f) => f,
             Err(e) => {
