@@ -136,12 +136,14 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
-/// Watches a process during a phase: CPU seconds used and the peak of sampled VmRSS.
+/// Watches a process during a phase: CPU seconds used and the peaks of sampled VmRSS, RssAnon
+/// and RssFile.
 pub struct ProcWatch {
     pid: u32,
     cpu_start: Option<f64>,
     peak_rss_kib: Arc<AtomicU64>,
     peak_anon_kib: Arc<AtomicU64>,
+    peak_file_kib: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -150,8 +152,9 @@ impl ProcWatch {
     pub fn start(pid: u32) -> Self {
         let peak = Arc::new(AtomicU64::new(status_kib(pid, "VmRSS:").unwrap_or(0)));
         let anon = Arc::new(AtomicU64::new(status_kib(pid, "RssAnon:").unwrap_or(0)));
+        let file = Arc::new(AtomicU64::new(status_kib(pid, "RssFile:").unwrap_or(0)));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, a, s) = (peak.clone(), anon.clone(), stop.clone());
+        let (p, a, f, s) = (peak.clone(), anon.clone(), file.clone(), stop.clone());
         let task = tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
                 if let Some(rss) = status_kib(pid, "VmRSS:") {
@@ -159,6 +162,9 @@ impl ProcWatch {
                 }
                 if let Some(rss) = status_kib(pid, "RssAnon:") {
                     a.fetch_max(rss, Ordering::Relaxed);
+                }
+                if let Some(rss) = status_kib(pid, "RssFile:") {
+                    f.fetch_max(rss, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -168,6 +174,7 @@ impl ProcWatch {
             cpu_start: cpu_seconds(pid),
             peak_rss_kib: peak,
             peak_anon_kib: anon,
+            peak_file_kib: file,
             stop,
             task,
         }
@@ -193,7 +200,11 @@ impl ProcWatch {
             // Anonymous memory only (heap, stacks): VmRSS also counts mapped file pages,
             // which are page cache.
             "peak_anon_mb": mb(self.peak_anon_kib.load(Ordering::Relaxed)),
+            // Mapped file pages (segments being read or written): page cache the process maps.
+            "peak_file_mb": mb(self.peak_file_kib.load(Ordering::Relaxed)),
             "rss_mb": status_kib(self.pid, "VmRSS:").map(mb),
+            "rss_anon_mb": status_kib(self.pid, "RssAnon:").map(mb),
+            "rss_file_mb": status_kib(self.pid, "RssFile:").map(mb),
             "vm_hwm_mb": status_kib(self.pid, "VmHWM:").map(mb),
             "threads": status_kib(self.pid, "Threads:"),
         })

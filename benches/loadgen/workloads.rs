@@ -907,8 +907,12 @@ impl Report {
         eprintln!("  failures        {}", g("failures"));
         if let Some(s) = o.get("server").filter(|s| !s.is_null()) {
             eprintln!(
-                "  server          cpu {} s  peak rss {} MB (anonymous {} MB, VmHWM {} MB)",
-                s["cpu_s"], s["peak_rss_mb"], s["peak_anon_mb"], s["vm_hwm_mb"]
+                "  server          cpu {} s  peak rss {} MB (anonymous {} MB, file {} MB, VmHWM {} MB)",
+                s["cpu_s"], s["peak_rss_mb"], s["peak_anon_mb"], s["peak_file_mb"], s["vm_hwm_mb"]
+            );
+            eprintln!(
+                "  server at end   rss {} MB (anonymous {} MB, file {} MB)",
+                s["rss_mb"], s["rss_anon_mb"], s["rss_file_mb"]
             );
         }
         eprintln!("  client cpu      {} s", g("client_cpu_s"));

@@ -235,7 +235,10 @@ impl Broker {
                 let log = storage::Log::open(
                     self.shard_dir(uid, index),
                     self.settings.log_options.clone(),
-                )?;
+                )
+                .map_err(|e| {
+                    disk_full_as_limit(e, || format!("create stream {}", key.name), index)
+                })?;
                 shards.push(Arc::new(Shard {
                     index,
                     id: stream::shard_id(index),
@@ -416,4 +419,24 @@ impl Broker {
         }
         Ok(())
     }
+}
+
+/// A shard log that cannot be created for lack of disk space is refused as the broker's own
+/// limit (LimitExceededException, with the reason), not as an internal failure: the caller
+/// creates nothing (the shard's files are removed, the catalog is not written), and the request
+/// can succeed once space is freed. Other storage errors stay what they are.
+pub(super) fn disk_full_as_limit(
+    e: storage::Error,
+    action: impl FnOnce() -> String,
+    shard_index: u32,
+) -> Error {
+    if !super::write::is_disk_full(&e) {
+        return e.into();
+    }
+    tracing::warn!(error = %e, "no disk space for a new shard");
+    Error::LimitExceeded(format!(
+        "Not enough disk space to {}: the broker could not reserve disk space for {} in its data directory. Free disk space and retry.",
+        action(),
+        stream::shard_id(shard_index)
+    ))
 }

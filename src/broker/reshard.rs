@@ -222,10 +222,16 @@ impl Broker {
         created_ms: i64,
     ) -> Result<Arc<Shard>> {
         let index = st.shards.len() as u32;
-        let log = storage::Log::open(
-            self.shard_dir(stream.uid, index),
-            self.settings.log_options.clone(),
-        )?;
+        let dir = self.shard_dir(stream.uid, index);
+        let log = storage::Log::open(&dir, self.settings.log_options.clone()).map_err(|e| {
+            // The caller undoes only the shards it got: this one's directory goes here.
+            let _ = std::fs::remove_dir_all(&dir);
+            super::lifecycle::disk_full_as_limit(
+                e,
+                || format!("add shards to stream {}", stream.key.name),
+                index,
+            )
+        })?;
         Ok(Arc::new(Shard {
             index,
             id: shard_id(index),

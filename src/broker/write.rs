@@ -333,7 +333,7 @@ impl Broker {
 }
 
 /// Whether an append failed for lack of disk space (`GET /ready` then says so).
-fn is_disk_full(e: &storage::Error) -> bool {
+pub(super) fn is_disk_full(e: &storage::Error) -> bool {
     match e {
         storage::Error::NoSpace { .. } => true,
         storage::Error::Io { source, .. } => matches!(

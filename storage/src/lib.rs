@@ -50,6 +50,9 @@ pub use flusher::{FlushLatency, WaitDurable, block_on, flush_latency};
 pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};
 pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;
+/// A full disk for integration tests (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use segment::disk_full;
 
 /// When an append counts as durable, i.e. when [`Log::wait_durable`] resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

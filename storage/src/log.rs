@@ -4,7 +4,7 @@
 //!  dir/
 //!    00000000000000000000.log  .idx   sealed   (read-only map, loaded lazily on first use)
 //!    00000000000000004711.log  .idx   sealed
-//!    00000000000000009000.log  .idx   active   (preallocated; written with pwrite, read through a read-only map)
+//!    00000000000000009000.log  .idx   active   (allocated ahead of the writer in growing steps; written with pwrite, read through a read-only map)
 //!    SEALED                           present once Log::seal was called
 //!    LOCK                             exclusively flock'ed while a Log has the directory open
 //!
@@ -26,12 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::flusher::{FlushShared, WaitDurable};
 use crate::frame::{self, Decoded};
 use crate::index::{self, IndexEntry};
 use crate::recovery;
-use crate::segment::{self, FileKind, Published, SEGMENT_HEADER_BYTES, Segment};
+use crate::segment::{self, FileKind, Growth, Published, SEGMENT_HEADER_BYTES, Segment};
 use crate::{Appended, Bounds, Error, LogOptions, Record, RecordView, Result};
 
 /// Name of the lock file (see [`lock_dir`]).
@@ -162,6 +163,8 @@ struct Writer {
     /// Position of the active segment's last index entry.
     last_entry_pos: Option<u64>,
     sealed: bool,
+    /// How much disk the next allocation of the active segment reserves (follows the write rate).
+    growth: Growth,
     /// Reused buffers: no allocation per append in the steady state.
     frame_buf: Vec<u8>,
     new_entries: Vec<IndexEntry>,
@@ -443,7 +446,13 @@ impl Log {
                 (Arc::new(seg), idx, floor)
             }
             None => {
-                let seg = Segment::create(&dir, 0, opts.segment_bytes, None)?;
+                let seg = Segment::create(
+                    &dir,
+                    0,
+                    opts.segment_bytes,
+                    segment::INITIAL_ALLOCATION,
+                    None,
+                )?;
                 let idx = index::open_for_append(&seg.idx_path, 0, &[])?;
                 fsync_dir(&dir)?;
                 (Arc::new(seg), Some(idx), None)
@@ -498,6 +507,7 @@ impl Log {
             active_first_arrival,
             last_entry_pos,
             sealed,
+            growth: Growth::default(),
             frame_buf: Vec::new(),
             new_entries: Vec::new(),
             idx_bytes: Vec::new(),
@@ -638,6 +648,11 @@ impl Log {
                 self.roll(w)?;
                 continue;
             }
+            if end > seg.allocated() {
+                // Reserve the disk before writing: a full disk fails here, nothing written.
+                let step = w.growth.next_step(Instant::now(), cap);
+                seg.allocate_to(end, step)?;
+            }
             let mut out = std::mem::take(&mut w.frame_buf);
             out.clear();
             out.reserve((end - start) as usize);
@@ -711,12 +726,27 @@ impl Log {
             return Err(Error::Sealed);
         };
         // Create the new segment first: if the disk is full, nothing has changed.
-        let new = Arc::new(Segment::create(
-            &sh.dir,
-            w.next,
-            sh.opts.segment_bytes,
-            w.last_arrival,
-        )?);
+        let create = |initial| {
+            Segment::create(
+                &sh.dir,
+                w.next,
+                sh.opts.segment_bytes,
+                initial,
+                w.last_arrival,
+            )
+        };
+        let initial = w.growth.initial(Instant::now());
+        let smaller = |n: u64| n.min(sh.opts.segment_bytes);
+        let new = match create(initial) {
+            // A hot log asks for a large first step; a nearly full disk may still have a page.
+            Err(Error::NoSpace { .. })
+                if smaller(initial) > smaller(segment::INITIAL_ALLOCATION) =>
+            {
+                create(segment::INITIAL_ALLOCATION)
+            }
+            other => other,
+        };
+        let new = Arc::new(new?);
         let idx_file = match index::open_for_append(&new.idx_path, new.base, &[]) {
             Ok(f) => f,
             Err(e) => {
@@ -851,13 +881,28 @@ impl Log {
             next_offset: cur,
         };
         if cur >= next || max_records == 0 {
+            // A reader at the tail has read everything up to here: its last batch is behind it.
+            if let Some(seg) = slot.seg.get() {
+                seg.release_behind(seg.end());
+            }
             return Ok(batch);
         }
         let mut bytes = 0usize;
+        let mut first_segment = true;
         'segments: loop {
             let seg = slot.get(sh)?;
             let data = seg.published();
             let (mut pos, mut at) = start_position(&seg, cur, data.len() as u64);
+            if first_segment {
+                first_segment = false;
+                // What this reader read before is most likely just behind where it starts now,
+                // in this segment and, when its last batch crossed into this one, at the end
+                // of the previous one (a no-op without a syscall once that is released).
+                seg.release_behind(pos);
+                if let Some(prev) = previous_loaded(sh, seg.base) {
+                    prev.release_behind(prev.end());
+                }
+            }
             // Walk from the index entry to `cur` (at most one index interval).
             while at < cur {
                 match decode_at(data, pos) {
@@ -1179,6 +1224,15 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.stop_flusher();
     }
+}
+
+/// The segment before the one based at `base`, if it is loaded (an unloaded one has no pages
+/// mapped).
+fn previous_loaded(sh: &Shared, base: u64) -> Option<Arc<Segment>> {
+    let segs = read_lock(&sh.segments);
+    let i = segs.partition_point(|s| s.base < base);
+    let slot = segs.get(i.checked_sub(1)?)?;
+    slot.seg.get().cloned()
 }
 
 /// Trims the active segment `old` to `end` and returns it as a sealed, read-only segment.

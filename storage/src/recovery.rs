@@ -129,9 +129,11 @@ fn map_read_only(file: &File, path: &Path) -> Result<Mmap> {
     unsafe { Mmap::map(file) }.map_err(|e| Error::io("mapping segment", path, e))
 }
 
-/// Recovers the newest segment of a log and returns it ready to use: writable and preallocated to
-/// `capacity` (or trimmed and read-only if the log is sealed), the index file opened for
-/// appending (active case), and the time floor from the segment header.
+/// Recovers the newest segment of a log and returns it ready to use: writable, with room to grow
+/// to `capacity` (or trimmed and read-only if the log is sealed), the index file opened for
+/// appending (active case), and the time floor from the segment header. The file's length, which
+/// is how far disk space is reserved, is kept (whatever step the writer had reached, or the
+/// whole segment as older versions preallocated it) unless it exceeds `capacity`.
 pub(crate) fn recover_newest(
     dir: &Path,
     base: u64,
@@ -186,9 +188,10 @@ pub(crate) fn recover_newest(
         last_arrival: s.last_arrival,
     };
     // Zero everything after the last good frame so no stale bytes can ever be read as a frame.
-    // Active segment: zero the range in place (metadata only, keeps the preallocation), or
-    // truncate and preallocate again where the file system cannot. Sealed: trim.
-    let zeroed = !log_sealed && segment::zero_tail(&file, &path, s.end, len, capacity.max(s.end))?;
+    // Active segment: zero the range in place (metadata only, keeps the allocation), or
+    // truncate where the file system cannot (the writer allocates again as it goes). Sealed: trim.
+    let keep = len.min(capacity.max(s.end));
+    let zeroed = !log_sealed && segment::zero_tail(&file, &path, s.end, len, keep)?;
     if !zeroed {
         file.set_len(s.end)
             .map_err(|e| Error::io("truncating segment", &path, e))?;
@@ -203,7 +206,7 @@ pub(crate) fn recover_newest(
         return Ok((seg, None, floor));
     }
     if !zeroed {
-        segment::preallocate(&file, &path, capacity.max(s.end))?;
+        segment::preallocate(&file, &path, s.end)?;
     }
     if s.stop.is_some() {
         // A tail was cut (only ever after a crash, so the cost does not matter): make the cut
@@ -218,7 +221,7 @@ pub(crate) fn recover_newest(
     } else {
         index::open_for_append(&idx_path, base, &entries)?
     };
-    let seg = Segment::active_from(base, path, idx_path, file, published, entries)?;
+    let seg = Segment::active_from(base, path, idx_path, file, capacity, published, entries)?;
     Ok((seg, Some(idx_file), floor))
 }
 

@@ -22,10 +22,27 @@
 //!
 //! The magic lets the format change later (a reader that meets an unknown version refuses the
 //! file with [`Error::Corrupt`] naming the version instead of misreading it) and guarantees no
-//! frame starts at position 0. The active segment is preallocated to its full size with
-//! `fallocate`, so a full disk is reported when the segment is created, never later (as `ENOSPC`
-//! halfway through a batch, or as `SIGBUS` had we written through a map). A sealed segment is
-//! trimmed to its published end.
+//! frame starts at position 0. The active segment's file is allocated with `fallocate` ahead of
+//! the writer, in steps that grow with the write rate ([`Growth`]): the file's length is how far
+//! disk space is reserved, and no byte is written past it, so a full disk is reported before a
+//! batch is written (as [`Error::NoSpace`], nothing appended), never as `ENOSPC` halfway through
+//! a batch or as `SIGBUS`. A new segment reserves one page, so an idle log costs a few KiB of
+//! disk, not a whole segment. Recovery treats whatever length it finds (a full segment written
+//! by older versions, or any step) the same way: frames, then zeros up to the file's length.
+//! A sealed segment is trimmed to its published end.
+//!
+//! The map of the active segment spans the whole segment (`segment_bytes`) from the start,
+//! beyond the file's end: address space only, so the file can grow without remapping, and
+//! readers never touch a byte at or past the published end, which is always inside the file.
+//!
+//! # Mapped pages are released behind readers
+//!
+//! Pages of the map that a reader touched stay in the process's resident set (as file-backed
+//! `RssFile`) until unmapped, so a drain of gigabytes made the broker look gigabytes big to
+//! `top` and to container memory limits although the page cache, not the process, holds the
+//! data. [`Segment::release_behind`] drops the pages a read has left behind from this process's
+//! page tables (`MADV_DONTNEED`); the page cache keeps them, and a later read of the same bytes
+//! maps them again (a minor fault).
 //!
 //! # Why the writer uses `pwrite` and readers use the map
 //!
@@ -43,8 +60,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use memmap2::{Mmap, MmapOptions, MmapRaw};
+use memmap2::{Mmap, MmapOptions, MmapRaw, UncheckedAdvice};
 
 use crate::index::IndexEntry;
 use crate::{Error, Result};
@@ -59,6 +77,76 @@ const NAME_DIGITS: usize = 20;
 pub(crate) const LOG_EXT: &str = "log";
 /// Extension of index files.
 pub(crate) const INDEX_EXT: &str = "idx";
+/// Disk reserved when a segment is created: one page, which holds the header. An idle log (a
+/// shard nobody writes to) costs this, not a whole segment.
+pub(crate) const INITIAL_ALLOCATION: u64 = 4096;
+/// Allocations are rounded up to whole pages.
+const ALLOCATION_ALIGN: u64 = 4096;
+/// What the segment grows by when the writer reaches its end after a quiet spell.
+pub(crate) const MIN_GROWTH_STEP: u64 = 64 * 1024;
+/// Reaching the end again within this time doubles the step: the log is being written fast.
+const FAST_GROWTH: Duration = Duration::from_secs(1);
+/// Reaching the end after this long resets the step to [`MIN_GROWTH_STEP`]: the log went quiet.
+const IDLE_GROWTH: Duration = Duration::from_secs(10);
+/// Released pages are dropped in runs of at least this many bytes (one `madvise` each).
+const RELEASE_MIN_BYTES: u64 = 1 << 20;
+/// How far behind a read's start [`Segment::release_behind`] looks for pages to release. Larger
+/// than the biggest batch a read returns (10 MiB of data for GetRecords), so a reader that
+/// reads on from where its last batch ended releases that whole batch.
+const RELEASE_LOOKBACK_BYTES: u64 = 16 << 20;
+
+/// How much disk the writer reserves each time it reaches the end of the space allocated to the
+/// active segment: a step that doubles while the end is reached again within [`FAST_GROWTH`]
+/// (a hot log gets large, contiguous extents and few `fallocate` calls: from 64 KiB to 64 MiB
+/// in 10 steps), stays while the pace is moderate and falls back to [`MIN_GROWTH_STEP`] once the
+/// log was idle for [`IDLE_GROWTH`]. In the steady state a step is about one to two seconds of
+/// writes, so what a log reserves beyond its data is bounded by its recent write rate.
+#[derive(Debug, Clone)]
+pub(crate) struct Growth {
+    step: u64,
+    last: Option<Instant>,
+}
+
+impl Default for Growth {
+    fn default() -> Self {
+        Growth {
+            step: MIN_GROWTH_STEP,
+            last: None,
+        }
+    }
+}
+
+impl Growth {
+    /// The step for a growth happening at `now`, at most `max`; records `now`.
+    pub(crate) fn next_step(&mut self, now: Instant, max: u64) -> u64 {
+        if let Some(last) = self.last {
+            let since = now.saturating_duration_since(last);
+            if since < FAST_GROWTH {
+                self.step = self.step.saturating_mul(2);
+            } else if since >= IDLE_GROWTH {
+                self.step = MIN_GROWTH_STEP;
+            }
+        }
+        self.step = self.step.clamp(MIN_GROWTH_STEP, max.max(MIN_GROWTH_STEP));
+        self.last = Some(now);
+        self.step
+    }
+
+    /// What a segment created at `now` reserves at once: the current step while the log is
+    /// being written fast (a roll of a hot log), else [`INITIAL_ALLOCATION`].
+    pub(crate) fn initial(&self, now: Instant) -> u64 {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < FAST_GROWTH => self.step,
+            _ => INITIAL_ALLOCATION,
+        }
+    }
+}
+
+/// `n` rounded up to a whole number of allocation pages.
+fn align_up(n: u64) -> u64 {
+    n.div_ceil(ALLOCATION_ALIGN)
+        .saturating_mul(ALLOCATION_ALIGN)
+}
 
 /// The two kinds of per-segment files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,29 +238,57 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], base: u64) -> Result<Heade
     })
 }
 
-/// Reserves `len` bytes of disk for `file` so later writes through a map cannot hit `ENOSPC`.
+/// Reserves the first `len` bytes of disk for `file` (extending it to `len` if shorter) so
+/// later writes below `len` cannot hit `ENOSPC`.
 pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    allocate(file, path, 0, len)
+}
+
+/// Reserves `[from, to)` of `file`, extending it to `to` if shorter. `from` is where the space
+/// is known to be reserved already (a hint: `fallocate` skips allocated blocks anyway).
+pub(crate) fn allocate(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
+    let bytes = to.saturating_sub(from);
+    #[cfg(any(test, feature = "fault-injection"))]
+    if disk_full::is_full(path) {
+        return Err(Error::NoSpace {
+            path: path.to_owned(),
+            bytes,
+        });
+    }
     #[cfg(test)]
     if crate::segment::fault::take_no_space() {
         return Err(Error::NoSpace {
             path: path.to_owned(),
-            bytes: len,
+            bytes,
         });
     }
-    let len_i = libc::off_t::try_from(len)
-        .map_err(|_| Error::InvalidOptions(format!("segment size {len} too large")))?;
-    let Err(err) = fallocate(file, 0, 0, len_i) else {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let (Ok(start), Ok(count)) = (libc::off_t::try_from(from), libc::off_t::try_from(bytes)) else {
+        return Err(Error::InvalidOptions(format!(
+            "segment size {to} too large"
+        )));
+    };
+    let Err(err) = fallocate(file, 0, start, count) else {
         return Ok(());
     };
     match err.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::NoSpace {
             path: path.to_owned(),
-            bytes: len,
+            bytes,
         }),
         // File systems without fallocate: fall back to set_len (sparse; documented risk).
         Some(libc::EOPNOTSUPP) => {
-            tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may raise SIGBUS");
-            file.set_len(len)
+            tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may fail a write halfway");
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io("reading metadata of", path, e))?
+                .len();
+            if len >= to {
+                return Ok(());
+            }
+            file.set_len(to)
                 .map_err(|e| Error::io("extending segment", path, e))
         }
         _ => Err(Error::io("preallocating segment", path, err)),
@@ -200,8 +316,8 @@ fn fallocate(
     }
 }
 
-/// Makes `[end, target)` of the newest segment read as zeros and keeps it preallocated, the way
-/// recovery wants it, without giving the disk space back: `fallocate(FALLOC_FL_ZERO_RANGE)`
+/// Makes `[end, len)` of the newest segment read as zeros and keeps it allocated (extended to
+/// `target` if shorter), the way recovery wants it, without giving the disk space back: `fallocate(FALLOC_FL_ZERO_RANGE)`
 /// turns the range into unwritten extents (a metadata change, like the truncate it replaces, and
 /// just as durable). Truncating and preallocating again frees and reallocates the blocks; on a
 /// file system mounted with `discard` every freed extent is a synchronous discard, which made
@@ -241,6 +357,68 @@ pub(crate) fn zero_tail(file: &File, path: &Path, end: u64, len: u64, target: u6
     Ok(true)
 }
 
+/// Maps `len` bytes of the active segment read-only, past the file's end if it is shorter
+/// (address space only; see the module documentation).
+fn map_active(file: &File, path: &Path, len: u64) -> Result<MmapRaw> {
+    let len = usize::try_from(len)
+        .map_err(|_| Error::InvalidOptions(format!("segment size {len} too large")))?;
+    MmapOptions::new()
+        .len(len)
+        .map_raw_read_only(file)
+        .map_err(|e| Error::io("mapping segment", path, e))
+}
+
+/// A full disk for the integration tests of the crate's users (feature `fault-injection`):
+/// while a [`DiskFull`] guard lives, every allocation of a file under its directory fails with
+/// [`Error::NoSpace`], in any thread. Scoped by directory so tests running in parallel in one
+/// process do not see each other's full disks.
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod disk_full {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static FULL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Number of guards alive: no lock taken on allocations while it is 0.
+    static ARMED: AtomicUsize = AtomicUsize::new(0);
+
+    /// While alive, allocations of files under the directory fail with `NoSpace`.
+    #[derive(Debug)]
+    pub struct DiskFull {
+        dir: PathBuf,
+    }
+
+    /// Makes the disk look full under `dir` until the guard is dropped.
+    pub fn fill(dir: &Path) -> DiskFull {
+        FULL.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.to_path_buf());
+        ARMED.fetch_add(1, Ordering::AcqRel);
+        DiskFull {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    impl Drop for DiskFull {
+        fn drop(&mut self) {
+            let mut full = FULL.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = full.iter().position(|d| *d == self.dir) {
+                full.swap_remove(i);
+                ARMED.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    pub(crate) fn is_full(path: &Path) -> bool {
+        ARMED.load(Ordering::Acquire) > 0
+            && FULL
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|d| path.starts_with(d))
+    }
+}
+
 /// Test-only fault injection for preallocation.
 #[cfg(test)]
 pub(crate) mod fault {
@@ -263,9 +441,9 @@ pub(crate) mod fault {
 
 /// The mapping of a segment.
 enum Map {
-    /// The active segment, mapped read-only over its preallocated capacity. Bytes at and after
-    /// the published end change under it (the writer's `pwrite`s), so it is never turned into
-    /// one slice: only `[0, end)` is ever borrowed.
+    /// The active segment, mapped read-only over its whole capacity (`segment_bytes`, past the
+    /// file's current end). Bytes at and after the published end change under it (the writer's
+    /// `pwrite`s), so it is never turned into one slice: only `[0, end)` is ever borrowed.
     Active(MmapRaw),
     /// A sealed segment: trimmed and immutable.
     Sealed(Mmap),
@@ -294,6 +472,12 @@ pub(crate) struct Segment {
     next_offset: AtomicU64,
     /// Arrival of the last published record, `i64::MIN` if none.
     last_arrival: AtomicI64,
+    /// Active segment: the file's length, up to which disk space is reserved; the writer never
+    /// writes past it. Only the writer changes it. Sealed: the file's length.
+    allocated: AtomicU64,
+    /// Pages of the map below this position were released by [`Segment::release_behind`]
+    /// (a hint to skip work: a reader may have faulted some back in since).
+    released: AtomicU64,
     /// Sparse index of the published records (entries may briefly run ahead of `end`: readers
     /// ignore entries at or after the `end` they loaded).
     pub index: RwLock<Vec<IndexEntry>>,
@@ -327,12 +511,14 @@ impl Segment {
         )
     }
 
-    /// Creates a new, empty active segment of `capacity` bytes: file, preallocation, header, map.
-    /// On failure the file is removed again.
+    /// Creates a new, empty active segment of `capacity` bytes: file, `initial` bytes of it
+    /// allocated (at least the header, at most `capacity`), header, map. On failure the file is
+    /// removed again.
     pub(crate) fn create(
         dir: &Path,
         base: u64,
         capacity: u64,
+        initial: u64,
         floor: Option<i64>,
     ) -> Result<Segment> {
         let (path, idx_path) = Segment::paths(dir, base);
@@ -343,12 +529,13 @@ impl Segment {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| Error::io("creating segment", &path, e))?;
-            preallocate(&file, &path, capacity)?;
+            let allocated = align_up(initial)
+                .max(SEGMENT_HEADER_BYTES as u64)
+                .min(capacity);
+            preallocate(&file, &path, allocated)?;
             file.write_all_at(&header(base, floor), 0)
                 .map_err(|e| Error::io("writing segment header", &path, e))?;
-            let map = MmapOptions::new()
-                .map_raw_read_only(&file)
-                .map_err(|e| Error::io("mapping segment", &path, e))?;
+            let map = map_active(&file, &path, capacity)?;
             let seg = Segment {
                 base,
                 path: path.clone(),
@@ -358,6 +545,8 @@ impl Segment {
                 end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
                 next_offset: AtomicU64::new(base),
                 last_arrival: AtomicI64::new(i64::MIN),
+                allocated: AtomicU64::new(allocated),
+                released: AtomicU64::new(0),
                 index: RwLock::new(Vec::new()),
                 damage: None,
             };
@@ -369,18 +558,23 @@ impl Segment {
         result
     }
 
-    /// Wraps an open, already recovered file as the writable active segment.
+    /// Wraps an open, already recovered file as the writable active segment of `capacity`
+    /// bytes (more if the file is longer: a segment written with a larger `segment_bytes`).
+    #[allow(clippy::too_many_arguments)] // private constructor, one call site (recovery)
     pub(crate) fn active_from(
         base: u64,
         path: PathBuf,
         idx_path: PathBuf,
         file: File,
+        capacity: u64,
         published: Published,
         index: Vec<IndexEntry>,
     ) -> Result<Segment> {
-        let map = MmapOptions::new()
-            .map_raw_read_only(&file)
-            .map_err(|e| Error::io("mapping segment", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", &path, e))?
+            .len();
+        let map = map_active(&file, &path, capacity.max(len))?;
         Ok(Segment::assemble(
             base,
             path,
@@ -432,6 +626,8 @@ impl Segment {
         index: Vec<IndexEntry>,
         damage: Option<(u64, String)>,
     ) -> Segment {
+        // The file's length: the caller (recovery, sealing) has just set it.
+        let allocated = file.metadata().map_or(p.end, |m| m.len());
         Segment {
             base,
             path,
@@ -441,6 +637,8 @@ impl Segment {
             end: AtomicU64::new(p.end),
             next_offset: AtomicU64::new(p.next_offset),
             last_arrival: AtomicI64::new(p.last_arrival.unwrap_or(i64::MIN)),
+            allocated: AtomicU64::new(allocated),
+            released: AtomicU64::new(0),
             index: RwLock::new(index),
             damage,
         }
@@ -451,8 +649,8 @@ impl Segment {
         matches!(self.map, Map::Active(_))
     }
 
-    /// Size of the mapping: the preallocated capacity of the active segment, the file length of a
-    /// sealed one.
+    /// Size of the mapping: the capacity of the active segment (`segment_bytes`, however much of
+    /// it is allocated yet), the file length of a sealed one.
     pub(crate) fn capacity(&self) -> u64 {
         match &self.map {
             Map::Active(m) => m.len() as u64,
@@ -506,14 +704,42 @@ impl Segment {
         }
     }
 
+    /// How far disk space is reserved (the file's length).
+    pub(crate) fn allocated(&self) -> u64 {
+        self.allocated.load(Ordering::Acquire)
+    }
+
+    /// Makes sure `[0, to)` of the active segment is allocated before the writer writes there:
+    /// grows the file by `step` (or to `to` if that is further), within the capacity. If the disk
+    /// cannot give the whole step, it tries for exactly what is needed before answering
+    /// [`Error::NoSpace`] (then nothing was written). Only the writer calls it.
+    pub(crate) fn allocate_to(&self, to: u64, step: u64) -> Result<()> {
+        let have = self.allocated();
+        if to <= have {
+            return Ok(());
+        }
+        let cap = self.capacity();
+        let needed = align_up(to).min(cap).max(to);
+        let wanted = align_up(have.saturating_add(step)).min(cap).max(needed);
+        let result = match allocate(&self.file, &self.path, have, wanted) {
+            Err(Error::NoSpace { .. }) if wanted > needed => {
+                allocate(&self.file, &self.path, have, needed).map(|()| needed)
+            }
+            other => other.map(|()| wanted),
+        };
+        self.allocated.store(result?, Ordering::Release);
+        Ok(())
+    }
+
     /// Writes `bytes` at `pos` of the active segment with one `pwrite`. Only the writer calls
     /// it (under the log's writer mutex), at or after the published end. Refuses writes to a
-    /// sealed segment, below the published end, or past the preallocated capacity (space there
-    /// is not reserved, and readers' slices must stay inside the map).
+    /// sealed segment, below the published end, or past the allocated space (which is never
+    /// more than the capacity: readers' slices must stay inside the map, and a write into
+    /// unreserved space could fail halfway on a full disk).
     pub(crate) fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<()> {
         let fits = pos
             .checked_add(bytes.len() as u64)
-            .is_some_and(|e| e <= self.capacity());
+            .is_some_and(|e| e <= self.capacity() && e <= self.allocated());
         if !self.is_active() || !fits || pos < self.end() {
             let msg = format!(
                 "refused write of {} bytes at {pos}: outside the writable range",
@@ -539,10 +765,60 @@ impl Segment {
         self.end.store(end, Ordering::Release);
     }
 
-    /// `fdatasync` of the segment file: makes every byte written so far durable. (The size of
-    /// an active segment does not change, so no other metadata is needed.)
+    /// `fdatasync` of the segment file: makes every byte written so far durable. (It also
+    /// writes the file's size when an allocation grew it: the size is needed to read the data
+    /// back, which is what `fdatasync` guarantees.)
     pub(crate) fn sync_data(&self) -> std::io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Drops from this process's resident set the mapped pages a read starting at `pos` has
+    /// left behind: those in `[pos - 16 MiB, pos)` not released yet, at least 1 MiB at a time.
+    /// A reader that reads on from where its last batch ended so releases that batch; the
+    /// pages of the batch being returned stay mapped until the next read. A reader behind
+    /// another faults the pages back in (from the page cache, not the disk).
+    pub(crate) fn release_behind(&self, pos: u64) {
+        let page = ALLOCATION_ALIGN;
+        let upto = (pos.min(self.end()) / page) * page;
+        let floor = (upto.saturating_sub(RELEASE_LOOKBACK_BYTES) / page) * page;
+        let released = self.released.load(Ordering::Relaxed);
+        // A read starting below the watermark is a slower reader's (or a repeated one): it
+        // releases its own lookback, which it faulted back in.
+        let from = if released <= upto && released >= floor {
+            released
+        } else {
+            floor
+        };
+        if upto < from.saturating_add(RELEASE_MIN_BYTES) {
+            return;
+        }
+        self.released.store(upto, Ordering::Relaxed);
+        let (Ok(offset), Ok(len)) = (usize::try_from(from), usize::try_from(upto - from)) else {
+            return;
+        };
+        // SAFETY: MADV_DONTNEED on a shared, read-only, file-backed mapping (both maps are
+        // `MAP_SHARED` of the segment file, never `MAP_PRIVATE` or anonymous) only removes the
+        // pages from this process's page tables; the next access faults them in again from the
+        // page cache (or the file), with the same contents. So slices borrowed from the map
+        // (record data in batches, `SharedData`) stay valid and unchanged: the bytes below the
+        // published end are never written again, and `upto <= end <= file length`, so no page
+        // past the end of the file is touched. The range is inside the map: `upto <= end <=
+        // capacity`. Tested by `log::tests::released_pages_read_back_unchanged`.
+        let result = unsafe {
+            match &self.map {
+                Map::Active(m) => m.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len),
+                Map::Sealed(m) => m.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len),
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(path = %self.path.display(), error = %e, "could not release mapped pages");
+        }
+    }
+
+    /// Whether [`Segment::release_behind`] released pages up to `pos` (tests).
+    #[cfg(test)]
+    pub(crate) fn released_up_to(&self) -> u64 {
+        self.released.load(Ordering::Relaxed)
     }
 
     /// A snapshot of the index entries that point below `end`.
@@ -580,6 +856,23 @@ mod tests {
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn disk_full_guard_fails_other_directories_or_outlives_its_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (full, other) = (dir.path().join("full"), dir.path().join("other"));
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let guard = disk_full::fill(&full);
+        assert!(matches!(
+            Segment::create(&full, 0, 1 << 20, 4096, None),
+            Err(Error::NoSpace { .. })
+        ));
+        assert!(!full.join(file_name(0, FileKind::Log)).exists());
+        Segment::create(&other, 0, 1 << 20, 4096, None).unwrap();
+        drop(guard);
+        Segment::create(&full, 0, 1 << 20, 4096, None).unwrap();
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod esm;
 mod esm_api;
 mod esm_functions;
 mod fanout;
+mod footprint;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -216,7 +216,7 @@ fn recover_keeps_torn_tail() {
 
 /// Recovery zeroes the torn tail in place (`FALLOC_FL_ZERO_RANGE`) instead of truncating and
 /// preallocating again: stale bytes after the cut must still read as zeros, the segment must
-/// stay preallocated to its full size, and the index must be cut in place to the entries that
+/// keep the space allocated to it, and the index must be cut in place to the entries that
 /// point at kept records (same file, not a replacement).
 #[test]
 fn recover_leaves_stale_bytes_after_torn_tail() {
@@ -237,14 +237,15 @@ fn recover_leaves_stale_bytes_after_torn_tail() {
         .unwrap();
     f.write_all_at(&[0x5A; 300], 20_000).unwrap();
     drop(f);
+    let allocated = fs::metadata(&path).unwrap().len();
 
     let log = Log::open(dir.path(), opts(seg_bytes, 64)).unwrap();
     assert_eq!(log.bounds().next_offset, 19);
     let bytes = fs::read(&path).unwrap();
     assert_eq!(
         bytes.len() as u64,
-        seg_bytes,
-        "the segment lost its preallocation"
+        allocated,
+        "the segment lost its allocation"
     );
     assert!(
         bytes[p19 as usize..].iter().all(|&b| b == 0),
@@ -295,6 +296,7 @@ fn recover_continues_past_bad_crc_at_tail() {
     drop(log);
     let path = dir.path().join("00000000000000000000.log");
     let mut bytes = fs::read(&path).unwrap();
+    let allocated = bytes.len();
     let p6 = position_of(0, 6) as usize;
     bytes[p6 + 20] ^= 0xFF; // inside the CRC-covered body of record 6
     fs::write(&path, &bytes).unwrap();
@@ -305,9 +307,9 @@ fn recover_continues_past_bad_crc_at_tail() {
         "records 6.. follow a bad CRC and must be cut"
     );
     assert_eq!(read_all(&log, 0).unwrap(), (0..6).collect::<Vec<_>>());
-    // The file is still preallocated to its full size and zero after the cut.
+    // The file keeps its allocation and is zero after the cut.
     let bytes = fs::read(&path).unwrap();
-    assert_eq!(bytes.len(), 1 << 20);
+    assert_eq!(bytes.len(), allocated);
     assert!(
         bytes[p6..].iter().all(|&b| b == 0),
         "stale bytes after the cut"
@@ -592,10 +594,9 @@ fn zero_filled_preallocated_tail_is_read_as_records() {
     drop(log);
     let path = dir.path().join("00000000000000000000.log");
     let bytes = fs::read(&path).unwrap();
-    assert_eq!(
-        bytes.len(),
-        64 * 1024,
-        "active segment must stay preallocated"
+    assert!(
+        bytes.len() >= position_of(0, 30) as usize,
+        "active segment must stay allocated"
     );
     let end = position_of(0, 30) as usize;
     assert!(bytes[end..].iter().all(|&b| b == 0));
@@ -793,7 +794,8 @@ fn disk_full_on_tmpfs_raises_sigbus() {
         }
     }
     match result {
-        Err(Error::NoSpace { bytes, .. }) => assert_eq!(bytes, 400 * 1024),
+        // A growth step or, after it, the bytes the append needed; or a new segment.
+        Err(Error::NoSpace { bytes, .. }) => assert!(bytes > 0 && bytes <= 400 * 1024, "{bytes}"),
         other => panic!("expected NoSpace, got {other:?} after {appended} records"),
     }
     // Everything appended before the failure is intact, and the log still works for reads.
@@ -1310,7 +1312,7 @@ fn write_past_capacity_or_below_end_is_accepted() {
     // `write_at`'s range check is what keeps the published end inside the map (the SAFETY of
     // `Segment::published` relies on it) and the writer off published bytes.
     let dir = tempfile::tempdir().unwrap();
-    let seg = Segment::create(dir.path(), 0, 128, None).unwrap();
+    let seg = Segment::create(dir.path(), 0, 128, 128, None).unwrap();
     assert!(seg.write_at(100, &[0u8; 29]).is_err(), "past capacity");
     assert!(
         seg.write_at(0, &[0u8; 4]).is_err(),
@@ -1715,5 +1717,326 @@ fn shared_data_outlives_batch_and_deletion() {
             payload(*offset).as_slice(),
             "offset {offset}"
         );
+    }
+}
+
+// ---- Disk footprint: allocation in growing steps (issue 21) ----
+
+/// Disk blocks the file occupies (what `du` counts), in bytes.
+fn allocated_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// The newest segment of `log`.
+fn newest(log: &Log) -> Arc<Segment> {
+    let segs = log.shared.segments.read().unwrap();
+    segs.last().unwrap().seg.get().unwrap().clone()
+}
+
+/// A batch of `n` records of `size` data bytes each, all equal to `byte`.
+fn batch_of(n: usize, size: usize, byte: u8) -> (Vec<u8>, Vec<Record<'static>>) {
+    let data: &'static [u8] = Box::leak(vec![byte; size].into_boxed_slice());
+    let recs = (0..n)
+        .map(|_| Record {
+            partition_key: b"k",
+            explicit_hash_key: None,
+            data,
+        })
+        .collect();
+    (data.to_vec(), recs)
+}
+
+#[test]
+fn new_log_reserves_a_whole_segment_of_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(64 << 20, 4096)).unwrap();
+    let path = dir.path().join("00000000000000000000.log");
+    let len = fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        len,
+        segment::INITIAL_ALLOCATION,
+        "file length of an empty segment"
+    );
+    assert!(
+        allocated_bytes(&path) <= 8192,
+        "an empty 64 MiB segment occupies {} bytes",
+        allocated_bytes(&path)
+    );
+    // Writing grows the file ahead of the writer; the published end is always inside it.
+    let (_, recs) = batch_of(100, 1000, 7);
+    for i in 0..50 {
+        log.append(i, &recs).unwrap();
+        let seg = newest(&log);
+        let on_disk = fs::metadata(&path).unwrap().len();
+        assert!(
+            seg.end() <= on_disk,
+            "end {} past the file's length {on_disk}",
+            seg.end()
+        );
+        assert_eq!(seg.allocated(), on_disk);
+    }
+    let end = newest(&log).end();
+    assert!(end > 5_000_000);
+    // Written fast: the step doubled, so far fewer growths than 64 KiB steps would take,
+    // and the reservation beyond the data is bounded by the last step.
+    let on_disk = fs::metadata(&path).unwrap().len();
+    assert!(on_disk - end <= 8 << 20, "reserved {on_disk} for {end}");
+    drop(log);
+    let log = Log::open(dir.path(), opts(64 << 20, 4096)).unwrap();
+    assert_eq!(log.bounds().next_offset, 5000);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        on_disk,
+        "reopen kept the allocation"
+    );
+}
+
+#[test]
+fn growth_step_doubles_when_hot_resets_when_idle() {
+    use crate::segment::MIN_GROWTH_STEP as MIN;
+    let mut g = Growth::default();
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    assert_eq!(g.initial(t0), segment::INITIAL_ALLOCATION);
+    assert_eq!(g.next_step(ms(0), 64 << 20), MIN);
+    assert_eq!(g.next_step(ms(100), 64 << 20), 2 * MIN);
+    assert_eq!(g.next_step(ms(200), 64 << 20), 4 * MIN);
+    // A hot log's next segment starts with the current step.
+    assert_eq!(g.initial(ms(300)), 4 * MIN);
+    // Moderate pace: the step stays.
+    assert_eq!(g.next_step(ms(3_000), 64 << 20), 4 * MIN);
+    // Idle: back to the minimum; and a new segment after a quiet spell reserves one page.
+    assert_eq!(g.initial(ms(20_000)), segment::INITIAL_ALLOCATION);
+    assert_eq!(g.next_step(ms(20_000), 64 << 20), MIN);
+    // Capped at the segment size.
+    let mut t = 20_000;
+    for _ in 0..20 {
+        t += 10;
+        assert!(g.next_step(ms(t), 1 << 20) <= 1 << 20);
+    }
+    assert_eq!(g.next_step(ms(t + 10), 1 << 20), 1 << 20);
+}
+
+#[test]
+fn failed_growth_appends_nothing_and_smaller_growth_is_tried_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(1 << 20, 4096)).unwrap();
+    fill(&log, 10, 1000);
+    let before = log.bounds();
+    let seg = newest(&log);
+    let allocated = seg.allocated();
+    let (data, recs) = batch_of(10, 1000, 3);
+    // No space for the step nor for the bytes needed: nothing appended, nothing written.
+    fault::inject_no_space(2);
+    assert!(matches!(
+        log.append(2000, &recs),
+        Err(Error::NoSpace { .. })
+    ));
+    assert_eq!(log.bounds(), before);
+    assert_eq!(seg.allocated(), allocated);
+    assert_eq!(read_all(&log, 0).unwrap(), (0..10).collect::<Vec<_>>());
+    // No space for the whole step, but for what the batch needs: it is appended.
+    fault::inject_no_space(1);
+    let a = log.append(2000, &recs).unwrap();
+    assert_eq!((a.first_offset, a.next_offset), (10, 20));
+    let end = seg.end();
+    assert!(seg.allocated() >= end && seg.allocated() < end + 4096);
+    let b = log.read(10, 100, 1 << 20).unwrap();
+    assert!(b.iter().all(|r| r.unwrap().data == data.as_slice()));
+    // Once space is back, appends go on and reopening finds everything.
+    let a = log.append(3000, &recs).unwrap();
+    assert_eq!(a.next_offset, 30);
+    drop(log);
+    let log = Log::open(dir.path(), opts(1 << 20, 4096)).unwrap();
+    assert_eq!(log.bounds().next_offset, 30);
+}
+
+/// Data directories written before allocation in steps have their active segment preallocated
+/// to the whole segment size: they open, keep that allocation and carry on; and recovery finds
+/// the end in a file of any length (here: cut in the middle of an allocation step, and grown
+/// past the segment size by a larger `segment_bytes` of an earlier run).
+#[test]
+fn segment_of_any_length_recovers_to_its_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(1 << 20, 256);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    fill(&log, 40, 1000);
+    drop(log);
+    let path = dir.path().join("00000000000000000000.log");
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // Old format: the whole segment preallocated.
+    segment::preallocate(&f, &path, 1 << 20).unwrap();
+    drop(f);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    assert_eq!(log.bounds().next_offset, 40);
+    assert_eq!(fs::metadata(&path).unwrap().len(), 1 << 20);
+    fill(&log, 5, 1000);
+    drop(log);
+    // Length not a multiple of anything, just past the last frame.
+    let end = position_of(0, 45);
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(end + 3).unwrap();
+    drop(f);
+    let log = Log::open(dir.path(), o.clone()).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..45).collect::<Vec<_>>());
+    fill(&log, 5, 1000);
+    drop(log);
+    // Longer than the segment size now configured: trimmed to its records, and appends go on.
+    let small = opts(4096, 256);
+    let log = Log::open(dir.path(), small.clone()).unwrap();
+    assert_eq!(log.bounds().next_offset, 50);
+    fill(&log, 100, 1000);
+    drop(log);
+    let log = Log::open(dir.path(), small).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), (0..150).collect::<Vec<_>>());
+}
+
+// ---- Memory footprint: mapped pages released behind readers (issue 21) ----
+
+/// Resident bytes of the mapping that contains `addr`, from `/proc/self/smaps`.
+fn mapping_rss(addr: usize) -> Option<u64> {
+    let smaps = fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            inside = lo <= addr && addr < hi;
+            continue;
+        }
+        if inside && let Some(rest) = line.strip_prefix("Rss:") {
+            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            return Some(kib * 1024);
+        }
+    }
+    None
+}
+
+/// A reader's pages are dropped from the process's page tables behind it (`MADV_DONTNEED`):
+/// the data of batches still held must read back unchanged afterwards (a fault maps the page
+/// again), and the resident part of a segment drained from end to end stays well below its size.
+#[test]
+fn released_pages_read_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg_bytes = 8 << 20;
+    let log = Log::open(dir.path(), opts(seg_bytes, 4096)).unwrap();
+    // ~20 MiB: two sealed segments and an active one. Each record's data tells its offset.
+    let rec = |o: u64| -> Vec<u8> { (0..4000).map(|i| (o as usize * 31 + i) as u8).collect() };
+    let mut offset = 0u64;
+    while offset < 5000 {
+        let datas: Vec<Vec<u8>> = (offset..offset + 50).map(rec).collect();
+        let recs: Vec<Record<'_>> = datas
+            .iter()
+            .map(|d| Record {
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: d,
+            })
+            .collect();
+        offset = log.append(1000, &recs).unwrap().next_offset;
+    }
+    // Drain in 512 KiB batches, keeping every batch (and so its borrowed bytes) alive.
+    let mut batches = Vec::new();
+    let mut at = 0;
+    let first_seg = {
+        let segs = log.shared.segments.read().unwrap();
+        segs[0].get(&log.shared).unwrap()
+    };
+    let mut peak_rss = 0;
+    loop {
+        let b = log.read(at, 10_000, 512 << 10).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        at = b.next_offset();
+        if let Some(rss) = mapping_rss(first_seg.published().as_ptr() as usize) {
+            peak_rss = peak_rss.max(rss);
+        }
+        batches.push(b);
+    }
+    assert_eq!(at, 5000);
+    assert!(first_seg.released_up_to() > 0, "nothing was released");
+    // Every byte of every batch is still right, including those whose pages were released.
+    let mut expect = 0;
+    for b in &batches {
+        for r in b.iter() {
+            let r = r.unwrap();
+            assert_eq!(r.offset, expect);
+            assert!(r.data == rec(expect).as_slice(), "data of {expect} changed");
+            expect += 1;
+        }
+    }
+    assert_eq!(expect, 5000);
+    // The shared views too (what GetRecords encodes from).
+    let (_, shared) = batches[0].iter_shared().next().unwrap().unwrap();
+    assert_eq!(shared.as_ref(), rec(0).as_slice());
+    // While draining, at most the lookback plus a batch of the first (8 MiB) segment was
+    // resident at once: not the whole segment. (Only checked where smaps is readable.)
+    if peak_rss > 0 {
+        assert!(
+            peak_rss <= 6 << 20,
+            "{peak_rss} bytes of an 8 MiB segment resident while draining"
+        );
+    }
+    // And after the reader moved on to the next segments, its pages are gone from the process
+    // (re-checking the data above faulted some back: drain again, without holding batches,
+    // in batches that cross from one segment into the next), and at the tail its last batch
+    // is released by its next (empty) read.
+    drop(batches);
+    let mut at = 0;
+    loop {
+        let b = log.read(at, 10_000, 3 << 20).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        at = b.next_offset();
+    }
+    let segs: Vec<Arc<Segment>> = log
+        .shared
+        .segments
+        .read()
+        .unwrap()
+        .iter()
+        .map(|s| s.get(&log.shared).unwrap())
+        .collect();
+    assert_eq!(segs.len(), 3);
+    for seg in &segs {
+        if let Some(rss) = mapping_rss(seg.published().as_ptr() as usize) {
+            assert!(
+                rss <= 1 << 20,
+                "{rss} bytes of drained segment {} still resident",
+                seg.base
+            );
+        }
+    }
+}
+
+#[test]
+fn hot_log_roll_on_a_nearly_full_disk_fails_instead_of_taking_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 256 << 10;
+    let log = Log::open(dir.path(), opts(cap, 4096)).unwrap();
+    // Written fast: the step grows to the whole segment, so the next segment asks for more than
+    // a page at once. Stop once the active segment needs no more growth.
+    let (_, recs) = batch_of(20, 1000, 9);
+    while log.shared.segments.read().unwrap().len() < 2 || newest(&log).allocated() < cap {
+        log.append(1, &recs).unwrap();
+    }
+    let segs_before = log.shared.segments.read().unwrap().len();
+    // The roll's large first step fails, one page is still there: the roll happens anyway.
+    fault::inject_no_space(1);
+    while log.shared.segments.read().unwrap().len() == segs_before {
+        log.append(1, &recs).unwrap();
+    }
+    let new = newest(&log);
+    assert!(new.end() > SEGMENT_HEADER_BYTES as u64);
+    let next = log.bounds().next_offset;
+    let mut at = 0;
+    while at < next {
+        let b = log.read(at, 1000, 1 << 20).unwrap();
+        assert!(b.iter().all(|r| r.unwrap().data == [9u8; 1000].as_slice()));
+        at = b.next_offset();
     }
 }
