@@ -9,8 +9,10 @@ mod common;
 
 mod auth_verify;
 mod binary;
+mod broken_http;
 mod bulk;
 mod cli;
+mod connections;
 mod consumers;
 mod crash;
 mod distribution;
