@@ -187,6 +187,14 @@ pub struct Config {
     pub auth: AuthMode,
     /// The keys, secrets and accounts of `AuthMode::Verify` (see `http::credentials`).
     pub credentials_file: Option<PathBuf>,
+    /// Client connections served at once on the main port; at the cap the longest-idle
+    /// keep-alive connection is closed for a new client. Default
+    /// [`crate::http::connections::DEFAULT_MAX_CONNECTIONS`]; the binary lowers it to what
+    /// the open-files limit holds.
+    pub max_connections: usize,
+    /// Longest silence within a request body before it is answered with 408
+    /// `RequestTimeoutException`. Default [`crate::http::BODY_READ_TIMEOUT`]; tests shorten it.
+    pub body_read_timeout: Duration,
 }
 
 /// `--auth`: how requests are authenticated.
@@ -484,6 +492,16 @@ impl Config {
             tls: None,
             auth: AuthMode::Open,
             credentials_file: None,
+            max_connections: crate::http::connections::DEFAULT_MAX_CONNECTIONS,
+            body_read_timeout: crate::http::BODY_READ_TIMEOUT,
+        }
+    }
+
+    /// What the HTTP layer takes from this configuration.
+    pub fn connection_limits(&self) -> crate::http::connections::ConnectionLimits {
+        crate::http::connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            body_read_timeout: self.body_read_timeout,
         }
     }
 
@@ -829,6 +847,17 @@ pub struct Args {
     /// aws_access_key_id, aws_secret_access_key and account_id.
     #[arg(long, env = "KINESIS_BROKER_CREDENTIALS_FILE")]
     pub credentials_file: Option<PathBuf>,
+
+    /// Client connections served at once; at the cap the longest-idle keep-alive connection
+    /// is closed for each new client. Lowered, with a warning, to what the open-files limit
+    /// holds (the soft limit is raised to the hard one at start).
+    #[arg(
+        long,
+        env = "KINESIS_BROKER_MAX_CONNECTIONS",
+        default_value_t = crate::http::connections::DEFAULT_MAX_CONNECTIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
 }
 
 impl Args {
@@ -870,6 +899,8 @@ impl Args {
             tls: self.tls_source(),
             auth: self.auth,
             credentials_file: self.credentials_file.clone(),
+            max_connections: self.max_connections as usize,
+            body_read_timeout: crate::http::BODY_READ_TIMEOUT,
         })
     }
 }

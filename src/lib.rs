@@ -182,6 +182,10 @@ impl Server {
                 Some(admin.clone()),
                 None,
                 verifier.clone(),
+                http::connections::ConnectionLimits {
+                    max_connections: http::connections::PROBE_PORT_MAX_CONNECTIONS,
+                    ..config.connection_limits()
+                },
                 shutdown.clone(),
             ));
         }
@@ -204,6 +208,7 @@ impl Server {
             Some(admin),
             tls,
             verifier,
+            config.connection_limits(),
             shutdown,
         ));
         // The task holds a trigger of its own so that dropping the handle, which holds the

@@ -22,13 +22,17 @@ fn main() -> ExitCode {
 fn serve(args: Args) -> ExitCode {
     init_logging(args.log_level.as_deref(), args.log_format);
 
-    let config = match args.to_config() {
+    let mut config = match args.to_config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("kinesis-broker: {e}");
             return ExitCode::from(2);
         }
     };
+    // Every connection is a file descriptor: use all the process may have, and serve no
+    // more connections than fit.
+    config.max_connections =
+        kinesis_broker::http::connections::fit_to_open_files_limit(config.max_connections);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

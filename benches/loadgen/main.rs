@@ -14,6 +14,7 @@
 //! stderr. See `benches/README.md` for every workload.
 
 mod client;
+mod connections;
 mod esm;
 mod jetstream;
 mod queue;
@@ -344,6 +345,41 @@ pub enum Workload {
         /// After publishing stops, how long the workers may take to acknowledge everything.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         grace: Duration,
+        #[command(flatten)]
+        write: WriteOpts,
+    },
+    /// Issue 21: `--idle` keep-alive connections (one request each, then idle, refreshed
+    /// every `--refresh`) and `--slowloris` clients trickling a request head, held for
+    /// `--duration` while writers send PutRecord at `--rate` and fresh clients connect
+    /// `--new-clients` times a second; latencies compared with a `--baseline` run of the
+    /// same clients alone, the server's memory per connection (`--server-pid`), and the
+    /// connections it evicted at its `--max-connections`.
+    Connections {
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Idle keep-alive connections held open.
+        #[arg(long, default_value_t = 10_000)]
+        idle: usize,
+        /// Slowloris connections (a request head, one byte per --slowloris-interval).
+        #[arg(long, default_value_t = 100)]
+        slowloris: usize,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        slowloris_interval: Duration,
+        /// How often an idle connection makes a request (GET /_broker/health) to stay open.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        refresh: Duration,
+        /// PutRecord requests/s over --concurrency keep-alive connections.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Fresh connections per second, each making one PutRecord.
+        #[arg(long, default_value_t = 5.0)]
+        new_clients: f64,
+        /// How long the clients run alone first.
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        baseline: Duration,
+        /// Connections being opened at once while the crowd gathers.
+        #[arg(long, default_value_t = 200)]
+        connect_concurrency: usize,
         #[command(flatten)]
         write: WriteOpts,
     },

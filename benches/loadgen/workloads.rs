@@ -963,6 +963,33 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
             p.insert("shards".into(), json!(shards));
             ("put-record", p, vec![prefix.clone()], *shards)
         }
+        Workload::Connections {
+            shards,
+            idle,
+            slowloris,
+            slowloris_interval,
+            refresh,
+            rate,
+            new_clients,
+            baseline,
+            connect_concurrency,
+            write,
+        } => {
+            let mut p = write_params(write);
+            p.insert("shards".into(), json!(shards));
+            p.insert("idle".into(), json!(idle));
+            p.insert("slowloris".into(), json!(slowloris));
+            p.insert(
+                "slowloris_interval_s".into(),
+                json!(slowloris_interval.as_secs_f64()),
+            );
+            p.insert("refresh_s".into(), json!(refresh.as_secs_f64()));
+            p.insert("rate".into(), json!(rate));
+            p.insert("new_clients".into(), json!(new_clients));
+            p.insert("baseline_s".into(), json!(baseline.as_secs_f64()));
+            p.insert("connect_concurrency".into(), json!(connect_concurrency));
+            ("connections", p, vec![prefix.clone()], *shards)
+        }
         Workload::GetRecordsDrain {
             shards,
             batch_size,
@@ -1192,6 +1219,33 @@ async fn run_workload(
             if let Some(w) = w {
                 report.set("server", w.finish().await);
             }
+        }
+        Workload::Connections {
+            idle,
+            slowloris,
+            slowloris_interval,
+            refresh,
+            rate,
+            new_clients,
+            baseline,
+            connect_concurrency,
+            write,
+            ..
+        } => {
+            let opts = crate::connections::Opts {
+                idle: *idle,
+                slowloris: *slowloris,
+                slowloris_interval: *slowloris_interval,
+                refresh: *refresh,
+                rate: *rate,
+                new_clients: *new_clients,
+                baseline: *baseline,
+                duration: write.duration,
+                connect_concurrency: *connect_concurrency,
+                concurrency: write.concurrency,
+                record_size: write.record_size,
+            };
+            crate::connections::run(cli, client, &streams[0], opts, report).await?;
         }
         Workload::PutRecord { write, .. } => {
             let w = watch(report);

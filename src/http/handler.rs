@@ -119,6 +119,18 @@ impl Reply {
         reply
     }
 
+    /// A JSON 1.1 error for a request broken below the Kinesis protocol (HTTP framing,
+    /// timing), whose code has no place among the operations' errors.
+    pub fn transport_error(status: StatusCode, code: &'static str, message: &str) -> Self {
+        let mut reply = Self::new(
+            status,
+            Some(WireFormat::Json11.content_type()),
+            transport_error_body(code, message),
+        );
+        reply.error = Some(code);
+        reply
+    }
+
     /// A text answer (`/metrics`).
     pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Self {
         Self::new(status, Some(content_type), body)
@@ -134,6 +146,11 @@ impl Reply {
         reply.error = Some(code);
         reply
     }
+}
+
+/// `{"__type":"<code>","message":"<message>"}`, as AWS's JSON errors.
+pub fn transport_error_body(code: &str, message: &str) -> String {
+    serde_json::json!({ "__type": code, "message": message }).to_string()
 }
 
 /// The request, as far as routing needs it.

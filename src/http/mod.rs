@@ -6,6 +6,7 @@
 //! tests can drive the wire protocol with a stand-in.
 
 pub mod auth;
+pub mod connections;
 pub mod credentials;
 pub mod handler;
 pub mod lambda;
@@ -19,6 +20,7 @@ pub mod tls;
 use crate::api::{ApiError, ErrorCode, Kinesis};
 use crate::protocol::{ContentType, WireFormat};
 use bytes::{Bytes, BytesMut};
+use connections::{Admission, ConnectionLimits, ConnectionState, InFlight, Registration, Registry};
 use handler::{Reply, RequestHead};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -35,7 +37,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, warn};
 
@@ -57,12 +58,6 @@ pub const MAX_DISCARD_BYTES: u64 = 64 * 1024 * 1024;
 /// the socket is closed anyway.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Most connections served at once. Further clients wait in the kernel's accept backlog
-/// until one closes, rather than being refused (mini-redis `MAX_CONNECTIONS`). Each costs
-/// a file descriptor, so this stays below the usual 1024 soft limit with room for the
-/// broker's segment files.
-pub const MAX_CONNECTIONS: usize = 512;
-
 /// Time allowed for a request's headers to arrive once hyper starts waiting for them, for
 /// HTTP/1.1: 60 s. hyper (1.x) also runs this clock while an idle keep-alive connection
 /// waits for its next request, so it is the idle timeout of HTTP/1.1 connections as well;
@@ -71,8 +66,10 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// closed sees a reset, which the SDKs retry; a longer timeout makes that rarer.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Longest gap allowed between two pieces of a request body. A client that stops sending
-/// mid-body loses its connection instead of holding a task forever.
+/// Longest gap allowed between two pieces of a request body, unless configured otherwise
+/// ([`ConnectionLimits::body_read_timeout`]). A client that stops sending mid-body (a body
+/// shorter than its `Content-Length`, a chunked body never terminated) gets 408
+/// `RequestTimeoutException` and the connection is closed, instead of holding a task forever.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection on which nothing has been read or written for this long is closed
@@ -108,11 +105,13 @@ struct App<K> {
     service: K,
     /// The `/_broker/` endpoints, when the server has any.
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
-    ids: RequestIdGenerator,
+    ids: Arc<RequestIdGenerator>,
     /// Connections, requests by operation and error, readiness.
     metrics: Arc<crate::metrics::ServerMetrics>,
     /// `--auth verify`: every request but the probes and the console's files is signed.
     verifier: Option<Arc<sigv4_verify::Verifier>>,
+    /// See [`ConnectionLimits::body_read_timeout`].
+    body_read_timeout: Duration,
 }
 
 /// Serves `listener` until `shutdown` fires, then stops accepting, gives in-flight
@@ -128,17 +127,28 @@ pub async fn serve_with_admin<K: Kinesis + 'static>(
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     shutdown: Shutdown,
 ) {
-    serve_listener(listener, service, admin, None, None, shutdown).await
+    serve_listener(
+        listener,
+        service,
+        admin,
+        None,
+        None,
+        ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve_with_admin`], speaking HTTPS when `tls` is given and checking signatures with
-/// `verifier` when there is one (`--auth verify`).
+/// [`serve_with_admin`], speaking HTTPS when `tls` is given, checking signatures with
+/// `verifier` when there is one (`--auth verify`), and serving at most
+/// `limits.max_connections` connections at once (see [`connections`]).
 pub async fn serve_listener<K: Kinesis + 'static>(
     listener: TcpListener,
     service: K,
     admin: Option<Arc<dyn crate::api::admin::AdminHandler>>,
     tls: Option<tls::ServerTls>,
     verifier: Option<Arc<sigv4_verify::Verifier>>,
+    limits: ConnectionLimits,
     mut shutdown: Shutdown,
 ) {
     let metrics = match admin.as_ref().and_then(|a| a.broker()) {
@@ -153,11 +163,16 @@ pub async fn serve_listener<K: Kinesis + 'static>(
     let app = Arc::new(App {
         service,
         admin,
-        ids: RequestIdGenerator::new(),
+        ids: Arc::new(RequestIdGenerator::new()),
         metrics,
         verifier,
+        body_read_timeout: limits.body_read_timeout,
     });
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let registry = Registry::new(limits.max_connections);
+    let cap = registry.max_connections() as i64;
+    app.metrics
+        .connection_limit
+        .fetch_add(cap, Ordering::Relaxed);
     // A JoinSet rather than mini-redis' mpsc drop-guard: besides waiting for the last
     // connection, it can abort the stragglers once the grace period is over.
     let mut connections = JoinSet::new();
@@ -167,14 +182,9 @@ pub async fn serve_listener<K: Kinesis + 'static>(
         // Reap finished connections so the set does not grow with every client ever seen.
         while connections.try_join_next().is_some() {}
 
-        let permit = tokio::select! {
-            // The semaphore is never closed, so acquiring only fails if it were.
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.recv() => break,
-        };
+        // Accepted before a place is found for it: at the cap, a client actually waiting is
+        // what justifies closing someone's idle connection. It is held (one descriptor over
+        // the cap at most) while that connection closes.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
@@ -193,17 +203,31 @@ pub async fn serve_listener<K: Kinesis + 'static>(
             },
             _ = shutdown.recv() => break,
         };
+        let registration = match registry.admit(&mut shutdown).await {
+            Admission::Admitted {
+                registration,
+                evicted,
+            } => {
+                if evicted {
+                    app.metrics
+                        .idle_connections_evicted
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                registration
+            }
+            Admission::ShuttingDown => break,
+        };
         let app = app.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         connections.spawn(
-            async move {
-                serve_connection(stream, app, tls, shutdown).await;
-                drop(permit);
-            }
-            .instrument(tracing::debug_span!("conn", %peer)),
+            serve_connection(stream, app, tls, registration, shutdown)
+                .instrument(tracing::debug_span!("conn", %peer)),
         );
     }
+    app.metrics
+        .connection_limit
+        .fetch_sub(cap, Ordering::Relaxed);
 
     drop(listener);
     let open = connections.len();
@@ -224,11 +248,13 @@ pub async fn serve_listener<K: Kinesis + 'static>(
     }
 }
 
-/// Serves one connection until the client closes it, it idles out, or shutdown drains it.
+/// Serves one connection until the client closes it, it idles out, it is evicted to make
+/// room for a new client, or shutdown drains it.
 async fn serve_connection<K: Kinesis + 'static>(
     stream: TcpStream,
     app: Arc<App<K>>,
     tls: Option<tls::ServerTls>,
+    registration: Registration,
     mut shutdown: Shutdown,
 ) {
     // Responses are written whole; waiting for more bytes to coalesce only adds latency.
@@ -238,15 +264,21 @@ async fn serve_connection<K: Kinesis + 'static>(
     // TLS sits above `ActivityIo`, so a lingering close still drains the raw socket, after
     // the close_notify.
     let io = ActivityIo::new(stream, activity.clone());
+    let state = registration.state.clone();
     let Some(tls) = tls else {
-        return serve_http(TokioIo::new(io), app, activity, shutdown).await;
+        let io = AutoAnswerIo::new(io, app.clone(), activity.clone(), state.clone());
+        return serve_http(TokioIo::new(io), app, activity, state, shutdown).await;
     };
     let handshake = tokio::select! {
         handshake = tls.accept(io) => handshake,
         _ = shutdown.recv() => return,
+        _ = state.evicted() => return,
     };
     match handshake {
-        Ok(io) => serve_http(TokioIo::new(io), app, activity, shutdown).await,
+        Ok(io) => {
+            let io = AutoAnswerIo::new(io, app.clone(), activity.clone(), state.clone());
+            serve_http(TokioIo::new(io), app, activity, state, shutdown).await
+        }
         Err(e) => {
             debug!(error = %e, "dropping connection");
             app.metrics
@@ -257,12 +289,18 @@ async fn serve_connection<K: Kinesis + 'static>(
 }
 
 /// HTTP/1.1 or HTTP/2 (whichever the client speaks first) over `io`.
-async fn serve_http<K, I>(io: I, app: Arc<App<K>>, activity: Arc<Activity>, mut shutdown: Shutdown)
-where
+async fn serve_http<K, I>(
+    io: I,
+    app: Arc<App<K>>,
+    activity: Arc<Activity>,
+    state: Arc<ConnectionState>,
+    mut shutdown: Shutdown,
+) where
     K: Kinesis + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let activity_for_requests = activity.clone();
+    let state_for_requests = state.clone();
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -278,12 +316,16 @@ where
         .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
 
     let service = hyper::service::service_fn(move |req| {
-        handle(app.clone(), activity_for_requests.clone(), req)
+        let in_flight = state_for_requests.request();
+        handle(app.clone(), activity_for_requests.clone(), in_flight, req)
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
 
     let mut draining = false;
+    // Set once evicted: past it, a connection with nothing in flight is dropped (a request
+    // head trickling in, an HTTP/2 peer not closing after GOAWAY).
+    let mut eviction_deadline: Option<tokio::time::Instant> = None;
     loop {
         let idle_deadline = tokio::time::Instant::from_std(activity.last() + IDLE_TIMEOUT);
         tokio::select! {
@@ -298,6 +340,21 @@ where
                 // finish open streams.
                 conn.as_mut().graceful_shutdown();
                 draining = true;
+            }
+            _ = state.evicted(), if eviction_deadline.is_none() => {
+                debug!("closing idle connection to make room for a new client");
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+                eviction_deadline = Some(tokio::time::Instant::now() + connections::EVICTION_GRACE);
+            }
+            _ = sleep_until_some(eviction_deadline) => {
+                if !state.busy() {
+                    debug!("evicted connection still open, dropping it");
+                    return;
+                }
+                // A request arrived just as it was chosen: it finishes (HTTP/1.1 with
+                // `Connection: close`), under the idle timeout like any other.
+                eviction_deadline = Some(tokio::time::Instant::now() + IDLE_TIMEOUT);
             }
             _ = tokio::time::sleep_until(idle_deadline) => {
                 if activity.last().elapsed() < IDLE_TIMEOUT {
@@ -316,14 +373,22 @@ where
     }
 }
 
-/// Why a request's body could not be read. Only `TooLarge` gets an answer; the others
-/// close the connection (hyper drops it when the service returns an error).
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a request's body could not be read. Each gets an answer, then the connection is
+/// closed: after a broken body, where the next request would start is unknown.
 #[derive(Debug, thiserror::Error)]
 enum BodyError {
     #[error("request body larger than {MAX_REQUEST_BODY_BYTES} bytes")]
     TooLarge,
-    #[error("no request body data for {} s", BODY_READ_TIMEOUT.as_secs())]
-    Timeout,
+    #[error("no request body data for {0:?}")]
+    Timeout(Duration),
     #[error("reading the request body: {0}")]
     Read(#[from] hyper::Error),
 }
@@ -332,15 +397,16 @@ enum BodyError {
 async fn handle<K: Kinesis + 'static>(
     app: Arc<App<K>>,
     conn: Arc<Activity>,
+    in_flight: InFlight,
     req: Request<Incoming>,
-) -> Result<Response<ReplyBody>, BodyError> {
+) -> Result<Response<ReplyBody>, std::convert::Infallible> {
     let ids = app.ids.next();
     let (parts, mut request_body) = req.into_parts();
     let cors = parts.headers.contains_key(hyper::header::ORIGIN);
 
-    let body = match read_body(&mut request_body).await {
+    let body = match read_body(&mut request_body, app.body_read_timeout).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
+        Err(error) => {
             let format = match ContentType::parse(
                 parts
                     .headers
@@ -350,16 +416,48 @@ async fn handle<K: Kinesis + 'static>(
                 ContentType::Wire(format) => format,
                 _ => WireFormat::Json11,
             };
-            let err = ApiError::new(
-                ErrorCode::RequestEntityTooLargeException,
-                format!(
-                    "Request body is larger than the maximum of {MAX_REQUEST_BODY_BYTES} bytes."
+            let reply = match &error {
+                BodyError::TooLarge => Reply::error(
+                    format,
+                    &ApiError::new(
+                        ErrorCode::RequestEntityTooLargeException,
+                        format!(
+                            "Request body is larger than the maximum of {MAX_REQUEST_BODY_BYTES} bytes."
+                        ),
+                    ),
                 ),
-            );
-            let reply = Reply::error(format, &err);
+                // The name the SDKs retry as transient (aws-runtime `TRANSIENT_ERRORS`,
+                // botocore `_TRANSIENT_ERROR_CODES`): the client may simply have stalled.
+                BodyError::Timeout(after) => handler::Reply::transport_error(
+                    hyper::StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeoutException",
+                    &format!(
+                        "The request body stopped arriving: nothing was received for {} ms \
+                         (a body shorter than its Content-Length, or a chunked body that \
+                         never ended).",
+                        after.as_millis()
+                    ),
+                ),
+                BodyError::Read(e) => Reply::error(
+                    format,
+                    &ApiError::new(
+                        ErrorCode::SerializationException,
+                        // hyper's own text is generic ("error reading a body from
+                        // connection"); its cause says what was wrong.
+                        match std::error::Error::source(e) {
+                            Some(cause) => {
+                                format!("The request body could not be read as HTTP: {cause}.")
+                            }
+                            None => format!("The request body could not be read as HTTP: {e}."),
+                        },
+                    ),
+                ),
+            };
+            debug!(%error, "request body refused, closing the connection after the answer");
             log_reply(&parts.method, &reply, &ids, 0);
             app.metrics.request(operation_label(&parts), reply.error);
             let mut response = handler::finish(reply, cors, &ids);
+            response.body_mut().in_flight = Some(in_flight);
             if parts.version <= hyper::Version::HTTP_11 {
                 // Answer, close, and drain what the client still sends while closing (a
                 // lingering close, see `ActivityIo`). Draining inside the response instead
@@ -372,7 +470,9 @@ async fn handle<K: Kinesis + 'static>(
                 // HTTP/2: dropping the request body before the answer is out would reset the
                 // stream and lose the answer, so it is kept, and drained within the stream's
                 // flow control, until then.
-                let budget = if request_body.size_hint().lower() <= MAX_DISCARD_BYTES {
+                let budget = if matches!(error, BodyError::TooLarge)
+                    && request_body.size_hint().lower() <= MAX_DISCARD_BYTES
+                {
                     MAX_DISCARD_BYTES
                 } else {
                     0
@@ -380,10 +480,6 @@ async fn handle<K: Kinesis + 'static>(
                 response.body_mut().drain_after(request_body, budget);
             }
             return Ok(response);
-        }
-        Err(e) => {
-            debug!(error = %e, "dropping connection");
-            return Err(e);
         }
     };
 
@@ -459,7 +555,11 @@ async fn handle<K: Kinesis + 'static>(
     };
     log_reply(&method, &reply, &ids, body_len);
     metrics.request(operation, reply.error);
-    Ok(handler::finish(reply, cors, &ids))
+    let mut response = handler::finish(reply, cors, &ids);
+    // Held until hyper drops the body, i.e. until the whole answer (a SubscribeToShard
+    // stream included) is written: until then the connection is busy, never evicted.
+    response.body_mut().in_flight = Some(in_flight);
+    Ok(response)
 }
 
 /// The operation a request counts under: its Kinesis operation when `X-Amz-Target` names
@@ -484,8 +584,9 @@ fn log_reply(method: &hyper::Method, reply: &Reply, ids: &RequestIds, body_len: 
     }
 }
 
-/// Reads a whole body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
-async fn read_body(body: &mut Incoming) -> Result<Bytes, BodyError> {
+/// Reads a whole body, refusing more than [`MAX_REQUEST_BODY_BYTES`] and giving up when
+/// nothing arrives for `stall_timeout`.
+async fn read_body(body: &mut Incoming, stall_timeout: Duration) -> Result<Bytes, BodyError> {
     let hint = body.size_hint();
     // A declared Content-Length over the limit is refused before reading anything.
     if hint.lower() > MAX_REQUEST_BODY_BYTES as u64 {
@@ -495,8 +596,8 @@ async fn read_body(body: &mut Incoming) -> Result<Bytes, BodyError> {
         hint.exact().unwrap_or(0).min(MAX_REQUEST_BODY_BYTES as u64) as usize,
     );
     loop {
-        let frame = match tokio::time::timeout(BODY_READ_TIMEOUT, body.frame()).await {
-            Err(_) => return Err(BodyError::Timeout),
+        let frame = match tokio::time::timeout(stall_timeout, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout(stall_timeout)),
             Ok(None) => break,
             Ok(Some(frame)) => frame?,
         };
@@ -524,6 +625,8 @@ pub struct ReplyBody {
     drain: Option<Drain>,
     /// SubscribeToShard: events framed as they arrive, after `data` (the initial response).
     events: Option<(WireFormat, crate::api::EventStream)>,
+    /// Marks the connection busy while the answer is being written.
+    in_flight: Option<InFlight>,
 }
 
 /// The rest of a refused request body, being read and dropped.
@@ -543,6 +646,7 @@ impl ReplyBody {
             data: Some(data).filter(|d| !d.is_empty()),
             drain: None,
             events: None,
+            in_flight: None,
         }
     }
 
@@ -615,6 +719,7 @@ impl Body for ReplyBody {
             std::task::ready!(drain.poll_done(cx));
             this.drain = None;
         }
+        this.in_flight = None;
         Poll::Ready(None)
     }
 
@@ -778,6 +883,190 @@ impl AsyncWrite for ActivityIo {
             std::task::ready!(this.poll_linger(cx));
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// The answers hyper (1.x) writes by itself, before any service sees the request, when a
+/// request head cannot be parsed (`proto::h1::role::Server::on_error`): an empty 400 (bad
+/// request line or header, e.g. a `Content-Length` that is not a number), 431 (more than
+/// 100 headers, or a head over ~400 KiB) or 414 (a URI over 65,534 bytes), each
+/// `connection: close`. hyper has no hook for them, so they are recognised on their way
+/// out, byte for byte, and replaced.
+const HYPER_AUTOMATIC_ANSWERS: [(u16, &str, &str); 3] = [
+    (
+        400,
+        "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: ",
+        "The request could not be parsed as HTTP/1.1: a malformed request line or header (a \
+         Content-Length that is not a number, an invalid header name or value, or an \
+         unsupported Transfer-Encoding).",
+    ),
+    (
+        431,
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: ",
+        "Request header fields too large: at most 100 headers, and at most about 400 KiB of \
+         request line and headers, are accepted.",
+    ),
+    (
+        414,
+        "HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\ndate: ",
+        "Request URI too long: at most 65,534 bytes are accepted.",
+    ),
+];
+
+/// Length of an HTTP date (`Sun, 06 Dec 2026 23:05:11 GMT`).
+const HTTP_DATE_LEN: usize = 29;
+
+/// Between hyper and the socket (or TLS): replaces hyper's empty automatic answers to
+/// unparsable request heads ([`HYPER_AUTOMATIC_ANSWERS`]) with an AWS-shaped one, JSON
+/// `{"__type":"SerializationException","message":…}` with a request id, and asks for a
+/// lingering close, since the rest of such a request (the headers past the hundredth, say)
+/// is still unread and closing over it would reset the connection and lose the answer.
+///
+/// A write is replaced only when it is exactly such an answer, as its only content, while no
+/// request of this connection is in flight: hyper writes them in one piece on a connection
+/// whose service was never called for that request, and nothing of ours has that shape.
+struct AutoAnswerIo<T> {
+    inner: T,
+    ids: Arc<RequestIdGenerator>,
+    metrics: Arc<crate::metrics::ServerMetrics>,
+    activity: Arc<Activity>,
+    state: Arc<ConnectionState>,
+    /// The replacement, and how much of it is written; hyper was told it all was.
+    pending: Option<(Bytes, usize)>,
+}
+
+impl<T> AutoAnswerIo<T> {
+    fn new<K>(
+        inner: T,
+        app: Arc<App<K>>,
+        activity: Arc<Activity>,
+        state: Arc<ConnectionState>,
+    ) -> Self {
+        Self {
+            inner,
+            ids: app.ids.clone(),
+            metrics: app.metrics.clone(),
+            activity,
+            state,
+            pending: None,
+        }
+    }
+
+    /// The AWS-shaped answer standing in for `written`, if it is one of hyper's own.
+    fn replacement(&self, written: &[u8]) -> Option<Bytes> {
+        if self.state.busy() {
+            return None;
+        }
+        let (status, head, message) = HYPER_AUTOMATIC_ANSWERS.iter().find(|(_, head, _)| {
+            written.len() == head.len() + HTTP_DATE_LEN + 4
+                && written.starts_with(head.as_bytes())
+                && written.ends_with(b"\r\n\r\n")
+        })?;
+        let date = std::str::from_utf8(&written[head.len()..head.len() + HTTP_DATE_LEN]).ok()?;
+        let reason = &head["HTTP/1.1 ".len()..head.find("\r\n")?];
+        let code = "SerializationException";
+        let body = handler::transport_error_body(code, message);
+        let ids = self.ids.next();
+        debug!(status, request_id = %ids.request_id, "unparsable request head answered");
+        self.metrics.request(UNPARSED_REQUEST_LABEL, Some(code));
+        Some(Bytes::from(format!(
+            "HTTP/1.1 {reason}\r\ncontent-type: {}\r\nx-amzn-requestid: {}\r\n\
+             x-amz-id-2: {}\r\ncontent-length: {}\r\nconnection: close\r\ndate: {date}\r\n\r\n{body}",
+            WireFormat::Json11.content_type(),
+            ids.request_id,
+            ids.id_2,
+            body.len(),
+        )))
+    }
+}
+
+/// The operation a request whose head could not be parsed counts under in the metrics.
+const UNPARSED_REQUEST_LABEL: &str = "unparsed";
+
+impl<T: AsyncWrite + Unpin> AutoAnswerIo<T> {
+    /// Writes what is left of a replacement answer.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((answer, written)) = self.pending.as_mut() {
+            let n =
+                std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+            if *written == answer.len() {
+                self.pending = None;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `buf` in place of hyper's automatic answer when it is one.
+    fn intercept(&mut self, buf: &[u8], cx: &mut Context<'_>) -> Option<io::Result<usize>> {
+        let answer = self.replacement(buf)?;
+        self.pending = Some((answer, 0));
+        self.activity.linger.store(true, Ordering::Relaxed);
+        match self.poll_pending(cx) {
+            Poll::Ready(Err(e)) => Some(Err(e)),
+            // The rest goes out on flush or shutdown, which hyper calls next.
+            _ => Some(Ok(buf.len())),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for AutoAnswerIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for AutoAnswerIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        if let Some(result) = this.intercept(buf, cx) {
+            return Poll::Ready(result);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (non_empty.next(), non_empty.next())
+            && let Some(result) = this.intercept(only, cx)
+        {
+            return Poll::Ready(result);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 

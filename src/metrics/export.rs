@@ -390,6 +390,24 @@ impl BrokerCollector {
                 self.server.open_connections.load(Ordering::Relaxed),
             )],
         )?;
+        gauges(
+            encoder,
+            "kinesis_broker_connection_limit",
+            "Client connections served at once (--max-connections, after fitting the open-files limit); at the limit the longest-idle connection is closed for a new client.",
+            &[(
+                Vec::new(),
+                self.server.connection_limit.load(Ordering::Relaxed),
+            )],
+        )?;
+        counters(
+            encoder,
+            "kinesis_broker_idle_connections_evicted",
+            "Idle keep-alive connections closed to make room for a new client at the connection limit.",
+            &[(
+                Vec::new(),
+                self.server.idle_connections_evicted.load(Ordering::Relaxed),
+            )],
+        )?;
         let rows: Vec<(Labels, u64)> = self
             .server
             .requests()

@@ -24,6 +24,11 @@ pub struct ServerMetrics {
     phase: AtomicU8,
     /// Connections being served now.
     pub open_connections: AtomicI64,
+    /// Connections the listeners serve at once (`--max-connections`, plus the metrics
+    /// port's own), while they listen.
+    pub connection_limit: AtomicI64,
+    /// Idle keep-alive connections closed to make room for a new client at the cap.
+    pub idle_connections_evicted: AtomicU64,
     /// TLS handshakes that failed or timed out (the connection was dropped).
     pub tls_handshake_failures: AtomicU64,
     /// Requests answered, by (operation, error type or "").
@@ -41,6 +46,8 @@ impl Default for ServerMetrics {
         Self {
             phase: AtomicU8::new(Phase::Starting as u8),
             open_connections: AtomicI64::new(0),
+            connection_limit: AtomicI64::new(0),
+            idle_connections_evicted: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             requests: RwLock::default(),
             recovery_us: AtomicU64::new(0),

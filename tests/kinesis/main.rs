@@ -9,9 +9,11 @@ mod common;
 
 mod auth_verify;
 mod binary;
+mod broken_http;
 mod bulk;
 mod cli;
 mod clock;
+mod connections;
 mod consumers;
 mod crash;
 mod distribution;
