@@ -30,6 +30,34 @@ pub fn sha256_hex(payload: &[u8]) -> String {
     hex(&Sha256::digest(payload))
 }
 
+/// Lower-case hex of a 32-byte digest, on the stack: the verifier needs two per request.
+#[derive(Clone, Copy)]
+pub struct Hex32([u8; 64]);
+
+impl Hex32 {
+    /// The hex of `bytes`.
+    pub fn new(bytes: &[u8; 32]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in bytes.iter().enumerate() {
+            out[2 * i] = DIGITS[(b >> 4) as usize];
+            out[2 * i + 1] = DIGITS[(b & 0xf) as usize];
+        }
+        Self(out)
+    }
+
+    /// The hex SHA-256 of `payload`.
+    pub fn sha256(payload: &[u8]) -> Self {
+        Self::new(&Sha256::digest(payload).into())
+    }
+
+    /// The 64 hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -77,6 +105,15 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 /// The canonical URI of a path for every service but S3: `.` and `..` segments resolved,
 /// empty segments dropped (a trailing `/` kept), each segment percent-encoded.
 pub fn canonical_uri(path: &str) -> String {
+    canonical_uri_cow(path).into_owned()
+}
+
+/// [`canonical_uri`], borrowed when the path is canonical already (`/`, as every Kinesis
+/// call's is).
+pub fn canonical_uri_cow(path: &str) -> std::borrow::Cow<'_, str> {
+    if path == "/" {
+        return std::borrow::Cow::Borrowed("/");
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         match segment {
@@ -98,7 +135,7 @@ pub fn canonical_uri(path: &str) -> String {
     if path.len() > 1 && path.ends_with('/') && !segments.is_empty() {
         out.push('/');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The canonical query string: pairs percent-encoded, sorted by name then value.
@@ -166,17 +203,43 @@ pub fn canonical_request(
     headers: &[(&str, &str)],
     payload_hash: &str,
 ) -> CanonicalRequest {
-    // Borrowed where possible: the verifier builds one of these per request, and a value
-    // needs a copy only when it has whitespace to collapse.
+    let mut text = String::new();
+    let signed = write_canonical_request(
+        &mut text,
+        method,
+        canonical_uri,
+        canonical_query,
+        headers,
+        payload_hash,
+    );
+    CanonicalRequest {
+        signed_headers: text[signed].to_string(),
+        text,
+    }
+}
+
+/// [`canonical_request`] into `text` (cleared first), so that a caller building one per
+/// request can reuse one buffer; returns where the signed-headers list lies in it.
+pub fn write_canonical_request<N: AsRef<str>, V: AsRef<str>>(
+    text: &mut String,
+    method: &str,
+    canonical_uri: &str,
+    canonical_query: &str,
+    headers: &[(N, V)],
+    payload_hash: &str,
+) -> std::ops::Range<usize> {
+    // Borrowed where possible: the verifier builds one of these per request, and a name or
+    // value needs a copy only when it has upper case or whitespace to collapse.
     let mut sorted: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = headers
         .iter()
         .map(|(name, value)| {
+            let name = name.as_ref();
             let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
                 std::borrow::Cow::Owned(name.to_ascii_lowercase())
             } else {
-                std::borrow::Cow::Borrowed(*name)
+                std::borrow::Cow::Borrowed(name)
             };
-            (name, collapse_whitespace(value))
+            (name, collapse_whitespace(value.as_ref()))
         })
         .collect();
     // Stable, so repeated headers keep their order when joined.
@@ -190,8 +253,8 @@ pub fn canonical_request(
             .map(|(n, v)| 2 * n.len() + v.len() + 3)
             .sum::<usize>()
         + 8;
-    let mut text = String::with_capacity(capacity);
-    let mut signed_headers = String::with_capacity(sorted.iter().map(|(n, _)| n.len() + 1).sum());
+    text.clear();
+    text.reserve(capacity);
     text.push_str(method);
     text.push('\n');
     text.push_str(canonical_uri);
@@ -205,10 +268,6 @@ pub fn canonical_request(
             text.pop();
             text.push(',');
         } else {
-            if previous.is_some() {
-                signed_headers.push(';');
-            }
-            signed_headers.push_str(name);
             text.push_str(name);
             text.push(':');
         }
@@ -217,13 +276,21 @@ pub fn canonical_request(
         previous = Some(name.as_ref());
     }
     text.push('\n');
-    text.push_str(&signed_headers);
+    let signed_start = text.len();
+    let mut previous: Option<&str> = None;
+    for (name, _) in &sorted {
+        if previous != Some(name.as_ref()) {
+            if previous.is_some() {
+                text.push(';');
+            }
+            text.push_str(name);
+        }
+        previous = Some(name.as_ref());
+    }
+    let signed_end = text.len();
     text.push('\n');
     text.push_str(payload_hash);
-    CanonicalRequest {
-        text,
-        signed_headers,
-    }
+    signed_start..signed_end
 }
 
 /// A header value trimmed, inner runs of whitespace collapsed to one space; borrowed when
@@ -276,13 +343,25 @@ pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
 /// in constant time (`hmac`'s `verify_slice`) so that the time taken says nothing about how
 /// many leading bytes were right. Anything that is not 64 hex digits is simply wrong.
 pub fn verify_signature(signing_key: &[u8; 32], string_to_sign: &str, hex_signature: &str) -> bool {
+    verify_signature_of_parts(signing_key, &[string_to_sign], hex_signature)
+}
+
+/// [`verify_signature`] of the string to sign given as consecutive pieces, so that a
+/// verifier need not assemble it (nor allocate) on the success path.
+pub fn verify_signature_of_parts(
+    signing_key: &[u8; 32],
+    string_to_sign: &[&str],
+    hex_signature: &str,
+) -> bool {
     let Some(given) = unhex32(hex_signature) else {
         return false;
     };
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(signing_key) else {
         return false;
     };
-    mac.update(string_to_sign.as_bytes());
+    for part in string_to_sign {
+        mac.update(part.as_bytes());
+    }
     mac.verify_slice(&given).is_ok()
 }
 

@@ -21,10 +21,12 @@
 //! The canonical request is built by `client::sigv4` (the broker's own client signs with it),
 //! over the headers the client chose to sign.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderValue};
 
 use super::auth::{self, AuthInput};
 use super::credentials::Credentials;
@@ -40,6 +42,15 @@ pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 604_800;
 /// Derived signing keys kept (key × day × region × service). When full the cache starts
 /// over: rebuilding a key costs four HMACs, so a cache flooded by odd scopes costs little.
 pub const MAX_CACHED_SIGNING_KEYS: usize = 4096;
+
+/// Capacity of the per-thread canonical-request buffer kept between requests; a request
+/// with a larger canonical request (thousands of signed headers) frees its buffer after use.
+const MAX_KEPT_CANONICAL_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    /// The canonical request being checked, reused by every request this thread verifies.
+    static CANONICAL_REQUEST: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 /// AWS's text for a signature that does not match.
 pub const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. \
@@ -99,13 +110,13 @@ impl std::fmt::Debug for Verifier {
 }
 
 /// The signature parameters, from the `Authorization` header or the presigned query.
-struct Signature {
-    algorithm: String,
-    credential: String,
-    signed_headers: String,
-    signature: String,
+struct Signature<'a> {
+    algorithm: &'a str,
+    credential: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
     /// Presigned only: `X-Amz-Expires`, unparsed.
-    expires: Option<String>,
+    expires: Option<&'a str>,
     presigned: bool,
 }
 
@@ -135,30 +146,38 @@ impl Verifier {
 
     /// Verifies `request`'s signature for `expected_service`; the caller's account comes from
     /// its key. Errors are AWS's, in AWS's order (see the module documentation).
+    ///
+    /// On the success path everything is borrowed from the request (header values, the
+    /// `Authorization` parameters, the scope) and the canonical request is built in a
+    /// per-thread buffer: a PutRecord pays for the hashes and little else.
     pub fn verify(
         &self,
         request: &SignedRequest<'_>,
         expected_service: &str,
     ) -> Result<Verified, ApiError> {
-        let header = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
+        let header = |name: &str| request.headers.get(name).map(header_text);
         let authorization = header("authorization");
-        auth::authenticate(AuthInput {
-            authorization: authorization.as_deref(),
-            has_date_header: request.headers.contains_key("x-amz-date")
-                || request.headers.contains_key("date"),
-            query: request.query,
-        })?;
-        let query = request.query.map(auth::parse_query).unwrap_or_default();
+        let has_date_header =
+            request.headers.contains_key("x-amz-date") || request.headers.contains_key("date");
+        // 1. The shape. `auth::authenticate` allocates its answer; a well-formed header
+        // (the common case) is recognised without it, anything else gets its errors.
+        if !header_shape_is_complete(authorization.as_deref(), has_date_header, request.query) {
+            auth::authenticate(AuthInput {
+                authorization: authorization.as_deref(),
+                has_date_header,
+                query: request.query,
+            })?;
+        }
+        // Only a presigned request reads its query's parameters.
+        let query = match (&authorization, request.query) {
+            (None, Some(query)) => auth::parse_query(query),
+            _ => Vec::new(),
+        };
         let query_get = |name: &str| {
             query
                 .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
         };
         let sig = match &authorization {
             Some(value) => parse_authorization(value),
@@ -173,20 +192,21 @@ impl Verifier {
         };
 
         // 2. The date and the clock.
-        let date_value = if sig.presigned {
-            query_get("X-Amz-Date").unwrap_or_default()
+        let date_value: Cow<'_, str> = if sig.presigned {
+            Cow::Borrowed(query_get("X-Amz-Date").unwrap_or_default())
         } else {
             header("x-amz-date")
                 .or_else(|| header("date"))
                 .unwrap_or_default()
         };
-        let Some(request_time) = sigv4::parse_amz_date(&date_value) else {
+        let date_value = date_value.as_ref();
+        let Some(request_time) = sigv4::parse_amz_date(date_value) else {
             return Err(incomplete(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{date_value}'. See http://en.wikipedia.org/wiki/ISO_8601"
             )));
         };
         let now = self.clock.now_ms().div_euclid(1000);
-        let valid_for = match (&sig.expires, sig.presigned) {
+        let valid_for = match (sig.expires, sig.presigned) {
             (Some(expires), true) => {
                 let secs = expires
                     .parse::<i64>()
@@ -209,17 +229,19 @@ impl Verifier {
         check_clock(request_time, now, valid_for)?;
 
         // 3. Host must be signed.
-        let signed_names: Vec<String> = sig
-            .signed_headers
-            .split(';')
-            .map(|n| n.trim().to_ascii_lowercase())
-            .collect();
+        let signed_names = || {
+            sig.signed_headers.split(';').map(|n| {
+                let n = n.trim();
+                if n.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(n.to_ascii_lowercase())
+                } else {
+                    Cow::Borrowed(n)
+                }
+            })
+        };
         // The JS SDK v3 over HTTP/2 signs the `:authority` pseudo-header instead of `host`
         // (AWS's HTTP/2 endpoints accept it): either names the host.
-        if !signed_names
-            .iter()
-            .any(|n| n == "host" || n == ":authority")
-        {
+        if !signed_names().any(|n| n == "host" || n == ":authority") {
             return Err(invalid(
                 "'Host' must be a 'SignedHeader' in the AWS Authorization.",
             ));
@@ -235,8 +257,23 @@ impl Verifier {
         }
 
         // 5. The scope (its five parts were checked by `authenticate`).
-        let parts: Vec<&str> = sig.credential.split('/').collect();
-        let [access_key_id, scope_date, region, scope_service, terminator] = parts[..] else {
+        let mut parts = sig.credential.split('/');
+        let (
+            Some(access_key_id),
+            Some(scope_date),
+            Some(region),
+            Some(scope_service),
+            Some(terminator),
+            None,
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
             return Err(incomplete(format!(
                 "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
                 sig.credential
@@ -278,42 +315,76 @@ impl Verifier {
         };
 
         // 7. The signature.
-        let payload_hash = payload_hash(request)?;
+        let body_hash = sigv4::Hex32::sha256(request.body);
+        let payload_hash = payload_hash(request, &body_hash)?;
         let canonical_query = canonical_query(request.query, sig.presigned);
-        let mut headers: Vec<(&str, String)> = Vec::with_capacity(signed_names.len());
-        for name in &signed_names {
+        let mut headers: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(8);
+        for name in signed_names() {
             if name == ":authority" {
-                headers.push((name, request.authority.unwrap_or_default().to_string()));
+                headers.push((name, Cow::Borrowed(request.authority.unwrap_or_default())));
                 continue;
             }
             let mut found = false;
-            for value in request.headers.get_all(name.as_str()) {
+            for value in request.headers.get_all(name.as_ref()) {
                 found = true;
-                headers.push((name, String::from_utf8_lossy(value.as_bytes()).into_owned()));
+                headers.push((name.clone(), header_text(value)));
             }
             if !found && name == "host" {
-                headers.push((name, request.authority.unwrap_or_default().to_string()));
+                headers.push((name, Cow::Borrowed(request.authority.unwrap_or_default())));
             }
         }
-        let header_refs: Vec<(&str, &str)> =
-            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let canonical = sigv4::canonical_request(
-            request.method,
-            &sigv4::canonical_uri(request.path),
-            &canonical_query,
-            &header_refs,
-            &payload_hash,
-        );
-        let scope = sigv4::credential_scope(scope_date, region, scope_service);
-        let string_to_sign = sigv4::string_to_sign(&date_value, &scope, &canonical.text);
+        let canonical_uri = sigv4::canonical_uri_cow(request.path);
+        // The credential, once its key id is cut off, is the scope: its parts were just
+        // checked to be the date, region, service and terminator.
+        let scope = &sig.credential[access_key_id.len() + 1..];
         let key = self.signing_key(
-            access_key_id,
+            sig.credential,
             &identity.secret_access_key,
             scope_date,
             region,
             scope_service,
         );
-        if !sigv4::verify_signature(&key, &string_to_sign, &sig.signature) {
+        let matches = CANONICAL_REQUEST.with_borrow_mut(|text| {
+            sigv4::write_canonical_request(
+                text,
+                request.method,
+                &canonical_uri,
+                &canonical_query,
+                &headers,
+                &payload_hash,
+            );
+            let canonical_hash = sigv4::Hex32::sha256(text.as_bytes());
+            let matches = sigv4::verify_signature_of_parts(
+                &key,
+                &[
+                    sigv4::ALGORITHM,
+                    "\n",
+                    date_value,
+                    "\n",
+                    scope,
+                    "\n",
+                    canonical_hash.as_str(),
+                ],
+                sig.signature,
+            );
+            if text.capacity() > MAX_KEPT_CANONICAL_BYTES {
+                // One huge request must not pin its buffer in every worker for good.
+                *text = String::new();
+            }
+            matches
+        });
+        if !matches {
+            let canonical = sigv4::canonical_request(
+                request.method,
+                &canonical_uri,
+                &canonical_query,
+                &headers
+                    .iter()
+                    .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                    .collect::<Vec<_>>(),
+                &payload_hash,
+            );
+            let string_to_sign = sigv4::string_to_sign(date_value, scope, &canonical.text);
             return Err(invalid(format!(
                 "{SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n",
                 canonical.text
@@ -322,11 +393,11 @@ impl Verifier {
 
         // 8. A session token: the file issues none.
         let token = if sig.presigned {
-            query_get("X-Amz-Security-Token")
+            query_get("X-Amz-Security-Token").is_some()
         } else {
-            header("x-amz-security-token")
+            request.headers.contains_key("x-amz-security-token")
         };
-        if token.is_some() {
+        if token {
             return Err(ApiError::new(
                 ErrorCode::UnrecognizedClientException,
                 UNKNOWN_KEY,
@@ -340,29 +411,30 @@ impl Verifier {
         })
     }
 
+    /// The derived key of a credential (`KEY/DATE/REGION/SERVICE/aws4_request`, already
+    /// checked), cached under the credential text itself so that a hit allocates nothing.
     fn signing_key(
         &self,
-        access_key_id: &str,
+        credential: &str,
         secret: &str,
         date: &str,
         region: &str,
         service: &str,
     ) -> [u8; 32] {
-        let cache_key = format!("{access_key_id}/{date}/{region}/{service}");
         // A poisoned lock only means another request panicked mid-insert; the map is still
         // a valid cache.
         let mut keys = self
             .signing_keys
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(key) = keys.get(&cache_key) {
+        if let Some(key) = keys.get(credential) {
             return *key;
         }
         let key = sigv4::signing_key(secret, date, region, service);
         if keys.len() >= MAX_CACHED_SIGNING_KEYS {
             keys.clear();
         }
-        keys.insert(cache_key, key);
+        keys.insert(credential.to_string(), key);
         key
     }
 
@@ -375,14 +447,14 @@ impl Verifier {
     }
 }
 
-/// `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
-fn parse_authorization(value: &str) -> Signature {
-    let algorithm = value.split(' ').next().unwrap_or_default().to_string();
+/// `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`; a
+/// parameter given twice counts with its last value.
+fn parse_authorization(value: &str) -> Signature<'_> {
     let mut sig = Signature {
-        algorithm,
-        credential: String::new(),
-        signed_headers: String::new(),
-        signature: String::new(),
+        algorithm: value.split(' ').next().unwrap_or_default(),
+        credential: "",
+        signed_headers: "",
+        signature: "",
         expires: None,
         presigned: false,
     };
@@ -391,13 +463,49 @@ fn parse_authorization(value: &str) -> Signature {
             continue;
         };
         match name {
-            "Credential" => sig.credential = v.to_string(),
-            "SignedHeaders" => sig.signed_headers = v.to_string(),
-            "Signature" => sig.signature = v.to_string(),
+            "Credential" => sig.credential = v,
+            "SignedHeaders" => sig.signed_headers = v,
+            "Signature" => sig.signature = v,
             _ => {}
         }
     }
     sig
+}
+
+/// Whether [`auth::authenticate`] would accept this request's shape, decided without
+/// allocating; `false` whenever in doubt (a query, a missing part), and the caller then asks
+/// `authenticate` itself for AWS's error. Mirrors its checks: an `Authorization` header and
+/// no presigned query, a date header, the first `Credential`, `Signature` and
+/// `SignedHeaders` non-empty, a credential of five slash-separated parts.
+fn header_shape_is_complete(
+    authorization: Option<&str>,
+    has_date_header: bool,
+    query: Option<&str>,
+) -> bool {
+    let Some(header) = authorization else {
+        return false;
+    };
+    if !has_date_header || query.is_some_and(|q| !q.is_empty()) {
+        return false;
+    }
+    let first = |wanted: &str| {
+        header
+            .split([',', ' '])
+            .skip(1)
+            .filter(|token| !token.is_empty())
+            .map(|token| token.trim().split_once('=').unwrap_or((token.trim(), "")))
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+    };
+    first("Signature").is_some()
+        && first("SignedHeaders").is_some()
+        && first("Credential").is_some_and(|c| c.split('/').count() == 5)
+}
+
+/// A header value as text: borrowed unless it holds bytes that are not UTF-8.
+fn header_text(value: &HeaderValue) -> Cow<'_, str> {
+    String::from_utf8_lossy(value.as_bytes())
 }
 
 /// A region name as AWS spells them (`us-east-1`, `eu-central-2`, a local `test-region`):
@@ -441,16 +549,18 @@ fn check_clock(request_time: i64, now: i64, valid_for: Option<i64>) -> Result<()
 /// The last line of the canonical request: what `x-amz-content-sha256` says when it names an
 /// unsigned or streamed payload, else the body's hash, which a hash in that header must equal
 /// (or the header would sign a body other than the one sent).
-fn payload_hash(request: &SignedRequest<'_>) -> Result<String, ApiError> {
-    let body_hash = sigv4::sha256_hex(request.body);
+fn payload_hash<'a>(
+    request: &SignedRequest<'a>,
+    body_hash: &'a sigv4::Hex32,
+) -> Result<Cow<'a, str>, ApiError> {
     let Some(declared) = request.headers.get("x-amz-content-sha256") else {
-        return Ok(body_hash);
+        return Ok(Cow::Borrowed(body_hash.as_str()));
     };
-    let declared = String::from_utf8_lossy(declared.as_bytes()).into_owned();
-    if declared == "UNSIGNED-PAYLOAD" || declared.starts_with("STREAMING-") {
-        return Ok(declared);
-    }
-    if declared.eq_ignore_ascii_case(&body_hash) {
+    let declared = header_text(declared);
+    if declared == "UNSIGNED-PAYLOAD"
+        || declared.starts_with("STREAMING-")
+        || declared.eq_ignore_ascii_case(body_hash.as_str())
+    {
         return Ok(declared);
     }
     Err(invalid(format!(
@@ -459,12 +569,12 @@ fn payload_hash(request: &SignedRequest<'_>) -> Result<String, ApiError> {
 }
 
 /// The canonical query: all parameters but a presigned request's own signature.
-fn canonical_query(query: Option<&str>, presigned: bool) -> String {
-    let Some(query) = query else {
-        return String::new();
+fn canonical_query(query: Option<&str>, presigned: bool) -> Cow<'static, str> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Cow::Borrowed("");
     };
     if !presigned {
-        return sigv4::canonical_query(query);
+        return Cow::Owned(sigv4::canonical_query(query));
     }
     let kept: Vec<&str> = query
         .split('&')
@@ -473,7 +583,7 @@ fn canonical_query(query: Option<&str>, presigned: bool) -> String {
             name != "X-Amz-Signature"
         })
         .collect();
-    sigv4::canonical_query(&kept.join("&"))
+    Cow::Owned(sigv4::canonical_query(&kept.join("&")))
 }
 
 #[cfg(test)]

@@ -619,3 +619,72 @@ fn the_js_sdks_http2_signature_over_authority_verifies() {
         ErrorCode::InvalidSignatureException
     );
 }
+
+#[test]
+fn shape_errors_are_authenticates_whichever_path_finds_them() {
+    // The verifier skips `auth::authenticate` for a header it sees is complete; for every
+    // other shape it must answer exactly as `authenticate` does.
+    let good = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+                SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+    assert!(header_shape_is_complete(Some(good), true, None));
+    let incomplete_headers = [
+        // The first Credential counts for `authenticate`, and it is empty.
+        "AWS4-HMAC-SHA256 Credential= Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service, SignedHeaders=host, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host",
+        "AWS4-HMAC-SHA256 Credential, SignedHeaders=host, Signature=ab",
+        "AWS4-HMAC-SHA256",
+    ];
+    let v = verifier_at(SUITE_TIME);
+    for auth in incomplete_headers {
+        assert!(!header_shape_is_complete(Some(auth), true, None), "{auth}");
+        let h = headers(&[
+            ("host", "example.amazonaws.com"),
+            ("x-amz-date", SUITE_DATE),
+            ("authorization", auth),
+        ]);
+        let request = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: None,
+            authority: None,
+            headers: &h,
+            body: b"",
+        };
+        let got = v.verify(&request, "service").unwrap_err();
+        let want = auth::authenticate(AuthInput {
+            authorization: Some(auth),
+            has_date_header: true,
+            query: None,
+        })
+        .unwrap_err();
+        assert_eq!((got.code, got.message), (want.code, want.message), "{auth}");
+    }
+    assert!(!header_shape_is_complete(Some(good), false, None));
+    assert!(!header_shape_is_complete(
+        Some(good),
+        true,
+        Some("X-Amz-Algorithm=x")
+    ));
+    assert!(!header_shape_is_complete(None, true, None));
+}
+
+#[test]
+fn the_reused_canonical_buffer_never_carries_one_request_into_the_next() {
+    let v = verifier_at(SUITE_TIME);
+    let big = kinesis_post(SECRET, SUITE_DATE, "us-east-1", "kinesis", &[b'x'; 70_000]);
+    let small = kinesis_post(SECRET, SUITE_DATE, "us-east-1", "kinesis", b"{}");
+    let forged = kinesis_post("wrong", SUITE_DATE, "us-east-1", "kinesis", b"{}");
+    for _ in 0..3 {
+        v.verify(&big.signed(), "kinesis").unwrap();
+        v.verify(&small.signed(), "kinesis").unwrap();
+        let (code, message) = err(&v, &forged, "kinesis");
+        assert_eq!(code, ErrorCode::InvalidSignatureException);
+        let canonical_tail = format!(
+            "\ncontent-type;host;x-amz-date;x-amz-target\n{}'",
+            sigv4::sha256_hex(b"{}")
+        );
+        assert!(message.contains(&canonical_tail), "{message}");
+    }
+}
