@@ -6,6 +6,7 @@
 
 pub mod autoscale;
 pub mod catalog;
+pub mod channel;
 pub mod clock;
 mod error;
 pub mod esm;
@@ -120,6 +121,8 @@ pub struct Broker {
     esm: esm::Esm,
     /// Queues (issue 18) with their delivery state and journals.
     queues: queue::Queues,
+    /// Channels (issue 22): streams delivered to S3.
+    channels: channel::Channels,
     /// Readiness, recovery time and the HTTP server's counters (shared with `http`).
     server_metrics: Arc<crate::metrics::ServerMetrics>,
 }
@@ -212,6 +215,7 @@ impl Broker {
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
             queues: queue::Queues::open(&config.data_dir, &secret, durability)?,
+            channels: channel::Channels::open(&config.data_dir)?,
             server_metrics: Default::default(),
         });
         broker.restore(stored)?;

@@ -10,6 +10,7 @@ mod common;
 mod auth_verify;
 mod binary;
 mod bulk;
+mod channels;
 mod cli;
 mod consumers;
 mod crash;
