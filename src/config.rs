@@ -187,6 +187,13 @@ pub struct Config {
     pub auth: AuthMode,
     /// The keys, secrets and accounts of `AuthMode::Verify` (see `http::credentials`).
     pub credentials_file: Option<PathBuf>,
+    /// The S3-compatible endpoint channels deliver to (`--s3-endpoint`); credentials come
+    /// from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. Default none: channels end
+    /// CREATING as FAILED, saying so.
+    pub s3_endpoint: Option<String>,
+    /// Bytes of records (before compression) at which a channel writes an object without
+    /// waiting for `DataFreshnessInSeconds`. Default 5 MiB (Firehose's default buffer).
+    pub channel_buffer_bytes: u64,
 }
 
 /// `--auth`: how requests are authenticated.
@@ -484,6 +491,8 @@ impl Config {
             tls: None,
             auth: AuthMode::Open,
             credentials_file: None,
+            s3_endpoint: None,
+            channel_buffer_bytes: 5 * 1024 * 1024,
         }
     }
 
@@ -829,6 +838,15 @@ pub struct Args {
     /// aws_access_key_id, aws_secret_access_key and account_id.
     #[arg(long, env = "KINESIS_BROKER_CREDENTIALS_FILE")]
     pub credentials_file: Option<PathBuf>,
+
+    /// S3-compatible endpoint channels deliver to (e.g. http://127.0.0.1:9000), with the
+    /// credentials of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Without it channels fail.
+    #[arg(long, env = "KINESIS_BROKER_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bytes of records at which a channel writes an object before DataFreshnessInSeconds.
+    #[arg(long, env = "KINESIS_BROKER_CHANNEL_BUFFER_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub channel_buffer_bytes: u64,
 }
 
 impl Args {
@@ -870,6 +888,8 @@ impl Args {
             tls: self.tls_source(),
             auth: self.auth,
             credentials_file: self.credentials_file.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            channel_buffer_bytes: self.channel_buffer_bytes.max(1),
         })
     }
 }

@@ -102,9 +102,22 @@ pub async fn handle(
     };
     let compression = match storage.compression_type {
         Some(S3CompressionType::Gzip) => Compression::Gzip,
-        Some(S3CompressionType::Zstd) => Compression::Zstd,
+        Some(S3CompressionType::Zstd) => {
+            return Err(api_error!(
+                InvalidArgumentException,
+                "CompressionType ZSTD is not supported by kinesis-broker yet; use GZIP or NONE."
+            ));
+        }
         _ => Compression::None,
     };
+    if let Some(template) = &storage.output_key_template
+        && let Err(why) = crate::broker::channel::delivery::check_key_template(template)
+    {
+        return Err(api_error!(
+            InvalidArgumentException,
+            "Invalid OutputKeyTemplate {template}: {why}."
+        ));
+    }
     let storage_class = storage.storage_class.map(|c| match c {
         S3StorageClass::IntelligentTiering => StorageClass::IntelligentTiering,
         S3StorageClass::GlacierIr => StorageClass::GlacierIr,
@@ -167,6 +180,7 @@ pub async fn handle(
         status_reason: None,
         pending: None,
         tags,
+        cursor: Default::default(),
     };
     let meta = broker
         .create_channel(NewChannel {

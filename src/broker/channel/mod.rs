@@ -4,10 +4,17 @@
 //!   UPDATING, DELETING, FAILED with a reason) and the rules tying them to their stream
 //!   (on-demand only; a stream with channels cannot be deleted or switched to provisioned).
 //!
-//! Each channel is one `storage::MetaStore` file (`channels/<ID>.json`): its settings and
-//! status, written (fsync, rename) before the operation answers.
+//! - [`delivery`]: the task that reads the stream and writes objects to S3, exactly once
+//!   per object.
+//! - [`s3`]: the S3 client (`--s3-endpoint`).
+//!
+//! Each channel is one `storage::MetaStore` file (`channels/<ID>.json`): its settings,
+//! status and delivery cursor, written (fsync, rename) before the operation answers and
+//! before and after each object is written.
 
+pub mod delivery;
 pub mod registry;
+pub mod s3;
 
 use std::collections::BTreeMap;
 
@@ -193,6 +200,9 @@ pub struct ChannelMeta {
     pub pending: Option<ChannelChange>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// Where delivery is in the stream.
+    #[serde(default)]
+    pub cursor: delivery::Cursor,
 }
 
 impl ChannelMeta {

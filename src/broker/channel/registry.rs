@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use super::{
@@ -20,7 +21,7 @@ use crate::broker::{Broker, Error, Result};
 const CHANNELS_DIR: &str = "channels";
 
 /// Why a channel that finished CREATING cannot deliver (its `ChannelStatusReason`).
-pub const NO_DELIVERY_REASON: &str = "Delivery to Amazon S3 is not implemented by kinesis-broker yet: the channel is kept, but no records are written.";
+pub const NO_ENDPOINT_REASON: &str = "No S3 endpoint is configured: start kinesis-broker with --s3-endpoint URL (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to deliver channels.";
 
 /// One channel: its settings and status, and the file that keeps them.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Channel {
     meta: RwLock<ChannelMeta>,
     store: storage::MetaStore,
     path: PathBuf,
+    /// Whether its delivery task runs (one at a time).
+    pub(super) running: AtomicBool,
 }
 
 impl Channel {
@@ -42,7 +45,7 @@ impl Channel {
 
     /// Changes the settings with `change` and stores them (fsync, rename); undone when they
     /// cannot be stored. Blocking.
-    fn change_meta<T>(
+    pub(super) fn change_meta<T>(
         &self,
         change: impl FnOnce(&mut ChannelMeta) -> T,
     ) -> Result<(ChannelMeta, T)> {
@@ -73,12 +76,17 @@ pub struct Channels {
     create_lock: Mutex<()>,
     /// Channels an account may have in a region.
     limit: u32,
+    /// Where objects go; none without `--s3-endpoint`.
+    pub(super) sink: Option<Arc<super::s3::S3Sink>>,
+    /// `--channel-buffer-bytes`.
+    pub(super) buffer_bytes: u64,
 }
 
 impl Channels {
     /// Loads the channels kept in `data_dir`, finishing the transitions a stop interrupted:
     /// CREATING ends as it would have, UPDATING is over, DELETING channels are gone.
-    pub fn open(data_dir: &Path) -> Result<Channels> {
+    pub fn open(data_dir: &Path, s3_endpoint: Option<&str>, buffer_bytes: u64) -> Result<Channels> {
+        let sink = s3_endpoint.map(|e| Arc::new(super::s3::S3Sink::new(e)));
         let dir = data_dir.join(CHANNELS_DIR);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Catalog(format!("cannot create {}: {e}", dir.display())))?;
@@ -106,7 +114,7 @@ impl Channels {
                     continue;
                 }
                 ChannelStatus::Creating => {
-                    finish_creating(&mut meta);
+                    finish_creating(&mut meta, sink.is_some());
                     self::store(&store, &meta)?;
                 }
                 ChannelStatus::Updating => {
@@ -124,6 +132,7 @@ impl Channels {
                     meta: RwLock::new(meta),
                     store,
                     path,
+                    running: AtomicBool::new(false),
                 }),
             );
         }
@@ -132,6 +141,8 @@ impl Channels {
             by_arn: RwLock::new(by_arn),
             create_lock: Mutex::new(()),
             limit: DEFAULT_CHANNEL_LIMIT,
+            sink,
+            buffer_bytes,
         })
     }
 
@@ -163,6 +174,11 @@ impl Channels {
         self.limit
     }
 
+    /// Every channel, in any status.
+    pub fn all(&self) -> Vec<Arc<Channel>> {
+        self.map().values().cloned().collect()
+    }
+
     /// The channel with this ARN.
     pub fn get(&self, arn: &str) -> Option<Arc<Channel>> {
         self.map().get(arn).cloned()
@@ -192,10 +208,14 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
-/// The end of CREATING: a channel the broker cannot deliver for is FAILED with the reason.
-fn finish_creating(meta: &mut ChannelMeta) {
-    meta.status = ChannelStatus::Failed;
-    meta.status_reason = Some(NO_DELIVERY_REASON.to_string());
+/// The end of CREATING: ACTIVE, or FAILED with the reason when there is nowhere to deliver.
+fn finish_creating(meta: &mut ChannelMeta, can_deliver: bool) {
+    if can_deliver {
+        meta.status = ChannelStatus::Active;
+    } else {
+        meta.status = ChannelStatus::Failed;
+        meta.status_reason = Some(NO_ENDPOINT_REASON.to_string());
+    }
 }
 
 /// What CreateChannel asks for, validated by `api`.
@@ -246,10 +266,14 @@ impl Broker {
         let meta = tokio::task::spawn_blocking(move || me.create_channel_now(&stream, new, delay))
             .await
             .map_err(|e| Error::Catalog(format!("channel creation failed: {e}")))??;
-        if !delay.is_zero() {
+        if delay.is_zero() {
+            self.start_if_active(&meta.arn());
+        } else {
             let arn = meta.arn();
             self.after(delay, move |broker| {
-                broker.finish_channel_transition(&arn, ChannelStatus::Creating)
+                broker.finish_channel_transition(&arn, ChannelStatus::Creating)?;
+                broker.start_if_active(&arn);
+                Ok(())
             });
         }
         tracing::info!(channel = %meta.name, stream = %meta.stream_name, "channel created");
@@ -299,8 +323,20 @@ impl Broker {
         meta.status = ChannelStatus::Creating;
         meta.status_reason = None;
         meta.pending = None;
+        // Delivery starts at the stream's tip when the channel is created (as Firehose reads
+        // a Kinesis source from LATEST); shards created later start at their beginning.
+        meta.cursor = Default::default();
+        for shard in stream.state().shards.iter() {
+            if shard.closed().is_some() {
+                meta.cursor.finished.insert(shard.index);
+            } else {
+                meta.cursor
+                    .next
+                    .insert(shard.index, Broker::shard_end(shard));
+            }
+        }
         if delay.is_zero() {
-            finish_creating(&mut meta);
+            finish_creating(&mut meta, self.channels.sink.is_some());
         }
         let path = self.channels.dir.join(format!("{}.json", meta.id));
         let file = storage::MetaStore::open(&path).map_err(Error::from)?;
@@ -315,6 +351,7 @@ impl Broker {
                     meta: RwLock::new(meta.clone()),
                     store: file,
                     path: path.clone(),
+                    running: AtomicBool::new(false),
                 }),
             );
         // DeleteStream and the switch to PROVISIONED count channels under the stream's
@@ -332,6 +369,13 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Starts the delivery of a channel that has just become ACTIVE.
+    fn start_if_active(self: &Arc<Self>, arn: &str) {
+        if let Some(channel) = self.channels.get(arn) {
+            self.start_channel(channel);
+        }
+    }
+
     /// A lifecycle timer of a channel: CREATING → ACTIVE or FAILED, UPDATING → ACTIVE (the
     /// pending change applies from now), DELETING → gone; nothing unless the channel is
     /// still in state `from`. Blocking.
@@ -344,7 +388,8 @@ impl Broker {
         }
         match from {
             ChannelStatus::Creating => {
-                channel.change_meta(finish_creating)?;
+                let can_deliver = self.channels.sink.is_some();
+                channel.change_meta(|m| finish_creating(m, can_deliver))?;
             }
             ChannelStatus::Updating => {
                 channel.change_meta(|m| {
