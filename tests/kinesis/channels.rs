@@ -369,7 +369,8 @@ async fn channels_follow_their_lifecycle_and_tie_their_stream() {
     assert!(d.get("ChannelStatusReason").is_none());
     let arn = d["ChannelARN"].as_str().unwrap().to_string();
 
-    // The broker does not deliver to S3 yet: the end of CREATING is FAILED, with the reason.
+    // Without --s3-endpoint there is nowhere to deliver: the end of CREATING is FAILED,
+    // with the reason.
     let mut described = Value::Null;
     for _ in 0..MAX_POLLS {
         described = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
