@@ -345,3 +345,25 @@ def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     docs = wait_for(all_delivered, f"{total} records after the restart")
     # A retried object overwrote its own key: no record is in two objects.
     assert sorted(docs) == list(range(total))
+
+
+def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=1)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="dlq-lake")
+    on_demand(kinesis, "refused")
+    # The destination bucket does not exist: the store refuses every object.
+    ch = create_channel(kinesis, "refused", "refused", "no-such-bucket",
+                        DeadLetterQueueS3Configuration={"BucketARN": "arn:aws:s3:::dlq-lake",
+                                                        "ExpectedBucketOwner": ACCOUNT,
+                                                        "ErrorOutputPrefix": "failed/"})
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    kinesis.put_record(StreamName="refused", PartitionKey="a", Data=b'{"ok": 1}')
+    keys = wait_for(lambda: objects(s3, "dlq-lake", "failed/"), "a dead-letter object", polls=600, pause=0.1)
+    errors = [json.loads(line) for k in keys for line in lines_of(s3, "dlq-lake", k)]
+    assert [e["errorCode"] for e in errors] == ["S3PutFailed"]
+    assert "NoSuchBucket" in errors[0]["errorMessage"], errors[0]
+    assert base64.b64decode(errors[0]["data"]) == b'{"ok": 1}'
+    # The channel goes on.
+    assert kinesis.describe_channel(ChannelARN=ch["ChannelARN"])["ChannelDescription"]["ChannelStatus"] == "ACTIVE"

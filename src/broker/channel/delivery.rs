@@ -13,7 +13,8 @@
 //! | BYTE_ARRAY | its length as a 4-byte big-endian unsigned integer, then its bytes |
 //!
 //! then compressed as a whole (GZIP: one gzip member). JSON records that do not parse and
-//! STRING records that are not UTF-8 go to the dead-letter prefix instead (JSON lines of
+//! STRING records that are not UTF-8 go to the dead-letter prefix instead, and so do the
+//! records of an object the store refused [`MAX_REFUSALS`] times in a row (JSON lines of
 //! `errorCode`, `errorMessage`, `shardId`, `sequenceNumber`, `partitionKey`,
 //! `approximateArrivalTimestamp` (ms) and `data` (base64)).
 //!
@@ -46,6 +47,9 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Longest pause after a failed write before the same object is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Refusals of an object after which its records go to the dead-letter prefix instead, with
+/// the store's answer as the reason, and the channel goes on.
+const MAX_REFUSALS: u32 = 5;
 
 /// Where a channel is in its stream, stored with its settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,6 +66,9 @@ pub struct Cursor {
     pub records: u64,
     /// Records dead-lettered.
     pub dead_letters: u64,
+    /// Times in a row the store refused the pending object.
+    #[serde(default)]
+    pub refusals: u32,
 }
 
 /// An object whose range is fixed: records `first..end` of shard `shard`.
@@ -230,8 +237,13 @@ impl Broker {
         p: PendingObject,
     ) -> Result<()> {
         if channel.meta().cursor.pending != Some(p) {
-            change_cursor(channel, move |c| c.pending = Some(p)).await?;
+            change_cursor(channel, move |c| {
+                c.pending = Some(p);
+                c.refusals = 0;
+            })
+            .await?;
         }
+        let mut dead_lettered_instead = 0u64;
         let shard = stream
             .state()
             .shards
@@ -240,7 +252,7 @@ impl Broker {
             .cloned();
         let meta = channel.meta();
         let built = match &shard {
-            Some(shard) => Some(self.build_object(&meta, stream, shard, p)?),
+            Some(shard) => Some(self.build_object(&meta, stream, shard, p, None)?),
             // The shard is gone (retention dropped its stream's old shards): nothing to write.
             None => None,
         };
@@ -263,9 +275,33 @@ impl Broker {
                     kms_key_id: meta.encryption.as_ref().map(|e| e.key_id.clone()),
                     content_type: None,
                 };
-                sink.put(d.bucket.name(), &built.key, built.body.clone(), &options)
+                if let Err(e) = sink
+                    .put(d.bucket.name(), &built.key, built.body.clone(), &options)
                     .await
-                    .map_err(|e| Error::Catalog(format!("object {}: {e}", built.key)))?;
+                {
+                    let refusals = meta.cursor.refusals + 1;
+                    let failure = Error::Catalog(format!("object {}: {e}", built.key));
+                    let shard = shard.as_ref().filter(|_| refusals >= MAX_REFUSALS);
+                    let Some(shard) = shard else {
+                        change_cursor(channel, move |c| c.refusals = refusals).await?;
+                        return Err(failure);
+                    };
+                    let refused = self.build_object(&meta, stream, shard, p, Some(&e))?;
+                    if let Some((key, body)) = refused.dead_letter {
+                        let options = PutOptions {
+                            expected_owner: Some(d.dead_letter.expected_owner.clone()),
+                            content_type: Some("application/json"),
+                            ..Default::default()
+                        };
+                        sink.put(d.dead_letter.name(), &key, body, &options)
+                            .await
+                            .map_err(|e| {
+                                Error::Catalog(format!("dead-letter object {key}: {e}"))
+                            })?;
+                    }
+                    tracing::warn!(channel = %meta.name, key = %built.key, error = %e, "object refused; its records went to the dead-letter prefix");
+                    dead_lettered_instead = refused.dead_letters;
+                }
             }
         }
         let closed_end = shard
@@ -273,14 +309,15 @@ impl Broker {
             .and_then(|s| s.closed().map(|c| c.end_offset));
         let (records, dead, objects) = built.as_ref().map_or((0, 0, 0), |b| {
             (
-                b.records,
-                b.dead_letters,
+                b.records - dead_lettered_instead.min(b.records),
+                b.dead_letters + dead_lettered_instead,
                 u64::from(b.records > 0) + u64::from(b.dead_letter.is_some()),
             )
         });
         change_cursor(channel, move |c| {
             c.next.insert(p.shard, p.end);
             c.pending = None;
+            c.refusals = 0;
             c.records += records;
             c.dead_letters += dead;
             c.objects += objects;
@@ -294,12 +331,15 @@ impl Broker {
     }
 
     /// Reads range `p` of `shard` and encodes it (blocking reads of mapped segments: cheap).
+    /// `refused`: the store's answer to the object, which sends its deliverable records to
+    /// the dead letters instead (those already dead-lettered are not repeated).
     fn build_object(
         &self,
         meta: &ChannelMeta,
         stream: &Stream,
         shard: &Shard,
         p: PendingObject,
+        refused: Option<&str>,
     ) -> Result<Built> {
         let from = p.first.max(self.trim_horizon(stream, shard)?);
         let mut raw = Vec::new();
@@ -320,9 +360,19 @@ impl Broker {
                 at = v.offset + 1;
                 progressed = true;
                 first.get_or_insert((v.offset, v.arrival_ms));
-                match encode_record(meta.format, v.data, &mut raw) {
+                let outcome = match (encode_record(meta.format, v.data, &mut raw), refused) {
+                    (Ok(()), None) => Ok(()),
+                    (Ok(()), Some(answer)) => Err(Some((
+                        "S3PutFailed",
+                        format!("The destination refused the object: {answer}"),
+                    ))),
+                    (Err(reason), None) => Err(Some(reason)),
+                    (Err(_), Some(_)) => Err(None),
+                };
+                match outcome {
                     Ok(()) => records += 1,
-                    Err(reason) => {
+                    Err(None) => {}
+                    Err(Some(reason)) => {
                         dead_letters += 1;
                         let seq = SequenceNumber::record(
                             shard.created_ms,
@@ -360,14 +410,15 @@ impl Broker {
             let time = parts(first_arrival);
             (
                 format!(
-                    "{}{}/{}/{}/{}/{}/{}/{suffix}.json",
+                    "{}{}/{}/{}/{}/{}/{}/{suffix}{}.json",
                     meta.destination.error_prefix,
                     meta.name,
                     meta.id,
                     time.yyyy,
                     time.mm_month,
                     time.dd,
-                    time.hh
+                    time.hh,
+                    if refused.is_some() { ".refused" } else { "" }
                 ),
                 dead,
             )
