@@ -195,6 +195,13 @@ pub struct Config {
     /// Longest silence within a request body before it is answered with 408
     /// `RequestTimeoutException`. Default [`crate::http::BODY_READ_TIMEOUT`]; tests shorten it.
     pub body_read_timeout: Duration,
+    /// The S3-compatible endpoint channels deliver to (`--s3-endpoint`); credentials come
+    /// from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. Default none: channels end
+    /// CREATING as FAILED, saying so.
+    pub s3_endpoint: Option<String>,
+    /// Bytes of records (before compression) at which a channel writes an object without
+    /// waiting for `DataFreshnessInSeconds`. Default 5 MiB (Firehose's default buffer).
+    pub channel_buffer_bytes: u64,
 }
 
 /// `--auth`: how requests are authenticated.
@@ -494,6 +501,8 @@ impl Config {
             credentials_file: None,
             max_connections: crate::http::connections::DEFAULT_MAX_CONNECTIONS,
             body_read_timeout: crate::http::BODY_READ_TIMEOUT,
+            s3_endpoint: None,
+            channel_buffer_bytes: 5 * 1024 * 1024,
         }
     }
 
@@ -858,6 +867,14 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
+    /// S3-compatible endpoint channels deliver to (e.g. http://127.0.0.1:9000), with the
+    /// credentials of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Without it channels fail.
+    #[arg(long, env = "KINESIS_BROKER_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bytes of records at which a channel writes an object before DataFreshnessInSeconds.
+    #[arg(long, env = "KINESIS_BROKER_CHANNEL_BUFFER_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub channel_buffer_bytes: u64,
 }
 
 impl Args {
@@ -901,6 +918,8 @@ impl Args {
             credentials_file: self.credentials_file.clone(),
             max_connections: self.max_connections as usize,
             body_read_timeout: crate::http::BODY_READ_TIMEOUT,
+            s3_endpoint: self.s3_endpoint.clone(),
+            channel_buffer_bytes: self.channel_buffer_bytes.max(1),
         })
     }
 }

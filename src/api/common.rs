@@ -357,6 +357,14 @@ impl From<Error> for ApiError {
                 ResourceInUseException,
                 "Cannot {action} stream {name} under account {account} because it has queues. Delete its queues with DeleteQueue first."
             ),
+            Error::StreamHasChannels {
+                name,
+                account,
+                action,
+            } => api_error!(
+                ResourceInUseException,
+                "Cannot {action} stream {name} under account {account} because it has channels. Delete its channels with DeleteChannel first."
+            ),
             Error::LimitExceeded(message) => {
                 ApiError::new(crate::api::ErrorCode::LimitExceededException, message)
             }

@@ -19,8 +19,11 @@ pub async fn handle(
         open_shard_count: open as i32,
         on_demand_stream_count: on_demand as i32,
         on_demand_stream_count_limit: broker.on_demand_stream_limit() as i32,
-        // Channels are not emulated.
-        channel_count: None,
-        channel_count_limit: None,
+        channel_count: Some(
+            broker
+                .channels()
+                .count_in_account(&ctx.account_id, &ctx.region) as i32,
+        ),
+        channel_count_limit: Some(broker.channels().limit() as i32),
     })
 }

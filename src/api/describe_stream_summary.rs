@@ -44,8 +44,7 @@ pub async fn handle(
             consumer_count: Some(st.consumers.len() as i32),
             warm_throughput: super::warm_throughput::reported(&st),
             max_record_size_in_kib: Some(st.max_record_size_kib as i32),
-            // Channels and queues are newer AWS features no emulator implements.
-            channel_count: None,
+            channel_count: Some(broker.channels().count_on_stream(stream.uid) as i32),
             // "This field is only present for streams that use the on-demand capacity mode."
             record_distribution_strategy: (st.mode == StreamMode::OnDemand).then(|| {
                 match st.extras.record_distribution {

@@ -20,11 +20,15 @@ mod account_settings;
 mod acknowledge_dead_letter_queue_records;
 mod acknowledge_queue_records;
 pub mod admin;
+pub mod channels;
+mod create_channel;
 mod create_queue;
 mod create_stream;
+mod delete_channel;
 mod delete_queue;
 mod delete_stream;
 mod deregister_stream_consumer;
+mod describe_channel;
 mod describe_limits;
 mod describe_queue;
 mod describe_stream;
@@ -33,6 +37,7 @@ mod describe_stream_summary;
 mod encryption;
 mod get_records;
 mod get_shard_iterator;
+mod list_channels;
 mod list_queues;
 mod list_shards;
 mod list_stream_consumers;
@@ -50,6 +55,7 @@ mod restore_dead_letter_queue_records;
 mod retention;
 mod subscribe_to_shard;
 mod tags;
+mod update_channel;
 mod update_dead_letter_queue_records_visibility;
 mod update_max_record_size;
 mod update_queue;
@@ -126,6 +132,58 @@ impl Service {
 }
 
 impl Kinesis for Service {
+    // Channels (issue 22).
+
+    async fn create_channel(
+        &self,
+        ctx: &RequestContext,
+        input: CreateChannelInput,
+    ) -> Result<CreateChannelOutput, ApiError> {
+        let streams: Vec<Option<&str>> = input
+            .stream_configuration_list
+            .iter()
+            .flatten()
+            .map(|c| c.stream_arn.as_deref())
+            .collect();
+        self.authorize(ctx, "CreateChannel", &streams)?;
+        create_channel::handle(&self.broker, ctx, input).await
+    }
+
+    async fn describe_channel(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeChannelInput,
+    ) -> Result<DescribeChannelOutput, ApiError> {
+        self.authorize(ctx, "DescribeChannel", &[input.channel_arn.as_deref()])?;
+        describe_channel::handle(&self.broker, ctx, input).await
+    }
+
+    async fn list_channels(
+        &self,
+        ctx: &RequestContext,
+        input: ListChannelsInput,
+    ) -> Result<ListChannelsOutput, ApiError> {
+        list_channels::handle(&self.broker, ctx, input).await
+    }
+
+    async fn update_channel(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateChannelInput,
+    ) -> Result<UpdateChannelOutput, ApiError> {
+        self.authorize(ctx, "UpdateChannel", &[input.channel_arn.as_deref()])?;
+        update_channel::handle(&self.broker, ctx, input).await
+    }
+
+    async fn delete_channel(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteChannelInput,
+    ) -> Result<(), ApiError> {
+        self.authorize(ctx, "DeleteChannel", &[input.channel_arn.as_deref()])?;
+        delete_channel::handle(&self.broker, ctx, input).await
+    }
+
     // Queues (issue 18).
 
     async fn create_queue(
@@ -847,6 +905,7 @@ mod authorization_tests {
         "create_stream",
         "list_streams",
         "list_queues",
+        "list_channels",
         "describe_limits",
         "describe_account_settings",
         "update_account_settings",

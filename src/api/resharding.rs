@@ -238,6 +238,14 @@ pub async fn update_stream_mode(
                     action: "switch to PROVISIONED",
                 });
             }
+            if mode == StreamMode::Provisioned && queues.channels().count_on_stream(stream_uid) > 0
+            {
+                return Err(Error::StreamHasChannels {
+                    name: key.name.clone(),
+                    account: key.account.clone(),
+                    action: "switch to PROVISIONED",
+                });
+            }
             if st.mode == mode {
                 return Err(Error::InvalidReshard(format!(
                     "Stream {} under account {} is already in {} mode.",

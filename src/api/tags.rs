@@ -1,5 +1,6 @@
 //! Tags on streams: AddTagsToStream, RemoveTagsFromStream, ListTagsForStream, and the
-//! ARN-based TagResource, UntagResource, ListTagsForResource (streams, consumers, queues).
+//! ARN-based TagResource, UntagResource, ListTagsForResource (streams, consumers, queues,
+//! channels).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::api::generated::{
 use crate::api::{ApiError, RequestContext};
 use crate::api_error;
 use crate::broker::Broker;
+use crate::broker::channel::Channel;
 use crate::broker::fanout::registry::{ConsumerMeta, parse_consumer_arn};
 use crate::broker::queue::Queue;
 use crate::broker::stream::{Stream, StreamKey};
@@ -144,11 +146,64 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// What a `ResourceARN` names. Channels are not emulated.
+/// What a `ResourceARN` names.
 enum Resource {
     Stream(Arc<Stream>),
     Consumer(Arc<Stream>, ConsumerMeta),
     Queue(Arc<Queue>),
+    Channel(Arc<Channel>),
+}
+
+/// How the tag messages name a channel (AWS's text for channels is NOT PINNED).
+fn channel_resource(name: &str, account: &str) -> String {
+    format!("channel {name} under account {account}")
+}
+
+/// Tags given to CreateChannel obey the same rules as TagResource on the channel.
+pub fn check_channel_tags(
+    tags: &BTreeMap<String, String>,
+    name: &str,
+    account: &str,
+) -> Result<(), ApiError> {
+    let what = channel_resource(name, account);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    if tags.len() > MAX_TAGS_PER_STREAM {
+        return Err(too_many_tags(&what, "channel"));
+    }
+    Ok(())
+}
+
+async fn add_to_channel(
+    broker: &Arc<Broker>,
+    channel: &Arc<Channel>,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let meta = channel.meta();
+    let what = channel_resource(&meta.name, &meta.account);
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        &what,
+    )?;
+    let too_many = broker
+        .update_channel_tags(channel, move |now| {
+            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
+            if after > MAX_TAGS_PER_STREAM {
+                return true;
+            }
+            now.extend(tags);
+            false
+        })
+        .await
+        .map_err(crate::api::channels::channel_error)?;
+    if too_many {
+        return Err(too_many_tags(&what, "channel"));
+    }
+    Ok(())
 }
 
 /// How the tag messages name a queue (AWS's text for queues is NOT PINNED).
@@ -216,6 +271,10 @@ fn resource(broker: &Broker, ctx: &RequestContext, arn: &str) -> Result<Resource
             crate::api::queues::Plane::Control,
         )?;
         return Ok(Resource::Queue(queue));
+    }
+    if arn.contains(":channel/") {
+        let channel = crate::api::channels::named_channel(broker, ctx, Some(arn))?;
+        return Ok(Resource::Channel(channel));
     }
     let key = parse_stream_arn(arn)
         .ok_or_else(|| api_error!(ResourceNotFoundException, "Resource {arn} not found."))?;
@@ -362,6 +421,7 @@ pub async fn tag_resource(
             add_to_consumer(broker, &stream, consumer, tags).await
         }
         Resource::Queue(queue) => add_to_queue(broker, &queue, tags).await,
+        Resource::Channel(channel) => add_to_channel(broker, &channel, tags).await,
     }
 }
 
@@ -390,6 +450,14 @@ pub async fn untag_resource(
             })
             .await
             .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control)),
+        Resource::Channel(channel) => broker
+            .update_channel_tags(&channel, move |now| {
+                for k in &keys {
+                    now.remove(k);
+                }
+            })
+            .await
+            .map_err(crate::api::channels::channel_error),
     }
 }
 
@@ -408,6 +476,7 @@ pub async fn list_tags_for_resource(
         Resource::Stream(stream) => tag_list(&stream.state().tags),
         Resource::Consumer(_, consumer) => tag_list(&consumer.tags),
         Resource::Queue(queue) => tag_list(&queue.meta().tags),
+        Resource::Channel(channel) => tag_list(&channel.meta().tags),
     };
     Ok(ListTagsForResourceOutput { tags: Some(tags) })
 }

@@ -115,6 +115,17 @@ pub enum Error {
         /// What was refused: `delete` or `switch to PROVISIONED`.
         action: &'static str,
     },
+    /// The stream has channels, which must be deleted before it can be deleted or switched
+    /// to provisioned mode (issue 22).
+    #[error("stream {name} of account {account} has channels")]
+    StreamHasChannels {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// What was refused: `delete` or `switch to PROVISIONED`.
+        action: &'static str,
+    },
     /// No consumer of that name is registered with the stream.
     #[error("consumer {consumer} not found on stream {name} of account {account}")]
     ConsumerNotFound {

@@ -381,6 +381,13 @@ impl Broker {
                     action: "delete",
                 });
             }
+            if self.channels.count_on_stream(stream.uid) > 0 {
+                return Err(Error::StreamHasChannels {
+                    name: stream.key.name.clone(),
+                    account: stream.key.account.clone(),
+                    action: "delete",
+                });
+            }
             // AWS lets a stream be deleted while CREATING, not while UPDATING or DELETING.
             if !matches!(st.status, StreamStatus::Active | StreamStatus::Creating) {
                 return Err(Error::StreamNotActive {

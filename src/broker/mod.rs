@@ -6,6 +6,7 @@
 
 pub mod autoscale;
 pub mod catalog;
+pub mod channel;
 pub mod clock;
 mod error;
 pub mod esm;
@@ -120,6 +121,8 @@ pub struct Broker {
     esm: esm::Esm,
     /// Queues (issue 18) with their delivery state and journals.
     queues: queue::Queues,
+    /// Channels (issue 22): streams delivered to S3.
+    channels: channel::Channels,
     /// Readiness, recovery time and the HTTP server's counters (shared with `http`).
     server_metrics: Arc<crate::metrics::ServerMetrics>,
 }
@@ -212,6 +215,11 @@ impl Broker {
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
             queues: queue::Queues::open(&config.data_dir, &secret, durability)?,
+            channels: channel::Channels::open(
+                &config.data_dir,
+                config.s3_endpoint.as_deref(),
+                config.channel_buffer_bytes,
+            )?,
             server_metrics: Default::default(),
         });
         broker.restore(stored)?;
@@ -220,6 +228,7 @@ impl Broker {
         broker.start_throughput_sampler();
         broker.start_autoscaler(config.on_demand_scale_interval);
         broker.start_mappings();
+        broker.start_channels();
         for spec in &config.create_streams {
             let key = StreamKey {
                 account: crate::api::RequestContext::DEFAULT_ACCOUNT_ID.to_string(),

@@ -42,6 +42,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once at start: the size of the serve flags costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Run the broker (what `kinesis-broker` alone does).

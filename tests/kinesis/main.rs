@@ -11,6 +11,7 @@ mod auth_verify;
 mod binary;
 mod broken_http;
 mod bulk;
+mod channels;
 mod cli;
 mod clock;
 mod connections;

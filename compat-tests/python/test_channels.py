@@ -1,0 +1,369 @@
+"""Channels (issue 22) with boto3: the five operations, and delivery to a real S3-compatible
+server (moto's server mode, started here on a free 127.0.0.1 port) read back with boto3's
+S3 client, including exactly-once objects across a kill -9 of the broker.
+
+Each test starts a broker of its own (KINESIS_BROKER_BIN) with --s3-endpoint pointing at
+the moto server.
+"""
+
+import base64
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import ACCOUNT, MAX_POLLS, REGION, arn, make_client, wait_active
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/channel-writer"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, log_path):
+    for _ in range(MAX_POLLS):
+        assert proc.poll() is None, open(log_path).read()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.025)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+    with tempfile.TemporaryDirectory() as d:
+        port = free_port()
+        log_path = os.path.join(d, "moto.log")
+        log = open(log_path, "ab")
+        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            wait_port(port, proc, log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+            log.close()
+
+
+def s3_client(url):
+    return boto3.session.Session().client(
+        "s3", endpoint_url=url, region_name=REGION,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "dummy-secret"),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+class Broker:
+    """A broker process of this test's own, restartable on the same data directory."""
+
+    def __init__(self, data_dir, s3_url, buffer_bytes):
+        self.data_dir = data_dir
+        self.s3_url = s3_url
+        self.buffer_bytes = buffer_bytes
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        binary = os.environ.get("KINESIS_BROKER_BIN")
+        if not binary:
+            pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
+        self.port = free_port()
+        self.log_path = os.path.join(self.data_dir, f"broker-{self.port}.log")
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "dummy-secret")
+        self.proc = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(self.port),
+             "--data-dir", os.path.join(self.data_dir, "data"),
+             "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
+             "--update-stream-delay-ms", "0",
+             "--s3-endpoint", self.s3_url, "--channel-buffer-bytes", str(self.buffer_bytes)],
+            env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+        )
+        wait_port(self.port, self.proc, self.log_path)
+        # The port is bound before recovery ends; /ready says when requests are served.
+        for _ in range(MAX_POLLS):
+            try:
+                if urllib.request.urlopen(f"{self.url}/ready", timeout=5).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.025)
+        raise AssertionError(open(self.log_path).read())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+    def advance_clock(self, ms):
+        req = urllib.request.Request(f"{self.url}/_broker/clock", data=json.dumps({"advance_ms": ms}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+
+
+@pytest.fixture
+def broker_factory(s3_url):
+    made = []
+    with tempfile.TemporaryDirectory() as d:
+        def make(buffer_bytes=5 * 1024 * 1024):
+            b = Broker(d, s3_url, buffer_bytes).start()
+            made.append(b)
+            return b
+        try:
+            yield make
+        finally:
+            for b in made:
+                if b.proc.poll() is None:
+                    b.kill()
+
+
+def on_demand(kinesis, name):
+    kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(kinesis, name)
+
+
+def create_channel(kinesis, name, stream, bucket, fmt="JSON", compression="GZIP", **extra):
+    storage = {"BucketARN": f"arn:aws:s3:::{bucket}", "ExpectedBucketOwner": ACCOUNT,
+               "CompressionType": compression}
+    storage.update(extra.pop("storage", {}))
+    return kinesis.create_channel(
+        ChannelName=name, ServiceExecutionRoleARN=ROLE,
+        StreamConfigurationList=[{"StreamARN": arn(stream), "RecordConfiguration": {"RecordFormatType": fmt}}],
+        S3DestinationConfiguration={"StorageConfiguration": storage, **extra},
+    )["ChannelDescription"]
+
+
+def wait_status(kinesis, channel_arn, status):
+    for _ in range(MAX_POLLS):
+        d = kinesis.describe_channel(ChannelARN=channel_arn)["ChannelDescription"]
+        if d["ChannelStatus"] == status:
+            return d
+        time.sleep(0.025)
+    raise AssertionError(f"channel never {status}: {d}")
+
+
+def objects(s3, bucket, prefix=""):
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return sorted(keys)
+
+
+def lines_of(s3, bucket, key):
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if key.endswith(".gz"):
+        body = gzip.decompress(body)
+    return [line for line in body.decode().split("\n") if line]
+
+
+def wait_for(predicate, what, polls=MAX_POLLS * 2, pause=0.05):
+    for _ in range(polls):
+        value = predicate()
+        if value:
+            return value
+        time.sleep(pause)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_channel_operations_with_boto3(broker_factory, s3_url):
+    b = broker_factory()
+    kinesis = make_client(url=b.url)
+    on_demand(kinesis, "src")
+    kinesis.create_stream(StreamName="prov", ShardCount=1)
+    wait_active(kinesis, "prov")
+
+    with pytest.raises(ClientError) as e:
+        create_channel(kinesis, "c", "prov", "lake")
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    with pytest.raises(ClientError) as e:
+        create_channel(kinesis, "c", "src", "lake", DataFreshnessInSeconds=60)
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+
+    d = create_channel(kinesis, "c", "src", "lake", storage={"StorageClass": "STANDARD"})
+    assert d["ChannelARN"] == f"arn:aws:kinesis:{REGION}:{ACCOUNT}:channel/c"
+    assert d["S3DestinationConfiguration"]["DataFreshnessInSeconds"] == 300
+    d = wait_status(kinesis, d["ChannelARN"], "ACTIVE")
+    assert "ChannelStatusReason" not in d
+
+    listed = kinesis.list_channels(StreamFilter=[{"StreamARN": arn("src")}])["ChannelSummaries"]
+    assert [c["ChannelName"] for c in listed] == ["c"]
+    assert listed[0]["ChannelDestinationType"] == "S3"
+
+    u = kinesis.update_channel(ChannelARN=d["ChannelARN"],
+                               S3DestinationConfiguration={"DataFreshnessInSeconds": 600},
+                               LoggingConfiguration={"CloudWatchLogs": {"Enabled": True}})["ChannelDescription"]
+    assert u["S3DestinationConfiguration"]["DataFreshnessInSeconds"] == 600
+    assert u["LoggingConfiguration"]["CloudWatchLogs"]["LogStreamName"] == "DestinationDelivery"
+
+    kinesis.tag_resource(ResourceARN=d["ChannelARN"], Tags={"team": "lake"})
+    assert kinesis.list_tags_for_resource(ResourceARN=d["ChannelARN"])["Tags"] == [{"Key": "team", "Value": "lake"}]
+    assert kinesis.describe_limits()["ChannelCount"] == 1
+    assert kinesis.describe_stream_summary(StreamName="src")["StreamDescriptionSummary"]["ChannelCount"] == 1
+
+    with pytest.raises(ClientError) as e:
+        kinesis.delete_stream(StreamName="src")
+    assert e.value.response["Error"]["Code"] == "ResourceInUseException"
+    kinesis.delete_channel(ChannelARN=d["ChannelARN"])
+    with pytest.raises(ClientError) as e:
+        kinesis.describe_channel(ChannelARN=d["ChannelARN"])
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    kinesis.delete_stream(StreamName="src")
+
+
+def test_json_records_are_delivered_as_gzip_json_lines_with_dead_letters(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=400)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="json-lake")
+    on_demand(kinesis, "events")
+    ch = create_channel(kinesis, "json", "events", "json-lake")
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+
+    sent = [{"n": i, "pad": "x" * 40} for i in range(40)]
+    for doc in sent:
+        kinesis.put_record(StreamName="events", PartitionKey=f"k{doc['n']}", Data=json.dumps(doc).encode())
+    kinesis.put_record(StreamName="events", PartitionKey="bad", Data=b"{not json")
+    # Records under the size threshold are written once DataFreshnessInSeconds passes.
+    b.advance_clock(301_000)
+
+    def delivered():
+        keys = [k for k in objects(s3, "json-lake") if k.startswith("kinesis-channel/")]
+        docs = [json.loads(line) for k in keys for line in lines_of(s3, "json-lake", k)]
+        return (keys, docs) if len(docs) >= len(sent) else None
+
+    keys, docs = wait_for(delivered, "40 JSON records in S3")
+    assert sorted(d["n"] for d in docs) == list(range(40)), "each record exactly once"
+    for k in keys:
+        # AWS's default template: kinesis-channel/NAME/ID/yyyy/MM/dd/HH/NAME-ID-yyyy-MM-dd-HH-mm…
+        parts = k.split("/")
+        assert parts[1] == "json" and parts[2] == ch["ChannelId"], k
+        assert k.endswith(".json.gz"), k
+    dead = wait_for(lambda: objects(s3, "json-lake", "errors/"), "a dead-letter object")
+    errors = [json.loads(line) for k in dead for line in lines_of(s3, "json-lake", k)]
+    assert len(errors) == 1
+    assert errors[0]["errorCode"] == "InvalidJson"
+    assert base64.b64decode(errors[0]["data"]) == b"{not json"
+    assert errors[0]["partitionKey"] == "bad"
+
+
+def test_byte_array_and_string_layouts(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=1)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="raw-lake")
+    on_demand(kinesis, "raw")
+    bin_ch = create_channel(kinesis, "bin", "raw", "raw-lake", fmt="BYTE_ARRAY", compression="NONE",
+                            storage={"OutputKeyTemplate": "bytes/!{stream-name}/!{yyyy}!{extension}"})
+    txt_ch = create_channel(kinesis, "txt", "raw", "raw-lake", fmt="STRING", compression="NONE",
+                            storage={"OutputKeyTemplate": "text/!{channel-name}!{extension}"})
+    wait_status(kinesis, bin_ch["ChannelARN"], "ACTIVE")
+    wait_status(kinesis, txt_ch["ChannelARN"], "ACTIVE")
+    payloads = [b"alpha", b"", b"gamma delta"]
+    for i, p in enumerate(payloads):
+        kinesis.put_record(StreamName="raw", PartitionKey=f"p{i}", Data=p)
+
+    def read_bytes():
+        keys = objects(s3, "raw-lake", "bytes/raw/")
+        out = []
+        for k in keys:
+            assert k.endswith(".bin"), k
+            body = s3.get_object(Bucket="raw-lake", Key=k)["Body"].read()
+            while body:
+                (n,) = struct.unpack(">I", body[:4])
+                out.append(body[4:4 + n])
+                body = body[4 + n:]
+        return out if len(out) >= len(payloads) else None
+
+    assert sorted(wait_for(read_bytes, "three BYTE_ARRAY records")) == sorted(payloads)
+
+    def read_text():
+        keys = objects(s3, "raw-lake", "text/txt")
+        out = [line for k in keys for line in
+               s3.get_object(Bucket="raw-lake", Key=k)["Body"].read().decode().split("\n")[:-1]]
+        return out if len(out) >= len(payloads) else None
+
+    assert sorted(wait_for(read_text, "three STRING records")) == sorted(p.decode() for p in payloads)
+
+
+def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=2000)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="crash-lake")
+    on_demand(kinesis, "crash")
+    ch = create_channel(kinesis, "crash", "crash", "crash-lake")
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    total = 600
+    for start in range(0, total, 100):
+        kinesis.put_records(StreamName="crash", Records=[
+            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
+            for i in range(start, start + 100)])
+    # Killed while objects are being written.
+    wait_for(lambda: objects(s3, "crash-lake"), "a first object", pause=0.005)
+    b.kill()
+    b2 = broker_factory(buffer_bytes=2000)
+    b2.advance_clock(301_000)
+
+    def all_delivered():
+        docs = [json.loads(line)["n"] for k in objects(s3, "crash-lake") for line in lines_of(s3, "crash-lake", k)]
+        return docs if len(set(docs)) >= total else None
+
+    docs = wait_for(all_delivered, f"{total} records after the restart")
+    # A retried object overwrote its own key: no record is in two objects.
+    assert sorted(docs) == list(range(total))
+
+
+def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=1)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="dlq-lake")
+    on_demand(kinesis, "refused")
+    # The destination bucket does not exist: the store refuses every object.
+    ch = create_channel(kinesis, "refused", "refused", "no-such-bucket",
+                        DeadLetterQueueS3Configuration={"BucketARN": "arn:aws:s3:::dlq-lake",
+                                                        "ExpectedBucketOwner": ACCOUNT,
+                                                        "ErrorOutputPrefix": "failed/"})
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    kinesis.put_record(StreamName="refused", PartitionKey="a", Data=b'{"ok": 1}')
+    keys = wait_for(lambda: objects(s3, "dlq-lake", "failed/"), "a dead-letter object", polls=600, pause=0.1)
+    errors = [json.loads(line) for k in keys for line in lines_of(s3, "dlq-lake", k)]
+    assert [e["errorCode"] for e in errors] == ["S3PutFailed"]
+    assert "NoSuchBucket" in errors[0]["errorMessage"], errors[0]
+    assert base64.b64decode(errors[0]["data"]) == b'{"ok": 1}'
+    # The channel goes on.
+    assert kinesis.describe_channel(ChannelARN=ch["ChannelARN"])["ChannelDescription"]["ChannelStatus"] == "ACTIVE"

@@ -1,0 +1,620 @@
+//! Channels (issue 22): the five operations against the model's rules, the lifecycle,
+//! the ties to their stream, tags, counts and restart durability. The Rust SDK in
+//! Cargo.toml (aws-sdk-kinesis 1.130) has no channel operations, so these are driven over
+//! raw HTTP JSON; streams go through the SDK as elsewhere.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+/// Bound on every single HTTP exchange (long polls included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// POSTs one Kinesis JSON request; returns (status, body as JSON).
+async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
+    call_as(addr, ACCESS_KEY, operation, body).await
+}
+
+/// [`call`] signed with `access_key` (a 12-digit key names the caller's account).
+async fn call_as(addr: SocketAddr, access_key: &str, operation: &str, body: Value) -> (u16, Value) {
+    try_call(addr, access_key, operation, body)
+        .await
+        .unwrap_or_else(|e| panic!("{operation}: {e}"))
+}
+
+/// One exchange; a failed connection is reported, not a panic.
+async fn try_call(
+    addr: SocketAddr,
+    access_key: &str,
+    operation: &str,
+    body: Value,
+) -> Result<(u16, Value), String> {
+    let body = serde_json::to_vec(&body).unwrap();
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
+             Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential={access_key}/20261125/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no header block in {} bytes", raw.len()))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line: {head}"))?;
+    let mut payload = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    let value = if payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&payload).map_err(|e| format!("body is not JSON ({e})"))?
+    };
+    Ok((status, value))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..line_end])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+}
+
+/// Calls and expects 200.
+async fn ok(addr: SocketAddr, operation: &str, body: Value) -> Value {
+    let (status, v) = call(addr, operation, body).await;
+    assert_eq!(status, 200, "{operation}: {v}");
+    v
+}
+
+/// Calls and expects an error of `code`; returns its message.
+async fn fails(addr: SocketAddr, operation: &str, body: Value, code: &str) -> String {
+    let (status, v) = call(addr, operation, body).await;
+    assert_ne!(status, 200, "{operation} should fail with {code}: {v}");
+    let ty = v["__type"].as_str().unwrap_or_default();
+    assert!(ty.ends_with(code), "{operation}: expected {code}, got {v}");
+    v["message"].as_str().unwrap_or_default().to_string()
+}
+
+async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, name).await;
+}
+
+const ROLE: &str = "arn:aws:iam::000000000000:role/channel-writer";
+const BUCKET: &str = "arn:aws:s3:::lake";
+
+/// A CreateChannel body for `stream` with `extra` members merged in (a member set to null
+/// is removed).
+fn channel_body(name: &str, stream: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "ChannelName": name,
+        "ServiceExecutionRoleARN": ROLE,
+        "StreamConfigurationList": [{
+            "StreamARN": stream_arn(stream),
+            "RecordConfiguration": {"RecordFormatType": "JSON"},
+        }],
+        "S3DestinationConfiguration": {
+            "StorageConfiguration": {
+                "BucketARN": BUCKET,
+                "ExpectedBucketOwner": DEFAULT_ACCOUNT,
+                "CompressionType": "GZIP",
+            },
+        },
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    body
+}
+
+async fn create_channel(addr: SocketAddr, name: &str, stream: &str) -> Value {
+    ok(addr, "CreateChannel", channel_body(name, stream, json!({}))).await["ChannelDescription"]
+        .clone()
+}
+
+#[tokio::test]
+async fn create_channel_enforces_the_model_rules() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_stream(&client, "provisioned", 1).await;
+    create_on_demand(&client, "od").await;
+
+    // On-demand streams only, as documented.
+    let m = fails(
+        addr,
+        "CreateChannel",
+        channel_body("c", "provisioned", json!({})),
+        "InvalidArgumentException",
+    )
+    .await;
+    assert!(m.contains("on-demand"), "{m}");
+    // The stream must exist.
+    fails(
+        addr,
+        "CreateChannel",
+        channel_body("c", "nope", json!({})),
+        "ResourceNotFoundException",
+    )
+    .await;
+    // Exactly one destination.
+    fails(
+        addr,
+        "CreateChannel",
+        channel_body("c", "od", json!({"S3DestinationConfiguration": null})),
+        "InvalidArgumentException",
+    )
+    .await;
+    // Streaming tables are refused clearly, not accepted and never delivered.
+    let m = fails(
+        addr,
+        "CreateChannel",
+        channel_body(
+            "c",
+            "od",
+            json!({"S3DestinationConfiguration": null, "S3TablesDestinationConfiguration": {
+                "DeadLetterQueueS3Configuration": {"BucketARN": BUCKET, "ExpectedBucketOwner": DEFAULT_ACCOUNT},
+                "S3TablesConfigurationList": [{
+                    "TableBucketARN": "arn:aws:s3tables:us-east-1:000000000000:bucket/tables",
+                    "Namespace": "ns", "TableName": "t", "CompressionType": "ZSTD"}],
+            }}),
+        ),
+        "InvalidArgumentException",
+    )
+    .await;
+    assert!(m.contains("S3TablesDestinationConfiguration"), "{m}");
+    // GSR_JSON is for streaming tables only.
+    fails(
+        addr,
+        "CreateChannel",
+        channel_body(
+            "c",
+            "od",
+            json!({"StreamConfigurationList": [{"StreamARN": stream_arn("od"),
+                "RecordConfiguration": {"RecordFormatType": "GSR_JSON"}}]}),
+        ),
+        "InvalidArgumentException",
+    )
+    .await;
+    // DataFreshnessInSeconds: 300 to 900.
+    for freshness in [299, 901, -1] {
+        fails(
+            addr,
+            "CreateChannel",
+            channel_body(
+                "c",
+                "od",
+                json!({"S3DestinationConfiguration": {"DataFreshnessInSeconds": freshness,
+                    "StorageConfiguration": {"BucketARN": BUCKET, "ExpectedBucketOwner": DEFAULT_ACCOUNT, "CompressionType": "NONE"}}}),
+            ),
+            "InvalidArgumentException",
+        )
+        .await;
+    }
+    // The model's constraints answer ValidationException: name pattern, bucket ARN pattern,
+    // owner length, enum, missing required member.
+    for body in [
+        channel_body("bad name!", "od", json!({})),
+        channel_body(
+            "c",
+            "od",
+            json!({"S3DestinationConfiguration": {"StorageConfiguration": {
+                "BucketARN": "arn:aws:s3:::X", "ExpectedBucketOwner": DEFAULT_ACCOUNT, "CompressionType": "NONE"}}}),
+        ),
+        channel_body(
+            "c",
+            "od",
+            json!({"S3DestinationConfiguration": {"StorageConfiguration": {
+                "BucketARN": BUCKET, "ExpectedBucketOwner": "123", "CompressionType": "NONE"}}}),
+        ),
+        channel_body(
+            "c",
+            "od",
+            json!({"S3DestinationConfiguration": {"StorageConfiguration": {
+                "BucketARN": BUCKET, "ExpectedBucketOwner": DEFAULT_ACCOUNT, "CompressionType": "LZ4"}}}),
+        ),
+        channel_body("c", "od", json!({"ServiceExecutionRoleARN": null})),
+    ] {
+        fails(addr, "CreateChannel", body, "ValidationException").await;
+    }
+    // The service key cannot encrypt a channel.
+    fails(
+        addr,
+        "CreateChannel",
+        channel_body(
+            "c",
+            "od",
+            json!({"EncryptionConfiguration": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}}),
+        ),
+        "InvalidArgumentException",
+    )
+    .await;
+
+    // A good request: defaults filled in as documented.
+    let d = create_channel(addr, "c", "od").await;
+    assert_eq!(d["ChannelName"], "c");
+    let arn = d["ChannelARN"].as_str().unwrap();
+    assert_eq!(
+        arn,
+        format!("arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:channel/c")
+    );
+    let id = d["ChannelId"].as_str().unwrap();
+    assert_eq!(id.len(), 20, "{id}");
+    assert_eq!(d["ServiceExecutionRoleARN"], ROLE);
+    assert_eq!(
+        d["StreamConfigurationList"][0]["StreamARN"],
+        stream_arn("od")
+    );
+    assert_eq!(
+        d["StreamConfigurationList"][0]["RecordConfiguration"]["RecordFormatType"],
+        "JSON"
+    );
+    let s3 = &d["S3DestinationConfiguration"];
+    assert_eq!(s3["DataFreshnessInSeconds"], 300);
+    assert_eq!(s3["StorageConfiguration"]["CompressionType"], "GZIP");
+    // "If not specified, it defaults to the destination bucket with an error prefix."
+    assert_eq!(s3["DeadLetterQueueS3Configuration"]["BucketARN"], BUCKET);
+    assert!(s3["DeadLetterQueueS3Configuration"]["ErrorOutputPrefix"].is_string());
+    assert_eq!(
+        d["LoggingConfiguration"]["CloudWatchLogs"]["Enabled"],
+        false
+    );
+    assert!(d["ChannelCreationTimestamp"].is_number());
+
+    // Names are unique in the account and region.
+    fails(
+        addr,
+        "CreateChannel",
+        channel_body("c", "od", json!({})),
+        "ResourceInUseException",
+    )
+    .await;
+
+    // Logging defaults: /aws/kinesis/{channelName}/{channelId} and DestinationDelivery.
+    let d = ok(
+        addr,
+        "CreateChannel",
+        channel_body(
+            "logged",
+            "od",
+            json!({"LoggingConfiguration": {"CloudWatchLogs": {"Enabled": true}}}),
+        ),
+    )
+    .await["ChannelDescription"]
+        .clone();
+    let cw = &d["LoggingConfiguration"]["CloudWatchLogs"];
+    assert_eq!(
+        cw["LogGroupName"],
+        format!("/aws/kinesis/logged/{}", d["ChannelId"].as_str().unwrap())
+    );
+    assert_eq!(cw["LogStreamName"], "DestinationDelivery");
+}
+
+#[tokio::test]
+async fn channels_follow_their_lifecycle_and_tie_their_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_server_in(dir.path(), |c| {
+        c.create_stream_delay = Duration::from_millis(300);
+        c.update_stream_delay = Duration::from_millis(300);
+        c.delete_stream_delay = Duration::from_millis(300);
+    })
+    .await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_on_demand(&client, "od").await;
+
+    let d = create_channel(addr, "c", "od").await;
+    assert_eq!(d["ChannelStatus"], "CREATING");
+    assert!(d.get("ChannelStatusReason").is_none());
+    let arn = d["ChannelARN"].as_str().unwrap().to_string();
+
+    // Without --s3-endpoint there is nowhere to deliver: the end of CREATING is FAILED,
+    // with the reason.
+    let mut described = Value::Null;
+    for _ in 0..MAX_POLLS {
+        described = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+        if described["ChannelDescription"]["ChannelStatus"] != "CREATING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let d = &described["ChannelDescription"];
+    assert_eq!(d["ChannelStatus"], "FAILED", "{d}");
+    assert!(
+        d["ChannelStatusReason"].as_str().unwrap().contains("S3"),
+        "{d}"
+    );
+    // Only an ACTIVE channel can be updated.
+    fails(
+        addr,
+        "UpdateChannel",
+        json!({"ChannelARN": arn, "S3DestinationConfiguration": {"DataFreshnessInSeconds": 600}}),
+        "ResourceInUseException",
+    )
+    .await;
+
+    // The stream cannot be deleted or leave on-demand mode while it has channels.
+    let e = client.delete_stream().stream_name("od").send().await;
+    assert_eq!(code_of(&e), "ResourceInUseException");
+    let e = client
+        .update_stream_mode()
+        .stream_arn(stream_arn("od"))
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::Provisioned)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    assert_eq!(code_of(&e), "ResourceInUseException");
+
+    // DeleteChannel: DELETING, then gone; then the stream can go.
+    ok(addr, "DeleteChannel", json!({"ChannelARN": arn})).await;
+    let d = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+    assert_eq!(d["ChannelDescription"]["ChannelStatus"], "DELETING");
+    let mut gone = false;
+    for _ in 0..MAX_POLLS {
+        let (status, v) = call(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+        if status != 200 {
+            assert!(
+                v["__type"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("ResourceNotFoundException")
+            );
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "channel never went away");
+    fails(
+        addr,
+        "DeleteChannel",
+        json!({"ChannelARN": arn}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    client
+        .delete_stream()
+        .stream_name("od")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn list_channels_filters_by_stream_and_pages() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "a").await;
+    create_on_demand(&client, "b").await;
+    for (name, stream) in [("c1", "a"), ("c2", "b"), ("c3", "a")] {
+        create_channel(addr, name, stream).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["ChannelSummaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["ChannelName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = ok(addr, "ListChannels", json!({})).await;
+    assert_eq!(names(&all), ["c1", "c2", "c3"]);
+    assert!(all.get("NextToken").is_none());
+    let s = &all["ChannelSummaries"][0];
+    assert_eq!(s["ChannelDestinationType"], "S3");
+    assert_eq!(s["Streams"][0]["StreamARN"], stream_arn("a"));
+    assert!(s["Streams"][0]["StreamCreationTimestamp"].is_number());
+
+    let on_a = ok(
+        addr,
+        "ListChannels",
+        json!({"StreamFilter": [{"StreamARN": stream_arn("a")}]}),
+    )
+    .await;
+    assert_eq!(names(&on_a), ["c1", "c3"]);
+    // A creation time that is not the stream's matches nothing.
+    let other = ok(
+        addr,
+        "ListChannels",
+        json!({"StreamFilter": [{"StreamARN": stream_arn("a"), "StreamCreationTimestamp": 1}]}),
+    )
+    .await;
+    assert!(names(&other).is_empty());
+
+    // Pages of one.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut body = json!({"MaxResults": 1});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = ok(addr, "ListChannels", body).await;
+        seen.extend(names(&page));
+        token = page["NextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["c1", "c2", "c3"]);
+    fails(
+        addr,
+        "ListChannels",
+        json!({"NextToken": "garbage"}),
+        "InvalidArgumentException",
+    )
+    .await;
+    fails(
+        addr,
+        "ListChannels",
+        json!({"MaxResults": 0}),
+        "ValidationException",
+    )
+    .await;
+
+    // Counted where the model counts them.
+    let limits = ok(addr, "DescribeLimits", json!({})).await;
+    assert_eq!(limits["ChannelCount"], 3);
+    assert!(limits["ChannelCountLimit"].as_i64().unwrap() >= 3);
+    let summary = ok(addr, "DescribeStreamSummary", json!({"StreamName": "a"})).await;
+    assert_eq!(summary["StreamDescriptionSummary"]["ChannelCount"], 2);
+}
+
+#[tokio::test]
+async fn channel_tags_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_server_in(dir.path(), |_| {}).await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_on_demand(&client, "od").await;
+    let d = ok(
+        addr,
+        "CreateChannel",
+        channel_body(
+            "c",
+            "od",
+            json!({"Tags": {"team": "data"},
+                   "EncryptionConfiguration": {"EncryptionType": "KMS", "KeyId": "alias/mine"}}),
+        ),
+    )
+    .await["ChannelDescription"]
+        .clone();
+    let arn = d["ChannelARN"].as_str().unwrap().to_string();
+    ok(
+        addr,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": {"env": "test"}}),
+    )
+    .await;
+    ok(
+        addr,
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["team"]}),
+    )
+    .await;
+    let tags = ok(addr, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(tags["Tags"], json!([{"Key": "env", "Value": "test"}]));
+    fails(
+        addr,
+        "ListTagsForResource",
+        json!({"ResourceARN": format!("arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:channel/none")}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    let before = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+
+    h.shutdown().await.expect("clean shutdown");
+    let h = start_server_in(dir.path(), |_| {}).await;
+    let addr = h.local_addr();
+    let after = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+    assert_eq!(after, before, "a channel survives a restart unchanged");
+    assert_eq!(
+        after["ChannelDescription"]["EncryptionConfiguration"]["KeyId"],
+        "alias/mine"
+    );
+    let tags = ok(addr, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(tags["Tags"], json!([{"Key": "env", "Value": "test"}]));
+    // Still tied to its stream after the restart.
+    let e = client_for(addr)
+        .delete_stream()
+        .stream_name("od")
+        .send()
+        .await;
+    assert_eq!(code_of(&e), "ResourceInUseException");
+}
+
+#[tokio::test]
+async fn another_accounts_channel_is_not_reachable() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    let arn = create_channel(addr, "c", "od").await["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Account 111111111111 names account 000000000000's channel by ARN.
+    let (status, v) = call_as(
+        addr,
+        "111111111111",
+        "DescribeChannel",
+        json!({"ChannelARN": arn}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["__type"]
+            .as_str()
+            .unwrap()
+            .ends_with("AccessDeniedException"),
+        "{v}"
+    );
+    let listed = call_as(addr, "111111111111", "ListChannels", json!({}))
+        .await
+        .1;
+    assert_eq!(listed["ChannelSummaries"], json!([]));
+}
