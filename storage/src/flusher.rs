@@ -336,7 +336,10 @@ impl FlushShared {
                 FLUSH_LATENCY.observe(started.elapsed());
                 s = self.lock();
                 match result {
-                    Ok(()) => s.durable = s.durable.max(target),
+                    Ok(()) => {
+                        s.durable = s.durable.max(target);
+                        crate::crashsim::flushed(&self.dir, s.durable);
+                    }
                     Err((path, e)) => {
                         tracing::error!(path = %path.display(), error = %e, "flush failed; the log refuses further appends");
                         s.failed = Some((path, e.to_string()));
@@ -378,8 +381,13 @@ impl FlushShared {
             ));
         }
         for seg in sealed {
+            let sync = crate::crashsim::fsync(&seg.file);
             seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
-            match std::fs::File::open(&seg.idx_path).and_then(|f| f.sync_all()) {
+            drop(sync);
+            match std::fs::File::open(&seg.idx_path).and_then(|f| {
+                let _sync = crate::crashsim::fsync(&f);
+                f.sync_all()
+            }) {
                 Ok(()) => {}
                 // The index is a hint (rebuilt if lost) and retention may have deleted it already.
                 Err(e) => {
@@ -388,6 +396,7 @@ impl FlushShared {
             }
         }
         if dir_dirty {
+            let _sync = crate::crashsim::fsync_dir(&self.dir);
             std::fs::File::open(&self.dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| (self.dir.clone(), e))?;

@@ -167,7 +167,9 @@ pub(crate) fn write_whole(path: &Path, base: u64, entries: &[IndexEntry]) -> Res
         buf.extend_from_slice(&e.encode());
     }
     fs::write(&tmp, &buf).map_err(|e| Error::io("writing index", &tmp, e))?;
+    crate::crashsim::created(&tmp);
     fs::rename(&tmp, path).map_err(|e| Error::io("renaming index into place", path, e))?;
+    crate::crashsim::renamed(&tmp, path);
     Ok(())
 }
 
@@ -200,6 +202,7 @@ pub(crate) fn reopen_for_append(path: &Path, kept: usize, entries: &[IndexEntry]
         .len();
     if len != keep_len {
         file.set_len(keep_len)
+            .inspect(|_| crate::crashsim::wrote(&file))
             .map_err(|e| Error::io("cutting index", path, e))?;
     }
     if let Some(new) = entries.get(kept..).filter(|n| !n.is_empty()) {
@@ -214,7 +217,9 @@ pub(crate) fn append(file: &mut File, buf: &mut Vec<u8>, entries: &[IndexEntry])
     for e in entries {
         buf.extend_from_slice(&e.encode());
     }
-    file.write_all(buf)
+    let written = file.write_all(buf);
+    crate::crashsim::wrote(file);
+    written
 }
 
 /// Index of the entry to start a scan from for `offset`: the last entry with `entry.offset <= offset`.

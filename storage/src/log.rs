@@ -392,6 +392,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn fsync_dir(dir: &Path) -> Result<()> {
+    let _sync = crate::crashsim::fsync_dir(dir);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsyncing directory", dir, e))
@@ -417,6 +418,7 @@ impl Log {
             let name = name.to_string_lossy();
             if name.ends_with(".tmp") {
                 let _ = fs::remove_file(entry.path()); // an interrupted index rewrite
+                crate::crashsim::removed(&entry.path());
                 continue;
             }
             let has_our_ext = name.ends_with(&format!(".{}", segment::LOG_EXT))
@@ -432,6 +434,7 @@ impl Log {
         for orphan in indexes.iter().filter(|b| bases.binary_search(b).is_err()) {
             // Retention deletes the .log first; finish its work.
             let _ = fs::remove_file(dir.join(segment::file_name(*orphan, FileKind::Index)));
+            crate::crashsim::removed(&dir.join(segment::file_name(*orphan, FileKind::Index)));
         }
         let sealed = dir.join(SEALED_MARKER).exists();
         let interval = u64::from(opts.index_interval_bytes);
@@ -721,6 +724,7 @@ impl Log {
             Ok(f) => f,
             Err(e) => {
                 let _ = fs::remove_file(&new.path);
+                crate::crashsim::removed(&new.path);
                 return Err(e);
             }
         };
@@ -729,6 +733,8 @@ impl Log {
             Err(e) => {
                 let _ = fs::remove_file(&new.path);
                 let _ = fs::remove_file(&new.idx_path);
+                crate::crashsim::removed(&new.path);
+                crate::crashsim::removed(&new.idx_path);
                 return Err(e);
             }
         };
@@ -1091,7 +1097,10 @@ impl Log {
             // No need to fsync a deleted file; dropping our last references frees its space.
             sh.flush.forget(seg.base);
             fs::remove_file(&seg.path).map_err(|e| Error::io("deleting segment", &seg.path, e))?;
-            match fs::remove_file(&seg.idx_path) {
+            crate::crashsim::removed(&seg.path);
+            let idx_removed = fs::remove_file(&seg.idx_path);
+            crate::crashsim::removed(&seg.idx_path);
+            match idx_removed {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("deleting index", &seg.idx_path, e)),
@@ -1140,7 +1149,11 @@ impl Log {
             sh.flush.rolled(old, None, 0, false);
             let marker = sh.dir.join(SEALED_MARKER);
             File::create(&marker)
-                .and_then(|f| f.sync_all())
+                .inspect(|_| crate::crashsim::created(&marker))
+                .and_then(|f| {
+                    let _sync = crate::crashsim::fsync(&f);
+                    f.sync_all()
+                })
                 .map_err(|e| Error::io("creating seal marker", &marker, e))?;
             w.active = None;
             w.idx_file = None;
@@ -1185,6 +1198,7 @@ impl Drop for Log {
 fn seal_segment(old: &Segment, end: u64) -> Result<Segment> {
     old.file
         .set_len(end)
+        .inspect(|_| crate::crashsim::wrote(&old.file))
         .map_err(|e| Error::io("trimming segment", &old.path, e))?;
     let file = old
         .file

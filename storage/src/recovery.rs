@@ -158,6 +158,7 @@ pub(crate) fn recover_newest(
             tracing::warn!(path = %path.display(), "segment header missing (interrupted creation); starting it empty");
             file.write_all_at(&segment::header(base, None), 0)
                 .map_err(|e| Error::io("writing segment header", &path, e))?;
+            crate::crashsim::wrote(&file);
             len = len.max(SEGMENT_HEADER_BYTES as u64);
             None
         }
@@ -192,13 +193,16 @@ pub(crate) fn recover_newest(
     if !zeroed {
         file.set_len(s.end)
             .map_err(|e| Error::io("truncating segment", &path, e))?;
+        crate::crashsim::wrote(&file);
     }
     if log_sealed {
         if !loaded.clean || !s.new_entries.is_empty() {
             index::write_whole(&idx_path, base, &entries)?;
         }
+        let sync = crate::crashsim::fsync(&file);
         file.sync_all()
             .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        drop(sync);
         let seg = Segment::sealed_from(base, path, idx_path, file, published, entries, None)?;
         return Ok((seg, None, floor));
     }
@@ -210,8 +214,10 @@ pub(crate) fn recover_newest(
         // durable before new records are written over it, so a power loss cannot bring the old
         // bytes back behind them. (Metadata only otherwise, which the file system may write back
         // in any order.)
+        let sync = crate::crashsim::fsync(&file);
         file.sync_data()
             .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        drop(sync);
     }
     let idx_file = if loaded.header_ok {
         index::reopen_for_append(&idx_path, kept_entries, &entries)?

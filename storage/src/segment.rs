@@ -162,6 +162,7 @@ pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
     let len_i = libc::off_t::try_from(len)
         .map_err(|_| Error::InvalidOptions(format!("segment size {len} too large")))?;
     let Err(err) = fallocate(file, 0, 0, len_i) else {
+        crate::crashsim::wrote(file);
         return Ok(());
     };
     match err.raw_os_error() {
@@ -173,6 +174,7 @@ pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
         Some(libc::EOPNOTSUPP) => {
             tracing::warn!(path = %path.display(), "fallocate unsupported; segment is sparse and a full disk may raise SIGBUS");
             file.set_len(len)
+                .inspect(|_| crate::crashsim::wrote(file))
                 .map_err(|e| Error::io("extending segment", path, e))
         }
         _ => Err(Error::io("preallocating segment", path, err)),
@@ -224,7 +226,9 @@ pub(crate) fn zero_tail(file: &File, path: &Path, end: u64, len: u64, target: u6
             return Ok(false);
         };
         let mode = libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE;
-        if let Err(err) = fallocate(file, mode, start, count) {
+        let zeroed = fallocate(file, mode, start, count);
+        crate::crashsim::wrote(file);
+        if let Err(err) = zeroed {
             return match err.raw_os_error() {
                 Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::NoSpace {
@@ -343,9 +347,11 @@ impl Segment {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| Error::io("creating segment", &path, e))?;
+            crate::crashsim::created(&path);
             preallocate(&file, &path, capacity)?;
             file.write_all_at(&header(base, floor), 0)
                 .map_err(|e| Error::io("writing segment header", &path, e))?;
+            crate::crashsim::wrote(&file);
             let map = MmapOptions::new()
                 .map_raw_read_only(&file)
                 .map_err(|e| Error::io("mapping segment", &path, e))?;
@@ -365,6 +371,7 @@ impl Segment {
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
+            crate::crashsim::removed(&path);
         }
         result
     }
@@ -525,9 +532,9 @@ impl Segment {
                 std::io::Error::other(msg),
             ));
         }
-        self.file
-            .write_all_at(bytes, pos)
-            .map_err(|e| Error::io("writing segment", &self.path, e))
+        let written = self.file.write_all_at(bytes, pos);
+        crate::crashsim::wrote(&self.file);
+        written.map_err(|e| Error::io("writing segment", &self.path, e))
     }
 
     /// Publishes frames written below `end`: the new end, next offset and last arrival.
@@ -542,6 +549,7 @@ impl Segment {
     /// `fdatasync` of the segment file: makes every byte written so far durable. (The size of
     /// an active segment does not change, so no other metadata is needed.)
     pub(crate) fn sync_data(&self) -> std::io::Result<()> {
+        let _sync = crate::crashsim::fsync(&self.file);
         self.file.sync_data()
     }
 

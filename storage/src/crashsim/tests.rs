@@ -1,0 +1,678 @@
+//! The crash-consistency test: record a workload, build the disk states a power cut could leave
+//! at many points of it, open each with the real recovery and check what it promised.
+//!
+//! A crash state at point `c` (after the first `c` recorded events) is, per directory entry,
+//! the entry as of the directory's last completed fsync or any value it took since (a create,
+//! rename or unlink after the last directory fsync may or may not have reached the disk; a
+//! rename is atomic, so a name holds its old file or its new one); per file, a length it had
+//! since its last completed fsync, and per 4 KiB page (the unit of writeback) the page as of
+//! that fsync or as any later version the page cache held, with at most one page torn at a
+//! 512-byte sector boundary between two of its versions. Bytes never written read as zeros.
+//!
+//! `CRASH_STATES` (states per test, default 1500) and `CRASH_SEED` change the run;
+//! `CRASH_TMP` the directory the states are built in (default `/dev/shm` when present).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::recorder::{Event, Note, Recording, note};
+use crate::{Durability, Journal, Log, LogOptions, MetaStore, Record};
+
+const PAGE: usize = 4096;
+const SECTOR: usize = 512;
+const LOG_DIR: &str = "log";
+const JOURNAL: &str = "j/journal";
+const META: &str = "m/meta";
+
+/// splitmix64: small, seedable, good enough to pick crash states.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.next().is_multiple_of(one_in)
+    }
+}
+
+/// What the workload wrote and promised, by offset / generation / version.
+struct Expected {
+    opts: LogOptions,
+    /// By offset: arrival, partition key, data.
+    records: Vec<(i64, Vec<u8>, Vec<u8>)>,
+    /// Per journal generation: the snapshot it started from and the entries appended to it.
+    journal: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    metas: Vec<Vec<u8>>,
+}
+
+/// What had been promised at a crash point.
+#[derive(Debug, Clone, Default)]
+struct Promises {
+    log_durable: u64,
+    retention: Option<i64>,
+    journal: (usize, usize),
+    meta_started: Option<usize>,
+    meta_stored: Option<usize>,
+}
+
+impl Promises {
+    fn apply(&mut self, n: &Note) {
+        match *n {
+            Note::LogAcked(o) | Note::LogFlushed(o) => self.log_durable = self.log_durable.max(o),
+            Note::RetentionStarted(t) => self.retention = Some(self.retention.unwrap_or(t).max(t)),
+            Note::JournalDurable {
+                generation,
+                entries,
+            } => self.journal = self.journal.max((generation, entries)),
+            Note::MetaStarted(i) => self.meta_started = Some(i),
+            Note::MetaStored(i) => self.meta_stored = Some(i),
+        }
+    }
+}
+
+fn record_data(rng: &mut Rng, offset: u64) -> Vec<u8> {
+    let len = 1 + rng.below(1500);
+    (0..len)
+        .map(|i| (offset as usize * 31 + i * 7) as u8 ^ 0x5a)
+        .collect()
+}
+
+/// Runs the workload under `root` (canonical, holding empty `log/`, `j/`, `m/`).
+fn workload(root: &Path, seed: u64, durability: Durability) -> Expected {
+    let mut rng = Rng(seed);
+    let opts = LogOptions {
+        segment_bytes: 8192,
+        index_interval_bytes: 300,
+        durability,
+        ..LogOptions::default()
+    };
+    let flush_mode = durability == Durability::Flush;
+    let mut exp = Expected {
+        opts: opts.clone(),
+        records: Vec::new(),
+        journal: vec![(Vec::new(), Vec::new())],
+        metas: Vec::new(),
+    };
+    let log = Log::open(root.join(LOG_DIR), opts).unwrap();
+    let (mut journal, _, _) = Journal::open(root.join(JOURNAL), true).unwrap();
+    note(Note::JournalDurable {
+        generation: 0,
+        entries: 0,
+    });
+    let syncer = journal.syncer();
+    let meta = MetaStore::open(root.join(META)).unwrap();
+    let mut t = 1_000_000i64;
+    let steps = 40 + rng.below(30);
+    for step in 0..steps {
+        match rng.below(12) {
+            0..=5 => {
+                let n = 1 + rng.below(4);
+                let first = exp.records.len() as u64;
+                let keys: Vec<Vec<u8>> = (0..n)
+                    .map(|i| format!("k{}", first + i as u64).into_bytes())
+                    .collect();
+                let datas: Vec<Vec<u8>> = (0..n)
+                    .map(|i| record_data(&mut rng, first + i as u64))
+                    .collect();
+                let recs: Vec<Record<'_>> = (0..n)
+                    .map(|i| Record {
+                        partition_key: &keys[i],
+                        explicit_hash_key: None,
+                        data: &datas[i],
+                    })
+                    .collect();
+                t += rng.below(60) as i64;
+                let a = log.append(t, &recs).unwrap();
+                assert_eq!(a.first_offset, first);
+                for (k, d) in keys.into_iter().zip(datas) {
+                    exp.records.push((a.arrival_ms, k, d));
+                }
+                // Flush mode acknowledges after the group commit, sometimes for several
+                // appends at once; page-cache mode acknowledges at once.
+                if flush_mode && !rng.chance(3) {
+                    log.wait_durable_blocking(a.next_offset).unwrap();
+                    note(Note::LogAcked(a.next_offset));
+                } else if !flush_mode && rng.chance(3) {
+                    std::thread::sleep(Duration::from_millis(rng.below(4) as u64));
+                }
+            }
+            6 => {
+                log.sync().unwrap();
+                note(Note::LogAcked(exp.records.len() as u64));
+            }
+            7 => {
+                let cut = t - 300;
+                note(Note::RetentionStarted(cut));
+                log.drop_older_than(cut).unwrap();
+            }
+            8..=10 => {
+                let generation = exp.journal.len() - 1;
+                let entry =
+                    format!("j{generation}-{step}-{}", "x".repeat(rng.below(700))).into_bytes();
+                exp.journal[generation].1.push(entry.clone());
+                let count = exp.journal[generation].1.len();
+                match rng.below(4) {
+                    0 => {
+                        journal.append(&[entry]).unwrap();
+                        note(Note::JournalDurable {
+                            generation,
+                            entries: count,
+                        });
+                    }
+                    1 => journal.append_unsynced(&[entry]).unwrap(),
+                    2 => {
+                        let ticket = journal.append_deferred(&[entry]).unwrap();
+                        syncer.sync(ticket).unwrap();
+                        note(Note::JournalDurable {
+                            generation,
+                            entries: count,
+                        });
+                    }
+                    _ => {
+                        let (snap, appended) = &exp.journal[generation];
+                        let live: Vec<Vec<u8>> = snap.iter().chain(appended).cloned().collect();
+                        let keep = live[live.len().saturating_sub(3)..].to_vec();
+                        journal.rewrite(&keep).unwrap();
+                        exp.journal.push((keep, Vec::new()));
+                        note(Note::JournalDurable {
+                            generation: generation + 1,
+                            entries: 0,
+                        });
+                    }
+                }
+            }
+            _ => {
+                let i = exp.metas.len();
+                let v = format!("meta-v{i}-{}", "m".repeat(rng.below(5000))).into_bytes();
+                exp.metas.push(v.clone());
+                note(Note::MetaStarted(i));
+                meta.store(&v).unwrap();
+                note(Note::MetaStored(i));
+            }
+        }
+    }
+    if rng.chance(3) {
+        log.seal().unwrap();
+        note(Note::LogAcked(exp.records.len() as u64));
+    }
+    drop(log);
+    exp
+}
+
+#[derive(Default)]
+struct FileModel {
+    durable: Arc<[u8]>,
+    /// Contents the page cache held since the last fsync, with the event that recorded them.
+    versions: Vec<(usize, Arc<[u8]>)>,
+}
+
+#[derive(Default)]
+struct NameModel {
+    durable: Option<u64>,
+    history: Vec<(usize, Option<u64>)>,
+}
+
+#[derive(Default)]
+struct Model {
+    files: HashMap<u64, FileModel>,
+    names: BTreeMap<(PathBuf, OsString), NameModel>,
+    promises: Promises,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavor {
+    /// Only what was fsynced.
+    Durable,
+    /// Everything the page cache held: what kill -9 leaves.
+    Newest,
+    Mixed,
+}
+
+impl Model {
+    fn apply(&mut self, i: usize, e: &Event) {
+        match e {
+            Event::Content { uid, bytes } => {
+                let f = self.files.entry(*uid).or_default();
+                if f.versions.last().map(|v| &v.1) != Some(bytes) {
+                    f.versions.push((i, bytes.clone()));
+                }
+            }
+            Event::FileSync { uid, bytes, since } => {
+                let f = self.files.entry(*uid).or_default();
+                f.durable = bytes.clone();
+                f.versions.retain(|(j, _)| j >= since);
+            }
+            Event::Link { dir, name, uid } => self
+                .names
+                .entry((dir.clone(), name.clone()))
+                .or_default()
+                .history
+                .push((i, *uid)),
+            Event::DirSync {
+                dir,
+                listing,
+                since,
+            } => {
+                for ((d, n), m) in self.names.iter_mut() {
+                    if d == dir {
+                        m.durable = listing.get(n).copied();
+                        m.history.retain(|(j, _)| j >= since);
+                    }
+                }
+            }
+            Event::Note(n) => self.promises.apply(n),
+        }
+    }
+
+    /// One disk state a power cut now could leave, as (path under the root, content), with a
+    /// description of the choices made.
+    fn crash_state(&self, rng: &mut Rng, flavor: Flavor) -> (Vec<(PathBuf, Vec<u8>)>, String) {
+        let mut out = Vec::new();
+        let mut why = String::new();
+        for ((dir, name), m) in &self.names {
+            let mut cands = vec![m.durable];
+            for (_, u) in &m.history {
+                if !cands.contains(u) {
+                    cands.push(*u);
+                }
+            }
+            let pick = match flavor {
+                Flavor::Durable => cands[0],
+                Flavor::Newest => m.history.last().map_or(m.durable, |h| h.1),
+                Flavor::Mixed => cands[rng.below(cands.len())],
+            };
+            let Some(uid) = pick else { continue };
+            let empty = FileModel::default();
+            let f = self.files.get(&uid).unwrap_or(&empty);
+            let (content, how) = file_content(f, rng, flavor);
+            why.push_str(&format!(
+                "  {}/{} = file {uid} of {:?}: {how}\n",
+                dir.display(),
+                name.to_string_lossy(),
+                cands
+            ));
+            out.push((dir.join(name), content));
+        }
+        (out, why)
+    }
+}
+
+fn page(v: &[u8], p: usize) -> &[u8] {
+    v.get(p * PAGE..v.len().min((p + 1) * PAGE)).unwrap_or(&[])
+}
+
+fn file_content(f: &FileModel, rng: &mut Rng, flavor: Flavor) -> (Vec<u8>, String) {
+    let mut vs: Vec<&[u8]> = vec![&f.durable];
+    vs.extend(f.versions.iter().map(|v| &*v.1));
+    let n = vs.len();
+    match flavor {
+        Flavor::Durable => return (vs[0].to_vec(), format!("durable of {n}")),
+        Flavor::Newest => return (vs[n - 1].to_vec(), format!("newest of {n}")),
+        Flavor::Mixed => {}
+    }
+    let len_from = rng.below(n);
+    let len = vs[len_from].len();
+    let base = rng.below(n);
+    let mut out = vec![0u8; len];
+    let mut how = format!("{n} versions, length of #{len_from} ({len}), pages:");
+    for p in 0..len.div_ceil(PAGE) {
+        let v = if rng.chance(4) { rng.below(n) } else { base };
+        let src = page(vs[v], p);
+        let dst = &mut out[p * PAGE..len.min((p + 1) * PAGE)];
+        let k = src.len().min(dst.len());
+        dst[..k].copy_from_slice(&src[..k]);
+        how.push_str(&format!(" {v}"));
+    }
+    if n > 1 && len > 0 && rng.chance(3) {
+        // A torn page: the first sectors of one version, the rest of another.
+        let p = rng.below(len.div_ceil(PAGE));
+        let (a, b) = (rng.below(n), rng.below(n));
+        let sectors = 1 + rng.below(PAGE / SECTOR - 1);
+        let dst = &mut out[p * PAGE..len.min((p + 1) * PAGE)];
+        for (i, byte) in dst.iter_mut().enumerate() {
+            let v = if i < sectors * SECTOR { a } else { b };
+            *byte = page(vs[v], p).get(i).copied().unwrap_or(0);
+        }
+        how.push_str(&format!(
+            "; page {p} torn after {sectors} sectors of #{a} over #{b}"
+        ));
+    }
+    (out, how)
+}
+
+fn materialize(root: &Path, files: &[(PathBuf, Vec<u8>)]) {
+    for d in [LOG_DIR, "j", "m"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for (p, content) in files {
+        fs::write(root.join(p), content).unwrap();
+    }
+}
+
+fn check_state(root: &Path, exp: &Expected, pr: &Promises) -> Result<(), String> {
+    check_log(&root.join(LOG_DIR), exp, pr)?;
+    check_journal(&root.join(JOURNAL), exp, pr)?;
+    check_meta(&root.join(META), exp, pr)
+}
+
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!("{what} panicked: {msg}")
+    })
+}
+
+/// Reads every record of `log` and checks each against what was written at its offset.
+fn read_all(
+    log: &Log,
+    exp_at: impl Fn(u64) -> Option<(i64, Vec<u8>, Vec<u8>)>,
+) -> Result<(u64, u64), String> {
+    let b = log.bounds();
+    let mut cur = b.first_offset;
+    while cur < b.next_offset {
+        let batch = guarded("read", || log.read(cur, 1000, 1 << 20))?.map_err(|e| {
+            format!(
+                "read at offset {cur} (log holds [{}, {})) failed: {e}",
+                b.first_offset, b.next_offset
+            )
+        })?;
+        if batch.is_empty() {
+            return Err(format!(
+                "read at offset {cur} returned nothing, next offset is {}",
+                b.next_offset
+            ));
+        }
+        for r in batch.iter() {
+            let r = r.map_err(|e| format!("record at {cur}: {e}"))?;
+            let Some((arrival, key, data)) = exp_at(r.offset) else {
+                return Err(format!("offset {} was never written", r.offset));
+            };
+            if r.offset != cur
+                || r.arrival_ms != arrival
+                || r.partition_key != key
+                || r.data != data
+            {
+                return Err(format!(
+                    "offset {cur}: served offset {} arrival {} key {:?} ({} bytes of data), written arrival {arrival} key {:?} ({} bytes)",
+                    r.offset,
+                    r.arrival_ms,
+                    String::from_utf8_lossy(r.partition_key),
+                    r.data.len(),
+                    String::from_utf8_lossy(&key),
+                    data.len()
+                ));
+            }
+            cur += 1;
+        }
+    }
+    Ok((b.first_offset, b.next_offset))
+}
+
+fn check_log(dir: &Path, exp: &Expected, pr: &Promises) -> Result<(), String> {
+    let log = guarded("Log::open", || Log::open(dir, exp.opts.clone()))?
+        .map_err(|e| format!("recovery refused to open the log: {e}"))?;
+    let written = |o: u64| exp.records.get(o as usize).cloned();
+    let (first, next) = read_all(&log, written)?;
+    if next < pr.log_durable {
+        return Err(format!(
+            "acknowledged records lost: the log ends at {next}, offsets below {} were durable",
+            pr.log_durable
+        ));
+    }
+    // Retention may remove records older than its cut from the front, nothing else.
+    let keep_from = exp
+        .records
+        .iter()
+        .position(|r| pr.retention.is_none_or(|t| r.0 >= t))
+        .map_or(u64::MAX, |p| p as u64);
+    if first > keep_from && keep_from < pr.log_durable {
+        return Err(format!(
+            "the log starts at {first}: durable records from {keep_from} on were not expired"
+        ));
+    }
+    // New appends take the next offsets, and only they are read after them, even across a
+    // reopen: nothing cut by recovery comes back.
+    let mut extra = Vec::new();
+    if !log.is_sealed() {
+        let last = exp.records.get(next.wrapping_sub(1) as usize).map(|r| r.0);
+        for i in 0..3u64 {
+            let data = format!("after-crash-{i}").into_bytes();
+            let rec = Record {
+                partition_key: b"after",
+                explicit_hash_key: None,
+                data: &data,
+            };
+            let a = log
+                .append(0, &[rec])
+                .map_err(|e| format!("append after recovery failed: {e}"))?;
+            if a.first_offset != next + i {
+                return Err(format!(
+                    "append after recovery got offset {}, expected {}",
+                    a.first_offset,
+                    next + i
+                ));
+            }
+            if last.is_some_and(|l| a.arrival_ms < l) {
+                return Err(format!(
+                    "arrival went back to {} after recovery",
+                    a.arrival_ms
+                ));
+            }
+            extra.push((a.arrival_ms, b"after".to_vec(), data));
+        }
+        log.sync()
+            .map_err(|e| format!("sync after recovery: {e}"))?;
+    }
+    drop(log);
+    let log = guarded("Log::open (second)", || Log::open(dir, exp.opts.clone()))?
+        .map_err(|e| format!("second open refused: {e}"))?;
+    let at = |o: u64| {
+        if o < next {
+            written(o)
+        } else {
+            extra.get((o - next) as usize).cloned()
+        }
+    };
+    let (_, next2) = read_all(&log, at)?;
+    if next2 != next + extra.len() as u64 {
+        return Err(format!(
+            "after reopening the log ends at {next2}, expected {}",
+            next + extra.len() as u64
+        ));
+    }
+    Ok(())
+}
+
+fn check_journal(path: &Path, exp: &Expected, pr: &Promises) -> Result<(), String> {
+    let (_, entries, _) = guarded("Journal::open", || Journal::open(path, true))?
+        .map_err(|e| format!("journal recovery refused: {e}"))?;
+    let (min_gen, min_entries) = pr.journal;
+    for (generation, (snap, appended)) in exp.journal.iter().enumerate().skip(min_gen) {
+        let Some(rest) = entries.strip_prefix(snap.as_slice()) else {
+            continue;
+        };
+        let prefix = rest.len() <= appended.len() && rest == &appended[..rest.len()];
+        if prefix && (generation > min_gen || rest.len() >= min_entries) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "journal recovered {} entries {:?}, which is no acknowledged state (durable: generation {min_gen} with {min_entries} entries)",
+        entries.len(),
+        entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e[..e.len().min(12)]).into_owned())
+            .collect::<Vec<_>>()
+    ))
+}
+
+fn check_meta(path: &Path, exp: &Expected, pr: &Promises) -> Result<(), String> {
+    let m = MetaStore::open(path).map_err(|e| e.to_string())?;
+    let got =
+        guarded("MetaStore::load", || m.load())?.map_err(|e| format!("meta load failed: {e}"))?;
+    match got {
+        None if pr.meta_stored.is_none() => Ok(()),
+        None => Err(format!(
+            "meta lost: version {:?} was stored",
+            pr.meta_stored
+        )),
+        Some(v) => {
+            let i = exp.metas.iter().position(|m| *m == v);
+            match i {
+                Some(i)
+                    if pr.meta_stored.is_none_or(|s| i >= s)
+                        && pr.meta_started.is_some_and(|s| i <= s) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "meta holds {:?} (version {i:?}); stored {:?}, started {:?}",
+                    String::from_utf8_lossy(&v[..v.len().min(12)]),
+                    pr.meta_stored,
+                    pr.meta_started
+                )),
+            }
+        }
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn state_tmp() -> tempfile::TempDir {
+    let base = std::env::var_os("CRASH_TMP")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()));
+    match base {
+        Some(b) => tempfile::tempdir_in(b).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// Records `recordings` workloads and checks `states` crash states spread over their events.
+fn explore(durability: Durability, default_seed: u64) {
+    let states = env_u64("CRASH_STATES", 1500) as usize;
+    let seed = env_u64("CRASH_SEED", default_seed);
+    let recordings = (states / 500).clamp(3, 400);
+    let started = Instant::now();
+    let mut explored = 0usize;
+    let mut failures = Vec::new();
+    let mut events_total = 0;
+    let tmp = state_tmp();
+    for r in 0..recordings {
+        let run_seed = seed.wrapping_mul(1_000_003).wrapping_add(r as u64);
+        let rec_dir = tempfile::tempdir().unwrap();
+        let root = rec_dir.path().canonicalize().unwrap();
+        for d in [LOG_DIR, "j", "m"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let recording = Recording::start(&root);
+        let exp = workload(&root, run_seed, durability);
+        let events = recording.finish();
+        events_total += events.len();
+        let budget = states / recordings + usize::from(r < states % recordings);
+        let mut rng = Rng(run_seed ^ 0xC0FFEE);
+        let mut model = Model::default();
+        let points = events.len() + 1;
+        for c in 0..points {
+            if c > 0 {
+                model.apply(c - 1, &events[c - 1]);
+            }
+            let here = (c + 1) * budget / points - c * budget / points;
+            for k in 0..here {
+                let flavor = match k % 8 {
+                    0 => Flavor::Newest,
+                    1 => Flavor::Durable,
+                    _ => Flavor::Mixed,
+                };
+                let (files, why) = model.crash_state(&mut rng, flavor);
+                let dir = tmp.path().join(format!("s{r}-{c}-{k}"));
+                materialize(&dir, &files);
+                explored += 1;
+                if let Err(e) = check_state(&dir, &exp, &model.promises) {
+                    let last = c.checked_sub(1).map(|i| format!("{:?}", short(&events[i])));
+                    failures.push(format!(
+                        "seed {run_seed} crash point {c} (after {}) {flavor:?}: {e}\n promises {:?}\n{why}",
+                        last.unwrap_or_default(),
+                        model.promises
+                    ));
+                    if std::env::var_os("CRASH_KEEP").is_some() {
+                        let _ = fs::rename(
+                            &dir,
+                            std::env::temp_dir().join(format!("crash-fail-{run_seed}-{c}-{k}")),
+                        );
+                    }
+                }
+                let _ = fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    eprintln!(
+        "crash states ({durability:?}): {explored} explored over {recordings} recordings ({events_total} events), {} failed, {:.1?}",
+        failures.len(),
+        started.elapsed()
+    );
+    if !failures.is_empty() {
+        let shown: Vec<&String> = failures.iter().take(5).collect();
+        panic!(
+            "{} of {explored} crash states failed; first ones:\n{}",
+            failures.len(),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// An event without its file contents, for failure messages.
+fn short(e: &Event) -> String {
+    match e {
+        Event::Content { uid, bytes } => format!("content of file {uid}: {} bytes", bytes.len()),
+        Event::FileSync { uid, bytes, .. } => {
+            format!("fsync of file {uid} ({} bytes)", bytes.len())
+        }
+        Event::Link { dir, name, uid } => {
+            format!("{}/{} -> {uid:?}", dir.display(), name.to_string_lossy())
+        }
+        Event::DirSync { dir, .. } => format!("fsync of dir {}", dir.display()),
+        Event::Note(n) => format!("{n:?}"),
+    }
+}
+
+#[test]
+fn crash_states_flush_mode() {
+    explore(Durability::Flush, 1);
+}
+
+#[test]
+fn crash_states_page_cache_mode() {
+    explore(
+        Durability::PageCache {
+            interval: Duration::from_millis(2),
+        },
+        2,
+    );
+}
