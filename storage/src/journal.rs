@@ -230,6 +230,10 @@ impl JournalSyncer {
 }
 
 fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
+    if payload.is_empty() {
+        // Its header would be all zeros, which recovery reads as the end of the journal.
+        return Err(Error::EmptyEntry);
+    }
     if payload.len() > MAX_ENTRY_BYTES {
         return Err(Error::FieldTooLong {
             field: "journal entry",
@@ -251,7 +255,10 @@ fn decode_entries(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
     while let Some(header) = bytes.get(pos..pos + ENTRY_HEADER_BYTES) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_ENTRY_BYTES {
+        // Zero length: bytes that were never written (a power cut kept the file's new size
+        // but not its data). They would pass as an empty entry, whose CRC is 0 too; appends
+        // refuse empty entries so that zeros always end the journal.
+        if len == 0 || len > MAX_ENTRY_BYTES {
             break;
         }
         let start = pos + ENTRY_HEADER_BYTES;
@@ -289,9 +296,11 @@ impl Journal {
         file.read_to_end(&mut bytes)
             .map_err(|e| Error::io("reading journal", &path, e))?;
         let mut recovered = Recovered::default();
-        let (entries, valid_len) = if bytes.len() < MAGIC.len() {
+        // All zeros: created, but a power cut kept its size and not its first bytes.
+        let never_written = bytes.iter().all(|&b| b == 0);
+        let (entries, valid_len) = if bytes.len() < MAGIC.len() || never_written {
             // Empty, or cut before its magic was complete: nothing was ever appended.
-            if !MAGIC.starts_with(&bytes) {
+            if !MAGIC.starts_with(&bytes) && !never_written {
                 return Err(Error::corrupt(&path, 0, "not a journal (bad magic)"));
             }
             recovered.truncated_bytes = bytes.len() as u64;

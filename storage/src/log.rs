@@ -438,6 +438,7 @@ impl Log {
         }
         let sealed = dir.join(SEALED_MARKER).exists();
         let interval = u64::from(opts.index_interval_bytes);
+        recovery::cut_unreachable_tail(&dir, &mut bases, interval)?;
 
         let (newest, idx_file, floor) = match bases.last() {
             Some(&base) => {

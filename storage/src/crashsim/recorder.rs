@@ -203,10 +203,11 @@ pub(crate) fn renamed(from: &Path, to: &Path) {
             return;
         };
         let uid = r.listing.get(&fd).and_then(|l| l.get(&fname)).copied();
-        r.link(fd, fname, None);
+        // The new name first: the file stays known while it is named somewhere.
         if uid.is_some() {
             r.link(td, tname, uid);
         }
+        r.link(fd, fname, None);
     });
 }
 

@@ -590,6 +590,11 @@ fn explore(durability: Durability, default_seed: u64) {
         let recording = Recording::start(&root);
         let exp = workload(&root, run_seed, durability);
         let events = recording.finish();
+        if std::env::var_os("CRASH_DUMP").is_some() {
+            for (i, e) in events.iter().enumerate() {
+                eprintln!("{run_seed} {i}: {}", short(e));
+            }
+        }
         events_total += events.len();
         let budget = states / recordings + usize::from(r < states % recordings);
         let mut rng = Rng(run_seed ^ 0xC0FFEE);
