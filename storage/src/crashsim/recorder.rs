@@ -110,6 +110,63 @@ impl Recording {
         Recording { _session: session }
     }
 
+    /// [`Recording::start`] on a root that already holds files (a crash state to recover):
+    /// they and their directories' entries start out durable. Also returns how many events
+    /// describe that initial state (a crash cannot happen among them).
+    pub(crate) fn start_on_existing(root: &Path) -> (Recording, usize) {
+        let recording = Recording::start(root);
+        with_rec(|r| {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            for dir in dirs {
+                let rel = dir.strip_prefix(root).unwrap_or(&dir).to_path_buf();
+                let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect();
+                names.sort();
+                for path in names {
+                    let (Ok(meta), Ok(bytes), Some(name)) = (
+                        std::fs::metadata(&path),
+                        std::fs::read(&path),
+                        path.file_name(),
+                    ) else {
+                        continue;
+                    };
+                    r.next_uid += 1;
+                    let uid = r.next_uid;
+                    r.by_ino.insert((meta.dev(), meta.ino()), uid);
+                    r.link(rel.clone(), name.to_owned(), Some(uid));
+                    let bytes: Arc<[u8]> = bytes.into();
+                    r.events.push(Event::Content {
+                        uid,
+                        bytes: bytes.clone(),
+                    });
+                    let since = r.events.len();
+                    r.events.push(Event::FileSync { uid, bytes, since });
+                }
+                let listing = r.listing.get(&rel).cloned().unwrap_or_default();
+                let since = r.events.len();
+                r.events.push(Event::DirSync {
+                    dir: rel,
+                    listing,
+                    since,
+                });
+            }
+        });
+        let initial = lock(&REC).as_ref().map_or(0, |r| r.events.len());
+        (recording, initial)
+    }
+
     pub(crate) fn finish(self) -> Vec<Event> {
         ACTIVE.store(false, Ordering::Release);
         lock(&REC).take().map(|r| r.events).unwrap_or_default()

@@ -9,7 +9,7 @@
 //! that fsync or as any later version the page cache held, with at most one page torn at a
 //! 512-byte sector boundary between two of its versions. Bytes never written read as zeros.
 //!
-//! `CRASH_STATES` (states per test, default 1500) and `CRASH_SEED` change the run;
+//! `CRASH_STATES` (states per test, default 4000) and `CRASH_SEED` change the run;
 //! `CRASH_TMP` the directory the states are built in (default `/dev/shm` when present).
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +56,10 @@ struct Expected {
     /// Per journal generation: the snapshot it started from and the entries appended to it.
     journal: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
     metas: Vec<Vec<u8>>,
+    /// Records below this offset were gone before the recording started.
+    gone_below: u64,
+    /// What the files held durably when the recording started (a recovered crash state).
+    start: Promises,
 }
 
 /// What had been promised at a crash point.
@@ -90,8 +94,10 @@ fn record_data(rng: &mut Rng, offset: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Runs the workload under `root` (canonical, holding empty `log/`, `j/`, `m/`).
-fn workload(root: &Path, seed: u64, durability: Durability) -> Expected {
+/// Runs the workload under `root` (canonical, holding `log/`, `j/`, `m/`). With `resume`, the
+/// root holds a crash state of a run that wrote `resume`'s records: the workload starts by
+/// recovering it, checks what it finds and carries on from there.
+fn workload(root: &Path, seed: u64, durability: Durability, resume: Option<&Expected>) -> Expected {
     let mut rng = Rng(seed);
     let opts = LogOptions {
         segment_bytes: 8192,
@@ -105,19 +111,36 @@ fn workload(root: &Path, seed: u64, durability: Durability) -> Expected {
         records: Vec::new(),
         journal: vec![(Vec::new(), Vec::new())],
         metas: Vec::new(),
+        gone_below: 0,
+        start: Promises::default(),
     };
     let log = Log::open(root.join(LOG_DIR), opts).unwrap();
-    let (mut journal, _, _) = Journal::open(root.join(JOURNAL), true).unwrap();
+    if let Some(before) = resume {
+        let at = |o: u64| before.records.get(o as usize).cloned();
+        let (first, next) = read_all(&log, at).unwrap();
+        exp.records = before.records[..next as usize].to_vec();
+        exp.gone_below = first;
+        exp.start.log_durable = next;
+    }
+    let sealed = log.is_sealed();
+    let (mut journal, recovered, _) = Journal::open(root.join(JOURNAL), true).unwrap();
+    exp.journal[0].0 = recovered;
     note(Note::JournalDurable {
         generation: 0,
         entries: 0,
     });
     let syncer = journal.syncer();
     let meta = MetaStore::open(root.join(META)).unwrap();
+    if let Some(v) = meta.load().unwrap() {
+        exp.metas.push(v);
+        exp.start.meta_started = Some(0);
+        exp.start.meta_stored = Some(0);
+    }
     let mut t = 1_000_000i64;
     let steps = 40 + rng.below(30);
     for step in 0..steps {
         match rng.below(12) {
+            0..=7 if sealed => {}
             0..=5 => {
                 let n = 1 + rng.below(4);
                 let first = exp.records.len() as u64;
@@ -204,7 +227,7 @@ fn workload(root: &Path, seed: u64, durability: Durability) -> Expected {
             }
         }
     }
-    if rng.chance(3) {
+    if !sealed && rng.chance(3) {
         log.seal().unwrap();
         note(Note::LogAcked(exp.records.len() as u64));
     }
@@ -441,7 +464,8 @@ fn check_log(dir: &Path, exp: &Expected, pr: &Promises) -> Result<(), String> {
         .records
         .iter()
         .position(|r| pr.retention.is_none_or(|t| r.0 >= t))
-        .map_or(u64::MAX, |p| p as u64);
+        .map_or(u64::MAX, |p| p as u64)
+        .max(exp.gone_below);
     if first > keep_from && keep_from < pr.log_durable {
         return Err(format!(
             "the log starts at {first}: durable records from {keep_from} on were not expired"
@@ -572,7 +596,7 @@ fn state_tmp() -> tempfile::TempDir {
 
 /// Records `recordings` workloads and checks `states` crash states spread over their events.
 fn explore(durability: Durability, default_seed: u64) {
-    let states = env_u64("CRASH_STATES", 1500) as usize;
+    let states = env_u64("CRASH_STATES", 4000) as usize;
     let seed = env_u64("CRASH_SEED", default_seed);
     let recordings = (states / 500).clamp(3, 400);
     let started = Instant::now();
@@ -588,8 +612,26 @@ fn explore(durability: Durability, default_seed: u64) {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         let recording = Recording::start(&root);
-        let exp = workload(&root, run_seed, durability);
-        let events = recording.finish();
+        let mut exp = workload(&root, run_seed, durability, None);
+        let mut events = recording.finish();
+        let mut first_point = 0;
+        if r % 2 == 1 {
+            // Crash this run at a random point, then record a run that recovers that state
+            // and goes on: the crash states of the second run test recovery's own writes.
+            let mut model = Model::default();
+            let stop = Rng(run_seed).below(events.len() + 1);
+            for (i, e) in events[..stop].iter().enumerate() {
+                model.apply(i, e);
+            }
+            let (files, _) = model.crash_state(&mut Rng(run_seed ^ 7), Flavor::Mixed);
+            let dir2 = tempfile::tempdir().unwrap();
+            let root2 = dir2.path().canonicalize().unwrap();
+            materialize(&root2, &files);
+            let (recording, initial) = Recording::start_on_existing(&root2);
+            first_point = initial;
+            exp = workload(&root2, run_seed ^ 1, durability, Some(&exp));
+            events = recording.finish();
+        }
         if std::env::var_os("CRASH_DUMP").is_some() {
             for (i, e) in events.iter().enumerate() {
                 eprintln!("{run_seed} {i}: {}", short(e));
@@ -598,13 +640,21 @@ fn explore(durability: Durability, default_seed: u64) {
         events_total += events.len();
         let budget = states / recordings + usize::from(r < states % recordings);
         let mut rng = Rng(run_seed ^ 0xC0FFEE);
-        let mut model = Model::default();
+        let mut model = Model {
+            promises: exp.start.clone(),
+            ..Model::default()
+        };
         let points = events.len() + 1;
         for c in 0..points {
             if c > 0 {
                 model.apply(c - 1, &events[c - 1]);
             }
-            let here = (c + 1) * budget / points - c * budget / points;
+            if c < first_point {
+                continue;
+            }
+            let span = points - first_point;
+            let i = c - first_point;
+            let here = (i + 1) * budget / span - i * budget / span;
             for k in 0..here {
                 let flavor = match k % 8 {
                     0 => Flavor::Newest,
