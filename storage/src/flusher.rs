@@ -55,6 +55,9 @@ pub(crate) struct FlushShared {
     done: Condvar,
     durability: Durability,
     dir: PathBuf,
+    /// (segment base, entries) of the index file of the active segment when the log was
+    /// opened: recovery wrote those; the flusher writes the rest.
+    index_at_open: (u64, usize),
     /// Test hook: make the next flush fail as if fsync returned EIO.
     #[cfg(test)]
     pub(crate) fail_next_flush: std::sync::atomic::AtomicBool,
@@ -118,7 +121,11 @@ impl FlushShared {
         written_end: u64,
         active: Option<Arc<Segment>>,
     ) -> FlushShared {
+        let index_at_open = active
+            .as_ref()
+            .map_or((u64::MAX, 0), |a| (a.base, a.index_snapshot().len()));
         FlushShared {
+            index_at_open,
             state: Mutex::new(FlushState {
                 written,
                 written_end,
@@ -277,6 +284,7 @@ impl FlushShared {
     /// The flusher thread's body.
     pub(crate) fn run(&self) {
         let mut active_flushed: (u64, u64) = (u64::MAX, 0); // (segment base, position flushed to)
+        let mut index_written = self.index_at_open; // (segment base, entries in its index file)
         let mut s = self.lock();
         loop {
             // Sleep until there is a reason to flush.
@@ -332,6 +340,7 @@ impl FlushShared {
                     active.as_deref(),
                     end,
                     &mut active_flushed,
+                    &mut index_written,
                 );
                 FLUSH_LATENCY.observe(started.elapsed());
                 s = self.lock();
@@ -369,6 +378,7 @@ impl FlushShared {
         active: Option<&Segment>,
         end: u64,
         active_flushed: &mut (u64, u64),
+        index_written: &mut (u64, usize),
     ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
         #[cfg(test)]
         if self
@@ -383,7 +393,8 @@ impl FlushShared {
         for seg in sealed {
             let sync = crate::crashsim::fsync(&seg.file);
             seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
-            drop(sync);
+            sync.done();
+            write_index(seg, None, index_written);
             match std::fs::File::open(&seg.idx_path).and_then(|f| {
                 let _sync = crate::crashsim::fsync(&f);
                 f.sync_all()
@@ -409,6 +420,7 @@ impl FlushShared {
             };
             if end > from {
                 seg.sync_data().map_err(|e| (seg.path.clone(), e))?;
+                write_index(seg, Some(end), index_written);
             }
             *active_flushed = (seg.base, end.max(from));
         }
@@ -600,4 +612,40 @@ pub fn flush_latency() -> FlushLatency {
         count: running,
         cumulative,
     }
+}
+
+/// Appends to `seg`'s index file the entries for frames below `durable_end` that it lacks;
+/// for a sealed segment (`durable_end` None, the whole segment was just fsynced), all of
+/// them and the seal mark ([`crate::index::seal_mark`]).
+/// Called only after an fsync covering those frames: an entry on disk then always points at
+/// durable frames, so recovery can trust the last one and scan only after it. (Written by the
+/// appender instead, an entry could reach the disk before the frames it skips over, and a
+/// power cut would leave a hole before the last entry that recovery never scans.) The index
+/// is a hint: a failure is logged and the recovery scan makes up for it.
+fn write_index(seg: &Segment, durable_end: Option<u64>, written: &mut (u64, usize)) {
+    let entries: Vec<_> = seg
+        .index_snapshot()
+        .into_iter()
+        .filter(|e| durable_end.is_none_or(|end| u64::from(e.position) < end))
+        .collect();
+    let already = if written.0 == seg.base { written.1 } else { 0 };
+    let mut new = entries.get(already..).unwrap_or(&[]).to_vec();
+    if durable_end.is_none() {
+        new.push(crate::index::seal_mark(seg.next_offset(), seg.end()));
+    }
+    if !new.is_empty() {
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&seg.idx_path)
+            .and_then(|mut f| crate::index::append(&mut f, &mut Vec::new(), &new));
+        match appended {
+            Ok(()) => {}
+            // Retention deleted the segment meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %seg.idx_path.display(), error = %e, "index append failed")
+            }
+        }
+    }
+    *written = (seg.base, entries.len().max(already));
 }

@@ -133,11 +133,15 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
     let body = &bytes[INDEX_HEADER_BYTES..];
     let mut entries: Vec<IndexEntry> = Vec::with_capacity(body.len() / ENTRY_BYTES);
     let mut clean = body.len() % ENTRY_BYTES == 0;
-    for chunk in body.chunks(ENTRY_BYTES) {
+    let chunks = body.len().div_ceil(ENTRY_BYTES);
+    for (i, chunk) in body.chunks(ENTRY_BYTES).enumerate() {
         let Some(e) = IndexEntry::decode(chunk) else {
             clean = false;
             break;
         };
+        if i + 1 == chunks && u64::from(e.position) == segment_len {
+            break; // the seal mark, not an entry
+        }
         let ordered = match entries.last() {
             None => e.offset == base && e.position as usize == crate::segment::SEGMENT_HEADER_BYTES,
             Some(p) => {
@@ -155,6 +159,34 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
         clean,
         header_ok: true,
     })
+}
+
+/// The seal mark: the last "entry" of a sealed segment's index, pointing at the segment's end
+/// (where no frame can start) with the offset of the next segment. Appended, and the index
+/// fsynced, only after the segment itself was fsynced, so finding it at recovery proves the
+/// segment and every older one complete on disk: the search for holes a power cut left
+/// among the newest segments stops there. [`load`] skips it.
+pub(crate) fn seal_mark(next_offset: u64, end: u64) -> IndexEntry {
+    IndexEntry {
+        offset: next_offset,
+        arrival_ms: i64::MIN,
+        // Segment positions fit 32 bits (segment_bytes is capped at u32::MAX).
+        position: u32::try_from(end).unwrap_or(u32::MAX),
+    }
+}
+
+/// Whether the index at `path` ends with the seal mark of a segment `segment_len` bytes long
+/// followed by offset `next_offset`.
+pub(crate) fn has_seal_mark(path: &Path, next_offset: u64, segment_len: u64) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let body = bytes.get(INDEX_HEADER_BYTES..).unwrap_or(&[]);
+    if body.is_empty() || body.len() % ENTRY_BYTES != 0 {
+        return false;
+    }
+    IndexEntry::decode(&body[body.len() - ENTRY_BYTES..])
+        .is_some_and(|e| e == seal_mark(next_offset, segment_len))
 }
 
 /// Writes a complete index file (used after a rebuild): temp file, then rename.

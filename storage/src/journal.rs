@@ -186,7 +186,7 @@ impl JournalSyncer {
         d.file
             .sync_data()
             .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
-        drop(sync);
+        sync.done();
         d.fsyncs += 1;
         d.synced_len = d.synced_len.max(target);
         Ok(())

@@ -149,8 +149,6 @@ impl Slot {
 struct Writer {
     /// The active segment; `None` once the log is sealed.
     active: Option<Arc<Segment>>,
-    /// Its index file, opened for appending.
-    idx_file: Option<File>,
     /// Write position in the active segment (== its published end between appends).
     pos: u64,
     /// Next offset to assign.
@@ -165,7 +163,6 @@ struct Writer {
     /// Reused buffers: no allocation per append in the steady state.
     frame_buf: Vec<u8>,
     new_entries: Vec<IndexEntry>,
-    idx_bytes: Vec<u8>,
 }
 
 /// A batch of records returned by [`Log::read`]. Holds `Arc`s to the mapped segments, so the
@@ -440,17 +437,17 @@ impl Log {
         let interval = u64::from(opts.index_interval_bytes);
         recovery::cut_unreachable_tail(&dir, &mut bases, interval)?;
 
-        let (newest, idx_file, floor) = match bases.last() {
+        let (newest, floor) = match bases.last() {
             Some(&base) => {
-                let (seg, idx, floor) =
+                let (seg, _, floor) =
                     recovery::recover_newest(&dir, base, opts.segment_bytes, interval, sealed)?;
-                (Arc::new(seg), idx, floor)
+                (Arc::new(seg), floor)
             }
             None => {
                 let seg = Segment::create(&dir, 0, opts.segment_bytes, None)?;
-                let idx = index::open_for_append(&seg.idx_path, 0, &[])?;
+                index::open_for_append(&seg.idx_path, 0, &[])?;
                 fsync_dir(&dir)?;
-                (Arc::new(seg), Some(idx), None)
+                (Arc::new(seg), None)
             }
         };
         let mut slots: Vec<Arc<Slot>> = bases
@@ -495,7 +492,6 @@ impl Log {
         ));
         let writer = Writer {
             active,
-            idx_file,
             pos: end,
             next,
             last_arrival,
@@ -504,7 +500,6 @@ impl Log {
             sealed,
             frame_buf: Vec::new(),
             new_entries: Vec::new(),
-            idx_bytes: Vec::new(),
         };
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -676,15 +671,9 @@ impl Log {
                 return Err(e);
             }
             if !entries.is_empty() {
+                // The flusher writes the entries to the index file once the frames they point
+                // at are on disk (see `FlushShared`), never before: recovery trusts them.
                 lock_write(&seg.index).extend_from_slice(&entries);
-                if let Some(f) = w.idx_file.as_mut() {
-                    let mut buf = std::mem::take(&mut w.idx_bytes);
-                    if let Err(e) = index::append(f, &mut buf, &entries) {
-                        // The index is a hint: recovery rebuilds what is missing from the segment.
-                        tracing::warn!(path = %seg.idx_path.display(), error = %e, "index append failed");
-                    }
-                    w.idx_bytes = buf;
-                }
             }
             w.new_entries = entries;
             // Publish: segment end first, then the log-wide next offset (both Release).
@@ -721,14 +710,11 @@ impl Log {
             sh.opts.segment_bytes,
             w.last_arrival,
         )?);
-        let idx_file = match index::open_for_append(&new.idx_path, new.base, &[]) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_file(&new.path);
-                crate::crashsim::removed(&new.path);
-                return Err(e);
-            }
-        };
+        if let Err(e) = index::open_for_append(&new.idx_path, new.base, &[]) {
+            let _ = fs::remove_file(&new.path);
+            crate::crashsim::removed(&new.path);
+            return Err(e);
+        }
         let sealed = match seal_segment(&old, w.pos) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -749,7 +735,6 @@ impl Log {
         sh.flush
             .rolled(old, Some(new.clone()), SEGMENT_HEADER_BYTES as u64, true);
         w.active = Some(new);
-        w.idx_file = Some(idx_file);
         w.pos = SEGMENT_HEADER_BYTES as u64;
         w.active_first_arrival = None;
         w.last_entry_pos = None;
@@ -1108,8 +1093,8 @@ impl Log {
             }
             tracing::debug!(path = %seg.path.display(), "retention deleted segment");
             removed += 1;
-        }
-        if removed > 0 {
+            // One directory fsync per segment, oldest first: a power cut must not keep an
+            // older segment while a newer one is gone, which would leave a hole at the front.
             fsync_dir(&sh.dir)?;
         }
         Ok(removed)
@@ -1157,7 +1142,6 @@ impl Log {
                 })
                 .map_err(|e| Error::io("creating seal marker", &marker, e))?;
             w.active = None;
-            w.idx_file = None;
             w.sealed = true;
         }
         drop(w);

@@ -160,7 +160,7 @@ impl MetaStore {
         let sync = crate::crashsim::fsync(&f);
         f.sync_all()
             .map_err(|e| Error::io("fsyncing", &self.tmp, e))?;
-        drop(sync);
+        sync.done();
         drop(f);
         #[cfg(test)]
         if stop == Some(Step::Fsync) {

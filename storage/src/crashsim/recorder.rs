@@ -296,6 +296,11 @@ enum Pending {
 #[must_use]
 pub(crate) struct SyncGuard(Option<Pending>);
 
+impl SyncGuard {
+    /// The fsync returned.
+    pub(crate) fn done(self) {}
+}
+
 impl Drop for SyncGuard {
     fn drop(&mut self) {
         let Some(p) = self.0.take() else { return };
