@@ -30,11 +30,18 @@
 //! entry. Offsets and positions strictly increase, arrival times never decrease (they are
 //! monotonic per log), so both "offset → position" and "time → offset" are binary searches.
 //!
-//! The index is a *hint*: the segment is the truth. Entries are appended after the frames they
-//! point at and are not fsynced with them, so after a crash the file may lack entries, end in a
-//! torn entry, or (after power loss) be garbage. Loading keeps the longest prefix of entries that
-//! pass their CRC and ordering checks; the caller verifies the last one against the segment and
-//! scans the rest, or rebuilds the file from the segment when it is missing or wrong.
+//! The index is a *hint*: the segment is the truth. Entries are appended by the log's flusher
+//! only after the fsync that covers the frames they point at (an entry on disk never skips over
+//! frames a power cut could have lost, so recovery may trust the last one and scan only after
+//! it), so after a crash the file may lack entries, end in a torn entry, or (after power loss)
+//! be garbage. Loading keeps the longest prefix of entries that pass their CRC and ordering
+//! checks; the caller verifies the last one against the segment and scans the rest, or rebuilds
+//! the file from the segment when it is missing or wrong.
+//!
+//! Once a sealed segment is fsynced, its index ends with a *seal mark* (see [`seal_mark`]): an
+//! entry-shaped record whose position is the segment's length (where no frame starts) and whose
+//! offset is the next segment's base. Recovery's search for holes among the newest segments
+//! stops at the first marked one; [`load`] skips the mark.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

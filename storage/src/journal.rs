@@ -308,11 +308,12 @@ impl Journal {
                 .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
                 .and_then(|_| file.write_all(MAGIC))
                 .inspect(|_| crate::crashsim::wrote(&file))
-                .and_then(|_| if sync { sync_file(&file) } else { Ok(()) })
+                .and_then(|_| sync_file(&file))
                 .map_err(|e| Error::io("initialising journal", &path, e))?;
-            if sync {
-                sync_dir(&path)?;
-            }
+            // Even when appends are not synced: a later fdatasync (a `JournalSyncer`, the
+            // background flush) makes entries durable only if the file's name is, and the
+            // crash test lost whole journals, acknowledged entries and all, without this.
+            sync_dir(&path)?;
             (Vec::new(), MAGIC.len())
         } else {
             if &bytes[..MAGIC.len()] != MAGIC {
