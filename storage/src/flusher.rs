@@ -623,13 +623,19 @@ pub fn flush_latency() -> FlushLatency {
 /// power cut would leave a hole before the last entry that recovery never scans.) The index
 /// is a hint: a failure is logged and the recovery scan makes up for it.
 fn write_index(seg: &Segment, durable_end: Option<u64>, written: &mut (u64, usize)) {
-    let entries: Vec<_> = seg
-        .index_snapshot()
-        .into_iter()
-        .filter(|e| durable_end.is_none_or(|end| u64::from(e.position) < end))
-        .collect();
     let already = if written.0 == seg.base { written.1 } else { 0 };
-    let mut new = entries.get(already..).unwrap_or(&[]).to_vec();
+    let end = durable_end.unwrap_or(u64::MAX).min(seg.end());
+    // Only the entries not written yet are copied: this runs at every flush.
+    let mut new: Vec<_> = {
+        let idx = seg.index.read().unwrap_or_else(|p| p.into_inner());
+        idx.get(already..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|e| u64::from(e.position) < end)
+            .copied()
+            .collect()
+    };
+    let total = already + new.len();
     if durable_end.is_none() {
         new.push(crate::index::seal_mark(seg.next_offset(), seg.end()));
     }
@@ -647,5 +653,5 @@ fn write_index(seg: &Segment, durable_end: Option<u64>, written: &mut (u64, usiz
             }
         }
     }
-    *written = (seg.base, entries.len().max(already));
+    *written = (seg.base, total);
 }
