@@ -915,3 +915,31 @@ fn open_keeps_segments_behind_a_bit_flip() {
     };
     assert!(matches!(err, crate::Error::Corrupt { .. }), "{err}");
 }
+
+/// Found by the crash test: a power cut can keep a journal's new length but not its bytes.
+/// Those zeros read as empty entries (length 0, and the CRC of nothing is 0); now they end the
+/// journal, and empty entries, which would be indistinguishable, are refused.
+#[test]
+fn journal_zeros_end_it_instead_of_reading_as_empty_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("j");
+    let (mut j, _, _) = Journal::open(&path, true).unwrap();
+    j.append(&[b"one".as_slice(), b"two"]).unwrap();
+    assert!(matches!(
+        j.append(&[b"".as_slice()]),
+        Err(crate::Error::EmptyEntry)
+    ));
+    drop(j);
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    bytes.resize(good + 700, 0);
+    fs::write(&path, &bytes).unwrap();
+    let (_, entries, rec) = Journal::open(&path, true).unwrap();
+    assert_eq!(entries, [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(rec.truncated_bytes, 700);
+    assert_eq!(fs::metadata(&path).unwrap().len(), good as u64);
+    // A journal whose magic never reached the disk: all zeros, not a foreign file.
+    fs::write(&path, [0u8; 8]).unwrap();
+    let (_, entries, _) = Journal::open(&path, false).unwrap();
+    assert!(entries.is_empty());
+}
