@@ -1079,6 +1079,12 @@ impl Log {
             if seg.last_arrival().is_some_and(|a| a >= t_ms) {
                 break;
             }
+            if removed == 0 {
+                // Once the older segments are gone, the time floor in the newest segment's
+                // header is all that keeps arrival times from going back after a restart: it
+                // must be on disk first (a power cut lost it in the crash test).
+                sh.flush.wait_blocking()?;
+            }
             lock_write(&sh.segments).remove(0);
             // No need to fsync a deleted file; dropping our last references frees its space.
             sh.flush.forget(seg.base);

@@ -435,11 +435,13 @@ fn sealed_is_torn(
     let mut tail = vec![0u8; len.saturating_sub(at) as usize];
     file.read_exact_at(&mut tail, at)
         .map_err(|e| Error::io("reading segment tail", &path, e))?;
+    // Sectors are written whole, so unwritten bytes come as zero sectors (the last one cut
+    // short by the end of the file).
     let first_sector = (at as usize).next_multiple_of(SECTOR) - at as usize;
     let unwritten_sector = tail
         .get(first_sector..)
         .unwrap_or(&[])
-        .chunks_exact(SECTOR)
+        .chunks(SECTOR)
         .any(|s| s.iter().all(|&b| b == 0));
     Ok(Some(
         tail.len() < 4 || tail[..4] == [0; 4] || unwritten_sector,

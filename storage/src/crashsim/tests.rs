@@ -832,15 +832,22 @@ fn three_segments(dir: &Path) -> (LogOptions, Vec<Vec<u8>>) {
 /// deletes the unreachable newer segment and carries on from the torn one's last frame.
 #[test]
 fn open_cuts_segments_behind_a_torn_one() {
+    // Half of it unwritten; or only its last sector, cut short by the end of the file.
+    for unwritten_from in [|len: usize| len / 2, |len: usize| (len - 1) / 512 * 512] {
+        open_cuts_segments_behind_one_torn_from(unwritten_from);
+    }
+}
+
+fn open_cuts_segments_behind_one_torn_from(unwritten_from: fn(usize) -> usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (opts, datas) = three_segments(dir);
     let segs = segment_files(dir);
     let middle = fs::read(&segs[1]).unwrap();
-    // Its second half was never written back: zeros, file length kept; and the flusher had
-    // not marked it sealed.
+    // Part of it was never written back: zeros, file length kept; and the flusher had not
+    // marked it sealed.
     strip_seal_mark(&segs[1]);
-    let cut_at = middle.len() / 2;
+    let cut_at = unwritten_from(middle.len());
     let mut torn = middle.clone();
     torn[cut_at..].fill(0);
     fs::write(&segs[1], &torn).unwrap();
