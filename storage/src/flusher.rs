@@ -394,6 +394,16 @@ impl FlushShared {
             let sync = crate::crashsim::fsync(&seg.file);
             seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
             sync.done();
+        }
+        if dir_dirty {
+            let _sync = crate::crashsim::fsync_dir(&self.dir);
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| (self.dir.clone(), e))?;
+        }
+        // The seal marks last: a mark says its segment and every older one are complete on
+        // disk, names included (the crash test found a marked segment behind a lost name).
+        for seg in sealed {
             write_index(seg, None, index_written);
             match std::fs::File::open(&seg.idx_path).and_then(|f| {
                 let _sync = crate::crashsim::fsync(&f);
@@ -405,12 +415,6 @@ impl FlushShared {
                     tracing::debug!(path = %seg.idx_path.display(), error = %e, "index fsync skipped")
                 }
             }
-        }
-        if dir_dirty {
-            let _sync = crate::crashsim::fsync_dir(&self.dir);
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| (self.dir.clone(), e))?;
         }
         if let Some(seg) = active {
             let from = if active_flushed.0 == seg.base {

@@ -347,6 +347,7 @@ fn read_up_to(file: &File, path: &Path, buf: &mut [u8]) -> Result<usize> {
 /// are walked once, the first time they are opened.)
 pub(crate) fn cut_unreachable_tail(dir: &Path, bases: &mut Vec<u64>, interval: u64) -> Result<()> {
     let before = bases.len();
+    let mut to_mark = Vec::new();
     let mut j = bases.len().saturating_sub(1);
     while j >= 1 {
         let (prev, next) = (bases[j - 1], bases[j]);
@@ -372,16 +373,24 @@ pub(crate) fn cut_unreachable_tail(dir: &Path, bases: &mut Vec<u64>, interval: u
             }
             bases.truncate(j);
         } else if torn == Some(false) {
-            mark_sealed(&path, &idx_path, next, len)?;
+            to_mark.push((prev, path, idx_path, next, len));
         }
         j -= 1;
     }
-    if bases.len() < before {
-        // The deletions must be durable before new records take those offsets again.
+    if bases.len() < before || !to_mark.is_empty() {
+        // The deletions must be durable before new records take those offsets again, and
+        // the names of the segments before a seal mark before the mark.
         let _sync = crate::crashsim::fsync_dir(dir);
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("fsyncing directory", dir, e))?;
+    }
+    // Only segments still followed by their next one: a torn segment found further back
+    // deleted the others.
+    for (base, path, idx_path, next, len) in to_mark {
+        if bases.last().is_some_and(|&newest| base < newest) {
+            mark_sealed(&path, &idx_path, next, len)?;
+        }
     }
     Ok(())
 }
