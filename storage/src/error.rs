@@ -66,6 +66,11 @@ pub enum Error {
     /// The options passed to [`Log::open`](crate::Log::open) contradict each other or the format.
     #[error("invalid log options: {0}")]
     InvalidOptions(String),
+    /// An empty [`Journal`](crate::Journal) entry: refused, because its header would be all
+    /// zeros, which recovery must read as the end of the journal (bytes a power cut left
+    /// unwritten).
+    #[error("journal entries must not be empty")]
+    EmptyEntry,
     /// A file in a log directory has a segment or index extension but not a valid name.
     #[error("unexpected file name in log directory: {path}")]
     BadFileName {

@@ -55,6 +55,9 @@ pub(crate) struct FlushShared {
     done: Condvar,
     durability: Durability,
     dir: PathBuf,
+    /// (segment base, entries) of the index file of the active segment when the log was
+    /// opened: recovery wrote those; the flusher writes the rest.
+    index_at_open: (u64, usize),
     /// Test hook: make the next flush fail as if fsync returned EIO.
     #[cfg(test)]
     pub(crate) fail_next_flush: std::sync::atomic::AtomicBool,
@@ -118,7 +121,11 @@ impl FlushShared {
         written_end: u64,
         active: Option<Arc<Segment>>,
     ) -> FlushShared {
+        let index_at_open = active
+            .as_ref()
+            .map_or((u64::MAX, 0), |a| (a.base, a.index_snapshot().len()));
         FlushShared {
+            index_at_open,
             state: Mutex::new(FlushState {
                 written,
                 written_end,
@@ -277,6 +284,7 @@ impl FlushShared {
     /// The flusher thread's body.
     pub(crate) fn run(&self) {
         let mut active_flushed: (u64, u64) = (u64::MAX, 0); // (segment base, position flushed to)
+        let mut index_written = self.index_at_open; // (segment base, entries in its index file)
         let mut s = self.lock();
         loop {
             // Sleep until there is a reason to flush.
@@ -332,11 +340,15 @@ impl FlushShared {
                     active.as_deref(),
                     end,
                     &mut active_flushed,
+                    &mut index_written,
                 );
                 FLUSH_LATENCY.observe(started.elapsed());
                 s = self.lock();
                 match result {
-                    Ok(()) => s.durable = s.durable.max(target),
+                    Ok(()) => {
+                        s.durable = s.durable.max(target);
+                        crate::crashsim::flushed(&self.dir, s.durable);
+                    }
                     Err((path, e)) => {
                         tracing::error!(path = %path.display(), error = %e, "flush failed; the log refuses further appends");
                         s.failed = Some((path, e.to_string()));
@@ -366,6 +378,7 @@ impl FlushShared {
         active: Option<&Segment>,
         end: u64,
         active_flushed: &mut (u64, u64),
+        index_written: &mut (u64, usize),
     ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
         #[cfg(test)]
         if self
@@ -378,19 +391,30 @@ impl FlushShared {
             ));
         }
         for seg in sealed {
+            let sync = crate::crashsim::fsync(&seg.file);
             seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
-            match std::fs::File::open(&seg.idx_path).and_then(|f| f.sync_all()) {
+            sync.done();
+        }
+        if dir_dirty {
+            let _sync = crate::crashsim::fsync_dir(&self.dir);
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| (self.dir.clone(), e))?;
+        }
+        // The seal marks last: a mark says its segment and every older one are complete on
+        // disk, names included (the crash test found a marked segment behind a lost name).
+        for seg in sealed {
+            write_index(seg, None, index_written);
+            match std::fs::File::open(&seg.idx_path).and_then(|f| {
+                let _sync = crate::crashsim::fsync(&f);
+                f.sync_all()
+            }) {
                 Ok(()) => {}
                 // The index is a hint (rebuilt if lost) and retention may have deleted it already.
                 Err(e) => {
                     tracing::debug!(path = %seg.idx_path.display(), error = %e, "index fsync skipped")
                 }
             }
-        }
-        if dir_dirty {
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| (self.dir.clone(), e))?;
         }
         if let Some(seg) = active {
             let from = if active_flushed.0 == seg.base {
@@ -400,6 +424,7 @@ impl FlushShared {
             };
             if end > from {
                 seg.sync_data().map_err(|e| (seg.path.clone(), e))?;
+                write_index(seg, Some(end), index_written);
             }
             *active_flushed = (seg.base, end.max(from));
         }
@@ -591,4 +616,46 @@ pub fn flush_latency() -> FlushLatency {
         count: running,
         cumulative,
     }
+}
+
+/// Appends to `seg`'s index file the entries for frames below `durable_end` that it lacks;
+/// for a sealed segment (`durable_end` None, the whole segment was just fsynced), all of
+/// them and the seal mark ([`crate::index::seal_mark`]).
+/// Called only after an fsync covering those frames: an entry on disk then always points at
+/// durable frames, so recovery can trust the last one and scan only after it. (Written by the
+/// appender instead, an entry could reach the disk before the frames it skips over, and a
+/// power cut would leave a hole before the last entry that recovery never scans.) The index
+/// is a hint: a failure is logged and the recovery scan makes up for it.
+fn write_index(seg: &Segment, durable_end: Option<u64>, written: &mut (u64, usize)) {
+    let already = if written.0 == seg.base { written.1 } else { 0 };
+    let end = durable_end.unwrap_or(u64::MAX).min(seg.end());
+    // Only the entries not written yet are copied: this runs at every flush.
+    let mut new: Vec<_> = {
+        let idx = seg.index.read().unwrap_or_else(|p| p.into_inner());
+        idx.get(already..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|e| u64::from(e.position) < end)
+            .copied()
+            .collect()
+    };
+    let total = already + new.len();
+    if durable_end.is_none() {
+        new.push(crate::index::seal_mark(seg.next_offset(), seg.end()));
+    }
+    if !new.is_empty() {
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&seg.idx_path)
+            .and_then(|mut f| crate::index::append(&mut f, &mut Vec::new(), &new));
+        match appended {
+            Ok(()) => {}
+            // Retention deleted the segment meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %seg.idx_path.display(), error = %e, "index append failed")
+            }
+        }
+    }
+    *written = (seg.base, total);
 }

@@ -30,11 +30,18 @@
 //! entry. Offsets and positions strictly increase, arrival times never decrease (they are
 //! monotonic per log), so both "offset → position" and "time → offset" are binary searches.
 //!
-//! The index is a *hint*: the segment is the truth. Entries are appended after the frames they
-//! point at and are not fsynced with them, so after a crash the file may lack entries, end in a
-//! torn entry, or (after power loss) be garbage. Loading keeps the longest prefix of entries that
-//! pass their CRC and ordering checks; the caller verifies the last one against the segment and
-//! scans the rest, or rebuilds the file from the segment when it is missing or wrong.
+//! The index is a *hint*: the segment is the truth. Entries are appended by the log's flusher
+//! only after the fsync that covers the frames they point at (an entry on disk never skips over
+//! frames a power cut could have lost, so recovery may trust the last one and scan only after
+//! it), so after a crash the file may lack entries, end in a torn entry, or (after power loss)
+//! be garbage. Loading keeps the longest prefix of entries that pass their CRC and ordering
+//! checks; the caller verifies the last one against the segment and scans the rest, or rebuilds
+//! the file from the segment when it is missing or wrong.
+//!
+//! Once a sealed segment is fsynced, its index ends with a *seal mark* (see [`seal_mark`]): an
+//! entry-shaped record whose position is the segment's length (where no frame starts) and whose
+//! offset is the next segment's base. Recovery's search for holes among the newest segments
+//! stops at the first marked one; [`load`] skips the mark.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -133,11 +140,15 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
     let body = &bytes[INDEX_HEADER_BYTES..];
     let mut entries: Vec<IndexEntry> = Vec::with_capacity(body.len() / ENTRY_BYTES);
     let mut clean = body.len() % ENTRY_BYTES == 0;
-    for chunk in body.chunks(ENTRY_BYTES) {
+    let chunks = body.len().div_ceil(ENTRY_BYTES);
+    for (i, chunk) in body.chunks(ENTRY_BYTES).enumerate() {
         let Some(e) = IndexEntry::decode(chunk) else {
             clean = false;
             break;
         };
+        if i + 1 == chunks && u64::from(e.position) == segment_len {
+            break; // the seal mark, not an entry
+        }
         let ordered = match entries.last() {
             None => e.offset == base && e.position as usize == crate::segment::SEGMENT_HEADER_BYTES,
             Some(p) => {
@@ -157,6 +168,34 @@ pub(crate) fn load(path: &Path, base: u64, segment_len: u64) -> Result<Loaded> {
     })
 }
 
+/// The seal mark: the last "entry" of a sealed segment's index, pointing at the segment's end
+/// (where no frame can start) with the offset of the next segment. Appended, and the index
+/// fsynced, only after the segment itself was fsynced, so finding it at recovery proves the
+/// segment and every older one complete on disk: the search for holes a power cut left
+/// among the newest segments stops there. [`load`] skips it.
+pub(crate) fn seal_mark(next_offset: u64, end: u64) -> IndexEntry {
+    IndexEntry {
+        offset: next_offset,
+        arrival_ms: i64::MIN,
+        // Segment positions fit 32 bits (segment_bytes is capped at u32::MAX).
+        position: u32::try_from(end).unwrap_or(u32::MAX),
+    }
+}
+
+/// Whether the index at `path` ends with the seal mark of a segment `segment_len` bytes long
+/// followed by offset `next_offset`.
+pub(crate) fn has_seal_mark(path: &Path, next_offset: u64, segment_len: u64) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let body = bytes.get(INDEX_HEADER_BYTES..).unwrap_or(&[]);
+    if body.is_empty() || body.len() % ENTRY_BYTES != 0 {
+        return false;
+    }
+    IndexEntry::decode(&body[body.len() - ENTRY_BYTES..])
+        .is_some_and(|e| e == seal_mark(next_offset, segment_len))
+}
+
 /// Writes a complete index file (used after a rebuild): temp file, then rename.
 /// Not fsynced: the index is a hint and can always be rebuilt.
 pub(crate) fn write_whole(path: &Path, base: u64, entries: &[IndexEntry]) -> Result<()> {
@@ -167,7 +206,9 @@ pub(crate) fn write_whole(path: &Path, base: u64, entries: &[IndexEntry]) -> Res
         buf.extend_from_slice(&e.encode());
     }
     fs::write(&tmp, &buf).map_err(|e| Error::io("writing index", &tmp, e))?;
+    crate::crashsim::created(&tmp);
     fs::rename(&tmp, path).map_err(|e| Error::io("renaming index into place", path, e))?;
+    crate::crashsim::renamed(&tmp, path);
     Ok(())
 }
 
@@ -200,6 +241,7 @@ pub(crate) fn reopen_for_append(path: &Path, kept: usize, entries: &[IndexEntry]
         .len();
     if len != keep_len {
         file.set_len(keep_len)
+            .inspect(|_| crate::crashsim::wrote(&file))
             .map_err(|e| Error::io("cutting index", path, e))?;
     }
     if let Some(new) = entries.get(kept..).filter(|n| !n.is_empty()) {
@@ -214,7 +256,9 @@ pub(crate) fn append(file: &mut File, buf: &mut Vec<u8>, entries: &[IndexEntry])
     for e in entries {
         buf.extend_from_slice(&e.encode());
     }
-    file.write_all(buf)
+    let written = file.write_all(buf);
+    crate::crashsim::wrote(file);
+    written
 }
 
 /// Index of the entry to start a scan from for `offset`: the last entry with `entry.offset <= offset`.

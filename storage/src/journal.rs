@@ -182,9 +182,11 @@ impl JournalSyncer {
             .metadata()
             .map_err(|e| Error::io("reading journal length", &self.path, e))?
             .len();
+        let sync = crate::crashsim::fsync(&d.file);
         d.file
             .sync_data()
             .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
+        sync.done();
         d.fsyncs += 1;
         d.synced_len = d.synced_len.max(target);
         Ok(())
@@ -228,6 +230,10 @@ impl JournalSyncer {
 }
 
 fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
+    if payload.is_empty() {
+        // Its header would be all zeros, which recovery reads as the end of the journal.
+        return Err(Error::EmptyEntry);
+    }
     if payload.len() > MAX_ENTRY_BYTES {
         return Err(Error::FieldTooLong {
             field: "journal entry",
@@ -249,7 +255,10 @@ fn decode_entries(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
     while let Some(header) = bytes.get(pos..pos + ENTRY_HEADER_BYTES) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_ENTRY_BYTES {
+        // Zero length: bytes that were never written (a power cut kept the file's new size
+        // but not its data). They would pass as an empty entry, whose CRC is 0 too; appends
+        // refuse empty entries so that zeros always end the journal.
+        if len == 0 || len > MAX_ENTRY_BYTES {
             break;
         }
         let start = pos + ENTRY_HEADER_BYTES;
@@ -282,24 +291,29 @@ impl Journal {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("opening journal", &path, e))?;
+        crate::crashsim::created(&path);
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| Error::io("reading journal", &path, e))?;
         let mut recovered = Recovered::default();
-        let (entries, valid_len) = if bytes.len() < MAGIC.len() {
+        // All zeros: created, but a power cut kept its size and not its first bytes.
+        let never_written = bytes.iter().all(|&b| b == 0);
+        let (entries, valid_len) = if bytes.len() < MAGIC.len() || never_written {
             // Empty, or cut before its magic was complete: nothing was ever appended.
-            if !MAGIC.starts_with(&bytes) {
+            if !MAGIC.starts_with(&bytes) && !never_written {
                 return Err(Error::corrupt(&path, 0, "not a journal (bad magic)"));
             }
             recovered.truncated_bytes = bytes.len() as u64;
             file.set_len(0)
                 .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
                 .and_then(|_| file.write_all(MAGIC))
-                .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
+                .inspect(|_| crate::crashsim::wrote(&file))
+                .and_then(|_| sync_file(&file))
                 .map_err(|e| Error::io("initialising journal", &path, e))?;
-            if sync {
-                sync_dir(&path)?;
-            }
+            // Even when appends are not synced: a later fdatasync (a `JournalSyncer`, the
+            // background flush) makes entries durable only if the file's name is, and the
+            // crash test lost whole journals, acknowledged entries and all, without this.
+            sync_dir(&path)?;
             (Vec::new(), MAGIC.len())
         } else {
             if &bytes[..MAGIC.len()] != MAGIC {
@@ -316,7 +330,8 @@ impl Journal {
                     "journal: torn or damaged tail truncated"
                 );
                 file.set_len(valid_len as u64)
-                    .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
+                    .inspect(|_| crate::crashsim::wrote(&file))
+                    .and_then(|_| if sync { sync_file(&file) } else { Ok(()) })
                     .map_err(|e| Error::io("truncating journal", &path, e))?;
             }
             (entries, valid_len)
@@ -422,10 +437,11 @@ impl Journal {
         for p in payloads {
             encode_into(&mut buf, p.as_ref())?;
         }
-        self.file
-            .write_all(&buf)
-            .map_err(|e| Error::io("appending to journal", &self.path, e))?;
+        let written = self.file.write_all(&buf);
+        crate::crashsim::wrote(&self.file);
+        written.map_err(|e| Error::io("appending to journal", &self.path, e))?;
         if sync {
+            let _sync = crate::crashsim::fsync(&self.file);
             self.file
                 .sync_data()
                 .map_err(|e| Error::io("fsyncing journal", &self.path, e))?;
@@ -453,13 +469,16 @@ impl Journal {
                 .create(true)
                 .truncate(true)
                 .open(&tmp)?;
+            crate::crashsim::created(&tmp);
             f.write_all(&buf)?;
+            crate::crashsim::wrote(&f);
             // Always synced: the rename must never publish a file whose bytes are not on disk.
-            f.sync_all()?;
+            sync_file(&f)?;
             Ok(f)
         };
         let mut file = write().map_err(|e| Error::io("writing journal snapshot", &tmp, e))?;
         fs::rename(&tmp, &self.path).map_err(|e| Error::io("renaming journal", &tmp, e))?;
+        crate::crashsim::renamed(&tmp, &self.path);
         sync_dir(&self.path)?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seeking journal", &self.path, e))?;
@@ -490,7 +509,10 @@ impl Journal {
     pub fn remove(path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         match fs::remove_file(path) {
-            Ok(()) => sync_dir(path),
+            Ok(()) => {
+                crate::crashsim::removed(path);
+                sync_dir(path)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("removing journal", path, e)),
         }
@@ -502,9 +524,16 @@ fn sync_dir(path: &Path) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let _sync = crate::crashsim::fsync_dir(&dir);
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsyncing directory", &dir, e))
+}
+
+/// `fsync` of a whole file (data and metadata).
+fn sync_file(file: &File) -> io::Result<()> {
+    let _sync = crate::crashsim::fsync(file);
+    file.sync_all()
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 
 use std::time::Duration;
 
+mod crashsim;
 mod error;
 mod flusher;
 mod frame;

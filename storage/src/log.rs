@@ -150,8 +150,6 @@ impl Slot {
 struct Writer {
     /// The active segment; `None` once the log is sealed.
     active: Option<Arc<Segment>>,
-    /// Its index file, opened for appending.
-    idx_file: Option<File>,
     /// Write position in the active segment (== its published end between appends).
     pos: u64,
     /// Next offset to assign.
@@ -168,7 +166,6 @@ struct Writer {
     /// Reused buffers: no allocation per append in the steady state.
     frame_buf: Vec<u8>,
     new_entries: Vec<IndexEntry>,
-    idx_bytes: Vec<u8>,
 }
 
 /// A batch of records returned by [`Log::read`]. Holds `Arc`s to the mapped segments, so the
@@ -395,6 +392,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn fsync_dir(dir: &Path) -> Result<()> {
+    let _sync = crate::crashsim::fsync_dir(dir);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsyncing directory", dir, e))
@@ -420,6 +418,7 @@ impl Log {
             let name = name.to_string_lossy();
             if name.ends_with(".tmp") {
                 let _ = fs::remove_file(entry.path()); // an interrupted index rewrite
+                crate::crashsim::removed(&entry.path());
                 continue;
             }
             let has_our_ext = name.ends_with(&format!(".{}", segment::LOG_EXT))
@@ -435,15 +434,17 @@ impl Log {
         for orphan in indexes.iter().filter(|b| bases.binary_search(b).is_err()) {
             // Retention deletes the .log first; finish its work.
             let _ = fs::remove_file(dir.join(segment::file_name(*orphan, FileKind::Index)));
+            crate::crashsim::removed(&dir.join(segment::file_name(*orphan, FileKind::Index)));
         }
         let sealed = dir.join(SEALED_MARKER).exists();
         let interval = u64::from(opts.index_interval_bytes);
+        recovery::cut_unreachable_tail(&dir, &mut bases, interval)?;
 
-        let (newest, idx_file, floor) = match bases.last() {
+        let (newest, floor) = match bases.last() {
             Some(&base) => {
-                let (seg, idx, floor) =
+                let (seg, _, floor) =
                     recovery::recover_newest(&dir, base, opts.segment_bytes, interval, sealed)?;
-                (Arc::new(seg), idx, floor)
+                (Arc::new(seg), floor)
             }
             None => {
                 let seg = Segment::create(
@@ -453,9 +454,9 @@ impl Log {
                     segment::INITIAL_ALLOCATION,
                     None,
                 )?;
-                let idx = index::open_for_append(&seg.idx_path, 0, &[])?;
+                index::open_for_append(&seg.idx_path, 0, &[])?;
                 fsync_dir(&dir)?;
-                (Arc::new(seg), Some(idx), None)
+                (Arc::new(seg), None)
             }
         };
         let mut slots: Vec<Arc<Slot>> = bases
@@ -500,7 +501,6 @@ impl Log {
         ));
         let writer = Writer {
             active,
-            idx_file,
             pos: end,
             next,
             last_arrival,
@@ -510,7 +510,6 @@ impl Log {
             growth: Growth::default(),
             frame_buf: Vec::new(),
             new_entries: Vec::new(),
-            idx_bytes: Vec::new(),
         };
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -687,15 +686,9 @@ impl Log {
                 return Err(e);
             }
             if !entries.is_empty() {
+                // The flusher writes the entries to the index file once the frames they point
+                // at are on disk (see `FlushShared`), never before: recovery trusts them.
                 lock_write(&seg.index).extend_from_slice(&entries);
-                if let Some(f) = w.idx_file.as_mut() {
-                    let mut buf = std::mem::take(&mut w.idx_bytes);
-                    if let Err(e) = index::append(f, &mut buf, &entries) {
-                        // The index is a hint: recovery rebuilds what is missing from the segment.
-                        tracing::warn!(path = %seg.idx_path.display(), error = %e, "index append failed");
-                    }
-                    w.idx_bytes = buf;
-                }
             }
             w.new_entries = entries;
             // Publish: segment end first, then the log-wide next offset (both Release).
@@ -747,18 +740,18 @@ impl Log {
             other => other,
         };
         let new = Arc::new(new?);
-        let idx_file = match index::open_for_append(&new.idx_path, new.base, &[]) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_file(&new.path);
-                return Err(e);
-            }
-        };
+        if let Err(e) = index::open_for_append(&new.idx_path, new.base, &[]) {
+            let _ = fs::remove_file(&new.path);
+            crate::crashsim::removed(&new.path);
+            return Err(e);
+        }
         let sealed = match seal_segment(&old, w.pos) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 let _ = fs::remove_file(&new.path);
                 let _ = fs::remove_file(&new.idx_path);
+                crate::crashsim::removed(&new.path);
+                crate::crashsim::removed(&new.idx_path);
                 return Err(e);
             }
         };
@@ -772,7 +765,6 @@ impl Log {
         sh.flush
             .rolled(old, Some(new.clone()), SEGMENT_HEADER_BYTES as u64, true);
         w.active = Some(new);
-        w.idx_file = Some(idx_file);
         w.pos = SEGMENT_HEADER_BYTES as u64;
         w.active_first_arrival = None;
         w.last_entry_pos = None;
@@ -1132,19 +1124,28 @@ impl Log {
             if seg.last_arrival().is_some_and(|a| a >= t_ms) {
                 break;
             }
+            if removed == 0 {
+                // Once the older segments are gone, the time floor in the newest segment's
+                // header is all that keeps arrival times from going back after a restart: it
+                // must be on disk first (a power cut lost it in the crash test).
+                sh.flush.wait_blocking()?;
+            }
             lock_write(&sh.segments).remove(0);
             // No need to fsync a deleted file; dropping our last references frees its space.
             sh.flush.forget(seg.base);
             fs::remove_file(&seg.path).map_err(|e| Error::io("deleting segment", &seg.path, e))?;
-            match fs::remove_file(&seg.idx_path) {
+            crate::crashsim::removed(&seg.path);
+            let idx_removed = fs::remove_file(&seg.idx_path);
+            crate::crashsim::removed(&seg.idx_path);
+            match idx_removed {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("deleting index", &seg.idx_path, e)),
             }
             tracing::debug!(path = %seg.path.display(), "retention deleted segment");
             removed += 1;
-        }
-        if removed > 0 {
+            // One directory fsync per segment, oldest first: a power cut must not keep an
+            // older segment while a newer one is gone, which would leave a hole at the front.
             fsync_dir(&sh.dir)?;
         }
         Ok(removed)
@@ -1185,10 +1186,13 @@ impl Log {
             sh.flush.rolled(old, None, 0, false);
             let marker = sh.dir.join(SEALED_MARKER);
             File::create(&marker)
-                .and_then(|f| f.sync_all())
+                .inspect(|_| crate::crashsim::created(&marker))
+                .and_then(|f| {
+                    let _sync = crate::crashsim::fsync(&f);
+                    f.sync_all()
+                })
                 .map_err(|e| Error::io("creating seal marker", &marker, e))?;
             w.active = None;
-            w.idx_file = None;
             w.sealed = true;
         }
         drop(w);
@@ -1239,6 +1243,7 @@ fn previous_loaded(sh: &Shared, base: u64) -> Option<Arc<Segment>> {
 fn seal_segment(old: &Segment, end: u64) -> Result<Segment> {
     old.file
         .set_len(end)
+        .inspect(|_| crate::crashsim::wrote(&old.file))
         .map_err(|e| Error::io("trimming segment", &old.path, e))?;
     let file = old
         .file

@@ -143,6 +143,7 @@ impl MetaStore {
             .truncate(true)
             .open(&self.tmp)
             .map_err(|e| Error::io("creating", &self.tmp, e))?;
+        crate::crashsim::created(&self.tmp);
         #[cfg(test)]
         if stop == Some(Step::WriteHalf) {
             return f
@@ -151,12 +152,15 @@ impl MetaStore {
         }
         f.write_all(&buf)
             .map_err(|e| Error::io("writing", &self.tmp, e))?;
+        crate::crashsim::wrote(&f);
         #[cfg(test)]
         if stop == Some(Step::Write) {
             return Ok(());
         }
+        let sync = crate::crashsim::fsync(&f);
         f.sync_all()
             .map_err(|e| Error::io("fsyncing", &self.tmp, e))?;
+        sync.done();
         drop(f);
         #[cfg(test)]
         if stop == Some(Step::Fsync) {
@@ -164,10 +168,12 @@ impl MetaStore {
         }
         fs::rename(&self.tmp, &self.path)
             .map_err(|e| Error::io("renaming into place", &self.path, e))?;
+        crate::crashsim::renamed(&self.tmp, &self.path);
         #[cfg(test)]
         if stop == Some(Step::Rename) {
             return Ok(());
         }
+        let _sync = crate::crashsim::fsync_dir(&self.dir);
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("fsyncing directory", &self.dir, e))?;

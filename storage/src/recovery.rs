@@ -160,6 +160,7 @@ pub(crate) fn recover_newest(
             tracing::warn!(path = %path.display(), "segment header missing (interrupted creation); starting it empty");
             file.write_all_at(&segment::header(base, None), 0)
                 .map_err(|e| Error::io("writing segment header", &path, e))?;
+            crate::crashsim::wrote(&file);
             len = len.max(SEGMENT_HEADER_BYTES as u64);
             None
         }
@@ -195,26 +196,33 @@ pub(crate) fn recover_newest(
     if !zeroed {
         file.set_len(s.end)
             .map_err(|e| Error::io("truncating segment", &path, e))?;
+        crate::crashsim::wrote(&file);
     }
     if log_sealed {
+        // Frames first: an index entry must never reach the disk before its frames.
+        let sync = crate::crashsim::fsync(&file);
+        file.sync_all()
+            .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        sync.done();
         if !loaded.clean || !s.new_entries.is_empty() {
             index::write_whole(&idx_path, base, &entries)?;
         }
-        file.sync_all()
-            .map_err(|e| Error::io("fsyncing segment", &path, e))?;
         let seg = Segment::sealed_from(base, path, idx_path, file, published, entries, None)?;
         return Ok((seg, None, floor));
     }
     if !zeroed {
         segment::preallocate(&file, &path, s.end)?;
     }
-    if s.stop.is_some() {
+    if s.stop.is_some() || !s.new_entries.is_empty() {
         // A tail was cut (only ever after a crash, so the cost does not matter): make the cut
         // durable before new records are written over it, so a power loss cannot bring the old
         // bytes back behind them. (Metadata only otherwise, which the file system may write back
-        // in any order.)
+        // in any order.) Frames the index lacked (a crash before the flusher wrote their
+        // entries): they must be on disk before the entries that skip over them are.
+        let sync = crate::crashsim::fsync(&file);
         file.sync_data()
             .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        sync.done();
     }
     let idx_file = if loaded.header_ok {
         index::reopen_for_append(&idx_path, kept_entries, &entries)?
@@ -265,6 +273,11 @@ pub(crate) fn load_sealed(
         s
     } else {
         entries.clear();
+        // The rebuilt entries must not reach the disk before the frames they skip over.
+        let sync = crate::crashsim::fsync(&file);
+        file.sync_all()
+            .map_err(|e| Error::io("fsyncing segment", &path, e))?;
+        sync.done();
         let s = scan(
             &map,
             SEGMENT_HEADER_BYTES as u64,
@@ -316,3 +329,136 @@ fn read_up_to(file: &File, path: &Path, buf: &mut [u8]) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// Cuts the log where power loss left a hole: walking back from the newest segment, while the
+/// segment before it does not reach the newest one's base offset and looks *torn* (short or
+/// zero header, or frames ending in bytes that were never written back), the newer segments
+/// are unreachable (a read stops at the hole), so they are deleted and the torn one becomes the
+/// newest, whose tail recovery then cuts as usual.
+///
+/// Why it happens: in `PageCache` mode the kernel writes pages back in any order and the file
+/// system may persist a new segment's name before an older one's data, so after a power cut
+/// a newer segment can hold records while the one before it lost its last pages. No flush
+/// covered those records (a flush round fsyncs every sealed segment before the newer ones'
+/// data counts as durable), so nothing acknowledged as durable is dropped. Damage that does
+/// not look torn (a bit flip in the middle) is left alone: reads report it as before.
+///
+/// The walk stops at the first segment whose index holds the seal mark
+/// ([`index::seal_mark`]): it and every older segment were fsynced. So a clean open reads one
+/// small index file more; after a crash, the segments sealed since the last flush are
+/// checked, and the complete ones fsynced and marked. (Logs written before seal marks existed
+/// are walked once, the first time they are opened.)
+pub(crate) fn cut_unreachable_tail(dir: &Path, bases: &mut Vec<u64>, interval: u64) -> Result<()> {
+    let before = bases.len();
+    let mut to_mark = Vec::new();
+    let mut j = bases.len().saturating_sub(1);
+    while j >= 1 {
+        let (prev, next) = (bases[j - 1], bases[j]);
+        let (path, idx_path) = Segment::paths(dir, prev);
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io("reading metadata of", &path, e))?
+            .len();
+        if index::has_seal_mark(&idx_path, next, len) {
+            break;
+        }
+        let torn = sealed_is_torn(dir, prev, next, interval)?;
+        if torn == Some(true) {
+            for &newer in &bases[j..] {
+                let (path, idx_path) = Segment::paths(dir, newer);
+                tracing::warn!(path = %path.display(), torn = prev, "a segment before this one is torn (power loss): its records are unreachable, deleting it");
+                for p in [&path, &idx_path] {
+                    match std::fs::remove_file(p) {
+                        Ok(()) => crate::crashsim::removed(p),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("deleting unreachable segment", p, e)),
+                    }
+                }
+            }
+            bases.truncate(j);
+        } else if torn == Some(false) {
+            to_mark.push((prev, path, idx_path, next, len));
+        }
+        j -= 1;
+    }
+    if bases.len() < before || !to_mark.is_empty() {
+        // The deletions must be durable before new records take those offsets again, and
+        // the names of the segments before a seal mark before the mark.
+        let _sync = crate::crashsim::fsync_dir(dir);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("fsyncing directory", dir, e))?;
+    }
+    // Only segments still followed by their next one: a torn segment found further back
+    // deleted the others.
+    for (base, path, idx_path, next, len) in to_mark {
+        if bases.last().is_some_and(|&newest| base < newest) {
+            mark_sealed(&path, &idx_path, next, len)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a sealed segment found complete, then appends its seal mark to its index (which
+/// `sealed_is_torn` left clean: loading rebuilds a damaged one).
+fn mark_sealed(path: &Path, idx_path: &Path, next: u64, len: u64) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io("opening sealed segment", path, e))?;
+    let sync = crate::crashsim::fsync(&file);
+    file.sync_all()
+        .map_err(|e| Error::io("fsyncing segment", path, e))?;
+    sync.done();
+    let marked = OpenOptions::new()
+        .append(true)
+        .open(idx_path)
+        .and_then(|mut f| index::append(&mut f, &mut Vec::new(), &[index::seal_mark(next, len)]));
+    if let Err(e) = marked {
+        // Only a hint: the next open checks the segment again.
+        tracing::warn!(path = %idx_path.display(), error = %e, "could not mark the sealed segment complete");
+    }
+    Ok(())
+}
+
+/// Whether the sealed segment `base` ends before `expected_next` the way an interrupted
+/// writeback leaves it (see [`cut_unreachable_tail`]); `None` when it cannot be loaded.
+fn sealed_is_torn(
+    dir: &Path,
+    base: u64,
+    expected_next: u64,
+    interval: u64,
+) -> Result<Option<bool>> {
+    let (path, _) = Segment::paths(dir, base);
+    let file = File::open(&path).map_err(|e| Error::io("opening sealed segment", &path, e))?;
+    let mut hdr = [0u8; SEGMENT_HEADER_BYTES];
+    let n = read_up_to(&file, &path, &mut hdr)?;
+    if n < SEGMENT_HEADER_BYTES || hdr.iter().all(|&b| b == 0) {
+        return Ok(Some(true));
+    }
+    // Foreign or unreadable files are reported by the read that reaches them, as before.
+    let Ok(seg) = load_sealed(dir, base, expected_next, interval) else {
+        return Ok(None);
+    };
+    let Some((at, _)) = seg.damage else {
+        return Ok(Some(false));
+    };
+    drop(seg);
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", &path, e))?
+        .len();
+    let mut tail = vec![0u8; len.saturating_sub(at) as usize];
+    file.read_exact_at(&mut tail, at)
+        .map_err(|e| Error::io("reading segment tail", &path, e))?;
+    // Sectors are written whole, so unwritten bytes come as zero sectors (the last one cut
+    // short by the end of the file).
+    let first_sector = (at as usize).next_multiple_of(SECTOR) - at as usize;
+    let unwritten_sector = tail
+        .get(first_sector..)
+        .unwrap_or(&[])
+        .chunks(SECTOR)
+        .any(|s| s.iter().all(|&b| b == 0));
+    Ok(Some(
+        tail.len() < 4 || tail[..4] == [0; 4] || unwritten_sector,
+    ))
+}
+
+/// Unit of a torn write: a device writes whole sectors.
+const SECTOR: usize = 512;

@@ -271,6 +271,7 @@ pub(crate) fn allocate(file: &File, path: &Path, from: u64, to: u64) -> Result<(
         )));
     };
     let Err(err) = fallocate(file, 0, start, count) else {
+        crate::crashsim::wrote(file);
         return Ok(());
     };
     match err.raw_os_error() {
@@ -289,6 +290,7 @@ pub(crate) fn allocate(file: &File, path: &Path, from: u64, to: u64) -> Result<(
                 return Ok(());
             }
             file.set_len(to)
+                .inspect(|_| crate::crashsim::wrote(file))
                 .map_err(|e| Error::io("extending segment", path, e))
         }
         _ => Err(Error::io("preallocating segment", path, err)),
@@ -340,7 +342,9 @@ pub(crate) fn zero_tail(file: &File, path: &Path, end: u64, len: u64, target: u6
             return Ok(false);
         };
         let mode = libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE;
-        if let Err(err) = fallocate(file, mode, start, count) {
+        let zeroed = fallocate(file, mode, start, count);
+        crate::crashsim::wrote(file);
+        if let Err(err) = zeroed {
             return match err.raw_os_error() {
                 Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::NoSpace {
@@ -532,9 +536,11 @@ impl Segment {
             let allocated = align_up(initial)
                 .max(SEGMENT_HEADER_BYTES as u64)
                 .min(capacity);
+            crate::crashsim::created(&path);
             preallocate(&file, &path, allocated)?;
             file.write_all_at(&header(base, floor), 0)
                 .map_err(|e| Error::io("writing segment header", &path, e))?;
+            crate::crashsim::wrote(&file);
             let map = map_active(&file, &path, capacity)?;
             let seg = Segment {
                 base,
@@ -554,6 +560,7 @@ impl Segment {
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
+            crate::crashsim::removed(&path);
         }
         result
     }
@@ -751,9 +758,9 @@ impl Segment {
                 std::io::Error::other(msg),
             ));
         }
-        self.file
-            .write_all_at(bytes, pos)
-            .map_err(|e| Error::io("writing segment", &self.path, e))
+        let written = self.file.write_all_at(bytes, pos);
+        crate::crashsim::wrote(&self.file);
+        written.map_err(|e| Error::io("writing segment", &self.path, e))
     }
 
     /// Publishes frames written below `end`: the new end, next offset and last arrival.
@@ -769,6 +776,7 @@ impl Segment {
     /// writes the file's size when an allocation grew it: the size is needed to read the data
     /// back, which is what `fdatasync` guarantees.)
     pub(crate) fn sync_data(&self) -> std::io::Result<()> {
+        let _sync = crate::crashsim::fsync(&self.file);
         self.file.sync_data()
     }
 
