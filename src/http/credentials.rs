@@ -356,7 +356,7 @@ mod fuzz {
 
     #[test]
     fn fuzzed_credentials_files_never_panic() {
-        let mut run = Run::new("credentials_file", 20_000, 0xc4ed_5f11);
+        let mut run = Run::new("credentials_file", 10_000, 0xc4ed_5f11);
         for i in 0..run.iterations() {
             let rng = &mut run.rng;
             let mut bytes = FILE.as_bytes().to_vec();

@@ -748,33 +748,24 @@ mod tests {
 
         #[test]
         fn mutated_bodies_never_panic_and_fail_in_aws_shapes() {
-            let iterations = crate::fuzzing::iterations(3_000);
-            let seed = crate::fuzzing::seed(0x4b49_4e45_5349_5321);
+            let mut fuzz = crate::fuzzing::Run::new("json_body", 3_000, 0x4b49_4e45_5349_5321);
             let seeds = seeds();
             for (op, body) in &seeds {
                 run(op, &serde_json::to_vec(body).unwrap())
                     .unwrap_or_else(|e| panic!("seed body of {op} is refused: {e:?}"));
             }
-            let mut rng = Rng(seed);
             let (mut accepted, mut serialization, mut validation) = (0usize, 0usize, 0usize);
-            let started = std::time::Instant::now();
-            for i in 0..iterations {
-                let (op, seed_body) = &seeds[rng.below(seeds.len())];
-                let body = mutate(&mut rng, seed_body);
-                let shown = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-                let outcome = std::panic::catch_unwind(|| run(op, &body)).unwrap_or_else(|_| {
-                    panic!(
-                        "panic on {op} body {} (seed {seed}, iteration {i})",
-                        shown()
-                    )
-                });
-                match outcome {
+            for i in 0..fuzz.iterations() {
+                let (op, seed_body) = &seeds[fuzz.rng.below(seeds.len())];
+                let body = mutate(&mut fuzz.rng, seed_body);
+                let shown = || crate::fuzzing::show(&body);
+                match fuzz.input(i, shown, || run(op, &body)) {
                     Ok(()) => accepted += 1,
                     Err(e) if e.code == ErrorCode::SerializationException => {
                         serialization += 1;
                         assert!(
                             aws_serialization_text(&e.message),
-                            "{op}: not an AWS text: {:?} for {} (seed {seed}, iteration {i})",
+                            "{op}: not an AWS text: {:?} for {} (iteration {i})",
                             e.message,
                             shown()
                         );
@@ -783,18 +774,18 @@ mod tests {
                         validation += 1;
                         assert!(
                             aws_validation_text(&e.message),
-                            "{op}: not AWS's format: {:?} for {} (seed {seed}, iteration {i})",
+                            "{op}: not AWS's format: {:?} for {} (iteration {i})",
                             e.message,
                             shown()
                         );
                     }
-                    Err(e) => panic!("{op}: {e:?} for {} (seed {seed}, iteration {i})", shown()),
+                    Err(e) => panic!("{op}: {e:?} for {} (iteration {i})", shown()),
                 }
             }
             eprintln!(
-                "fuzz: {iterations} bodies in {:?}: {accepted} accepted, {serialization} SerializationException, {validation} ValidationException (seed {seed})",
-                started.elapsed()
+                "json_body: {accepted} accepted, {serialization} SerializationException, {validation} ValidationException"
             );
+            fuzz.finish();
             assert!(
                 serialization > 0 && validation > 0 && accepted > 0,
                 "mutations too narrow"
