@@ -1,11 +1,15 @@
-//! What the bounded fuzz tests of the decoders share (JSON and CBOR bodies, event-stream
-//! frames, sequence numbers, iterators, resource policy documents in `policy`, SigV4
-//! `Authorization` headers and presigned queries in `http::sigv4_verify`): a seeded generator
-//! and the run's size.
+//! What the bounded fuzz tests of the decoders share: a seeded generator, the run's size,
+//! and [`Run`], which checks every input (no panic, no input over [`MAX_INPUT_TIME`]) and
+//! reports the run. The targets: `fuzz` tests beside each decoder (JSON bodies of every
+//! operation and CBOR bodies in `protocol`, event-stream frames, sequence numbers, shard
+//! iterators, receipt handles, NextTokens, resource policies, SigV4 headers and presigned
+//! queries, the admin and Lambda mapping APIs, the credentials file) and
+//! `storage/src/fuzz_tests.rs` (on-disk frames, segment headers, index, journal and
+//! metadata files, recovery), which includes this file.
 //!
-//! Each decoder's tests mutate valid inputs for a bounded number of iterations, so CI runs
-//! them in about a second; a longer run sets `KINESIS_FUZZ_ITERATIONS` (and
-//! `KINESIS_FUZZ_SEED` to explore elsewhere). A failure names the seed and the iteration.
+//! Each target mutates valid inputs for a bounded number of iterations, so CI runs them
+//! all in well under a minute; `scripts/fuzz-long` sets `KINESIS_FUZZ_ITERATIONS` (and
+//! `KINESIS_FUZZ_SEED` explores elsewhere). A failure names the target, seed and iteration.
 
 /// SplitMix64: deterministic, seeded, no dependency.
 pub struct Rng(pub u64);
