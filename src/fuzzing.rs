@@ -1,11 +1,15 @@
-//! What the bounded fuzz tests of the decoders share (JSON and CBOR bodies, event-stream
-//! frames, sequence numbers, iterators, resource policy documents in `policy`, SigV4
-//! `Authorization` headers and presigned queries in `http::sigv4_verify`): a seeded generator
-//! and the run's size.
+//! What the bounded fuzz tests of the decoders share: a seeded generator, the run's size,
+//! and [`Run`], which checks every input (no panic, no input over [`MAX_INPUT_TIME`]) and
+//! reports the run. The targets: `fuzz` tests beside each decoder (JSON bodies of every
+//! operation and CBOR bodies in `protocol`, event-stream frames, sequence numbers, shard
+//! iterators, receipt handles, NextTokens, resource policies, SigV4 headers and presigned
+//! queries, the admin and Lambda mapping APIs, the credentials file) and
+//! `storage/src/fuzz_tests.rs` (on-disk frames, segment headers, index, journal and
+//! metadata files, recovery), which includes this file.
 //!
-//! Each decoder's tests mutate valid inputs for a bounded number of iterations, so CI runs
-//! them in about a second; a longer run sets `KINESIS_FUZZ_ITERATIONS` (and
-//! `KINESIS_FUZZ_SEED` to explore elsewhere). A failure names the seed and the iteration.
+//! Each target mutates valid inputs for a bounded number of iterations, so CI runs them
+//! all in well under a minute; `scripts/fuzz-long` sets `KINESIS_FUZZ_ITERATIONS` (and
+//! `KINESIS_FUZZ_SEED` explores elsewhere). A failure names the target, seed and iteration.
 
 /// SplitMix64: deterministic, seeded, no dependency.
 pub struct Rng(pub u64);
@@ -45,4 +49,130 @@ pub fn seed(default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The longest one input may take before the run counts it as a hang.
+pub const MAX_INPUT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One fuzz target's run: its seeded generator, its size, and the checks every input gets
+/// (no panic, no hang). [`Run::finish`] prints one `fuzz-target` line that
+/// `scripts/fuzz-long` collects into its table.
+pub struct Run {
+    name: &'static str,
+    seed: u64,
+    iterations: usize,
+    started: std::time::Instant,
+    /// The run's generator, seeded from `KINESIS_FUZZ_SEED` or the target's default.
+    pub rng: Rng,
+}
+
+impl Run {
+    /// A run of `name` with its CI defaults, overridden by the environment.
+    pub fn new(name: &'static str, default_iterations: usize, default_seed: u64) -> Run {
+        let seed = seed(default_seed);
+        Run {
+            name,
+            seed,
+            iterations: iterations(default_iterations),
+            started: std::time::Instant::now(),
+            rng: Rng(seed),
+        }
+    }
+
+    /// How many inputs this run tries.
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    /// Runs `decode` on input `i`: a panic or more than [`MAX_INPUT_TIME`] fails the run,
+    /// naming the target, seed, iteration and `shown()` (a printable form of the input).
+    pub fn input<T>(&self, i: usize, shown: impl Fn() -> String, decode: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+        let took = started.elapsed();
+        let Ok(value) = outcome else {
+            panic!(
+                "{}: panic on input {} (seed {}, iteration {i})",
+                self.name,
+                shown(),
+                self.seed
+            );
+        };
+        assert!(
+            took <= MAX_INPUT_TIME,
+            "{}: {took:?} on input {} (seed {}, iteration {i})",
+            self.name,
+            shown(),
+            self.seed
+        );
+        value
+    }
+
+    /// Prints the run's totals.
+    pub fn finish(self) {
+        let secs = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "fuzz-target {} inputs {} secs {:.1} per-sec {:.0} seed {}",
+            self.name,
+            self.iterations,
+            secs,
+            self.iterations as f64 / secs.max(1e-9),
+            self.seed
+        );
+    }
+}
+
+/// A printable prefix of a byte input, for failure messages.
+pub fn show(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(300)];
+    format!("{:?} ({} bytes)", String::from_utf8_lossy(cut), bytes.len())
+}
+
+/// Generic byte-level damage shared by the targets: a bit flip, a cut, an inserted or
+/// overwritten run of bytes from `alphabet`, a duplicated or a spliced slice of `other`.
+pub fn damage(rng: &mut Rng, bytes: &mut Vec<u8>, alphabet: &[u8], other: &[u8]) {
+    match rng.below(7) {
+        0 if !bytes.is_empty() => {
+            let at = rng.below(bytes.len());
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        1 => bytes.truncate(rng.below(bytes.len() + 1)),
+        2 => {
+            let at = rng.below(bytes.len() + 1);
+            let n = 1 + rng.below(8);
+            let run: Vec<u8> = (0..n).map(|_| pick(rng, alphabet)).collect();
+            bytes.splice(at..at, run);
+        }
+        3 if !bytes.is_empty() => {
+            let at = rng.below(bytes.len());
+            bytes[at] = pick(rng, alphabet);
+        }
+        4 if !bytes.is_empty() => {
+            let from = rng.below(bytes.len());
+            let to = from + rng.below(bytes.len() - from + 1);
+            let copy = bytes[from..to].to_vec();
+            let at = rng.below(bytes.len() + 1);
+            bytes.splice(at..at, copy);
+        }
+        5 if !other.is_empty() => {
+            let cut = rng.below(bytes.len() + 1);
+            let from = rng.below(other.len());
+            bytes.truncate(cut);
+            bytes.extend_from_slice(&other[from..]);
+        }
+        _ if !bytes.is_empty() => {
+            let at = rng.below(bytes.len());
+            bytes.remove(at);
+        }
+        _ => bytes.push(pick(rng, alphabet)),
+    }
+}
+
+/// A byte of `alphabet`, or any byte when it is empty.
+pub fn pick(rng: &mut Rng, alphabet: &[u8]) -> u8 {
+    if alphabet.is_empty() {
+        rng.next() as u8
+    } else {
+        alphabet[rng.below(alphabet.len())]
+    }
 }

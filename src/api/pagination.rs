@@ -144,3 +144,122 @@ mod tests {
         }
     }
 }
+
+/// Bounded fuzzing of `NextToken` decoding (see `crate::fuzzing`): mutated tokens (the
+/// decoded JSON damaged, its fields swapped for other types, huge or negative issue times,
+/// deep nesting, the base64 text itself damaged) and random strings up to past the model's
+/// 1 MiB never panic or hang; each is refused with `InvalidArgumentException` or
+/// `ExpiredNextTokenException`, or names exactly this operation, account and region.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::api::ErrorCode;
+    use crate::fuzzing::{Run, damage, show};
+
+    const JSON_BYTES: &[u8] = b"{}[],:\"\\0123456789-eE.+tfn ocrsa\0\xff";
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n";
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn fuzzed_next_tokens_are_refused_in_aws_errors() {
+        let ctx = ctx();
+        let now = 1_700_000_000_000i64;
+        let operations = [
+            "ListShards",
+            "ListStreams",
+            "ListStreamConsumers",
+            "ListQueues",
+        ];
+        let mut run = Run::new("next_token", 20_000, 0x9a6e_7013);
+        for i in 0..run.iterations() {
+            let rng = &mut run.rng;
+            let operation = operations[rng.below(operations.len())];
+            let valid = PageToken {
+                operation: operations[rng.below(operations.len())].into(),
+                scope: "s".repeat(rng.below(130)),
+                after: format!("shardId-{:012}", rng.below(1_000_000)),
+                issued_ms: now - rng.below(600_000) as i64,
+            };
+            let token = valid.encode(&ctx);
+            let mut json = STANDARD.decode_to_vec(&token).unwrap();
+            let candidate: Vec<u8> = match rng.below(6) {
+                0 | 1 => {
+                    for _ in 0..=rng.below(3) {
+                        damage(
+                            rng,
+                            &mut json,
+                            JSON_BYTES,
+                            br#""t":-9223372036854775808,"o":[{"c":1e999}]"#,
+                        );
+                    }
+                    STANDARD.encode_to_string(json).into_bytes()
+                }
+                2 => {
+                    // Each field as another JSON type, or an issue time far outside i64.
+                    let text = String::from_utf8(json).unwrap();
+                    let field =
+                        ["\"o\":", "\"s\":", "\"a\":", "\"t\":", "\"c\":", "\"r\":"][rng.below(6)];
+                    let value = [
+                        "null,\"x\":",
+                        "[],\"x\":",
+                        "{},\"x\":",
+                        "1e400,\"x\":",
+                        "-99999999999999999999999,\"x\":",
+                        "\"\\ud800\",\"x\":",
+                        "9223372036854775807,\"x\":",
+                    ][rng.below(7)];
+                    STANDARD
+                        .encode_to_string(text.replacen(field, &format!("{field}{value}"), 1))
+                        .into_bytes()
+                }
+                3 => {
+                    let depth = if rng.chance(100) {
+                        100_000
+                    } else {
+                        rng.below(200)
+                    };
+                    let mut deep = b"{\"o\":".to_vec();
+                    deep.extend(std::iter::repeat_n(b'[', depth));
+                    STANDARD.encode_to_string(deep).into_bytes()
+                }
+                4 => {
+                    let longest = if rng.chance(1_000) { 1_100_000 } else { 400 };
+                    (0..rng.below(longest))
+                        .map(|_| B64[rng.below(B64.len())])
+                        .collect()
+                }
+                _ => {
+                    let mut text = token.clone().into_bytes();
+                    for _ in 0..=rng.below(3) {
+                        damage(rng, &mut text, B64, &[]);
+                    }
+                    text
+                }
+            };
+            let text = String::from_utf8_lossy(&candidate).into_owned();
+            let outcome = run.input(
+                i,
+                || show(&candidate),
+                || PageToken::decode(&text, operation, &ctx, now),
+            );
+            match outcome {
+                Ok(got) => assert_eq!(got.operation, operation, "{text}"),
+                Err(e) => match e.code {
+                    ErrorCode::InvalidArgumentException => {
+                        assert_eq!(e.message, "Invalid NextToken.")
+                    }
+                    ErrorCode::ExpiredNextTokenException => {}
+                    other => panic!("{other:?} for {text}"),
+                },
+            }
+        }
+        run.finish();
+    }
+}

@@ -273,12 +273,6 @@ mod tests {
         assert_eq!(c.decode(&STANDARD.encode_to_string(old)), None);
     }
 
-    use crate::fuzzing::Rng;
-
-    fn fuzz_iterations() -> u64 {
-        crate::fuzzing::iterations(20_000) as u64
-    }
-
     /// Bounded fuzz: mutated tokens (bytes flipped, cut, extended, re-signed under another
     /// key, characters changed) and random strings never panic and never decode, except a
     /// mutation that leaves the token unchanged.
@@ -286,9 +280,10 @@ mod tests {
     fn fuzz_decode_never_accepts_a_forgery() {
         let c = IteratorCodec::new([7; 32]);
         let other = IteratorCodec::new([9; 32]);
-        let mut rng = Rng(0x17E2_A70B);
+        let mut run = crate::fuzzing::Run::new("shard_iterator", 20_000, 0x17E2_A70B);
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-        for i in 0..fuzz_iterations() {
+        for i in 0..run.iterations() {
+            let rng = &mut run.rng;
             let it = ShardIterator {
                 stream_uid: rng.next(),
                 shard_index: rng.next() as u32,
@@ -337,7 +332,7 @@ mod tests {
                         .collect()
                 }
             };
-            match c.decode(&candidate) {
+            match run.input(i, || candidate.clone(), || c.decode(&candidate)) {
                 None => {}
                 Some(got) => assert!(
                     candidate == token && got == it,
@@ -345,5 +340,6 @@ mod tests {
                 ),
             }
         }
+        run.finish();
     }
 }

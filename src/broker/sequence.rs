@@ -494,20 +494,15 @@ mod tests {
         assert_eq!(to_hex("0007").unwrap(), "7");
     }
 
-    use crate::fuzzing::Rng;
-
-    pub(crate) fn fuzz_iterations() -> u64 {
-        crate::fuzzing::iterations(20_000) as u64
-    }
-
     /// Bounded fuzz: mutations of valid numbers and random strings never panic, and what
     /// decodes re-encodes to itself (one number, one meaning).
     #[test]
     fn fuzz_parse() {
-        let mut rng = Rng(0x5EC0_F0A7);
-        let n = fuzz_iterations();
+        let mut run = crate::fuzzing::Run::new("sequence_number", 20_000, 0x5EC0_F0A7);
+        let n = run.iterations();
         let mut decoded = 0u64;
         for i in 0..n {
+            let rng = &mut run.rng;
             let s = match i % 4 {
                 0 | 1 => {
                     let valid = SequenceNumber::record(
@@ -552,8 +547,12 @@ mod tests {
                         .collect()
                 }
             };
-            let _ = AwsSequence::parse(&s);
-            if let Some(d) = SequenceNumber::decode(&s) {
+            let (_, decoded_number) = run.input(
+                i,
+                || s.clone(),
+                || (AwsSequence::parse(&s), SequenceNumber::decode(&s)),
+            );
+            if let Some(d) = decoded_number {
                 decoded += 1;
                 // Canonical decimals round-trip; a decoded number always names its shard.
                 if !s.starts_with('0') {
@@ -561,6 +560,7 @@ mod tests {
                 }
             }
         }
+        run.finish();
         assert!(n < 100 || decoded > 0, "no mutation kept a valid number");
     }
 }

@@ -1,5 +1,4 @@
 use super::*;
-use crate::fuzzing::{Rng, iterations, seed};
 
 const STREAM: &str = "arn:aws:kinesis:us-east-1:111111111111:stream/orders";
 const OTHER: &str = "222222222222";
@@ -273,8 +272,9 @@ fn fuzz_policy_parser() {
         ),
     ];
     const ALPHABET: &[u8] = br#"{}[]":,*?\ab012AWSkinesis:ActionResourceEffectAllowDeny"#;
-    let mut rng = Rng(seed(0x0090_11c7));
-    for _ in 0..iterations(20_000) {
+    let mut run = crate::fuzzing::Run::new("policy_document", 20_000, 0x0090_11c7);
+    for i in 0..run.iterations() {
+        let rng = &mut run.rng;
         let mut bytes = seeds[rng.below(seeds.len())].clone().into_bytes();
         for _ in 0..=rng.below(8) {
             let at = rng.below(bytes.len() + 1);
@@ -293,9 +293,16 @@ fn fuzz_policy_parser() {
             }
         }
         let text = String::from_utf8_lossy(&bytes);
-        if let Ok(doc) = PolicyDocument::parse(&text) {
-            let _ = doc.check_attached_to(STREAM);
-            let _ = doc.evaluate(&req(OTHER, "GetRecords", STREAM));
-        }
+        run.input(
+            i,
+            || crate::fuzzing::show(&bytes),
+            || {
+                if let Ok(doc) = PolicyDocument::parse(&text) {
+                    let _ = doc.check_attached_to(STREAM);
+                    let _ = doc.evaluate(&req(OTHER, "GetRecords", STREAM));
+                }
+            },
+        );
     }
+    run.finish();
 }

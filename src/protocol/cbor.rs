@@ -1130,26 +1130,32 @@ mod tests {
     /// debug build); `KINESIS_FUZZ_SEED` the seed.
     #[test]
     fn fuzzed_bodies_never_panic() {
-        let iterations = crate::fuzzing::iterations(20_000);
-        let seed = crate::fuzzing::seed(0x5eed_cb02);
+        let mut run = crate::fuzzing::Run::new("cbor_body", 20_000, 0x5eed_cb02);
+        let iterations = run.iterations();
         let corpus = corpus();
         for body in &corpus {
             assert!(check_well_formed(body).is_ok(), "{body:02x?}");
         }
-        let mut rng = Rng(seed);
         let (mut accepted, mut refused) = (0usize, 0usize);
-        for _ in 0..iterations {
-            let body = mutate(&mut rng, &corpus);
-            let well_formed = check_well_formed(&body).is_ok();
-            let ok = [
-                check::<PutRecordsInput>(&body),
-                check::<PutRecordInput>(&body),
-                check::<GetShardIteratorInput>(&body),
-                check::<GetRecordsInput>(&body),
-                check::<CreateStreamInput>(&body),
-                check::<ListShardsInput>(&body),
-                check::<SubscribeToShardInput>(&body),
-            ];
+        for i in 0..iterations {
+            let body = mutate(&mut run.rng, &corpus);
+            let (well_formed, ok) = run.input(
+                i,
+                || format!("{body:02x?}"),
+                || {
+                    let well_formed = check_well_formed(&body).is_ok();
+                    let ok = [
+                        check::<PutRecordsInput>(&body),
+                        check::<PutRecordInput>(&body),
+                        check::<GetShardIteratorInput>(&body),
+                        check::<GetRecordsInput>(&body),
+                        check::<CreateStreamInput>(&body),
+                        check::<ListShardsInput>(&body),
+                        check::<SubscribeToShardInput>(&body),
+                    ];
+                    (well_formed, ok)
+                },
+            );
             // A body the walker refuses is never decoded.
             if !well_formed && !body.is_empty() {
                 assert!(ok.iter().all(|ok| !ok), "{body:02x?}");
@@ -1164,5 +1170,6 @@ mod tests {
             "cbor fuzz: {iterations} bodies, {accepted} decoded as some input, {refused} refused"
         );
         assert_eq!(accepted + refused, iterations);
+        run.finish();
     }
 }

@@ -377,7 +377,6 @@ mod tests {
     /// always decodes. `KINESIS_FUZZ_ITERATIONS` (default 20,000) sets the run.
     #[test]
     fn fuzzed_frames_never_panic() {
-        use crate::fuzzing::Rng;
         let corpus = [
             event(
                 "SubscribeToShardEvent",
@@ -392,9 +391,9 @@ mod tests {
             ),
             encode(&[], b""),
         ];
-        let seed = crate::fuzzing::seed(0xe5e5_f00d);
-        let mut rng = Rng(seed);
-        for i in 0..crate::fuzzing::iterations(20_000) {
+        let mut run = crate::fuzzing::Run::new("event_stream_frame", 20_000, 0xe5e5_f00d);
+        for i in 0..run.iterations() {
+            let rng = &mut run.rng;
             let mut bytes = corpus[rng.below(corpus.len())].clone();
             let mut fix_crcs = false;
             for _ in 0..=rng.below(3) {
@@ -438,11 +437,14 @@ mod tests {
                     bytes[total - 4..total].copy_from_slice(&crc.to_be_bytes());
                 }
             }
-            if let Ok((msg, used)) = decode(&bytes) {
-                assert!(used <= bytes.len(), "seed {seed} iteration {i}");
-                assert!(msg.payload.len() < used, "seed {seed} iteration {i}");
+            if let Ok((msg, used)) =
+                run.input(i, || crate::fuzzing::show(&bytes), || decode(&bytes))
+            {
+                assert!(used <= bytes.len(), "iteration {i}");
+                assert!(msg.payload.len() < used, "iteration {i}");
             }
         }
+        run.finish();
         for message in &corpus {
             assert_eq!(decode(message).map(|(_, n)| n), Ok(message.len()));
         }

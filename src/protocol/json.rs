@@ -748,33 +748,24 @@ mod tests {
 
         #[test]
         fn mutated_bodies_never_panic_and_fail_in_aws_shapes() {
-            let iterations = crate::fuzzing::iterations(3_000);
-            let seed = crate::fuzzing::seed(0x4b49_4e45_5349_5321);
+            let mut fuzz = crate::fuzzing::Run::new("json_body", 3_000, 0x4b49_4e45_5349_5321);
             let seeds = seeds();
             for (op, body) in &seeds {
                 run(op, &serde_json::to_vec(body).unwrap())
                     .unwrap_or_else(|e| panic!("seed body of {op} is refused: {e:?}"));
             }
-            let mut rng = Rng(seed);
             let (mut accepted, mut serialization, mut validation) = (0usize, 0usize, 0usize);
-            let started = std::time::Instant::now();
-            for i in 0..iterations {
-                let (op, seed_body) = &seeds[rng.below(seeds.len())];
-                let body = mutate(&mut rng, seed_body);
-                let shown = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-                let outcome = std::panic::catch_unwind(|| run(op, &body)).unwrap_or_else(|_| {
-                    panic!(
-                        "panic on {op} body {} (seed {seed}, iteration {i})",
-                        shown()
-                    )
-                });
-                match outcome {
+            for i in 0..fuzz.iterations() {
+                let (op, seed_body) = &seeds[fuzz.rng.below(seeds.len())];
+                let body = mutate(&mut fuzz.rng, seed_body);
+                let shown = || crate::fuzzing::show(&body);
+                match fuzz.input(i, shown, || run(op, &body)) {
                     Ok(()) => accepted += 1,
                     Err(e) if e.code == ErrorCode::SerializationException => {
                         serialization += 1;
                         assert!(
                             aws_serialization_text(&e.message),
-                            "{op}: not an AWS text: {:?} for {} (seed {seed}, iteration {i})",
+                            "{op}: not an AWS text: {:?} for {} (iteration {i})",
                             e.message,
                             shown()
                         );
@@ -783,22 +774,171 @@ mod tests {
                         validation += 1;
                         assert!(
                             aws_validation_text(&e.message),
-                            "{op}: not AWS's format: {:?} for {} (seed {seed}, iteration {i})",
+                            "{op}: not AWS's format: {:?} for {} (iteration {i})",
                             e.message,
                             shown()
                         );
                     }
-                    Err(e) => panic!("{op}: {e:?} for {} (seed {seed}, iteration {i})", shown()),
+                    Err(e) => panic!("{op}: {e:?} for {} (iteration {i})", shown()),
                 }
             }
             eprintln!(
-                "fuzz: {iterations} bodies in {:?}: {accepted} accepted, {serialization} SerializationException, {validation} ValidationException (seed {seed})",
-                started.elapsed()
+                "json_body: {accepted} accepted, {serialization} SerializationException, {validation} ValidationException"
             );
+            fuzz.finish();
             assert!(
                 serialization > 0 && validation > 0 && accepted > 0,
                 "mutations too narrow"
             );
+        }
+
+        /// Every member the request bodies of the model use, each with a value valid
+        /// wherever it appears (where shapes differ, e.g. `Type` or `CompressionType`, a value
+        /// of every variant). Unknown members are ignored, so this one body is valid for
+        /// every operation; [`body_of`] trims it to what each operation decodes.
+        fn universe() -> Value {
+            // Kept as JSON text: serde_json's macro cannot nest this deep.
+            serde_json::from_str(UNIVERSE).expect("the universe is JSON")
+        }
+
+        const UNIVERSE: &str = r#"{"StreamName": "s", "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "StreamId": "abcdefghij0123456789-abc", "ConsumerARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c:1", "ConsumerName": "c", "ChannelName": "ch", "QueueName": "q", "ChannelARN": "arn:aws:kinesis:us-east-1:000000000000:channel/ch", "QueueARN": "arn:aws:kinesis:us-east-1:000000000000:queue/q", "ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "ServiceExecutionRoleARN": "arn:aws:iam::000000000000:role/r", "Entries": [{"ReceiptHandle": "h", "VisibilityTimeoutSeconds": 30}], "Tags": {"k": "v", "k2": ""}, "TagKeys": ["k"], "StreamConfigurationList": [{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "RecordConfiguration": {"RecordFormatType": "JSON", "GSRSchemaARN": "arn:aws:glue:us-east-1:000000000000:schema/r/s"}, "StartingPosition": {"Type": "AT_TIMESTAMP", "Timestamp": 1700000000}}], "S3DestinationConfiguration": {"DataFreshnessInSeconds": 60, "DeadLetterQueueS3Configuration": {"BucketARN": "arn:aws:s3:::bucket", "ExpectedBucketOwner": "000000000000", "ErrorOutputPrefix": "e/"}, "StorageConfiguration": {"BucketARN": "arn:aws:s3:::bucket", "ExpectedBucketOwner": "000000000000", "OutputKeyTemplate": "k", "StorageClass": "STANDARD", "CompressionType": "ZSTD"}}, "S3TablesDestinationConfiguration": {"DataFreshnessInSeconds": 60, "DeadLetterQueueS3Configuration": {"BucketARN": "arn:aws:s3:::bucket", "ExpectedBucketOwner": "000000000000", "ErrorOutputPrefix": "e/"}, "S3TablesConfigurationList": [{"TableBucketARN": "arn:aws:s3tables:us-east-1:000000000000:bucket/tbl", "Namespace": "ns", "TableName": "t", "CompressionType": "ZSTD", "PartitionSpec": {"PartitionFields": [{"Transform": "TIME_HOUR", "SourceName": "ts"}]}}]}, "EncryptionConfiguration": {"EncryptionType": "KMS", "KeyId": "k"}, "LoggingConfiguration": {"CloudWatchLogs": {"Enabled": true, "LogGroupName": "g", "LogStreamName": "l"}}, "QueueAttributes": {"VisibilityTimeoutSeconds": 30, "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 5}}, "ShardCount": 2, "StreamModeDetails": {"StreamMode": "PROVISIONED"}, "WarmThroughputMiBps": 0, "MaxRecordSizeInKiB": 1024, "RecordDistributionStrategy": "AUTO", "RetentionPeriodHours": 48, "EnforceConsumerDeletion": true, "Limit": 5, "ExclusiveStartShardId": "shardId-000000000000", "ShardLevelMetrics": ["IncomingBytes", "ALL"], "ShardIterator": "AAAA", "DryRun": false, "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP", "StartingSequenceNumber": "1", "Timestamp": 1700000000.5, "StreamFilter": [{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "StreamCreationTimestamp": 1700000000}], "MaxResults": 10, "NextToken": "t", "StreamCreationTimestamp": 1700000000, "ShardFilter": {"Type": "AT_TIMESTAMP", "ShardId": "shardId-000000000000", "Timestamp": 1700000000}, "ExclusiveStartStreamName": "s", "ExclusiveStartTagKey": "k", "ShardToMerge": "shardId-000000000000", "AdjacentShardToMerge": "shardId-000000000001", "Data": "aGVsbG8=", "PartitionKey": "pk", "ExplicitHashKey": "42", "SequenceNumberForOrdering": "1", "Records": [{"Data": "eA==", "PartitionKey": "a", "ExplicitHashKey": "7"}, {"Data": "", "PartitionKey": "b"}], "Policy": "{}", "WaitTimeSeconds": 1, "VisibilityTimeoutSeconds": 30, "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1", "EncryptionType": "KMS", "KeyId": "k", "StartingPosition": {"Type": "AT_TIMESTAMP", "SequenceNumber": "1", "Timestamp": 1700000000}, "MinimumThroughputBillingCommitment": {"Status": "ENABLED"}, "TargetShardCount": 4, "ScalingType": "UNIFORM_SCALING"}"#;
+
+        /// A service that implements nothing: `dispatch` answers NotImplementedException
+        /// once a body decoded and validated, so the generated glue itself says which
+        /// operation decodes which shape.
+        struct NoService;
+        impl Kinesis for NoService {}
+
+        fn dispatch_body<C: Codec>(op: Operation, codec: &C, body: &[u8]) -> Result<(), ApiError> {
+            let ctx = crate::api::RequestContext {
+                account_id: "000000000000".into(),
+                region: "us-east-1".into(),
+                request_id: "r".into(),
+            };
+            let future = std::pin::pin!(dispatch(&NoService, &ctx, op, codec, body));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match future.poll(&mut cx) {
+                std::task::Poll::Ready(Err(e)) if e.code == ErrorCode::NotImplementedException => {
+                    Ok(())
+                }
+                std::task::Poll::Ready(Err(e)) => Err(e),
+                std::task::Poll::Ready(Ok(_)) => panic!("{op}: NoService answered"),
+                std::task::Poll::Pending => panic!("{op}: dispatch waited"),
+            }
+        }
+
+        use std::future::Future;
+
+        /// The universe trimmed to the members `op` decodes, at every depth: a member is
+        /// kept when a value no shape accepts (`[[]]`) in its place makes the decoding fail.
+        fn body_of(op: Operation) -> Value {
+            fn pointers(v: &Value, at: &str, out: &mut Vec<String>) {
+                match v {
+                    Value::Object(o) => {
+                        for (k, child) in o {
+                            let p = format!("{at}/{k}");
+                            out.push(p.clone());
+                            pointers(child, &p, out);
+                        }
+                    }
+                    Value::Array(a) => {
+                        for (i, child) in a.iter().enumerate() {
+                            pointers(child, &format!("{at}/{i}"), out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut body = universe();
+            let mut all = Vec::new();
+            pointers(&body, "", &mut all);
+            for pointer in all {
+                let mut probe = body.clone();
+                let Some(slot) = probe.pointer_mut(&pointer) else {
+                    continue; // under a member already removed
+                };
+                *slot = json!([[]]);
+                let decoded = dispatch_body(op, &JsonCodec, &serde_json::to_vec(&probe).unwrap());
+                if decoded.is_ok() {
+                    let (parent, key) = pointer.rsplit_once('/').unwrap();
+                    let parent = if parent.is_empty() {
+                        &mut body
+                    } else {
+                        body.pointer_mut(parent).unwrap()
+                    };
+                    if let Value::Object(o) = parent {
+                        o.remove(key);
+                    }
+                }
+            }
+            body
+        }
+
+        /// Every operation of the model, from the generated operation list: its body built
+        /// and trimmed by [`body_of`], then mutated as above (and re-encoded as CBOR for a
+        /// share of the inputs) and sent through the generated `dispatch`. Each is decoded
+        /// and validated, or refused in AWS's shapes; nothing panics or hangs.
+        #[test]
+        fn every_operations_body_is_fuzzed_through_dispatch() {
+            let seeds: Vec<(Operation, Value)> =
+                Operation::ALL.iter().map(|&op| (op, body_of(op))).collect();
+            for (op, body) in &seeds {
+                dispatch_body(*op, &JsonCodec, &serde_json::to_vec(body).unwrap())
+                    .unwrap_or_else(|e| panic!("the body of {op} is refused: {e:?} ({body})"));
+                let members = body.as_object().map_or(0, |o| o.len());
+                let universe_members = universe().as_object().unwrap().len();
+                assert!(
+                    members < universe_members,
+                    "{op}: nothing trimmed from {body}"
+                );
+            }
+            let mut run = crate::fuzzing::Run::new("json_every_operation", 3_000, 0x0a11_0b5e);
+            let mut accepted = vec![0usize; seeds.len()];
+            for i in 0..run.iterations() {
+                let pick = run.rng.below(seeds.len());
+                let (op, seed_body) = &seeds[pick];
+                let body = mutate(&mut run.rng, seed_body);
+                let cbor = run.rng.chance(4);
+                let shown = || {
+                    format!(
+                        "{op} {}{}",
+                        if cbor { "(as CBOR) " } else { "" },
+                        crate::fuzzing::show(&body)
+                    )
+                };
+                let outcome = run.input(i, shown, || {
+                    if cbor {
+                        let value: Result<Value, _> = serde_json::from_slice(&body);
+                        let mut bytes = Vec::new();
+                        if let Ok(value) = value {
+                            ciborium::into_writer(&value, &mut bytes).unwrap();
+                        } else {
+                            bytes = body.clone();
+                        }
+                        dispatch_body(*op, &crate::protocol::cbor::CborCodec, &bytes)
+                    } else {
+                        dispatch_body(*op, &JsonCodec, &body)
+                    }
+                });
+                match outcome {
+                    Ok(()) => accepted[pick] += 1,
+                    Err(e) if e.code == ErrorCode::SerializationException => assert!(
+                        cbor || aws_serialization_text(&e.message),
+                        "{op}: not an AWS text: {:?} for {}",
+                        e.message,
+                        shown()
+                    ),
+                    Err(e) if e.code == ErrorCode::ValidationException => assert!(
+                        aws_validation_text(&e.message),
+                        "{op}: not AWS's format: {:?} for {}",
+                        e.message,
+                        shown()
+                    ),
+                    Err(e) if cbor && e.code == ErrorCode::InvalidArgumentException => {}
+                    Err(e) => panic!("{op}: {e:?} for {}", shown()),
+                }
+            }
+            run.finish();
         }
     }
 }

@@ -229,7 +229,7 @@ impl JournalSyncer {
     }
 }
 
-fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
+pub(crate) fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
     if payload.is_empty() {
         // Its header would be all zeros, which recovery reads as the end of the journal.
         return Err(Error::EmptyEntry);
@@ -249,7 +249,7 @@ fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) -> Result<()> {
 
 /// Splits `bytes` (after the magic) into entries; returns them and the length of the valid
 /// prefix.
-fn decode_entries(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
+pub(crate) fn decode_entries(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
     let mut entries = Vec::new();
     let mut pos = 0;
     while let Some(header) = bytes.get(pos..pos + ENTRY_HEADER_BYTES) {

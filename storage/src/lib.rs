@@ -46,6 +46,9 @@ mod meta;
 mod recovery;
 mod segment;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use error::{Error, Result};
 pub use flusher::{FlushLatency, WaitDurable, block_on, flush_latency};
 pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};

@@ -47,8 +47,10 @@ pub fn handle(broker: &Arc<Broker>, query: &ListQuery<'_>) -> Result<Value, Lamb
         .map(configuration)
         .collect();
     let mut out = json!({ "EventSourceMappings": page });
-    if start + max < all.len() {
-        out["NextMarker"] = json!((start + max).to_string());
+    // A Marker comes from the caller: up to usize::MAX.
+    let next = start.saturating_add(max);
+    if next < all.len() {
+        out["NextMarker"] = json!(next.to_string());
     }
     Ok(out)
 }
