@@ -455,8 +455,14 @@ fn sealed_is_torn(
         .unwrap_or(&[])
         .chunks(SECTOR)
         .any(|s| s.iter().all(|&b| b == 0));
+    // A file that ends inside the frame at `at` lost its last size change: segments grow in
+    // steps as they are written, and a power cut can keep an older, shorter length.
+    let cut_by_end_of_file = tail.len() >= 4 && {
+        let body_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        body_len.saturating_add(8) > tail.len() as u64
+    };
     Ok(Some(
-        tail.len() < 4 || tail[..4] == [0; 4] || unwritten_sector,
+        tail.len() < 4 || tail[..4] == [0; 4] || unwritten_sector || cut_by_end_of_file,
     ))
 }
 
