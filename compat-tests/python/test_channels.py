@@ -347,6 +347,41 @@ def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     assert sorted(docs) == list(range(total))
 
 
+def test_a_backlog_is_delivered_without_waiting_for_new_records(broker_factory, s3_url):
+    # A backlog with no appends to wake delivery (here: left by a broker whose objects were
+    # never full, then restarted with a small object size): every full object must go out
+    # at once, not one per shard per idle period (30 s).
+    b = broker_factory(buffer_bytes=5 * 1024 * 1024)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="backlog-lake")
+    on_demand(kinesis, "backlog")
+    ch = create_channel(kinesis, "backlog", "backlog", "backlog-lake")
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    total = 600
+    for start in range(0, total, 100):
+        kinesis.put_records(StreamName="backlog", Records=[
+            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
+            for i in range(start, start + 100)])
+    b.stop()
+    assert objects(s3, "backlog-lake") == []
+    b = broker_factory(buffer_bytes=2000)
+
+    def full_objects():
+        docs = [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]
+        # The last object of each shard is partial and waits for its freshness (300 s).
+        return docs if len(docs) >= total - 4 * 40 else None
+
+    started = time.monotonic()
+    docs = wait_for(full_objects, "every full object of the backlog", polls=400)
+    assert time.monotonic() - started < 20, "the backlog went out at the pace of idle periods"
+    assert len(set(docs)) == len(docs)
+    b.advance_clock(301_000)
+    assert sorted(wait_for(lambda: (lambda d: d if len(d) >= total else None)(
+        [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]),
+        "the partial objects once fresh enough")) == list(range(total))
+
+
 def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, s3_url):
     b = broker_factory(buffer_bytes=1)
     kinesis = make_client(url=b.url)

@@ -157,72 +157,83 @@ impl Broker {
             if !parents_done {
                 continue;
             }
-            let start = cursor
+            let mut start = cursor
                 .next
                 .get(&shard.index)
                 .copied()
                 .unwrap_or(0)
                 .max(self.trim_horizon(stream, shard)?);
             let end = Broker::shard_end(shard);
-            let buf = buffers.entry(shard.index).or_insert(Buffered {
-                first: start,
-                end: start,
-                bytes: 0,
-                first_arrival_ms: None,
-            });
-            if buf.first < start || buf.end < start {
-                *buf = Buffered {
+            // Every object that is due is written in this step; only the last, partial one
+            // waits (for more records, its freshness or the shard's close). Otherwise a
+            // backlog with no new appends to wake the loop (after a restart, or a channel
+            // created on a full stream) would go out one object per shard per idle period.
+            loop {
+                let buf = buffers.entry(shard.index).or_insert(Buffered {
                     first: start,
                     end: start,
                     bytes: 0,
                     first_arrival_ms: None,
-                };
-            }
-            while buf.end < end && buf.bytes < buffer_bytes {
-                let want = (end - buf.end).min(10_000) as usize;
-                let batch = shard.log.read(buf.end, want, READ_BYTES)?;
-                let mut progressed = false;
-                for item in batch.iter() {
-                    let view = item?;
-                    if view.offset >= end {
-                        break;
-                    }
-                    buf.first_arrival_ms.get_or_insert(view.arrival_ms);
-                    buf.bytes += view.data.len() as u64 + 1;
-                    buf.end = view.offset + 1;
-                    progressed = true;
-                    if buf.bytes >= buffer_bytes {
-                        break;
-                    }
-                }
-                if !progressed {
-                    break;
-                }
-            }
-            let closed = shard.closed().is_some();
-            let read_to_close = closed && buf.end >= end;
-            if buf.end > buf.first {
-                let first_arrival = buf.first_arrival_ms.unwrap_or_default();
-                let age = self.clock.now_ms() - first_arrival;
-                if buf.bytes >= buffer_bytes || read_to_close || age >= freshness_ms {
-                    let p = PendingObject {
-                        shard: shard.index,
-                        first: buf.first,
-                        end: buf.end,
+                });
+                if buf.first < start || buf.end < start {
+                    *buf = Buffered {
+                        first: start,
+                        end: start,
+                        bytes: 0,
+                        first_arrival_ms: None,
                     };
-                    buffers.remove(&shard.index);
-                    self.write_object(channel, stream, sink, p).await?;
-                } else {
-                    let left = freshness_ms - age;
-                    wait = Some(wait.map_or(left, |w| w.min(left)));
                 }
-            } else if read_to_close {
-                let index = shard.index;
-                buffers.remove(&index);
-                change_cursor(channel, move |c| {
-                    c.finished.insert(index);
-                })
-                .await?;
+                while buf.end < end && buf.bytes < buffer_bytes {
+                    let want = (end - buf.end).min(10_000) as usize;
+                    let batch = shard.log.read(buf.end, want, READ_BYTES)?;
+                    let mut progressed = false;
+                    for item in batch.iter() {
+                        let view = item?;
+                        if view.offset >= end {
+                            break;
+                        }
+                        buf.first_arrival_ms.get_or_insert(view.arrival_ms);
+                        buf.bytes += view.data.len() as u64 + 1;
+                        buf.end = view.offset + 1;
+                        progressed = true;
+                        if buf.bytes >= buffer_bytes {
+                            break;
+                        }
+                    }
+                    if !progressed {
+                        break;
+                    }
+                }
+                let closed = shard.closed().is_some();
+                let read_to_close = closed && buf.end >= end;
+                if buf.end > buf.first {
+                    let first_arrival = buf.first_arrival_ms.unwrap_or_default();
+                    let age = self.clock.now_ms() - first_arrival;
+                    if buf.bytes >= buffer_bytes || read_to_close || age >= freshness_ms {
+                        let p = PendingObject {
+                            shard: shard.index,
+                            first: buf.first,
+                            end: buf.end,
+                        };
+                        buffers.remove(&shard.index);
+                        self.write_object(channel, stream, sink, p).await?;
+                        start = p.end;
+                        if p.end < end {
+                            continue;
+                        }
+                    } else {
+                        let left = freshness_ms - age;
+                        wait = Some(wait.map_or(left, |w| w.min(left)));
+                    }
+                } else if read_to_close {
+                    let index = shard.index;
+                    buffers.remove(&index);
+                    change_cursor(channel, move |c| {
+                        c.finished.insert(index);
+                    })
+                    .await?;
+                }
+                break;
             }
         }
         Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)))
