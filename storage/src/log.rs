@@ -1166,7 +1166,8 @@ impl Log {
     }
 
     /// Seals the log (e.g. a closed shard): the active segment is trimmed, mapped read-only and
-    /// flushed; later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
+    /// flushed, and the flusher thread stops (a sealed log runs no thread, also when reopened);
+    /// later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
     /// sealed. Idempotent. Reads, retention and `wait_durable` keep working. Blocks on disk I/O.
     ///
     /// ```
