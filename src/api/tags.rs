@@ -56,6 +56,35 @@ fn allowed_tag_char(c: char) -> bool {
         || ('\u{2C00}'..='\u{D7FF}').contains(&c)
 }
 
+/// Tags given at creation obey the rules of adding them later: their texts, and at most
+/// [`MAX_TAGS_PER_STREAM`]. `what` names the resource in the messages, `kind` its type.
+fn check_tags_to_add(
+    tags: &BTreeMap<String, String>,
+    what: &str,
+    kind: &str,
+) -> Result<(), ApiError> {
+    check_tag_text(
+        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        "add tags to",
+        what,
+    )?;
+    if tags.len() > MAX_TAGS_PER_STREAM {
+        return Err(too_many_tags(what, kind));
+    }
+    Ok(())
+}
+
+/// Adds `tags` to `now` unless the union would exceed [`MAX_TAGS_PER_STREAM`]: then true, and
+/// `now` is unchanged.
+fn merge_within_limit(now: &mut BTreeMap<String, String>, tags: BTreeMap<String, String>) -> bool {
+    let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
+    if after > MAX_TAGS_PER_STREAM {
+        return true;
+    }
+    now.extend(tags);
+    false
+}
+
 /// AWS's two checks on tag text, in AWS's order: characters outside the allowed set, then
 /// `%`, which the class admits but the service refuses.
 ///
@@ -166,15 +195,7 @@ pub fn check_channel_tags(
     account: &str,
 ) -> Result<(), ApiError> {
     let what = channel_resource(name, account);
-    check_tag_text(
-        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-        "add tags to",
-        &what,
-    )?;
-    if tags.len() > MAX_TAGS_PER_STREAM {
-        return Err(too_many_tags(&what, "channel"));
-    }
-    Ok(())
+    check_tags_to_add(tags, &what, "channel")
 }
 
 async fn add_to_channel(
@@ -190,14 +211,7 @@ async fn add_to_channel(
         &what,
     )?;
     let too_many = broker
-        .update_channel_tags(channel, move |now| {
-            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
-            if after > MAX_TAGS_PER_STREAM {
-                return true;
-            }
-            now.extend(tags);
-            false
-        })
+        .update_channel_tags(channel, move |now| merge_within_limit(now, tags))
         .await
         .map_err(crate::api::channels::channel_error)?;
     if too_many {
@@ -218,15 +232,7 @@ pub fn check_queue_tags(
     account: &str,
 ) -> Result<(), ApiError> {
     let what = queue_resource(name, account);
-    check_tag_text(
-        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-        "add tags to",
-        &what,
-    )?;
-    if tags.len() > MAX_TAGS_PER_STREAM {
-        return Err(too_many_tags(&what, "queue"));
-    }
-    Ok(())
+    check_tags_to_add(tags, &what, "queue")
 }
 
 async fn add_to_queue(
@@ -242,14 +248,7 @@ async fn add_to_queue(
         &what,
     )?;
     let too_many = broker
-        .update_queue_tags(queue, move |now| {
-            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
-            if after > MAX_TAGS_PER_STREAM {
-                return true;
-            }
-            now.extend(tags);
-            false
-        })
+        .update_queue_tags(queue, move |now| merge_within_limit(now, tags))
         .await
         .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control))?;
     if too_many {
@@ -295,12 +294,7 @@ async fn add_to_consumer(
     )?;
     let too_many = broker
         .update_consumer_tags(stream, consumer.name, consumer.created_ms, move |now| {
-            let after = tags.keys().filter(|k| !now.contains_key(*k)).count() + now.len();
-            if after > MAX_TAGS_PER_STREAM {
-                return true;
-            }
-            now.extend(tags);
-            false
+            merge_within_limit(now, tags)
         })
         .await?;
     if too_many {
@@ -484,15 +478,7 @@ pub async fn list_tags_for_resource(
 /// Tags given to CreateStream obey the same rules as AddTagsToStream.
 pub fn check_create_tags(tags: &BTreeMap<String, String>, key: &StreamKey) -> Result<(), ApiError> {
     let what = stream_resource(key);
-    check_tag_text(
-        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-        "add tags to",
-        &what,
-    )?;
-    if tags.len() > MAX_TAGS_PER_STREAM {
-        return Err(too_many_tags(&what, "stream"));
-    }
-    Ok(())
+    check_tags_to_add(tags, &what, "stream")
 }
 
 /// Tags given to RegisterStreamConsumer obey the same rules as TagResource on the consumer.
@@ -502,13 +488,5 @@ pub fn check_consumer_tags(
     consumer: &str,
 ) -> Result<(), ApiError> {
     let what = consumer_resource(key, consumer);
-    check_tag_text(
-        tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-        "add tags to",
-        &what,
-    )?;
-    if tags.len() > MAX_TAGS_PER_STREAM {
-        return Err(too_many_tags(&what, "consumer"));
-    }
-    Ok(())
+    check_tags_to_add(tags, &what, "consumer")
 }

@@ -276,7 +276,7 @@ impl Broker {
                 let log = logs
                     .next()
                     .ok_or_else(|| Error::Catalog("fewer shard logs opened than listed".into()))?;
-                shards.push(Arc::new(Shard {
+                let shard = Arc::new(Shard {
                     index: sm.index,
                     id: stream::shard_id(sm.index),
                     range: sm.range,
@@ -289,7 +289,12 @@ impl Broker {
                     demand: Default::default(),
                     tail: Default::default(),
                     metrics: Default::default(),
-                }));
+                });
+                // Data directories from before closed shards were sealed.
+                if sm.closed.is_some() && !shard.log.is_sealed() {
+                    reshard::seal_closed(&shard);
+                }
+                shards.push(shard);
             }
             let mut state = StreamState {
                 status,

@@ -207,6 +207,9 @@ impl Broker {
         for shard in &closed {
             shard.tail.changed();
         }
+        for shard in &closed {
+            seal_closed(shard);
+        }
         tracing::info!(stream = %stream.key.name, "resharded");
         Ok(())
     }
@@ -349,6 +352,17 @@ fn open_shard(stream: &Stream, st: &StreamState, index: u32) -> Result<Arc<Shard
         });
     }
     Ok(shard)
+}
+
+/// Seals the log of a closed shard: its active segment is trimmed to its records and its
+/// flusher thread stops, so a closed shard kept for its retention period costs files but no
+/// thread and no preallocated space (the soak found a thread per closed shard otherwise).
+/// Blocks on disk I/O. A failure only costs that thread: the write gate already refuses
+/// appends.
+pub(super) fn seal_closed(shard: &Shard) {
+    if let Err(e) = shard.log.seal() {
+        tracing::warn!(shard = %shard.id, error = %e, "could not seal the log of a closed shard");
+    }
 }
 
 /// Closes a shard through its write gate: once the write lock is held no append is in
@@ -723,6 +737,10 @@ mod broker_tests {
             .await
             .unwrap();
         let parent = stream.state().shards[0].clone();
+        // The closed parent's log is sealed: no flusher thread kept for its retention period.
+        assert!(parent.log.is_sealed());
+        assert!(!parent.log.has_flusher_thread());
+        assert!(stream.state().shards[1].log.has_flusher_thread());
         let it = broker
             .issue_iterator(&stream, &parent, Position::TrimHorizon)
             .unwrap();

@@ -70,7 +70,9 @@ const MIN_SEGMENT_BYTES: u64 = 64;
 /// ```
 pub struct Log {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    /// `None` once the log is sealed: a sealed log has nothing left to flush, so a closed
+    /// shard (kept until retention deletes it) costs no thread.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Log {
@@ -525,10 +527,16 @@ impl Log {
             .name("storage-flush".into())
             .spawn(move || flush.run())
             .map_err(|e| Error::io("spawning the flusher thread for", &dir, e))?;
-        Ok(Log {
+        let log = Log {
             shared,
-            flusher: Some(flusher),
-        })
+            flusher: Mutex::new(Some(flusher)),
+        };
+        if sealed {
+            // Whatever recovery left pending is flushed before the thread goes.
+            log.sync()?;
+            log.stop_flusher();
+        }
+        Ok(log)
     }
 
     /// The log's directory.
@@ -1158,7 +1166,8 @@ impl Log {
     }
 
     /// Seals the log (e.g. a closed shard): the active segment is trimmed, mapped read-only and
-    /// flushed; later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
+    /// flushed, and the flusher thread stops (a sealed log runs no thread, also when reopened);
+    /// later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
     /// sealed. Idempotent. Reads, retention and `wait_durable` keep working. Blocks on disk I/O.
     ///
     /// ```
@@ -1197,7 +1206,16 @@ impl Log {
         }
         drop(w);
         self.sync()?;
-        fsync_dir(&sh.dir)
+        fsync_dir(&sh.dir)?;
+        // Everything is durable and nothing more can be appended: the flusher's work is done.
+        self.stop_flusher();
+        Ok(())
+    }
+
+    /// Whether the log still runs its flusher thread (false once sealed). For tests.
+    #[doc(hidden)]
+    pub fn has_flusher_thread(&self) -> bool {
+        lock(&self.flusher).is_some()
     }
 
     /// True once [`Log::seal`] was called (now or before the last reopen).
@@ -1207,14 +1225,15 @@ impl Log {
 
     /// Removes the log's files and directory, after stopping the flusher thread. Pending
     /// `wait_durable` futures resolve (the last flush still runs) or fail with [`Error::Closed`].
-    pub fn delete(mut self) -> Result<()> {
+    pub fn delete(self) -> Result<()> {
         self.stop_flusher();
         let dir = self.shared.dir.clone();
         fs::remove_dir_all(&dir).map_err(|e| Error::io("deleting log directory", &dir, e))
     }
 
-    fn stop_flusher(&mut self) {
-        if let Some(h) = self.flusher.take() {
+    fn stop_flusher(&self) {
+        let handle = lock(&self.flusher).take();
+        if let Some(h) = handle {
             self.shared.flush.shutdown();
             if h.join().is_err() {
                 tracing::error!(dir = %self.shared.dir.display(), "flusher thread panicked");

@@ -956,7 +956,7 @@ fn retention_deletes_segment_with_live_record() {
 }
 
 #[test]
-fn sealed_log_accepts_appends() {
+fn sealed_log_refuses_appends_and_runs_no_flusher_thread() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
     fill(&log, 30, 1000);
@@ -964,6 +964,10 @@ fn sealed_log_accepts_appends() {
     log.seal().unwrap();
     log.seal().unwrap(); // idempotent
     assert!(log.is_sealed());
+    // A sealed log (a closed shard, kept for its retention period) runs no thread; everything
+    // below works without it.
+    assert!(!log.has_flusher_thread());
+    log.sync().unwrap();
     let r = Record {
         partition_key: b"k",
         explicit_hash_key: None,
@@ -984,6 +988,11 @@ fn sealed_log_accepts_appends() {
     drop(log);
     let log = Log::open(dir.path(), opts(1024, 64)).unwrap();
     assert!(log.is_sealed(), "seal must persist across reopen");
+    assert!(
+        !log.has_flusher_thread(),
+        "a reopened sealed log starts no flusher"
+    );
+    log.sync().unwrap();
     assert!(matches!(log.append(5000, &[r]), Err(Error::Sealed)));
     assert_eq!(log.bounds(), before);
     assert_eq!(read_all(&log, 0).unwrap(), (0..30).collect::<Vec<_>>());
