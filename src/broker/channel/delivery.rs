@@ -47,6 +47,10 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Longest pause after a failed write before the same object is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Most due objects built at once (in parallel, on blocking threads) before they are written
+/// one by one: enough to keep both cores of a small machine compressing while one object
+/// uploads, few enough that a backlog holds only this many objects in memory.
+const BUILD_WAVE: usize = 4;
 /// Refusals of an object after which its records go to the dead-letter prefix instead, with
 /// the store's answer as the reason, and the channel goes on.
 const MAX_REFUSALS: u32 = 5;
@@ -127,6 +131,12 @@ impl Broker {
 
     /// One look at a channel: writes the pending object, reads what is new, writes what is
     /// due. Returns how long until the oldest waiting record is due.
+    ///
+    /// Due objects go in waves of at most [`BUILD_WAVE`]: their bytes are built (encoded and
+    /// compressed, the CPU of delivery) in parallel on blocking threads, then written one
+    /// after the other, each stored as pending before its upload. Building touches no
+    /// durable state, so a wave cut short by a failure is simply worked out again from the
+    /// cursor.
     async fn channel_step(
         self: &Arc<Self>,
         channel: &Arc<Channel>,
@@ -137,16 +147,63 @@ impl Broker {
     ) -> Result<Option<Duration>> {
         let meta = channel.meta();
         if let Some(p) = meta.cursor.pending {
-            self.write_object(channel, stream, sink, p).await?;
+            self.write_object(channel, stream, sink, p, None).await?;
             buffers.remove(&p.shard);
         }
+        loop {
+            let (due, wait) = self
+                .due_objects(channel, stream, buffers, buffer_bytes)
+                .await?;
+            if due.is_empty() {
+                return Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)));
+            }
+            let full_wave = due.len() >= BUILD_WAVE;
+            let meta = Arc::new(channel.meta());
+            let builds: Vec<_> = due
+                .iter()
+                .map(|&(p, ref shard)| {
+                    let (broker, meta, stream, shard) =
+                        (self.clone(), meta.clone(), stream.clone(), shard.clone());
+                    tokio::task::spawn_blocking(move || {
+                        broker.build_object(&meta, &stream, &shard, p, None)
+                    })
+                })
+                .collect();
+            for ((p, _), build) in due.into_iter().zip(builds) {
+                let built = build
+                    .await
+                    .map_err(|e| Error::Catalog(format!("building a channel object: {e}")))??;
+                self.write_object(channel, stream, sink, p, Some(built))
+                    .await?;
+            }
+            if !full_wave {
+                return Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)));
+            }
+        }
+    }
+
+    /// Reads what is new on every shard the channel may read and returns the objects that
+    /// are due (at most [`BUILD_WAVE`], in shard order, a shard's in offset order) and, in
+    /// ms, how long until the oldest record still waiting is due. Marks shards read to
+    /// their closed end as finished.
+    async fn due_objects(
+        self: &Arc<Self>,
+        channel: &Arc<Channel>,
+        stream: &Arc<Stream>,
+        buffers: &mut BTreeMap<u32, Buffered>,
+        buffer_bytes: u64,
+    ) -> Result<(Vec<(PendingObject, Arc<Shard>)>, Option<i64>)> {
         let meta = channel.meta();
         let cursor = &meta.cursor;
         let freshness_ms = meta.destination.data_freshness_s as i64 * 1000;
         let shards = stream.state().shards.clone();
         let shard_of = |index: u32| shards.iter().find(|s| s.index == index);
         let mut wait: Option<i64> = None;
+        let mut due = Vec::new();
         for shard in &shards {
+            if due.len() >= BUILD_WAVE {
+                break;
+            }
             if cursor.finished.contains(&shard.index) {
                 continue;
             }
@@ -164,11 +221,11 @@ impl Broker {
                 .unwrap_or(0)
                 .max(self.trim_horizon(stream, shard)?);
             let end = Broker::shard_end(shard);
-            // Every object that is due is written in this step; only the last, partial one
-            // waits (for more records, its freshness or the shard's close). Otherwise a
-            // backlog with no new appends to wake the loop (after a restart, or a channel
-            // created on a full stream) would go out one object per shard per idle period.
-            loop {
+            // Every object that is due is taken; only the last, partial one waits (for more
+            // records, its freshness or the shard's close). Otherwise a backlog with no new
+            // appends to wake the loop (after a restart, or a channel created on a full
+            // stream) would go out one object per shard per idle period.
+            while due.len() < BUILD_WAVE {
                 let buf = buffers.entry(shard.index).or_insert(Buffered {
                     first: start,
                     end: start,
@@ -216,7 +273,7 @@ impl Broker {
                             end: buf.end,
                         };
                         buffers.remove(&shard.index);
-                        self.write_object(channel, stream, sink, p).await?;
+                        due.push((p, shard.clone()));
                         start = p.end;
                         if p.end < end {
                             continue;
@@ -236,7 +293,7 @@ impl Broker {
                 break;
             }
         }
-        Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)))
+        Ok((due, wait))
     }
 
     /// Writes the object of range `p` (its dead letters first) and moves the cursor past it.
@@ -246,6 +303,7 @@ impl Broker {
         stream: &Arc<Stream>,
         sink: &S3Sink,
         p: PendingObject,
+        built: Option<Built>,
     ) -> Result<()> {
         if channel.meta().cursor.pending != Some(p) {
             change_cursor(channel, move |c| {
@@ -262,10 +320,11 @@ impl Broker {
             .find(|s| s.index == p.shard)
             .cloned();
         let meta = channel.meta();
-        let built = match &shard {
-            Some(shard) => Some(self.build_object(&meta, stream, shard, p, None)?),
+        let built = match (built, &shard) {
+            (Some(built), Some(_)) => Some(built),
+            (None, Some(shard)) => Some(self.build_object(&meta, stream, shard, p, None)?),
             // The shard is gone (retention dropped its stream's old shards): nothing to write.
-            None => None,
+            (_, None) => None,
         };
         if let Some(built) = &built {
             let d = &meta.destination;
@@ -581,9 +640,12 @@ fn compress(compression: Compression, raw: Vec<u8>) -> Result<Vec<u8>> {
     match compression {
         Compression::None => Ok(raw),
         Compression::Gzip => {
+            // Level 1: on 1 KiB JSON event records it compresses about 4x (level 6: 5.4x) at
+            // several times the speed, and compressing is most of a channel's CPU; see
+            // benches/RESULTS.md, "Channels (issue 22)".
             let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4),
-                flate2::Compression::default(),
+                Vec::with_capacity(raw.len() / 3),
+                flate2::Compression::fast(),
             );
             gz.write_all(&raw)
                 .and_then(|_| gz.finish())
