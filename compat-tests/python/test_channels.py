@@ -190,6 +190,25 @@ def lines_of(s3, bucket, key):
     return [line for line in body.decode().split("\n") if line]
 
 
+def numbered_records_behind_a_channel(broker, s3, name, total):
+    """An on-demand stream NAME with an ACTIVE JSON channel NAME into bucket NAME-lake, then
+    JSON records {"n": 0..total} (about 50 bytes each) put into it, 100 per request."""
+    kinesis = make_client(url=broker.url)
+    s3.create_bucket(Bucket=f"{name}-lake")
+    on_demand(kinesis, name)
+    ch = create_channel(kinesis, name, name, f"{name}-lake")
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    for start in range(0, total, 100):
+        kinesis.put_records(StreamName=name, Records=[
+            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
+            for i in range(start, min(start + 100, total))])
+
+
+def numbers_in(s3, bucket):
+    """The "n" of every JSON line of every object in the bucket, in key order."""
+    return [json.loads(line)["n"] for k in objects(s3, bucket) for line in lines_of(s3, bucket, k)]
+
+
 def wait_for(predicate, what, polls=MAX_POLLS * 2, pause=0.05):
     for _ in range(polls):
         value = predicate()
@@ -321,17 +340,9 @@ def test_byte_array_and_string_layouts(broker_factory, s3_url):
 
 def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     b = broker_factory(buffer_bytes=2000)
-    kinesis = make_client(url=b.url)
     s3 = s3_client(s3_url)
-    s3.create_bucket(Bucket="crash-lake")
-    on_demand(kinesis, "crash")
-    ch = create_channel(kinesis, "crash", "crash", "crash-lake")
-    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
     total = 600
-    for start in range(0, total, 100):
-        kinesis.put_records(StreamName="crash", Records=[
-            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
-            for i in range(start, start + 100)])
+    numbered_records_behind_a_channel(b, s3, "crash", total)
     # Killed while objects are being written.
     wait_for(lambda: objects(s3, "crash-lake"), "a first object", pause=0.005)
     b.kill()
@@ -339,7 +350,7 @@ def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     b2.advance_clock(301_000)
 
     def all_delivered():
-        docs = [json.loads(line)["n"] for k in objects(s3, "crash-lake") for line in lines_of(s3, "crash-lake", k)]
+        docs = numbers_in(s3, "crash-lake")
         return docs if len(set(docs)) >= total else None
 
     docs = wait_for(all_delivered, f"{total} records after the restart")
@@ -352,23 +363,15 @@ def test_a_backlog_is_delivered_without_waiting_for_new_records(broker_factory, 
     # never full, then restarted with a small object size): every full object must go out
     # at once, not one per shard per idle period (30 s).
     b = broker_factory(buffer_bytes=5 * 1024 * 1024)
-    kinesis = make_client(url=b.url)
     s3 = s3_client(s3_url)
-    s3.create_bucket(Bucket="backlog-lake")
-    on_demand(kinesis, "backlog")
-    ch = create_channel(kinesis, "backlog", "backlog", "backlog-lake")
-    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
     total = 600
-    for start in range(0, total, 100):
-        kinesis.put_records(StreamName="backlog", Records=[
-            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
-            for i in range(start, start + 100)])
+    numbered_records_behind_a_channel(b, s3, "backlog", total)
     b.stop()
     assert objects(s3, "backlog-lake") == []
     b = broker_factory(buffer_bytes=2000)
 
     def full_objects():
-        docs = [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]
+        docs = numbers_in(s3, "backlog-lake")
         # The last object of each shard is partial and waits for its freshness (300 s).
         return docs if len(docs) >= total - 4 * 40 else None
 
@@ -377,9 +380,9 @@ def test_a_backlog_is_delivered_without_waiting_for_new_records(broker_factory, 
     assert time.monotonic() - started < 20, "the backlog went out at the pace of idle periods"
     assert len(set(docs)) == len(docs)
     b.advance_clock(301_000)
-    assert sorted(wait_for(lambda: (lambda d: d if len(d) >= total else None)(
-        [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]),
-        "the partial objects once fresh enough")) == list(range(total))
+    docs = wait_for(lambda: (lambda d: d if len(d) >= total else None)(numbers_in(s3, "backlog-lake")),
+                    "the partial objects once fresh enough")
+    assert sorted(docs) == list(range(total))
 
 
 def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, s3_url):
