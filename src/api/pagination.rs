@@ -8,7 +8,7 @@
 use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, RequestContext};
+use crate::api::{ApiError, RequestContext, Timestamp};
 use crate::api_error;
 
 /// How long a `NextToken` is valid: 300 seconds, as ListShards documents.
@@ -76,6 +76,120 @@ impl PageToken {
             ));
         }
         Ok(env.token)
+    }
+}
+
+/// Where a List operation that pages by name resumes: items sorted by name, each page
+/// starting after the last name of the previous one.
+#[derive(Debug)]
+pub struct NamePages<'a> {
+    operation: &'static str,
+    ctx: &'a RequestContext,
+    scope: String,
+    after: Option<String>,
+    now_ms: i64,
+}
+
+impl<'a> NamePages<'a> {
+    /// Reads `next_token` (none: the first page). A token belongs to the scope it was
+    /// issued under (e.g. the filter), so one issued under another scope is invalid.
+    pub fn resume(
+        operation: &'static str,
+        ctx: &'a RequestContext,
+        scope: String,
+        next_token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<NamePages<'a>, ApiError> {
+        let after = match next_token {
+            Some(token) => {
+                let page = PageToken::decode(token, operation, ctx, now_ms)?;
+                if page.scope != scope {
+                    return Err(api_error!(InvalidArgumentException, "Invalid NextToken."));
+                }
+                Some(page.after)
+            }
+            None => None,
+        };
+        Ok(NamePages {
+            operation,
+            ctx,
+            scope,
+            after,
+            now_ms,
+        })
+    }
+
+    /// Whether `name` comes after the previous page, so belongs to this one or a later one.
+    pub fn is_after_previous(&self, name: &str) -> bool {
+        self.after.as_deref().is_none_or(|a| name > a)
+    }
+
+    /// The first `limit` of `items` (those after the previous page, by name) and the token
+    /// for the rest, if any are left.
+    pub fn page<T>(
+        self,
+        mut items: Vec<T>,
+        limit: usize,
+        name: impl Fn(&T) -> &str,
+    ) -> (Vec<T>, Option<String>) {
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        let next_token = match (has_more, items.last()) {
+            (true, Some(last)) => Some(
+                PageToken {
+                    operation: self.operation.into(),
+                    scope: self.scope,
+                    after: name(last).to_string(),
+                    issued_ms: self.now_ms,
+                }
+                .encode(self.ctx),
+            ),
+            _ => None,
+        };
+        (items, next_token)
+    }
+}
+
+/// The `StreamFilter` of ListQueues and ListChannels: stream ARNs, each optionally with a
+/// `StreamCreationTimestamp` telling the stream from an earlier one of the same name.
+#[derive(Debug, Default)]
+pub struct StreamFilter {
+    /// (ARN, creation second): clients send the timestamp as a float, so it is compared to
+    /// the second.
+    streams: Vec<(String, Option<i64>)>,
+}
+
+impl StreamFilter {
+    /// From the request's (`StreamARN`, `StreamCreationTimestamp`) pairs.
+    pub fn new(streams: impl IntoIterator<Item = (Option<String>, Option<Timestamp>)>) -> Self {
+        StreamFilter {
+            streams: streams
+                .into_iter()
+                .map(|(arn, created)| {
+                    (
+                        arn.unwrap_or_default(),
+                        created.map(|t| t.millis.div_euclid(1000)),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The page-token scope: a token belongs to the filter it was issued under.
+    pub fn scope(&self) -> String {
+        self.streams
+            .iter()
+            .map(|(arn, ts)| format!("{arn}@{}", ts.map_or(String::new(), |t| t.to_string())))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Whether a resource on this stream incarnation is listed (all are without a filter).
+    pub fn admits(&self, stream_arn: &str, stream_created_ms: i64) -> bool {
+        self.streams.is_empty()
+            || self.streams.iter().any(|(arn, ts)| {
+                arn == stream_arn && ts.is_none_or(|t| t == stream_created_ms.div_euclid(1000))
+            })
     }
 }
 

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod queue;
 mod read;
 pub mod reshard;
+mod resources;
 mod retention;
 pub mod sequence;
 pub mod stream;

@@ -32,4 +32,5 @@ mod policies;
 mod queues;
 mod records;
 mod streams;
+mod support;
 mod tls;
