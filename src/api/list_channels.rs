@@ -34,7 +34,7 @@ pub async fn handle(
         ctx,
         filter.scope(),
         input.next_token.as_deref(),
-        broker.clock().now_ms(),
+        broker.clock(),
     )?;
     // The model bounds MaxResults to 1..=10000; validation ran.
     let limit = input.max_results.map_or(MAX_CHANNEL_PAGE, |m| {

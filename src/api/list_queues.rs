@@ -35,7 +35,7 @@ pub async fn handle(
         ctx,
         filter.scope(),
         input.next_token.as_deref(),
-        broker.clock().now_ms(),
+        broker.clock(),
     )?;
     // The model bounds MaxResults to 1..=10000; validation ran.
     let limit = input

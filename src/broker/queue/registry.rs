@@ -160,11 +160,12 @@ impl Queues {
         data_dir: &Path,
         secret: &[u8; 32],
         durability: storage::Durability,
+        clock: &crate::broker::Clock,
     ) -> Result<Queues> {
         let dir = data_dir.join(QUEUES_DIR);
         let mut by_arn = BTreeMap::new();
         for path in stored_files(&dir, "journal")? {
-            let (mut journal, meta, delivery) = QueueJournal::open(&path, durability)?;
+            let (mut journal, meta, delivery) = QueueJournal::open(&path, durability, clock)?;
             let Some(mut meta) = meta else {
                 // Created but its first entry never written: CreateQueue never answered.
                 storage::Journal::remove(&path)?;
@@ -186,7 +187,8 @@ impl Queues {
             }
             let mut delivery = delivery;
             delivery.set_max_receive(meta.attrs.dead_letter.max_receive_count());
-            // Start each run from a snapshot: recovery time follows the in-flight set.
+            // Start each run from a snapshot: recovery time follows the in-flight set, and
+            // every time in the journal is on this run's steady timeline from here on.
             journal.compact(&meta, &delivery)?;
             by_arn.insert(
                 meta.arn(),
@@ -379,7 +381,7 @@ impl Broker {
             meta.effective_start_ms = Some(self.effective_start_ms(stream, &meta));
         }
         let path = journal_path(&self.queues.dir, &meta.id);
-        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.durability)?;
+        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.durability, &self.clock)?;
         let written = journal
             .write_meta(&meta)
             .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true))
