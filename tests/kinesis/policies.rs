@@ -491,3 +491,150 @@ async fn a_mapping_reads_another_account_only_through_its_policy() {
     assert_eq!(created.body["EventSourceArn"], events);
     server.shutdown().await.unwrap();
 }
+
+/// The reads Lambda's poller makes, granted to the mapping API's account (the requests of
+/// crate::esm::http sign with a non-numeric key: account 000000000000).
+fn poller_policy(stream_arn: &str, actions: &str) -> String {
+    format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"000000000000"}},"Action":{actions},"Resource":"{stream_arn}"}}"#
+    )
+}
+
+const POLLER_ACTIONS: &str = r#"["kinesis:DescribeStream","kinesis:ListShards","kinesis:GetShardIterator","kinesis:GetRecords"]"#;
+
+async fn mapping_result(addr: std::net::SocketAddr, uuid: &str) -> serde_json::Value {
+    let got = crate::esm::http(
+        addr,
+        "GET",
+        &format!("/2015-03-31/event-source-mappings/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    got.body
+}
+
+/// Waits (bounded) until the mapping's LastProcessingResult is `expected`; checks it stays
+/// Enabled meanwhile.
+async fn wait_for_result(addr: std::net::SocketAddr, uuid: &str, expected: &str) {
+    let deadline = tokio::time::Instant::now() + crate::esm::WAIT;
+    loop {
+        let mapping = mapping_result(addr, uuid).await;
+        assert_eq!(mapping["State"], "Enabled", "{mapping}");
+        if mapping["LastProcessingResult"] == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {expected:?}; mapping {mapping}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_delivered(seen: &crate::esm::Seen, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + crate::esm::WAIT;
+    loop {
+        let got = crate::esm::delivered(&seen.lock().unwrap());
+        if got == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; delivered {got:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn put_one(client: &Client, stream_arn: &str, data: &str) {
+    client
+        .put_record()
+        .stream_arn(stream_arn)
+        .partition_key("k")
+        .data(blob(data))
+        .send()
+        .await
+        .expect("PutRecord");
+}
+
+#[tokio::test]
+async fn a_running_mapping_stops_reading_when_the_owner_withdraws_its_policy_and_resumes_when_it_returns()
+ {
+    use crate::esm::{fake_runtime, free_port, http};
+    use kinesis_broker::config::FunctionSpec;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let server = start_server_in(dir.path(), |c| {
+        c.functions = vec![FunctionSpec::runtime("fn", runtime)];
+        c.event_source_mapping_delay = std::time::Duration::ZERO;
+    })
+    .await;
+    let addr = server.local_addr();
+    let owner = client_with(addr, OWNER, REGION);
+    create_stream(&owner, "events", 1).await;
+    let events = arn(OWNER, "events");
+    let statement = poller_policy(&events, POLLER_ACTIONS);
+    put_policy(&owner, &events, &statement).await;
+    let (seen, function) = fake_runtime(runtime, |_, _| true);
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&json!({"FunctionName": "fn", "EventSourceArn": events, "StartingPosition": "TRIM_HORIZON"})),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    let uuid = created.body["UUID"].as_str().unwrap().to_string();
+    put_one(&owner, &events, "granted").await;
+    wait_delivered(&seen, &["granted"]).await;
+    wait_for_result(addr, &uuid, "OK").await;
+
+    // Withdrawn: the mapping reports it and gets nothing more, though it stays Enabled.
+    owner
+        .delete_resource_policy()
+        .resource_arn(&events)
+        .send()
+        .await
+        .expect("DeleteResourcePolicy");
+    let problem = format!(
+        "PROBLEM: Cannot access stream {events}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM."
+    );
+    wait_for_result(addr, &uuid, &problem).await;
+    put_one(&owner, &events, "withheld").await;
+    // Longer than two of the poller's once-a-second re-checks.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        crate::esm::delivered(&seen.lock().unwrap()),
+        ["granted"],
+        "nothing is read while the policy is gone"
+    );
+    assert_eq!(
+        mapping_result(addr, &uuid).await["LastProcessingResult"],
+        problem
+    );
+
+    // Restored: delivery resumes where it stopped, nothing lost.
+    put_policy(&owner, &events, &statement).await;
+    wait_delivered(&seen, &["granted", "withheld"]).await;
+    wait_for_result(addr, &uuid, "OK").await;
+
+    // Narrowed to GetRecords alone: the poller also needs GetShardIterator and the rest.
+    put_policy(
+        &owner,
+        &events,
+        &poller_policy(&events, r#""kinesis:GetRecords""#),
+    )
+    .await;
+    wait_for_result(addr, &uuid, &problem).await;
+    put_one(&owner, &events, "narrowed").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        crate::esm::delivered(&seen.lock().unwrap()),
+        ["granted", "withheld"]
+    );
+    function.abort();
+    server.shutdown().await.unwrap();
+}
