@@ -186,6 +186,7 @@ mod tests {
             start: StartingPosition::Latest,
             effective_start_ms: Some(2),
             tags: Default::default(),
+            policy: None,
         }
     }
 

@@ -378,6 +378,7 @@ impl Broker {
             start: new.start,
             effective_start_ms: None,
             tags: new.tags,
+            policy: None,
         };
         if delay.is_zero() {
             meta.status = QueueStatus::Active;
@@ -563,6 +564,24 @@ impl Broker {
         .await
         .map_err(|e| Error::Catalog(format!("queue tag update failed: {e}")))??;
         Ok(out)
+    }
+
+    /// Sets (or, with `None`, removes) a queue's resource policy and journals it; returns
+    /// whether one was set before.
+    pub async fn replace_queue_policy(
+        self: &Arc<Self>,
+        queue: &Arc<Queue>,
+        policy: Option<String>,
+    ) -> QueueResult<bool> {
+        let q = queue.clone();
+        let had = tokio::task::spawn_blocking(move || -> Result<bool> {
+            let mut had = false;
+            q.change_meta(|m| had = std::mem::replace(&mut m.policy, policy).is_some())?;
+            Ok(had)
+        })
+        .await
+        .map_err(|e| Error::Catalog(format!("queue policy update failed: {e}")))??;
+        Ok(had)
     }
 
     /// DeleteQueue: DELETING at once (no more deliveries, handles stop working), gone
