@@ -23,7 +23,8 @@ const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// One journal entry.
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
-    Meta(QueueMeta),
+    /// Boxed: the settings are far larger than a change (serialised the same).
+    Meta(Box<QueueMeta>),
     Change(Change),
 }
 
@@ -65,7 +66,7 @@ impl QueueJournal {
         let mut changes = Vec::new();
         for (i, bytes) in entries.iter().enumerate() {
             match serde_json::from_slice::<Record>(bytes) {
-                Ok(Record::Meta(m)) => meta = Some(m),
+                Ok(Record::Meta(m)) => meta = Some(*m),
                 Ok(Record::Change(c)) => changes.push(c),
                 Err(e) => {
                     return Err(Error::Catalog(format!(
@@ -97,7 +98,7 @@ impl QueueJournal {
 
     /// Appends the settings.
     pub(super) fn write_meta(&mut self, meta: &QueueMeta) -> Result<()> {
-        let bytes = encode(&Record::Meta(meta.clone()))?;
+        let bytes = encode(&Record::Meta(Box::new(meta.clone())))?;
         self.journal.append(&[bytes])?;
         Ok(())
     }
@@ -146,7 +147,7 @@ impl QueueJournal {
 
     /// Rewrites the journal as a snapshot of `meta` and `delivery`.
     pub(super) fn compact(&mut self, meta: &QueueMeta, delivery: &Delivery) -> Result<()> {
-        let mut records = vec![encode(&Record::Meta(meta.clone()))?];
+        let mut records = vec![encode(&Record::Meta(Box::new(meta.clone())))?];
         for (&shard, &offset) in &delivery.frontier {
             records.push(encode(&Record::Change(Change::Frontier(shard, offset)))?);
         }
