@@ -40,7 +40,8 @@ const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// One journal entry.
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
-    Meta(QueueMeta),
+    /// Boxed: the settings are far larger than a change (serialised the same).
+    Meta(Box<QueueMeta>),
     Change(Change),
     /// The clock when the changes that follow were made.
     Mark(ClockMark),
@@ -89,7 +90,7 @@ impl QueueJournal {
         let mut mark = None;
         for (i, bytes) in entries.iter().enumerate() {
             match serde_json::from_slice::<Record>(bytes) {
-                Ok(Record::Meta(m)) => meta = Some(m),
+                Ok(Record::Meta(m)) => meta = Some(*m),
                 Ok(Record::Change(c)) => changes.push(c),
                 // Every change of a journal is on the timeline of the run that wrote its
                 // last snapshot (each run starts with one), and the last mark is the
@@ -130,7 +131,7 @@ impl QueueJournal {
 
     /// Appends the settings.
     pub(super) fn write_meta(&mut self, meta: &QueueMeta) -> Result<()> {
-        let bytes = encode(&Record::Meta(meta.clone()))?;
+        let bytes = encode(&Record::Meta(Box::new(meta.clone())))?;
         self.journal.append(&[bytes])?;
         Ok(())
     }
@@ -198,7 +199,7 @@ impl QueueJournal {
         let mark = self.clock.mark();
         let mut records = vec![
             encode(&Record::Mark(mark.clone()))?,
-            encode(&Record::Meta(meta.clone()))?,
+            encode(&Record::Meta(Box::new(meta.clone())))?,
         ];
         for (&shard, &offset) in &delivery.frontier {
             records.push(encode(&Record::Change(Change::Frontier(shard, offset)))?);
@@ -261,6 +262,7 @@ mod tests {
             start: StartingPosition::Latest,
             effective_start_ms: Some(2),
             tags: Default::default(),
+            policy: None,
         }
     }
 
@@ -408,7 +410,7 @@ mod tests {
             .map(|(j, entries, _)| (j, entries))
             .unwrap();
         j.append(&[
-            encode(&Record::Meta(meta())).unwrap(),
+            encode(&Record::Meta(Box::new(meta()))).unwrap(),
             encode(&Record::Change(entry)).unwrap(),
         ])
         .unwrap();

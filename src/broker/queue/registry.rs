@@ -375,6 +375,7 @@ impl Broker {
             start: new.start,
             effective_start_ms: None,
             tags: new.tags,
+            policy: None,
         };
         if delay.is_zero() {
             meta.status = QueueStatus::Active;
@@ -522,6 +523,21 @@ impl Broker {
         change: impl FnOnce(&mut BTreeMap<String, String>) -> T + Send + 'static,
     ) -> QueueResult<T> {
         Ok(resources::update_tags(queue, change).await?)
+    }
+
+    /// Sets (or, with `None`, removes) a queue's resource policy and journals it; returns
+    /// whether one was set before.
+    pub async fn replace_queue_policy(
+        self: &Arc<Self>,
+        queue: &Arc<Queue>,
+        policy: Option<String>,
+    ) -> QueueResult<bool> {
+        let q = queue.clone();
+        let (_, had) = resources::blocking("queue policy update", move || {
+            q.change_meta(|m| std::mem::replace(&mut m.policy, policy).is_some())
+        })
+        .await??;
+        Ok(had)
     }
 
     /// DeleteQueue: DELETING at once (no more deliveries, handles stop working), gone
