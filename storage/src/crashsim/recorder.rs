@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Something the workload promised (or started) at a point of the event stream; the checker
 /// derives what a crash state after that point must contain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Note {
+pub enum Note {
     /// Offsets below this were acknowledged as durable (`wait_durable` or `sync` returned).
     LogAcked(u64),
     /// The log's flusher completed a round covering offsets below this.
@@ -37,7 +37,7 @@ pub(crate) enum Note {
 
 /// One recorded step, in the order the code under test made it.
 #[derive(Debug, Clone)]
-pub(crate) enum Event {
+pub enum Event {
     /// File `uid` now holds `bytes` in the page cache.
     Content {
         uid: u64,
@@ -91,13 +91,13 @@ fn with_rec(f: impl FnOnce(&mut Rec)) {
 }
 
 /// Records everything the hooks report about files under `root` until [`Recording::finish`].
-pub(crate) struct Recording {
+pub struct Recording {
     _session: MutexGuard<'static, ()>,
 }
 
 impl Recording {
     /// `root` must be canonical (the hooks compare path prefixes) and empty.
-    pub(crate) fn start(root: &Path) -> Recording {
+    pub fn start(root: &Path) -> Recording {
         let session = lock(&SESSION);
         *lock(&REC) = Some(Rec {
             root: root.to_path_buf(),
@@ -113,7 +113,7 @@ impl Recording {
     /// [`Recording::start`] on a root that already holds files (a crash state to recover):
     /// they and their directories' entries start out durable. Also returns how many events
     /// describe that initial state (a crash cannot happen among them).
-    pub(crate) fn start_on_existing(root: &Path) -> (Recording, usize) {
+    pub fn start_on_existing(root: &Path) -> (Recording, usize) {
         let recording = Recording::start(root);
         with_rec(|r| {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
@@ -167,14 +167,25 @@ impl Recording {
         (recording, initial)
     }
 
-    pub(crate) fn finish(self) -> Vec<Event> {
+    pub fn finish(self) -> Vec<Event> {
         ACTIVE.store(false, Ordering::Release);
         lock(&REC).take().map(|r| r.events).unwrap_or_default()
     }
 }
 
+/// How many events the recording holds so far (0 when none runs). Something the workload saw
+/// acknowledged once this returned `p` must be found in every crash state at a point `>= p`:
+/// whatever made it durable was recorded before.
+#[cfg_attr(not(feature = "crash-sim"), allow(dead_code))]
+pub fn position() -> usize {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return 0;
+    }
+    lock(&REC).as_ref().map_or(0, |r| r.events.len())
+}
+
 /// Adds a note from the workload at this point of the stream.
-pub(crate) fn note(n: Note) {
+pub fn note(n: Note) {
     with_rec(|r| r.events.push(Event::Note(n)));
 }
 
