@@ -129,7 +129,9 @@ async fn record_workload(seed: u64) -> Recorded {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().canonicalize().unwrap();
     let recording = Recording::start(&root);
-    let handle = Server::start(config_for(&root)).await.expect("broker starts");
+    let handle = Server::start(config_for(&root))
+        .await
+        .expect("broker starts");
     let addr = handle.local_addr();
     let client = client_for(addr);
     let mut w = Workload {
@@ -464,12 +466,9 @@ async fn check_state(dir: &Path, due: &Due<'_>) -> Result<(), String> {
         Ok(Err(e)) => return Err(format!("the broker refused to start: {e}")),
         Err(e) => return Err(format!("the broker panicked starting: {e}")),
     };
-    let result = tokio::time::timeout(
-        CALL_TIMEOUT * 3,
-        check_running(handle.local_addr(), due),
-    )
-    .await
-    .unwrap_or_else(|_| Err("checks did not finish in time".into()));
+    let result = tokio::time::timeout(CALL_TIMEOUT * 3, check_running(handle.local_addr(), due))
+        .await
+        .unwrap_or_else(|_| Err("checks did not finish in time".into()));
     let stopped = handle.shutdown().await;
     result?;
     stopped.map_err(|e| format!("shutdown failed: {e}"))
@@ -488,11 +487,15 @@ async fn check_running(addr: SocketAddr, due: &Due<'_>) -> Result<(), String> {
         if !exists && due.has(|a| matches!(a, Ack::StreamExists(s) if *s == name)) {
             let gone = due.has(|a| matches!(a, Ack::StreamGone(s) if *s == name));
             if !gone {
-                return Err(format!("stream {name} was acknowledged created and is missing"));
+                return Err(format!(
+                    "stream {name} was acknowledged created and is missing"
+                ));
             }
         }
         if exists && due.has(|a| matches!(a, Ack::StreamGone(s) if *s == name)) {
-            return Err(format!("stream {name} was acknowledged deleted and came back"));
+            return Err(format!(
+                "stream {name} was acknowledged deleted and came back"
+            ));
         }
         if exists {
             check_stream(&client, name, due).await?;
@@ -537,7 +540,9 @@ async fn check_stream(client: &Client, stream: &'static str, due: &Due<'_>) -> R
         while let Some(it) = iter {
             polls += 1;
             if polls > MAX_POLLS {
-                return Err(format!("{stream}/{shard_id}: no end after {MAX_POLLS} reads"));
+                return Err(format!(
+                    "{stream}/{shard_id}: no end after {MAX_POLLS} reads"
+                ));
             }
             let out = client
                 .get_records()
@@ -861,7 +866,9 @@ fn power_cut_keeps_what_the_broker_acknowledged() {
 fn power_cut_checks_catch_a_false_acknowledgement() {
     let (_, failures) = explore(60, 7, true);
     assert!(
-        failures.iter().any(|f| f.contains("acknowledged record lost")),
+        failures
+            .iter()
+            .any(|f| f.contains("acknowledged record lost")),
         "{failures:#?}"
     );
 }
