@@ -5,7 +5,7 @@
 //! number: the file system reuses the inode of a deleted segment, and a crash state may still
 //! hold the deleted file under its old name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
@@ -64,12 +64,35 @@ pub enum Event {
     Note(Note),
 }
 
+/// What a directory entry names when it names a directory (directories have no content).
+pub const DIRECTORY: u64 = u64::MAX;
+
 struct Rec {
     root: PathBuf,
     next_uid: u64,
     by_ino: HashMap<(u64, u64), u64>,
     listing: HashMap<PathBuf, BTreeMap<OsString, u64>>,
     events: Vec<Event>,
+    /// Directories (relative to the root) known to exist: those present when the recording
+    /// started count as durable; one created later is an entry of its parent like a file,
+    /// which a power cut can lose until the parent is fsynced.
+    dirs: HashSet<PathBuf>,
+}
+
+/// Every directory under `root`, relative to it, `root` itself as the empty path.
+fn existing_dirs(root: &Path) -> HashSet<PathBuf> {
+    let mut found = HashSet::from([PathBuf::new()]);
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.insert(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+                todo.push(path);
+            }
+        }
+    }
+    found
 }
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -105,6 +128,7 @@ impl Recording {
             by_ino: HashMap::new(),
             listing: HashMap::new(),
             events: Vec::new(),
+            dirs: existing_dirs(root),
         });
         ACTIVE.store(true, Ordering::Release);
         Recording { _session: session }
@@ -208,7 +232,36 @@ impl Rec {
         self.by_ino.get(&(m.dev(), m.ino())).copied()
     }
 
+    /// `dir` and its ancestors exist: those not known yet were created since the last look
+    /// and become entries of their parents (the code under test creates directories without
+    /// telling the hooks: `create_dir_all`).
+    fn note_dirs(&mut self, dir: &Path) {
+        let mut path = PathBuf::new();
+        for part in dir.components() {
+            let parent = path.clone();
+            path.push(part);
+            if self.dirs.insert(path.clone()) {
+                self.link(parent, part.as_os_str().to_owned(), Some(DIRECTORY));
+            }
+        }
+    }
+
+    /// Subdirectories of `dir` (relative) that exist now, before its fsync captures its entries.
+    fn note_subdirs(&mut self, dir: &Path) {
+        let subdirs: Vec<PathBuf> = std::fs::read_dir(self.root.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| dir.join(e.file_name()))
+            .collect();
+        for sub in subdirs {
+            self.note_dirs(&sub);
+        }
+    }
+
     fn link(&mut self, dir: PathBuf, name: OsString, uid: Option<u64>) {
+        self.note_dirs(&dir);
         let l = self.listing.entry(dir.clone()).or_default();
         let old = match uid {
             Some(u) => l.insert(name.clone(), u),
@@ -354,6 +407,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> SyncGuard {
             return;
         };
         let rel = rel.to_path_buf();
+        r.note_subdirs(&rel);
         let listing = r.listing.get(&rel).cloned().unwrap_or_default();
         pending = Some(Pending::Dir {
             dir: rel,

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::recorder::Event;
+use super::recorder::{DIRECTORY, Event};
 
 /// The unit of writeback: each page of a file is, after a crash, one of its versions.
 pub const PAGE: usize = 4096;
@@ -107,7 +107,13 @@ impl DiskModel {
     pub fn crash_state(&self, rng: &mut Rng, flavor: Flavor) -> (Vec<(PathBuf, Vec<u8>)>, String) {
         let mut out = Vec::new();
         let mut why = String::new();
+        // Directories created during the recording whose entry this state lost, with
+        // everything under them. A parent sorts before its children's entries.
+        let mut lost_dirs: Vec<PathBuf> = Vec::new();
         for ((dir, name), m) in &self.names {
+            if dir.ancestors().any(|a| lost_dirs.iter().any(|l| l == a)) {
+                continue;
+            }
             let mut cands = vec![m.durable];
             for (_, u) in &m.history {
                 if !cands.contains(u) {
@@ -119,6 +125,17 @@ impl DiskModel {
                 Flavor::Newest => m.history.last().map_or(m.durable, |h| h.1),
                 Flavor::Mixed => cands[rng.below(cands.len())],
             };
+            if cands.contains(&Some(DIRECTORY)) {
+                if pick != Some(DIRECTORY) {
+                    why.push_str(&format!(
+                        "  {}/{} (directory) lost\n",
+                        dir.display(),
+                        name.to_string_lossy()
+                    ));
+                    lost_dirs.push(dir.join(name));
+                }
+                continue;
+            }
             let Some(uid) = pick else { continue };
             let empty = FileModel::default();
             let f = self.files.get(&uid).unwrap_or(&empty);
