@@ -11,7 +11,7 @@
 //! process and names files by inode; other tests of the same process would run their brokers
 //! beside it and could take an inode of a file the recording still tracks.
 //!
-//! `CRASH_STATES` (default 300) and `CRASH_SEED` change the run; `CRASH_TMP` the directory the
+//! `CRASH_STATES` (default 200) and `CRASH_SEED` change the run; `CRASH_TMP` the directory the
 //! states are built in (default `/dev/shm` when present).
 
 #[path = "../common/mod.rs"]
@@ -847,7 +847,7 @@ fn explore(states: usize, seed: u64, lie: bool) -> (usize, Vec<String>) {
 
 #[test]
 fn power_cut_keeps_what_the_broker_acknowledged() {
-    let states = env_u64("CRASH_STATES", 300) as usize;
+    let states = env_u64("CRASH_STATES", 200) as usize;
     let seed = env_u64("CRASH_SEED", 1);
     let (explored, failures) = explore(states, seed, false);
     if !failures.is_empty() {
