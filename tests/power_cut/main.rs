@@ -485,8 +485,16 @@ async fn check_running(addr: SocketAddr, due: &Due<'_>) -> Result<(), String> {
     for name in [PROVISIONED, ON_DEMAND, DOOMED] {
         let exists = streams.contains(name);
         if !exists && due.has(|a| matches!(a, Ack::StreamExists(s) if *s == name)) {
-            let gone = due.has(|a| matches!(a, Ack::StreamGone(s) if *s == name));
-            if !gone {
+            // Deleting since the request was sent: the state may have it gone already.
+            let deleting = due
+                .rec
+                .acks
+                .iter()
+                .zip(&due.rec.sent)
+                .any(|((_, a), &sent)| {
+                    matches!(a, Ack::StreamGone(s) if *s == name) && sent < due.c
+                });
+            if !deleting {
                 return Err(format!(
                     "stream {name} was acknowledged created and is missing"
                 ));
