@@ -105,6 +105,16 @@ pub struct Cli {
     pub workload: Workload,
 }
 
+/// What the full-speed writers put in each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Payload {
+    /// Random bytes (incompressible, not text).
+    Random,
+    /// A JSON object of event-like fields whose text pads it to the record size, with words
+    /// drawn from a small vocabulary: it compresses about as well as real event JSON does.
+    Json,
+}
+
 /// Options of every write workload.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WriteOpts {
@@ -134,6 +144,14 @@ pub enum Workload {
         /// Records per PutRecords request (1-500).
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// Records/s over all writers; 0 writes at full speed. A producer at a fraction of
+        /// the measured rate, for what runs beside it (channels, issue 22).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Each record's data: `random` bytes, or `json`: one JSON document of exactly
+        /// --record-size bytes (what a channel's JSON format accepts).
+        #[arg(long, value_enum, default_value_t = Payload::Random)]
+        payload: Payload,
         #[command(flatten)]
         write: WriteOpts,
     },

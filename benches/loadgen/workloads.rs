@@ -2,7 +2,7 @@
 
 use crate::client::{CallError, Client, Conn, payload_hash};
 use crate::stats::{ProcWatch, Recorder, cpu_seconds, percentiles, round3};
-use crate::{Cli, Workload, WriteOpts};
+use crate::{Cli, Payload, Workload, WriteOpts};
 use base64_simd::STANDARD as B64;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -227,6 +227,67 @@ fn push_record(s: &mut String, data: &[u8], key: u32) {
     let _ = write!(s, "\",\"PartitionKey\":\"pk-{key}\"}}");
 }
 
+/// Words of the JSON payload's text: a small vocabulary, so the text compresses roughly as
+/// log and event text does rather than as random bytes.
+const WORDS: [&str; 32] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "order", "click", "checkout",
+    "session", "payment", "error",
+];
+const EVENTS: [&str; 4] = ["view", "click", "purchase", "signup"];
+
+/// The shortest JSON payload: the fixed fields with their widest values and an empty text.
+pub(crate) const JSON_PAYLOAD_MIN: usize = 110;
+
+/// Fills `buf` with one JSON object of exactly `buf.len()` bytes (at least
+/// [`JSON_PAYLOAD_MIN`]): numbered, timestamped event fields and a text of random words.
+fn fill_json(rng: &mut Rng, buf: &mut [u8]) {
+    let mut s = String::with_capacity(buf.len());
+    let _ = write!(
+        s,
+        "{{\"id\":{},\"ts\":{},\"user\":\"user-{:06}\",\"event\":\"{}\",\"amount\":{}.{:02},\"text\":\"",
+        rng.next() >> 12,
+        1_700_000_000_000u64 + (rng.next() >> 40),
+        rng.below(1_000_000),
+        EVENTS[rng.below(EVENTS.len() as u32) as usize],
+        rng.below(10_000),
+        rng.below(100),
+    );
+    let text_end = buf.len().saturating_sub(2);
+    while s.len() < text_end {
+        s.push_str(WORDS[rng.below(WORDS.len() as u32) as usize]);
+        s.push(' ');
+    }
+    s.truncate(text_end);
+    s.push_str("\"}");
+    let n = s.len().min(buf.len());
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+}
+
+fn fill_payload(payload: Payload, rng: &mut Rng, buf: &mut [u8]) {
+    match payload {
+        Payload::Random => rng.fill(buf),
+        Payload::Json => fill_json(rng, buf),
+    }
+}
+
+/// How the full-speed writers write: their total rate (0: unpaced) and what each record holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Writing {
+    pub rate: f64,
+    pub payload: Payload,
+}
+
+impl Default for Writing {
+    fn default() -> Self {
+        Self {
+            rate: 0.0,
+            payload: Payload::Random,
+        }
+    }
+}
+
 /// A PutRecords body of `n` records; `fill` writes each record's data.
 fn put_records_body(
     stream: &str,
@@ -251,9 +312,15 @@ fn put_records_body(
     s
 }
 
-fn put_record_body(stream: &str, record_size: usize, keys: u32, rng: &mut Rng) -> String {
+fn put_record_body(
+    stream: &str,
+    record_size: usize,
+    keys: u32,
+    payload: Payload,
+    rng: &mut Rng,
+) -> String {
     let mut data = vec![0u8; record_size];
-    rng.fill(&mut data);
+    fill_payload(payload, rng, &mut data);
     let mut s = String::with_capacity(96 + record_size * 4 / 3);
     let _ = write!(s, "{{\"StreamName\":\"{stream}\",\"Data\":\"");
     B64.encode_append(&data, &mut s);
@@ -328,6 +395,9 @@ struct WriteSpec {
     deadline: Instant,
     /// Records still allowed (`--total`), claimed a request at a time.
     budget: Option<Arc<AtomicI64>>,
+    /// Records/s for this writer; 0: unpaced.
+    rate: f64,
+    payload: Payload,
 }
 
 /// One writer: prepares a few request bodies (and their SHA-256) up front and cycles
@@ -349,7 +419,7 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
             let index = (worker + i) % spec.streams.len();
             let stream = &spec.streams[index];
             let body = if single {
-                put_record_body(stream, spec.record_size, spec.keys, &mut rng)
+                put_record_body(stream, spec.record_size, spec.keys, spec.payload, &mut rng)
             } else {
                 put_records_body(
                     stream,
@@ -357,7 +427,7 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
                     spec.record_size,
                     spec.keys,
                     &mut rng,
-                    |r, d| r.fill(d),
+                    |r, d| fill_payload(spec.payload, r, d),
                 )
             };
             let hash = payload_hash(body.as_bytes());
@@ -366,7 +436,18 @@ async fn write_worker(client: Arc<Client>, spec: WriteSpec, worker: usize) -> Re
         .collect();
     let mut conn = Conn::new(client);
     let mut i = 0usize;
+    let start = Instant::now();
+    let mut sent = 0u64;
     while Instant::now() < spec.deadline {
+        if spec.rate > 0.0 {
+            // Paced on the run's clock, not per request: a slow answer is caught up after.
+            let due = start + Duration::from_secs_f64(sent as f64 / spec.rate);
+            if due >= spec.deadline {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            sent += spec.batch as u64;
+        }
         if let Some(b) = &spec.budget
             && b.fetch_sub(spec.batch as i64, Ordering::Relaxed) <= 0
         {
@@ -403,8 +484,10 @@ async fn run_writers(
     streams: Arc<Vec<String>>,
     batch: usize,
     w: &WriteOpts,
+    how: Writing,
 ) -> (Recorder, Duration) {
     let start = Instant::now();
+    let writers = w.concurrency.max(1);
     let spec = WriteSpec {
         streams,
         batch: batch.max(1),
@@ -412,9 +495,11 @@ async fn run_writers(
         keys: w.partition_keys.max(1),
         deadline: start + w.duration,
         budget: w.total.map(|t| Arc::new(AtomicI64::new(t as i64))),
+        rate: how.rate.max(0.0) / writers as f64,
+        payload: how.payload,
     };
     let mut set = tokio::task::JoinSet::new();
-    for worker in 0..w.concurrency.max(1) {
+    for worker in 0..writers {
         set.spawn(write_worker(client.clone(), spec.clone(), worker));
     }
     let mut total = Recorder::default();
@@ -951,11 +1036,26 @@ pub async fn run(cli: &Cli, client: Arc<Client>) -> Result<(), String> {
         Workload::PutRecords {
             shards,
             batch_size,
+            rate,
+            payload,
             write,
         } => {
+            if *payload == Payload::Json && write.record_size < JSON_PAYLOAD_MIN {
+                return Err(format!(
+                    "--payload json needs --record-size {JSON_PAYLOAD_MIN} or more"
+                ));
+            }
             let mut p = write_params(write);
             p.insert("shards".into(), json!(shards));
             p.insert("batch_size".into(), json!(batch_size));
+            p.insert("rate".into(), json!(rate));
+            p.insert(
+                "payload".into(),
+                json!(match payload {
+                    Payload::Random => "random",
+                    Payload::Json => "json",
+                }),
+            );
             ("put-records", p, vec![prefix.clone()], *shards)
         }
         Workload::PutRecord { shards, write } => {
@@ -1210,11 +1310,25 @@ async fn run_workload(
             return Err("queue-jetstream has no Kinesis streams".into());
         }
         Workload::PutRecords {
-            batch_size, write, ..
+            batch_size,
+            rate,
+            payload,
+            write,
+            ..
         } => {
             let w = watch(report);
-            let (rec, took) =
-                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let how = Writing {
+                rate: *rate,
+                payload: *payload,
+            };
+            let (rec, took) = run_writers(
+                client,
+                streams.clone(),
+                (*batch_size).clamp(1, 500),
+                write,
+                how,
+            )
+            .await;
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
@@ -1249,7 +1363,8 @@ async fn run_workload(
         }
         Workload::PutRecord { write, .. } => {
             let w = watch(report);
-            let (rec, took) = run_writers(client, streams.clone(), 1, write).await;
+            let (rec, took) =
+                run_writers(client, streams.clone(), 1, write, Writing::default()).await;
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
@@ -1262,8 +1377,14 @@ async fn run_workload(
             write,
             ..
         } => {
-            let (wrec, wtook) =
-                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let (wrec, wtook) = run_writers(
+                client,
+                streams.clone(),
+                (*batch_size).clamp(1, 500),
+                write,
+                Writing::default(),
+            )
+            .await;
             let written = wrec.records;
             report.set("written", json!(written));
             // Nothing written by this run (--use-existing --total 0): drain what is there.
@@ -1485,8 +1606,14 @@ async fn run_workload(
                 );
             }
             let w = watch(report);
-            let (rec, took) =
-                run_writers(client, streams.clone(), (*batch_size).clamp(1, 500), write).await;
+            let (rec, took) = run_writers(
+                client,
+                streams.clone(),
+                (*batch_size).clamp(1, 500),
+                write,
+                Writing::default(),
+            )
+            .await;
             report.phase(rec, took);
             if let Some(w) = w {
                 report.set("server", w.finish().await);
