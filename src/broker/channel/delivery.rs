@@ -764,6 +764,34 @@ mod tests {
     }
 
     #[test]
+    fn zstd_objects_are_one_standard_frame_with_a_checksum() {
+        let raw: Vec<u8> = (0..2_000)
+            .flat_map(|i| format!("{{\"n\":{i},\"pad\":\"abcabcabc\"}}\n").into_bytes())
+            .collect();
+        let body = compress(Compression::Zstd, raw.clone()).unwrap();
+        assert!(
+            body.len() < raw.len() / 4,
+            "{} of {}",
+            body.len(),
+            raw.len()
+        );
+        // RFC 8878: the magic number, then a frame header whose descriptor sets
+        // Content_Checksum_flag (bit 2), so readers verify what they decompress.
+        assert_eq!(body[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+        assert_ne!(body[4] & 0b100, 0, "no content checksum");
+        let mut decoder = ruzstd::decoding::StreamingDecoder::new(body.as_slice()).unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut decoder, &mut back).unwrap();
+        assert_eq!(back, raw);
+        // Empty objects (every record dead-lettered) are still valid frames.
+        let empty = compress(Compression::Zstd, Vec::new()).unwrap();
+        let mut decoder = ruzstd::decoding::StreamingDecoder::new(empty.as_slice()).unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut decoder, &mut back).unwrap();
+        assert!(back.is_empty());
+    }
+
+    #[test]
     fn key_templates_are_checked() {
         assert!(check_key_template(DEFAULT_KEY_TEMPLATE).is_ok());
         assert!(check_key_template("x/!{stream-name}/!{yyyy}").is_ok());
