@@ -820,6 +820,79 @@ mod tests {
             .count()
     }
 
+    #[derive(Debug)]
+    struct Channels(Vec<ChannelGauge>);
+
+    impl Collector for Channels {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_channels(&mut encoder, &self.0)
+        }
+    }
+
+    #[test]
+    fn channels_show_their_lag_and_counters_under_their_labels() {
+        let cursor = Cursor {
+            objects: 3,
+            bytes: 4_096,
+            records: 250,
+            dead_letters: 2,
+            failed_writes: 1,
+            ..Default::default()
+        };
+        let delivering = ChannelGauge {
+            name: "lake".into(),
+            stream: "orders".into(),
+            account: "000000000000".into(),
+            status: "ACTIVE",
+            lag_records: 17,
+            lag_ms: Some(1_500),
+            cursor,
+        };
+        let orphan = ChannelGauge {
+            name: "old".into(),
+            stream: "gone".into(),
+            lag_ms: None,
+            lag_records: 0,
+            cursor: Cursor::default(),
+            ..delivering.clone()
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Channels(vec![delivering, orphan])));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        let labels = |c: &str, s: &str| {
+            format!("{{channel=\"{c}\",stream=\"{s}\",account=\"000000000000\"}}")
+        };
+        let lake = labels("lake", "orders");
+        for line in [
+            format!("kinesis_broker_channel_lag_records{lake} 17"),
+            format!("kinesis_broker_channel_lag_milliseconds{lake} 1500"),
+            format!("kinesis_broker_channel_objects_total{lake} 3"),
+            format!("kinesis_broker_channel_bytes_total{lake} 4096"),
+            format!("kinesis_broker_channel_records_total{lake} 250"),
+            format!("kinesis_broker_channel_dead_letter_records_total{lake} 2"),
+            format!("kinesis_broker_channel_failed_writes_total{lake} 1"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        // A channel whose stream is gone has no age to show, but its counters stay.
+        let old = labels("old", "gone");
+        assert!(!text.contains(&format!("kinesis_broker_channel_lag_milliseconds{old}")));
+        assert!(text.contains(&format!("kinesis_broker_channel_objects_total{old} 0")));
+        let typed = |name: &str, kind: &str| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {name}")) && l.ends_with(kind))
+        };
+        assert!(typed("kinesis_broker_channel_bytes", " counter"), "{text}");
+        assert!(
+            typed("kinesis_broker_channel_lag_records", " gauge"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_thousand_shards_add_no_series_until_enhanced_monitoring_enables_one() {
         let dir = tempfile::tempdir().unwrap();
