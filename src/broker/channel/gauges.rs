@@ -99,7 +99,7 @@ impl Broker {
                     .map(|r| r.arrival_ms)
             });
             if let Some(arrival_ms) = oldest {
-                lag.ms = lag.ms.max(now_ms - arrival_ms);
+                lag.ms = lag.ms.max((now_ms - arrival_ms).max(0));
             }
         }
         lag
