@@ -263,6 +263,8 @@ impl Broker {
         }
         let mut dead_lettered_instead = 0u64;
         let mut written_bytes = 0u64;
+        // The last refusal, whose records went to the dead letters instead of a retry.
+        let mut refused_writes = 0u64;
         let shard = stream
             .state()
             .shards
@@ -333,6 +335,7 @@ impl Broker {
                     }
                     tracing::warn!(channel = %meta.name, key = %built.key, error = %e, "object refused; its records went to the dead-letter prefix");
                     dead_lettered_instead = refused.dead_letters;
+                    refused_writes = 1;
                 }
             }
         }
@@ -354,6 +357,7 @@ impl Broker {
             c.dead_letters += dead;
             c.objects += objects;
             c.bytes += written_bytes;
+            c.failed_writes += refused_writes;
             if closed_end.is_some_and(|e| p.end >= e) {
                 c.finished.insert(p.shard);
             }
