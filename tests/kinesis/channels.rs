@@ -494,3 +494,106 @@ async fn another_accounts_channel_is_not_reachable() {
         .1;
     assert_eq!(listed["ChannelSummaries"], json!([]));
 }
+
+/// The body of `GET /metrics`, bounded in time.
+async fn scrape(addr: SocketAddr) -> String {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .expect("/metrics answers")
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The value of the series named exactly `series` (name and labels).
+fn series_value(metrics: &str, series: &str) -> Option<i64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_a_channels_lag_and_counters() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    let arn = create_channel(addr, "c", "od").await["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Without --s3-endpoint the channel ends FAILED and delivers nothing: its lag is the
+    // whole stream, and stays put while the clock moves.
+    for _ in 0..MAX_POLLS {
+        let d = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+        if d["ChannelDescription"]["ChannelStatus"] == "FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let labels = format!("{{channel=\"c\",stream=\"od\",account=\"{DEFAULT_ACCOUNT}\"}}");
+    let lag_records = format!("kinesis_broker_channel_lag_records{labels}");
+    let lag_ms = format!("kinesis_broker_channel_lag_milliseconds{labels}");
+    let text = scrape(addr).await;
+    assert_eq!(series_value(&text, &lag_records), Some(0), "{text}");
+    assert_eq!(series_value(&text, &lag_ms), Some(0), "{text}");
+
+    // Five records on the first shard, two on the last.
+    let entry = |hash: &str| {
+        aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+            .data(aws_sdk_kinesis::primitives::Blob::new(
+                b"{\"a\":1}".to_vec(),
+            ))
+            .partition_key("k")
+            .explicit_hash_key(hash)
+            .build()
+            .unwrap()
+    };
+    let last = u128::MAX.to_string();
+    let mut entries: Vec<_> = (0..5).map(|_| entry("0")).collect();
+    entries.extend((0..2).map(|_| entry(&last)));
+    put_all(&client, "od", entries).await;
+    h.broker().clock().advance_ms(7_000).unwrap();
+
+    let text = scrape(addr).await;
+    assert_eq!(series_value(&text, &lag_records), Some(7), "{text}");
+    let age = series_value(&text, &lag_ms).unwrap();
+    assert!((7_000..60_000).contains(&age), "lag {age} ms\n{text}");
+    for counter in [
+        "objects",
+        "bytes",
+        "records",
+        "dead_letter_records",
+        "failed_writes",
+    ] {
+        let series = format!("kinesis_broker_channel_{counter}_total{labels}");
+        assert_eq!(series_value(&text, &series), Some(0), "{series}\n{text}");
+    }
+
+    // The lag counts from where the cursor stands, and not at all on finished shards.
+    let stream = h
+        .broker()
+        .streams()
+        .into_iter()
+        .find(|s| s.key.name == "od")
+        .unwrap();
+    let now = h.broker().clock().now_ms();
+    let mut cursor = kinesis_broker::broker::channel::delivery::Cursor::default();
+    let broker = h.broker();
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 7);
+    cursor.next.insert(0, 3);
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 4);
+    let last_shard = stream.state().shards.last().unwrap().index;
+    cursor.finished.insert(last_shard);
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 2);
+    cursor.next.insert(0, 5);
+    let caught_up = broker.channel_lag(&stream, &cursor, now);
+    assert_eq!((caught_up.records, caught_up.ms), (0, 0));
+}
