@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 use crate::support::*;
