@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
-use crate::support::*;
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/channel-writer";
 const BUCKET: &str = "arn:aws:s3:::lake";

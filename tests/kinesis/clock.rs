@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
-use aws_sdk_kinesis::types::{
-    ConsumerStatus, ShardIteratorType, StartingPosition, StreamMode, StreamModeDetails,
-};
+use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -362,22 +360,6 @@ async fn retention_never_trims_early_on_a_forward_step_and_trims_late_by_at_most
         "the sweeper deleted nothing"
     );
     h.shutdown().await.expect("shutdown");
-}
-
-async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(client, name).await;
 }
 
 async fn receive(addr: SocketAddr, arn: &str) -> Vec<Value> {

@@ -32,5 +32,4 @@ mod policies;
 mod queues;
 mod records;
 mod streams;
-mod support;
 mod tls;

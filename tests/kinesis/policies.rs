@@ -795,23 +795,10 @@ async fn call_as(
 
 #[tokio::test]
 async fn a_queue_is_shared_with_another_account_only_through_its_policy() {
-    use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
     use serde_json::json;
     let (owner, _reader, server, _dir) = two_accounts().await;
     let addr = server.local_addr();
-    owner
-        .create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(&owner, "od").await;
+    create_on_demand(&owner, "od").await;
     let od = arn(OWNER, "od");
     let (status, created) = call_as(
         addr,

@@ -10,7 +10,6 @@ use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::support::*;
 
 async fn put(client: &aws_sdk_kinesis::Client, stream: &str, n: usize, prefix: &str) {
     for i in 0..n {

@@ -24,15 +24,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StreamMode, StreamModeDetails,
-};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, ShardIteratorType};
 use kinesis_broker::config::DurabilityMode;
 use kinesis_broker::{Config, Server};
 use serde_json::{Value, json};
 use storage::crash_sim::recorder::{self, Event, Recording};
 use storage::crash_sim::states::{DiskModel, Flavor, Rng, materialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::*;
 
@@ -44,7 +41,6 @@ const QUEUE: &str = "work";
 /// The most records one ReceiveQueueRecords hands out.
 const RECEIVE_LIMIT: usize = 10;
 /// Bound on one HTTP exchange and on a broker's start.
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// The checking broker's clock runs this far ahead, so every visibility deadline the workload
 /// set has passed and the queue hands out everything it holds.
 const CHECK_CLOCK_AHEAD_MS: i64 = 2 * 3_600_000;
@@ -150,19 +146,7 @@ async fn record_workload(seed: u64) -> Recorded {
     create_stream(&w.client, PROVISIONED, 2).await;
     w.ack(at, Ack::StreamExists(PROVISIONED));
     let at = w.send();
-    w.client
-        .create_stream()
-        .stream_name(ON_DEMAND)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(&w.client, ON_DEMAND).await;
+    create_on_demand(&w.client, ON_DEMAND).await;
     w.ack(at, Ack::StreamExists(ON_DEMAND));
     let at = w.send();
     create_stream(&w.client, DOOMED, 1).await;
@@ -369,73 +353,6 @@ fn data_of(r: &Value) -> String {
 }
 
 /// POSTs one Kinesis JSON request (the SDK has no queue operations); (status, body).
-async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
-    try_call(addr, operation, body)
-        .await
-        .unwrap_or_else(|e| panic!("{operation}: {e}"))
-}
-
-async fn try_call(addr: SocketAddr, operation: &str, body: Value) -> Result<(u16, Value), String> {
-    let body = serde_json::to_vec(&body).unwrap();
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!(
-            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
-             Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/kinesis/aws4_request, \
-             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header block in {} bytes", raw.len()))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line: {head}"))?;
-    let mut payload = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload).ok_or("bad chunked body")?;
-    }
-    let value = if payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&payload).map_err(|e| format!("body is not JSON ({e})"))?
-    };
-    Ok((status, value))
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(data.get(start..start + size)?);
-        data = data.get(start + size + 2..)?;
-    }
-}
-
 /// Sequence numbers are decimal strings; longer is larger.
 fn seq_key(s: &str) -> (usize, &str) {
     (s.len(), s)

@@ -1,14 +1,13 @@
-//! Helpers shared by the test modules that drive operations the Rust SDK does not have
-//! (queues, channels) as raw Kinesis JSON over HTTP, and that need on-demand streams.
+//! Raw Kinesis JSON over HTTP, for operations the Rust SDK does not have (queues, channels)
+//! and for tests that must see the broker's exact answer (or its absence, when it is killed).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::*;
+use super::ACCESS_KEY;
 
 /// Bound on every single HTTP exchange (long polls included).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,7 +81,7 @@ pub async fn try_call_as(
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        payload = dechunk(&payload);
+        payload = dechunk(&payload).ok_or("bad chunked body")?;
     }
     let value = if payload.is_empty() {
         Value::Null
@@ -92,28 +91,19 @@ pub async fn try_call_as(
     Ok((status, value))
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+/// The body of a chunked answer; `None` when it is not well-formed chunked encoding.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&data[..line_end])
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .trim(),
-            16,
-        )
-        .unwrap();
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
         if size == 0 {
-            return out;
+            return Some(out);
         }
         let start = line_end + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
+        out.extend_from_slice(data.get(start..start + size)?);
+        data = data.get(start + size + 2..)?;
     }
 }
 
@@ -131,21 +121,4 @@ pub async fn fails(addr: SocketAddr, operation: &str, body: Value, code: &str) -
     let ty = v["__type"].as_str().unwrap_or_default();
     assert!(ty.ends_with(code), "{operation}: expected {code}, got {v}");
     v["message"].as_str().unwrap_or_default().to_string()
-}
-
-/// Creates an on-demand stream (queues and channels need one) and waits until it is ACTIVE.
-pub async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(client, name).await;
 }
