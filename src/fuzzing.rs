@@ -43,6 +43,34 @@ pub fn iterations(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// How many worker threads a [`Run::parallel`] target uses: `KINESIS_FUZZ_THREADS`, else 1
+/// (CI's bounded run stays on one thread; `scripts/fuzz-long` uses every core).
+pub fn threads() -> usize {
+    std::env::var("KINESIS_FUZZ_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1)
+}
+
+/// The first iteration a [`Run::parallel`] target tries: `KINESIS_FUZZ_FROM`, else 0. With
+/// the seed, it replays a failing iteration alone.
+pub fn first_iteration() -> usize {
+    std::env::var("KINESIS_FUZZ_FROM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The wall-clock budget of a [`Run::parallel`] target: `KINESIS_FUZZ_SECONDS`, else none.
+/// A run out of time stops early and reports the inputs it did try.
+pub fn time_budget() -> Option<std::time::Duration> {
+    std::env::var("KINESIS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_secs_f64)
+}
+
 /// The seed of this run: `KINESIS_FUZZ_SEED`, else `default`.
 pub fn seed(default: u64) -> u64 {
     std::env::var("KINESIS_FUZZ_SEED")
@@ -62,6 +90,8 @@ pub struct Run {
     seed: u64,
     iterations: usize,
     started: std::time::Instant,
+    /// Inputs a [`Run::parallel`] target tried (it may stop early); `None` for the others.
+    tried: std::sync::Mutex<Option<usize>>,
     /// The run's generator, seeded from `KINESIS_FUZZ_SEED` or the target's default.
     pub rng: Rng,
 }
@@ -75,6 +105,7 @@ impl Run {
             seed,
             iterations: iterations(default_iterations),
             started: std::time::Instant::now(),
+            tried: std::sync::Mutex::new(None),
             rng: Rng(seed),
         }
     }
@@ -108,15 +139,92 @@ impl Run {
         value
     }
 
+    /// The generator of input `i` alone: a hash of the run's seed and `i`, so inputs do not
+    /// depend on each other and any one is replayed with `KINESIS_FUZZ_FROM`.
+    pub fn rng_of(&self, i: usize) -> Rng {
+        let mut mix = Rng(self.seed ^ (i as u64).wrapping_mul(0xd1b5_4a32_d192_ed03));
+        Rng(mix.next())
+    }
+
+    /// Runs the inputs from [`first_iteration`] to the run's end on [`threads`] workers.
+    /// Each worker builds its own state with `setup` (a scratch directory, say) and calls
+    /// `each(state, rng, i)` for its share of the inputs, `rng` being [`Run::rng_of`]`(i)`;
+    /// `each` checks its input with [`Run::input`]. The first failure stops every worker
+    /// and fails the run. Progress goes to stderr every million inputs, and the run stops
+    /// early when its [`time_budget`] is spent.
+    pub fn parallel<S>(
+        &self,
+        setup: impl Fn() -> S + Sync,
+        each: impl Fn(&mut S, &mut Rng, usize) + Sync,
+    ) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        // Inputs are handed out in blocks so the shared counter is not a hot spot.
+        const BLOCK: usize = 64;
+        const PROGRESS_EVERY: usize = 1_000_000;
+        let deadline = time_budget().map(|budget| self.started + budget);
+        let next = AtomicUsize::new(first_iteration());
+        let tried = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        /// Marks the run failed when its worker unwinds, so the others stop early.
+        struct StopOthersOnPanic<'a>(&'a AtomicBool);
+        impl Drop for StopOthersOnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let worker = || {
+            let _guard = StopOthersOnPanic(&failed);
+            let mut state = setup();
+            while !failed.load(Ordering::Relaxed)
+                && deadline.is_none_or(|d| std::time::Instant::now() < d)
+            {
+                let from = next.fetch_add(BLOCK, Ordering::Relaxed);
+                if from >= self.iterations {
+                    break;
+                }
+                let to = (from + BLOCK).min(self.iterations);
+                for i in from..to {
+                    each(&mut state, &mut self.rng_of(i), i);
+                }
+                let before = tried.fetch_add(to - from, Ordering::Relaxed);
+                if before / PROGRESS_EVERY != (before + to - from) / PROGRESS_EVERY {
+                    eprintln!(
+                        "fuzz-progress {} inputs {} secs {:.0}",
+                        self.name,
+                        before + to - from,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..threads()).map(|_| scope.spawn(worker)).collect();
+            worker();
+            for w in workers {
+                if let Err(panic) = w.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
+        *self.tried.lock().unwrap_or_else(|p| p.into_inner()) = Some(tried.into_inner());
+    }
+
     /// Prints the run's totals.
     pub fn finish(self) {
         let secs = self.started.elapsed().as_secs_f64();
+        let tried = self
+            .tried
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(self.iterations);
         eprintln!(
             "fuzz-target {} inputs {} secs {:.1} per-sec {:.0} seed {}",
             self.name,
-            self.iterations,
+            tried,
             secs,
-            self.iterations as f64 / secs.max(1e-9),
+            tried as f64 / secs.max(1e-9),
             self.seed
         );
     }

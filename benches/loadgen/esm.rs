@@ -408,10 +408,7 @@ async fn measure(
             "mean_batch": round3(in_batches as f64 / (batches.max(1)) as f64),
             "ratio_to_get_records": round3(esm_rate / drain_rate.max(1e-9)),
             "duplicates": in_batches.saturating_sub(delivered + deliveries.foreign),
-            "server": match watch {
-                Some(w) => w.finish().await,
-                None => Value::Null,
-            },
+            "server": ProcWatch::finish_if_any(watch).await,
         }),
     );
 

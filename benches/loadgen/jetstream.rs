@@ -959,10 +959,7 @@ async fn measure(
             }
         }
         stop.store(true, Ordering::Release);
-        let server = match watch {
-            Some(w) => w.finish().await,
-            None => Value::Null,
-        };
+        let server = ProcWatch::finish_if_any(watch).await;
         let mut wout = join_workers(set).await;
         let s = seen.lock().unwrap_or_else(|p| p.into_inner());
         let (missing, dups, _) = tally(&acks, &s, 0..o.prefill);
@@ -1024,10 +1021,7 @@ async fn measure(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         stop.store(true, Ordering::Release);
-        let server = match watch {
-            Some(w) => w.finish().await,
-            None => Value::Null,
-        };
+        let server = ProcWatch::finish_if_any(watch).await;
         let mut wout = join_workers(set).await;
         let s = seen.lock().unwrap_or_else(|p| p.into_inner());
         let (missing, dups, mut latency) = tally(&acks, &s, live_ids);

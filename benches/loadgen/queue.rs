@@ -458,10 +458,7 @@ async fn measure(
         }
         let took = done_at.unwrap_or_else(|| start.elapsed());
         stop.store(true, Ordering::Release);
-        let server = match watch {
-            Some(w) => w.finish().await,
-            None => Value::Null,
-        };
+        let server = ProcWatch::finish_if_any(watch).await;
         let mut wout = join_workers(set).await;
         let s = seen.lock().unwrap_or_else(|p| p.into_inner());
         let (missing, dups, _, _) = tally(&acks, &s, 0..prefill_ids);
@@ -509,10 +506,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.store(true, Ordering::Release);
-    let server = match watch {
-        Some(w) => w.finish().await,
-        None => Value::Null,
-    };
+    let server = ProcWatch::finish_if_any(watch).await;
     let mut wout = join_workers(set).await;
     let s = seen.lock().unwrap_or_else(|p| p.into_inner());
     let (missing, dups, unacked, mut latency) = tally(&acks, &s, live_ids);

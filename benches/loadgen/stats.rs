@@ -180,6 +180,14 @@ impl ProcWatch {
         }
     }
 
+    /// [`ProcWatch::finish`] when there is a watch (`--server-pid` given), else null.
+    pub async fn finish_if_any(watch: Option<ProcWatch>) -> Value {
+        match watch {
+            Some(w) => w.finish().await,
+            None => Value::Null,
+        }
+    }
+
     /// Stops sampling; JSON with cpu_s, peak_rss_mb and peak_anon_mb (sampled every 100 ms),
     /// rss_mb (now), vm_hwm_mb.
     pub async fn finish(self) -> Value {

@@ -22,6 +22,7 @@ import urllib.request
 
 import boto3
 import pytest
+import zstandard
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -187,7 +188,28 @@ def lines_of(s3, bucket, key):
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     if key.endswith(".gz"):
         body = gzip.decompress(body)
+    elif key.endswith(".zst"):
+        body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
     return [line for line in body.decode().split("\n") if line]
+
+
+def numbered_records_behind_a_channel(broker, s3, name, total):
+    """An on-demand stream NAME with an ACTIVE JSON channel NAME into bucket NAME-lake, then
+    JSON records {"n": 0..total} (about 50 bytes each) put into it, 100 per request."""
+    kinesis = make_client(url=broker.url)
+    s3.create_bucket(Bucket=f"{name}-lake")
+    on_demand(kinesis, name)
+    ch = create_channel(kinesis, name, name, f"{name}-lake")
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    for start in range(0, total, 100):
+        kinesis.put_records(StreamName=name, Records=[
+            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
+            for i in range(start, min(start + 100, total))])
+
+
+def numbers_in(s3, bucket):
+    """The "n" of every JSON line of every object in the bucket, in key order."""
+    return [json.loads(line)["n"] for k in objects(s3, bucket) for line in lines_of(s3, bucket, k)]
 
 
 def wait_for(predicate, what, polls=MAX_POLLS * 2, pause=0.05):
@@ -321,17 +343,9 @@ def test_byte_array_and_string_layouts(broker_factory, s3_url):
 
 def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     b = broker_factory(buffer_bytes=2000)
-    kinesis = make_client(url=b.url)
     s3 = s3_client(s3_url)
-    s3.create_bucket(Bucket="crash-lake")
-    on_demand(kinesis, "crash")
-    ch = create_channel(kinesis, "crash", "crash", "crash-lake")
-    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
     total = 600
-    for start in range(0, total, 100):
-        kinesis.put_records(StreamName="crash", Records=[
-            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
-            for i in range(start, start + 100)])
+    numbered_records_behind_a_channel(b, s3, "crash", total)
     # Killed while objects are being written.
     wait_for(lambda: objects(s3, "crash-lake"), "a first object", pause=0.005)
     b.kill()
@@ -339,7 +353,7 @@ def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     b2.advance_clock(301_000)
 
     def all_delivered():
-        docs = [json.loads(line)["n"] for k in objects(s3, "crash-lake") for line in lines_of(s3, "crash-lake", k)]
+        docs = numbers_in(s3, "crash-lake")
         return docs if len(set(docs)) >= total else None
 
     docs = wait_for(all_delivered, f"{total} records after the restart")
@@ -352,23 +366,15 @@ def test_a_backlog_is_delivered_without_waiting_for_new_records(broker_factory, 
     # never full, then restarted with a small object size): every full object must go out
     # at once, not one per shard per idle period (30 s).
     b = broker_factory(buffer_bytes=5 * 1024 * 1024)
-    kinesis = make_client(url=b.url)
     s3 = s3_client(s3_url)
-    s3.create_bucket(Bucket="backlog-lake")
-    on_demand(kinesis, "backlog")
-    ch = create_channel(kinesis, "backlog", "backlog", "backlog-lake")
-    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
     total = 600
-    for start in range(0, total, 100):
-        kinesis.put_records(StreamName="backlog", Records=[
-            {"PartitionKey": f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
-            for i in range(start, start + 100)])
+    numbered_records_behind_a_channel(b, s3, "backlog", total)
     b.stop()
     assert objects(s3, "backlog-lake") == []
     b = broker_factory(buffer_bytes=2000)
 
     def full_objects():
-        docs = [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]
+        docs = numbers_in(s3, "backlog-lake")
         # The last object of each shard is partial and waits for its freshness (300 s).
         return docs if len(docs) >= total - 4 * 40 else None
 
@@ -377,9 +383,9 @@ def test_a_backlog_is_delivered_without_waiting_for_new_records(broker_factory, 
     assert time.monotonic() - started < 20, "the backlog went out at the pace of idle periods"
     assert len(set(docs)) == len(docs)
     b.advance_clock(301_000)
-    assert sorted(wait_for(lambda: (lambda d: d if len(d) >= total else None)(
-        [json.loads(line)["n"] for k in objects(s3, "backlog-lake") for line in lines_of(s3, "backlog-lake", k)]),
-        "the partial objects once fresh enough")) == list(range(total))
+    docs = wait_for(lambda: (lambda d: d if len(d) >= total else None)(numbers_in(s3, "backlog-lake")),
+                    "the partial objects once fresh enough")
+    assert sorted(docs) == list(range(total))
 
 
 def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, s3_url):
@@ -402,3 +408,95 @@ def test_objects_the_store_refuses_go_to_the_dead_letter_bucket(broker_factory, 
     assert base64.b64decode(errors[0]["data"]) == b'{"ok": 1}'
     # The channel goes on.
     assert kinesis.describe_channel(ChannelARN=ch["ChannelARN"])["ChannelDescription"]["ChannelStatus"] == "ACTIVE"
+
+
+def scrape(b):
+    """The broker's /metrics as {series (name and labels): value}."""
+    text = urllib.request.urlopen(f"{b.url}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def channel_series(metric, channel, stream):
+    return f'kinesis_broker_channel_{metric}{{channel="{channel}",stream="{stream}",account="{ACCOUNT}"}}'
+
+
+def test_zstd_objects_read_back_and_the_metrics_count_them(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=600)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="zstd-lake")
+    on_demand(kinesis, "zs")
+    ch = create_channel(kinesis, "zs", "zs", "zstd-lake", compression="ZSTD")
+    assert ch["S3DestinationConfiguration"]["StorageConfiguration"]["CompressionType"] == "ZSTD"
+    ch = wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    assert "ChannelStatusReason" not in ch
+
+    sent = [{"n": i, "pad": "z" * 40} for i in range(50)]
+    kinesis.put_records(StreamName="zs", Records=[
+        {"PartitionKey": f"k{d['n']}", "Data": json.dumps(d).encode()} for d in sent])
+    kinesis.put_record(StreamName="zs", PartitionKey="bad", Data=b"[oops")
+    m = scrape(b)
+    assert m[channel_series("lag_records", "zs", "zs")] > 0
+    b.advance_clock(301_000)
+    m = scrape(b)
+    # The oldest undelivered record arrived at least the 301 s just passed ago.
+    assert m[channel_series("lag_milliseconds", "zs", "zs")] >= 301_000 or \
+        m[channel_series("lag_records", "zs", "zs")] == 0
+
+    def delivered():
+        keys = [k for k in objects(s3, "zstd-lake") if k.startswith("kinesis-channel/")]
+        docs = [json.loads(line) for k in keys for line in lines_of(s3, "zstd-lake", k)]
+        return (keys, docs) if len(docs) >= len(sent) else None
+
+    keys, docs = wait_for(delivered, "50 JSON records in ZSTD objects")
+    assert sorted(d["n"] for d in docs) == list(range(50)), "each record exactly once"
+    for k in keys:
+        assert k.endswith(".json.zst"), k
+        body = s3.get_object(Bucket="zstd-lake", Key=k)["Body"].read()
+        # A standard frame with its content checksum, which zstandard verifies.
+        params = zstandard.get_frame_parameters(body)
+        assert params.has_checksum, k
+    dead = wait_for(lambda: objects(s3, "zstd-lake", "errors/"), "a dead-letter object")
+    assert all(k.endswith(".json") for k in dead), dead
+
+    # Once the channel is caught up, /metrics agrees with what the bucket holds.
+    def caught_up():
+        m = scrape(b)
+        done = m[channel_series("lag_records", "zs", "zs")] == 0 and \
+            m[channel_series("dead_letter_records_total", "zs", "zs")] == 1
+        return m if done else None
+
+    m = wait_for(caught_up, "the channel caught up in /metrics")
+    stored = keys + dead
+    sizes = sum(s3.head_object(Bucket="zstd-lake", Key=k)["ContentLength"] for k in stored)
+    assert m[channel_series("lag_milliseconds", "zs", "zs")] == 0
+    assert m[channel_series("records_total", "zs", "zs")] == len(sent)
+    assert m[channel_series("objects_total", "zs", "zs")] == len(stored)
+    assert m[channel_series("bytes_total", "zs", "zs")] == sizes
+    assert m[channel_series("failed_writes_total", "zs", "zs")] == 0
+
+
+def test_refused_writes_show_in_the_metrics(broker_factory, s3_url):
+    b = broker_factory(buffer_bytes=1)
+    kinesis = make_client(url=b.url)
+    s3 = s3_client(s3_url)
+    s3.create_bucket(Bucket="refused-dlq")
+    on_demand(kinesis, "nowhere")
+    ch = create_channel(kinesis, "nowhere", "nowhere", "missing-bucket", compression="ZSTD",
+                        DeadLetterQueueS3Configuration={"BucketARN": "arn:aws:s3:::refused-dlq",
+                                                        "ExpectedBucketOwner": ACCOUNT,
+                                                        "ErrorOutputPrefix": "failed/"})
+    wait_status(kinesis, ch["ChannelARN"], "ACTIVE")
+    kinesis.put_record(StreamName="nowhere", PartitionKey="a", Data=b'{"ok": 1}')
+    wait_for(lambda: objects(s3, "refused-dlq", "failed/"), "a dead-letter object", polls=600, pause=0.1)
+    m = wait_for(lambda: (lambda m: m if m[channel_series("lag_records", "nowhere", "nowhere")] == 0 else None)(
+        scrape(b)), "the refused record counted")
+    # Five refusals in a row, then the record went to the dead letters and the channel on.
+    assert m[channel_series("failed_writes_total", "nowhere", "nowhere")] == 5
+    assert m[channel_series("dead_letter_records_total", "nowhere", "nowhere")] == 1
+    assert m[channel_series("records_total", "nowhere", "nowhere")] == 0

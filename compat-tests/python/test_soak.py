@@ -2,7 +2,7 @@
 reshard every 10 s, against a broker of its own (the release binary, its own data directory).
 Fails on any acknowledged record lost or moved, an unexplained duplicate, a live reader
 missing a record, or open files, threads or anonymous memory growing from the middle third
-of the run to the last. The one-hour run and its figures: benches/RESULTS.md."""
+of the run to the last, or a flusher thread kept per closed shard. The one-hour run and its figures: benches/RESULTS.md."""
 
 import importlib.machinery
 import importlib.util
@@ -51,14 +51,21 @@ def test_the_soak_checks_catch_loss_moves_duplicates_and_growth():
     assert soak.judge(clean, 3, {}, 0), "live readers missing records"
     assert soak.judge(clean, 0, {}, None), "the broker did not stop on SIGTERM"
 
-    def samples(leak_per_s):
+    def samples(leak_per_s, flusher_per_closed_shard=False):
         # 90 samples over 90 s, each restart (every 30 s) starting from the same figures, with
-        # an fd leak that survives restarts (e.g. files never deleted) of leak_per_s.
-        return [
-            {"t": t, "fds_other": 20 + int(leak_per_s * t), "fds_data_per_shard": 3.0,
-             "threads_other": 4 + t % 3, "threads_flush_per_shard": 1.0, "rss_anon_kb": 2048 + (t % 30) * 10}
-            for t in range(90)
-        ]
+        # an fd leak that survives restarts (e.g. files never deleted) of leak_per_s; a reshard
+        # every 10 s keeps 2 to 4 shards open while closed ones pile up, and a flusher thread
+        # runs per open shard, or per shard if closed shards keep theirs.
+        rows = []
+        for t in range(90):
+            open_shards, all_shards = 2 + (t // 10) % 3, 2 + t // 10 * 2
+            flushers = all_shards if flusher_per_closed_shard else open_shards
+            rows.append(
+                {"t": t, "fds_other": 20 + int(leak_per_s * t), "fds_data_per_shard": 2.0,
+                 "threads_other": 4 + t % 3, "threads_flush": flushers, "open_shards": open_shards,
+                 "threads_flush_per_open_shard": flushers / open_shards, "rss_anon_kb": 2048 + (t % 30) * 10}
+            )
+        return rows
 
     steady = soak.growth_check(samples(0), 90)
     assert all(g["ok"] for g in steady.values()), steady
@@ -66,6 +73,13 @@ def test_the_soak_checks_catch_loss_moves_duplicates_and_growth():
     leaking = soak.growth_check(samples(0.5), 90)
     assert not leaking["fds_other"]["ok"], leaking
     assert soak.judge(clean, 0, leaking, 0)
+    flushers_kept = soak.growth_check(samples(0, flusher_per_closed_shard=True), 90)
+    assert not flushers_kept["threads_flush_per_open_shard"]["ok"], flushers_kept
+    assert soak.judge(clean, 0, flushers_kept, 0)
+    # Rows recorded before the ratio was a column: derived from threads_flush and open_shards.
+    legacy = [{k: v for k, v in row.items() if k != "threads_flush_per_open_shard"}
+              for row in samples(0, flusher_per_closed_shard=True)]
+    assert not soak.growth_check(legacy, 90)["threads_flush_per_open_shard"]["ok"]
     too_short = soak.growth_check(samples(0)[:4], 90)
     assert not all(g["ok"] for g in too_short.values()), "a run too short to judge passes nothing"
 

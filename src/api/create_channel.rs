@@ -102,12 +102,7 @@ pub async fn handle(
     };
     let compression = match storage.compression_type {
         Some(S3CompressionType::Gzip) => Compression::Gzip,
-        Some(S3CompressionType::Zstd) => {
-            return Err(api_error!(
-                InvalidArgumentException,
-                "CompressionType ZSTD is not supported by kinesis-broker yet; use GZIP or NONE."
-            ));
-        }
+        Some(S3CompressionType::Zstd) => Compression::Zstd,
         _ => Compression::None,
     };
     if let Some(template) = &storage.output_key_template

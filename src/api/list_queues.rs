@@ -7,10 +7,9 @@ use std::sync::Arc;
 use crate::api::generated::{
     ListQueuesInput, ListQueuesOutput, QueueStreamIdentifier, QueueSummary,
 };
-use crate::api::pagination::PageToken;
+use crate::api::pagination::{NamePages, StreamFilter};
 use crate::api::queues::wire_status;
 use crate::api::{ApiError, RequestContext, Timestamp};
-use crate::api_error;
 use crate::broker::Broker;
 
 /// Queues per page when `MaxResults` is absent: 100 (NOT PINNED; ListStreamConsumers' page).
@@ -24,35 +23,20 @@ pub async fn handle(
     ctx: &RequestContext,
     input: ListQueuesInput,
 ) -> Result<ListQueuesOutput, ApiError> {
-    let filters: Vec<(String, Option<i64>)> = input
-        .stream_filter
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| {
-            (
-                f.stream_arn.unwrap_or_default(),
-                f.stream_creation_timestamp
-                    .map(|t| t.millis.div_euclid(1000)),
-            )
-        })
-        .collect();
-    // A token belongs to the filter it was issued under.
-    let scope = filters
-        .iter()
-        .map(|(arn, ts)| format!("{arn}@{}", ts.map_or(String::new(), |t| t.to_string())))
-        .collect::<Vec<_>>()
-        .join(",");
-    let now = broker.clock().now_ms();
-    let after = match input.next_token.as_deref() {
-        Some(token) => {
-            let page = PageToken::decode(token, OPERATION, ctx, now)?;
-            if page.scope != scope {
-                return Err(api_error!(InvalidArgumentException, "Invalid NextToken."));
-            }
-            Some(page.after)
-        }
-        None => None,
-    };
+    let filter = StreamFilter::new(
+        input
+            .stream_filter
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| (f.stream_arn, f.stream_creation_timestamp)),
+    );
+    let pages = NamePages::resume(
+        OPERATION,
+        ctx,
+        filter.scope(),
+        input.next_token.as_deref(),
+        broker.clock(),
+    )?;
     // The model bounds MaxResults to 1..=10000; validation ran.
     let limit = input
         .max_results
@@ -61,29 +45,11 @@ pub async fn handle(
         .queues()
         .list(&ctx.account_id, &ctx.region)
         .into_iter()
-        .filter(|q| after.as_deref().is_none_or(|a| q.name.as_str() > a))
         .filter(|q| {
-            filters.is_empty()
-                || filters.iter().any(|(arn, ts)| {
-                    *arn == q.stream_arn()
-                        && ts.is_none_or(|t| t == q.stream_created_ms.div_euclid(1000))
-                })
+            pages.is_after_previous(&q.name) && filter.admits(&q.stream_arn(), q.stream_created_ms)
         })
         .collect();
-    let has_more = queues.len() > limit;
-    let page = &queues[..queues.len().min(limit)];
-    let next_token = match (has_more, page.last()) {
-        (true, Some(last)) => Some(
-            PageToken {
-                operation: OPERATION.into(),
-                scope,
-                after: last.name.clone(),
-                issued_ms: now,
-            }
-            .encode(ctx),
-        ),
-        _ => None,
-    };
+    let (page, next_token) = pages.page(queues, limit, |q| &q.name);
     Ok(ListQueuesOutput {
         queue_summaries: page
             .iter()

@@ -49,7 +49,7 @@ pub async fn handle(
                     "NextToken and {name} cannot be provided together."
                 ));
             }
-            let page = PageToken::decode(token, "ListShards", ctx, now)?;
+            let page = PageToken::decode(token, "ListShards", ctx, broker.clock())?;
             let key = parse_stream_arn(&page.scope)
                 .ok_or_else(|| api_error!(InvalidArgumentException, "Invalid NextToken."))?;
             (key, Some(page.after))
@@ -152,7 +152,7 @@ pub async fn handle(
                 after: last.id.clone(),
                 issued_ms: now,
             }
-            .encode(ctx),
+            .encode(ctx, broker.clock()),
         ),
         _ => None,
     };

@@ -47,7 +47,7 @@ pub async fn handle(
     let now = broker.clock().now_ms();
     let after = match input.next_token.as_deref() {
         Some(token) => {
-            let page = PageToken::decode(token, OPERATION, ctx, now)?;
+            let page = PageToken::decode(token, OPERATION, ctx, broker.clock())?;
             if page.scope != scope {
                 return Err(api_error!(InvalidArgumentException, "Invalid NextToken."));
             }
@@ -73,7 +73,7 @@ pub async fn handle(
                 after: last.name.clone(),
                 issued_ms: now,
             }
-            .encode(ctx),
+            .encode(ctx, broker.clock()),
         ),
         _ => None,
     };

@@ -22,7 +22,7 @@ pub async fn handle(
         .unwrap_or(DEFAULT_STREAM_PAGE);
     let now = broker.clock().now_ms();
     let after = match input.next_token.as_deref() {
-        Some(token) => Some(PageToken::decode(token, "ListStreams", ctx, now)?.after),
+        Some(token) => Some(PageToken::decode(token, "ListStreams", ctx, broker.clock())?.after),
         None => input.exclusive_start_stream_name.clone(),
     };
     let streams: Vec<_> = broker
@@ -40,7 +40,7 @@ pub async fn handle(
                 after: last.key.name.clone(),
                 issued_ms: now,
             }
-            .encode(ctx),
+            .encode(ctx, broker.clock()),
         ),
         _ => None,
     };

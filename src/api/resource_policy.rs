@@ -1,5 +1,5 @@
-//! PutResourcePolicy, GetResourcePolicy and DeleteResourcePolicy on stream and consumer
-//! ARNs, and [`authorize`]: the check every operation naming a resource by ARN goes
+//! PutResourcePolicy, GetResourcePolicy and DeleteResourcePolicy on stream, consumer and
+//! queue ARNs, and [`authorize`]: the check every operation naming a resource by ARN goes
 //! through, which evaluates those policies for a request from another account.
 
 use std::sync::Arc;
@@ -35,12 +35,34 @@ const STREAM_SHARED_ACTIONS: &[&str] = &[
 /// allows them; a consumer inherits nothing from its stream's policy.
 const CONSUMER_SHARED_ACTIONS: &[&str] = &["DescribeStreamConsumer", "SubscribeToShard"];
 
+/// Operations another account may perform on a queue when the queue's policy allows them:
+/// reading and settling its records (and those of its dead-letter queue). AWS's list for
+/// queues is not pinned (compat-tests/AWS_BEHAVIOUR.md 13f); managing the queue (update,
+/// delete, tags, policies) stays with the owner, as for streams.
+const QUEUE_SHARED_ACTIONS: &[&str] = &[
+    "DescribeQueue",
+    "ReceiveQueueRecords",
+    "AcknowledgeQueueRecords",
+    "UpdateQueueRecordsVisibility",
+    "ReceiveDeadLetterQueueRecords",
+    "AcknowledgeDeadLetterQueueRecords",
+    "UpdateDeadLetterQueueRecordsVisibility",
+    "RestoreDeadLetterQueueRecords",
+];
+
 /// What a resource ARN names, for authorization.
 enum Target {
     Stream,
     Consumer,
-    /// Queues, channels and anything else: never shared across accounts here.
+    Queue,
+    /// Channels and anything else: never shared across accounts here.
     Other,
+}
+
+/// Whether an ARN has a queue's shape (`arn:PARTITION:kinesis:REGION:ACCOUNT:queue/ID`).
+fn is_queue_arn(arn: &str) -> bool {
+    crate::arn::Arn::parse(arn)
+        .is_some_and(|a| a.service == "kinesis" && a.resource.starts_with("queue/"))
 }
 
 /// The account field of any ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
@@ -55,6 +77,8 @@ fn target(arn: &str) -> Target {
         Target::Consumer
     } else if parse_stream_arn(arn).is_some() {
         Target::Stream
+    } else if is_queue_arn(arn) {
+        Target::Queue
     } else {
         Target::Other
     }
@@ -103,7 +127,10 @@ pub fn authorize(
             .consumer_by_arn(owner, "", arn)
             .ok()
             .and_then(|(_, c)| c.policy),
-        Target::Stream | Target::Consumer | Target::Other => None,
+        Target::Queue if QUEUE_SHARED_ACTIONS.contains(&action) => {
+            broker.queue(owner, arn).ok().and_then(|q| q.meta().policy)
+        }
+        Target::Stream | Target::Consumer | Target::Queue | Target::Other => None,
     };
     let decision = policy
         .and_then(|text| PolicyDocument::parse(&text).ok())
@@ -134,10 +161,11 @@ pub fn authorize_iterator(
     }
 }
 
-/// The resource a `ResourceARN` names: a stream or one of its consumers.
+/// The resource a `ResourceARN` names: a stream, one of its consumers, or a queue.
 enum Resource {
     Stream(Arc<Stream>),
     Consumer(Arc<Stream>, ConsumerMeta),
+    Queue(Arc<crate::broker::queue::Queue>),
 }
 
 fn resource(broker: &Broker, arn: &str) -> Result<Resource, ApiError> {
@@ -145,6 +173,13 @@ fn resource(broker: &Broker, arn: &str) -> Result<Resource, ApiError> {
         let owner = arn_account(arn).unwrap_or_default();
         let (stream, consumer) = broker.consumer_by_arn(owner, "", arn)?;
         return Ok(Resource::Consumer(stream, consumer));
+    }
+    if is_queue_arn(arn) {
+        let owner = arn_account(arn).unwrap_or_default();
+        let queue = broker
+            .queue(owner, arn)
+            .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control))?;
+        return Ok(Resource::Queue(queue));
     }
     let key = parse_stream_arn(arn)
         .ok_or_else(|| api_error!(ResourceNotFoundException, "Resource {arn} not found."))?;
@@ -177,6 +212,10 @@ async fn replace_policy(
                 })
                 .await?
         }
+        Resource::Queue(queue) => broker
+            .replace_queue_policy(&queue, policy)
+            .await
+            .map_err(|e| crate::api::queues::queue_error(e, crate::api::queues::Plane::Control))?,
     })
 }
 
@@ -219,6 +258,7 @@ pub async fn get(
     let policy = match resource(broker, input.resource_arn.as_deref().unwrap_or_default())? {
         Resource::Stream(stream) => stream.state().extras.policy.clone(),
         Resource::Consumer(_, consumer) => consumer.policy,
+        Resource::Queue(queue) => queue.meta().policy,
     };
     Ok(GetResourcePolicyOutput {
         policy: policy.unwrap_or_else(|| "{}".to_string()),

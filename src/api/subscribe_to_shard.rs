@@ -77,6 +77,11 @@ pub async fn handle(
         consumer_arn: arn.to_string(),
         consumer_created_ms: consumer.created_ms,
         position,
+        // Service::authorize let another account in through the consumer's policy: the
+        // session keeps checking it.
+        subscriber_access: (ctx.account_id != stream.key.account).then(|| {
+            crate::policy::StandingAccess::new(&ctx.account_id, arn, &["SubscribeToShard"])
+        }),
     };
     let subscription = broker
         .subscribe(target)

@@ -13,12 +13,23 @@
 //! either way can make a thing look younger than it is (at most by the step) but never
 //! older: nothing is deleted or discarded early because the wall clock jumped.
 //!
+//! Across a restart the steady timeline is new. A [`ClockMark`] written beside steady
+//! times (a queue's journal) lets the next process carry them onto its own timeline with
+//! [`Clock::carry_ms`]: on the same boot of the machine the time between the runs is read
+//! from the kernel's boot clock, which no wall step moves, so a step during the previous
+//! run or while the broker was down shifts nothing; after a reboot only the wall clock
+//! links the runs, and a step then is taken as time that passed (forward) or as none
+//! (back, never negative): a deadline is never carried later than the time it had left.
+//!
 //! Test controls: [`Clock::advance_ms`] moves both readings (time passing without
-//! sleeping); [`Clock::step_wall_ms`] moves the wall reading only (a clock step).
+//! sleeping); [`Clock::step_wall_ms`] moves the wall reading only (a clock step);
+//! [`Clock::system_stepped`] is a new process's clock on a machine whose wall clock stepped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 /// Largest clock offset: 100 years in ms, far past any retention period (365 days).
 pub const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3_600_000;
@@ -43,25 +54,32 @@ struct Inner {
     /// into a token can be told apart from one of another process (or of a clock of an
     /// older broker, which wrote 0).
     timeline: u64,
+    /// The kernel's boot id and the ms since that boot at `origin`, where the system
+    /// tells them (Linux): a reading that neither steps nor restarts with the process.
+    boot: Option<(String, i64)>,
+}
+
+/// Where a clock's readings stood at one moment, as a journal keeps it beside steady
+/// times so that a later process can carry them onto its own timeline
+/// ([`Clock::carry_ms`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockMark {
+    /// The steady timeline's id.
+    pub timeline: u64,
+    /// The steady reading.
+    pub steady_ms: i64,
+    /// The wall reading.
+    pub wall_ms: i64,
+    /// The clock's offset (moves every reading, the boot one included).
+    pub offset_ms: i64,
+    /// The kernel's boot id and ms since that boot (plus the offset), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<(String, i64)>,
 }
 
 impl Default for Clock {
     fn default() -> Self {
-        let mut bytes = [0u8; 8];
-        // Without randomness the timeline still differs from 0 and, with the start time
-        // mixed in, from the previous process's.
-        let _ = getrandom::fill(&mut bytes);
-        let origin_wall_ms = system_wall_ms();
-        let timeline = (u64::from_le_bytes(bytes) ^ origin_wall_ms as u64) | 1;
-        Self {
-            inner: Arc::new(Inner {
-                offset_ms: AtomicI64::new(0),
-                wall_step_ms: AtomicI64::new(0),
-                origin: Instant::now(),
-                origin_wall_ms,
-                timeline,
-            }),
-        }
+        Self::started_at(system_wall_ms())
     }
 }
 
@@ -72,7 +90,96 @@ fn system_wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The boot id and ms since boot (including time suspended), on Linux.
+fn boot_reading() -> Option<(String, i64)> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let id = id.trim();
+    (!id.is_empty() && seconds.is_finite() && seconds >= 0.0)
+        .then(|| (id.to_string(), (seconds * 1000.0) as i64))
+}
+
 impl Clock {
+    fn started_at(origin_wall_ms: i64) -> Self {
+        let mut bytes = [0u8; 8];
+        // Without randomness the timeline still differs from 0 and, with the start time
+        // mixed in, from the previous process's.
+        let _ = getrandom::fill(&mut bytes);
+        let timeline = (u64::from_le_bytes(bytes) ^ origin_wall_ms as u64) | 1;
+        Self {
+            inner: Arc::new(Inner {
+                offset_ms: AtomicI64::new(0),
+                wall_step_ms: AtomicI64::new(0),
+                origin: Instant::now(),
+                origin_wall_ms,
+                timeline,
+                boot: boot_reading(),
+            }),
+        }
+    }
+
+    /// The clock of a process started after the machine's wall clock stepped by `step_ms`
+    /// (back when negative): both readings start from the stepped wall time, as they
+    /// would in a real process, while the boot reading is untouched. Refused as
+    /// [`Clock::step_wall_ms`] refuses a step.
+    pub fn system_stepped(step_ms: i64) -> Result<Self, String> {
+        let wall = system_wall_ms();
+        let origin = wall
+            .checked_add(step_ms)
+            .filter(|w| *w >= 0 && step_ms.unsigned_abs() <= MAX_OFFSET_MS as u64)
+            .ok_or_else(|| {
+                format!("a wall step of {step_ms} ms leaves its range (±{MAX_OFFSET_MS} ms, not before 1970)")
+            })?;
+        let clock = Self::started_at(origin);
+        clock.inner.wall_step_ms.store(step_ms, Ordering::Relaxed);
+        Ok(clock)
+    }
+
+    /// The readings now, to be kept beside steady times.
+    pub fn mark(&self) -> ClockMark {
+        let offset_ms = self.offset_ms();
+        // One look at the monotonic clock for both readings derived from it, so that on
+        // one clock a mark's steady and boot readings move in lockstep.
+        let elapsed = self.inner.origin.elapsed().as_millis() as i64;
+        ClockMark {
+            timeline: self.timeline(),
+            steady_ms: self
+                .inner
+                .origin_wall_ms
+                .saturating_add(elapsed)
+                .saturating_add(offset_ms),
+            wall_ms: self.now_ms(),
+            offset_ms,
+            boot: self.inner.boot.as_ref().map(|(id, at_origin)| {
+                (
+                    id.clone(),
+                    at_origin.saturating_add(elapsed).saturating_add(offset_ms),
+                )
+            }),
+        }
+    }
+
+    /// Carries `at_ms`, a time on the steady timeline that `then` was taken on (another
+    /// process's), onto this clock's steady timeline: as far from now as it was from
+    /// `then`, less the time that passed since. That time is read on the boot clock when
+    /// both marks are of the same boot (exact, whatever the wall clock did), otherwise on
+    /// the wall clock; never negative, so a time is never carried further into the future
+    /// than it was at `then`.
+    pub fn carry_ms(&self, then: &ClockMark, at_ms: i64) -> i64 {
+        let now = self.mark();
+        let passed = match (&then.boot, &now.boot) {
+            (Some((then_boot, then_ms)), Some((now_boot, now_ms))) if then_boot == now_boot => {
+                now_ms.saturating_sub(*then_ms)
+            }
+            _ => now.wall_ms.saturating_sub(then.wall_ms),
+        }
+        .max(0);
+        now.steady_ms
+            .saturating_add(at_ms.saturating_sub(then.steady_ms))
+            .saturating_sub(passed)
+    }
+
     /// A clock that reads the system time.
     pub fn system() -> Self {
         Self::default()
@@ -112,6 +219,21 @@ impl Clock {
     /// [`Clock::earliest_now_ms`].
     pub fn age_ms(&self, wall_ms: i64) -> i64 {
         self.earliest_now_ms().saturating_sub(wall_ms).max(0)
+    }
+
+    /// How old (ms) a token is that was issued at wall time `issued_ms` and at
+    /// `issued_steady_ms` on the steady timeline `timeline`: steady time elapsed when this
+    /// clock issued it, so wall steps neither age nor rejuvenate it; otherwise (a previous
+    /// run's, or a token from before timelines were recorded: 0) the longer of the wall
+    /// time since and this run's uptime, as it was issued before this run started.
+    pub fn issued_age_ms(&self, issued_ms: i64, issued_steady_ms: i64, timeline: u64) -> i64 {
+        if timeline == self.timeline() {
+            self.steady_ms().saturating_sub(issued_steady_ms)
+        } else {
+            self.now_ms()
+                .saturating_sub(issued_ms)
+                .max(self.uptime_ms())
+        }
     }
 
     /// Steady milliseconds since this clock was created (the process's start, for
@@ -237,5 +359,39 @@ mod tests {
         assert!(c.step_wall_ms(i64::MIN).is_err());
         assert!(c.step_wall_ms(-c.now_ms() - 1).is_err());
         assert_eq!((c.offset_ms(), c.wall_step_ms()), (0, 0));
+    }
+
+    #[test]
+    fn carrying_a_time_to_a_new_process_ignores_wall_steps_on_the_same_boot() {
+        let before = Clock::system();
+        let then = before.mark();
+        let deadline = then.steady_ms + 30_000;
+        for step in [HOUR, -HOUR] {
+            let after = Clock::system_stepped(step).unwrap();
+            assert!((after.now_ms() - after.steady_ms()).abs() < SLACK);
+            let left = after.carry_ms(&then, deadline) - after.steady_ms();
+            if then.boot.is_some() {
+                assert!((30_000 - SLACK..=30_000).contains(&left), "{step}: {left}");
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_reboot_a_carried_deadline_is_never_later_than_it_was() {
+        let c = Clock::system();
+        let mut then = c.mark();
+        then.boot = Some(("another boot".into(), 5));
+        // The wall clock went back an hour across the reboot: no time seems to have
+        // passed, and the deadline keeps the 30 s it had, not an hour more.
+        then.wall_ms += HOUR;
+        let left = c.carry_ms(&then, then.steady_ms + 30_000) - c.steady_ms();
+        assert!((30_000 - SLACK..=30_000).contains(&left), "{left}");
+        // Forward an hour: an hour passed, as far as anything can tell.
+        then.wall_ms -= 2 * HOUR;
+        let left = c.carry_ms(&then, then.steady_ms + 30_000) - c.steady_ms();
+        assert!(
+            (30_000 - HOUR - SLACK..=30_000 - HOUR).contains(&left),
+            "{left}"
+        );
     }
 }

@@ -84,12 +84,7 @@ impl ShardIterator {
     /// `clock` issued it; otherwise the longer of the wall time since it was issued and the
     /// time since `clock` started (it was issued before that).
     pub fn age_ms(&self, clock: &Clock) -> i64 {
-        if self.timeline == clock.timeline() {
-            clock.steady_ms().saturating_sub(self.issued_steady_ms)
-        } else {
-            let wall = clock.now_ms().saturating_sub(self.issued_ms);
-            wall.max(clock.uptime_ms())
-        }
+        clock.issued_age_ms(self.issued_ms, self.issued_steady_ms, self.timeline)
     }
 }
 

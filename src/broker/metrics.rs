@@ -126,7 +126,7 @@ impl Broker {
         for q in self.queues.all() {
             let meta = q.meta();
             if meta.stream_uid == stream.uid {
-                let lag = self.queue_lag(stream, &q.frontier(), now_ms);
+                let lag = self.queue_lag(stream, &q.frontier());
                 out.push(reader("queue", meta.name, lag));
             }
         }
@@ -156,7 +156,6 @@ impl Broker {
         &self,
         stream: &Stream,
         frontier: &std::collections::BTreeMap<u32, u64>,
-        now_ms: i64,
     ) -> Option<i64> {
         let shards = stream.state().shards.clone();
         let mut lag = 0;
@@ -173,7 +172,9 @@ impl Broker {
             }
             let batch = shard.log.read(next, 1, 1).ok()?;
             if let Some(Ok(first)) = batch.iter().next() {
-                lag = lag.max((now_ms - first.arrival_ms).max(0));
+                // Ages on the earlier clock reading: a wall step neither adds an hour
+                // to the lag nor makes it negative.
+                lag = lag.max(self.clock.age_ms(first.arrival_ms));
             }
         }
         Some(lag)

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod queue;
 mod read;
 pub mod reshard;
+mod resources;
 mod retention;
 pub mod sequence;
 pub mod stream;
@@ -195,6 +196,7 @@ impl Broker {
         let catalog = CatalogStore::open(&data_dir.join(CATALOG_FILE))?;
         let stored = catalog.load()?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let queues = queue::Queues::open(&config.data_dir, &secret, durability, &clock)?;
         let broker = Arc::new(Broker {
             settings,
             clock,
@@ -214,7 +216,7 @@ impl Broker {
             put_rotation: Default::default(),
             esm: esm::Esm::open(&config.data_dir, &config.functions)?
                 .with_transition_delay(config.event_source_mapping_delay),
-            queues: queue::Queues::open(&config.data_dir, &secret, durability)?,
+            queues,
             channels: channel::Channels::open(
                 &config.data_dir,
                 config.s3_endpoint.as_deref(),

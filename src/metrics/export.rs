@@ -17,6 +17,8 @@ use super::histogram::HistogramSnapshot;
 use super::server::ServerMetrics;
 use super::stream::StreamMetrics;
 use crate::broker::Broker;
+use crate::broker::channel::delivery::Cursor;
+use crate::broker::channel::gauges::ChannelGauge;
 use crate::broker::stream::{Shard, Stream};
 
 /// The `Content-Type` of the Prometheus text format.
@@ -312,8 +314,82 @@ impl Collector for BrokerCollector {
             streams.iter().map(|s| (stream_labels(s), s)).collect();
         self.encode_storage(&mut encoder, &broker, &labelled)?;
         self.encode_consumers(&mut encoder, &broker, now_ms)?;
-        Ok(())
+        encode_channels(&mut encoder, &broker.channel_gauges())
     }
+}
+
+/// A channel-level counter: its name, help (with the CloudWatch `DeliveryToS3` metric it
+/// stands for, where there is one) and how to read it from the cursor.
+type ChannelCounter = (&'static str, &'static str, fn(&Cursor) -> u64);
+
+const CHANNEL_COUNTERS: [ChannelCounter; 5] = [
+    (
+        "kinesis_broker_channel_objects",
+        "Objects a channel wrote to S3, dead-letter objects included.",
+        |c| c.objects,
+    ),
+    (
+        "kinesis_broker_channel_bytes",
+        "Bytes of the objects a channel wrote, as stored (compressed), dead-letter objects included (DeliveryToS3.BytesOut).",
+        |c| c.bytes,
+    ),
+    (
+        "kinesis_broker_channel_records",
+        "Records a channel delivered in objects (DeliveryToS3.SuccessfulRecordCount).",
+        |c| c.records,
+    ),
+    (
+        "kinesis_broker_channel_dead_letter_records",
+        "Records a channel wrote to its dead-letter prefix instead (DeliveryToS3.FailedRecordCount).",
+        |c| c.dead_letters,
+    ),
+    (
+        "kinesis_broker_channel_failed_writes",
+        "Object writes that failed or the store refused; each is retried, and after 5 refusals in a row its records are dead-lettered.",
+        |c| c.failed_writes,
+    ),
+];
+
+/// Every channel's lag and counters, labelled `channel`, `stream`, `account`.
+fn encode_channels(
+    encoder: &mut DescriptorEncoder,
+    channels: &[ChannelGauge],
+) -> Result<(), std::fmt::Error> {
+    let labels = |g: &ChannelGauge| -> Labels {
+        vec![
+            ("channel", g.name.clone()),
+            ("stream", g.stream.clone()),
+            ("account", g.account.clone()),
+        ]
+    };
+    let lag_records: Vec<(Labels, i64)> = channels
+        .iter()
+        .map(|g| (labels(g), g.lag_records as i64))
+        .collect();
+    gauges(
+        encoder,
+        "kinesis_broker_channel_lag_records",
+        "Records of the stream a channel has not delivered yet (nor dead-lettered), summed over shards.",
+        &lag_records,
+    )?;
+    let lag_ms: Vec<(Labels, i64)> = channels
+        .iter()
+        .filter_map(|g| g.lag_ms.map(|ms| (labels(g), ms)))
+        .collect();
+    gauges(
+        encoder,
+        "kinesis_broker_channel_lag_milliseconds",
+        "Age of the oldest record a channel has not delivered yet, 0 when caught up (DeliveryToS3.DataFreshness, in ms).",
+        &lag_ms,
+    )?;
+    for (name, help, read) in CHANNEL_COUNTERS {
+        let rows: Vec<(Labels, u64)> = channels
+            .iter()
+            .map(|g| (labels(g), read(&g.cursor)))
+            .collect();
+        counters(encoder, name, help, &rows)?;
+    }
+    Ok(())
 }
 
 /// The stream-level metrics of `streams`, and the shard-level ones they enabled.
@@ -742,6 +818,79 @@ mod tests {
         text.lines()
             .filter(|l| !l.starts_with('#') && l.contains(&format!("stream=\"{stream}\"")))
             .count()
+    }
+
+    #[derive(Debug)]
+    struct Channels(Vec<ChannelGauge>);
+
+    impl Collector for Channels {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_channels(&mut encoder, &self.0)
+        }
+    }
+
+    #[test]
+    fn channels_show_their_lag_and_counters_under_their_labels() {
+        let cursor = Cursor {
+            objects: 3,
+            bytes: 4_096,
+            records: 250,
+            dead_letters: 2,
+            failed_writes: 1,
+            ..Default::default()
+        };
+        let delivering = ChannelGauge {
+            name: "lake".into(),
+            stream: "orders".into(),
+            account: "000000000000".into(),
+            status: "ACTIVE",
+            lag_records: 17,
+            lag_ms: Some(1_500),
+            cursor,
+        };
+        let orphan = ChannelGauge {
+            name: "old".into(),
+            stream: "gone".into(),
+            lag_ms: None,
+            lag_records: 0,
+            cursor: Cursor::default(),
+            ..delivering.clone()
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Channels(vec![delivering, orphan])));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        let labels = |c: &str, s: &str| {
+            format!("{{channel=\"{c}\",stream=\"{s}\",account=\"000000000000\"}}")
+        };
+        let lake = labels("lake", "orders");
+        for line in [
+            format!("kinesis_broker_channel_lag_records{lake} 17"),
+            format!("kinesis_broker_channel_lag_milliseconds{lake} 1500"),
+            format!("kinesis_broker_channel_objects_total{lake} 3"),
+            format!("kinesis_broker_channel_bytes_total{lake} 4096"),
+            format!("kinesis_broker_channel_records_total{lake} 250"),
+            format!("kinesis_broker_channel_dead_letter_records_total{lake} 2"),
+            format!("kinesis_broker_channel_failed_writes_total{lake} 1"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        // A channel whose stream is gone has no age to show, but its counters stay.
+        let old = labels("old", "gone");
+        assert!(!text.contains(&format!("kinesis_broker_channel_lag_milliseconds{old}")));
+        assert!(text.contains(&format!("kinesis_broker_channel_objects_total{old} 0")));
+        let typed = |name: &str, kind: &str| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {name}")) && l.ends_with(kind))
+        };
+        assert!(typed("kinesis_broker_channel_bytes", " counter"), "{text}");
+        assert!(
+            typed("kinesis_broker_channel_lag_records", " gauge"),
+            "{text}"
+        );
     }
 
     #[test]

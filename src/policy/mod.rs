@@ -549,5 +549,54 @@ fn parse_conditions(value: &Value) -> Result<Vec<Condition>, PolicyError> {
     Ok(out)
 }
 
+/// A long-lived reader's right to a resource of another account (an event-source mapping
+/// polling a stream, a SubscribeToShard session), re-checked on every poll as Lambda's
+/// poller and Kinesis re-check each call. The decision is cached with the policy text it
+/// was made on, so a poll costs one comparison with the resource's current text and the
+/// document is parsed again only after the owner changed (or removed) it.
+#[derive(Debug, Clone)]
+pub struct StandingAccess {
+    account: String,
+    resource: String,
+    actions: &'static [&'static str],
+    /// The text the cached decision was made on (`None` inside: no policy attached).
+    decided_on: Option<Option<String>>,
+    allowed: bool,
+}
+
+impl StandingAccess {
+    /// `account` reading `resource` (of another account) with every one of `actions`.
+    pub fn new(account: &str, resource: &str, actions: &'static [&'static str]) -> Self {
+        Self {
+            account: account.to_string(),
+            resource: resource.to_string(),
+            actions,
+            decided_on: None,
+            allowed: false,
+        }
+    }
+
+    /// Whether `policy` (the resource's current document, if any) still allows every
+    /// action. A document that no longer parses allows nothing (it was checked when
+    /// attached, so that means a newer version of the rules refuses it).
+    pub fn allowed(&mut self, policy: Option<&str>) -> bool {
+        if self.decided_on.as_ref().map(Option::as_deref) == Some(policy) {
+            return self.allowed;
+        }
+        let document = policy.and_then(|text| PolicyDocument::parse(text).ok());
+        self.allowed = document.is_some_and(|doc| {
+            self.actions.iter().all(|action| {
+                doc.evaluate(&Request {
+                    account: &self.account,
+                    action,
+                    resource: &self.resource,
+                }) == Decision::Allow
+            })
+        });
+        self.decided_on = Some(policy.map(str::to_string));
+        self.allowed
+    }
+}
+
 #[cfg(test)]
 mod tests;

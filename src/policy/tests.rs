@@ -306,3 +306,21 @@ fn fuzz_policy_parser() {
     }
     run.finish();
 }
+
+#[test]
+fn standing_access_follows_the_current_policy_and_needs_every_action() {
+    const READS: &[&str] = &["GetShardIterator", "GetRecords"];
+    let mut access = StandingAccess::new(OTHER, STREAM, READS);
+    let both = allow(
+        r#"{"AWS":"222222222222"}"#,
+        r#"["kinesis:GetShardIterator","kinesis:GetRecords"]"#,
+    );
+    let one = allow(r#"{"AWS":"222222222222"}"#, r#""kinesis:GetRecords""#);
+    assert!(!access.allowed(None), "no policy: same-account only");
+    assert!(access.allowed(Some(&both)));
+    assert!(access.allowed(Some(&both)), "the cached decision");
+    assert!(!access.allowed(Some(&one)), "narrowed: one action missing");
+    assert!(access.allowed(Some(&both)), "restored");
+    assert!(!access.allowed(None), "deleted");
+    assert!(!access.allowed(Some("not json")));
+}

@@ -446,6 +446,8 @@ mod tests {
         use crate::api::{ApiError, Codec, ErrorCode};
         use serde::de::DeserializeOwned;
         use serde_json::{Value, json};
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::atomic::Ordering::Relaxed;
 
         use crate::fuzzing::Rng;
 
@@ -748,40 +750,45 @@ mod tests {
 
         #[test]
         fn mutated_bodies_never_panic_and_fail_in_aws_shapes() {
-            let mut fuzz = crate::fuzzing::Run::new("json_body", 3_000, 0x4b49_4e45_5349_5321);
+            let fuzz = crate::fuzzing::Run::new("json_body", 3_000, 0x4b49_4e45_5349_5321);
             let seeds = seeds();
             for (op, body) in &seeds {
                 run(op, &serde_json::to_vec(body).unwrap())
                     .unwrap_or_else(|e| panic!("seed body of {op} is refused: {e:?}"));
             }
-            let (mut accepted, mut serialization, mut validation) = (0usize, 0usize, 0usize);
-            for i in 0..fuzz.iterations() {
-                let (op, seed_body) = &seeds[fuzz.rng.below(seeds.len())];
-                let body = mutate(&mut fuzz.rng, seed_body);
-                let shown = || crate::fuzzing::show(&body);
-                match fuzz.input(i, shown, || run(op, &body)) {
-                    Ok(()) => accepted += 1,
-                    Err(e) if e.code == ErrorCode::SerializationException => {
-                        serialization += 1;
-                        assert!(
-                            aws_serialization_text(&e.message),
-                            "{op}: not an AWS text: {:?} for {} (iteration {i})",
-                            e.message,
-                            shown()
-                        );
-                    }
-                    Err(e) if e.code == ErrorCode::ValidationException => {
-                        validation += 1;
-                        assert!(
-                            aws_validation_text(&e.message),
-                            "{op}: not AWS's format: {:?} for {} (iteration {i})",
-                            e.message,
-                            shown()
-                        );
-                    }
-                    Err(e) => panic!("{op}: {e:?} for {} (iteration {i})", shown()),
-                }
-            }
+            let counts = [const { AtomicUsize::new(0) }; 3];
+            let [accepted, serialization, validation] = &counts;
+            fuzz.parallel(
+                || (),
+                |(), rng, i| {
+                    let (op, seed_body) = &seeds[rng.below(seeds.len())];
+                    let body = mutate(rng, seed_body);
+                    let shown = || crate::fuzzing::show(&body);
+                    match fuzz.input(i, shown, || run(op, &body)) {
+                        Ok(()) => accepted.fetch_add(1, Relaxed),
+                        Err(e) if e.code == ErrorCode::SerializationException => {
+                            assert!(
+                                aws_serialization_text(&e.message),
+                                "{op}: not an AWS text: {:?} for {} (iteration {i})",
+                                e.message,
+                                shown()
+                            );
+                            serialization.fetch_add(1, Relaxed)
+                        }
+                        Err(e) if e.code == ErrorCode::ValidationException => {
+                            assert!(
+                                aws_validation_text(&e.message),
+                                "{op}: not AWS's format: {:?} for {} (iteration {i})",
+                                e.message,
+                                shown()
+                            );
+                            validation.fetch_add(1, Relaxed)
+                        }
+                        Err(e) => panic!("{op}: {e:?} for {} (iteration {i})", shown()),
+                    };
+                },
+            );
+            let [accepted, serialization, validation] = counts.map(AtomicUsize::into_inner);
             eprintln!(
                 "json_body: {accepted} accepted, {serialization} SerializationException, {validation} ValidationException"
             );
@@ -892,52 +899,57 @@ mod tests {
                     "{op}: nothing trimmed from {body}"
                 );
             }
-            let mut run = crate::fuzzing::Run::new("json_every_operation", 3_000, 0x0a11_0b5e);
-            let mut accepted = vec![0usize; seeds.len()];
-            for i in 0..run.iterations() {
-                let pick = run.rng.below(seeds.len());
-                let (op, seed_body) = &seeds[pick];
-                let body = mutate(&mut run.rng, seed_body);
-                let cbor = run.rng.chance(4);
-                let shown = || {
-                    format!(
-                        "{op} {}{}",
-                        if cbor { "(as CBOR) " } else { "" },
-                        crate::fuzzing::show(&body)
-                    )
-                };
-                let outcome = run.input(i, shown, || {
-                    if cbor {
-                        let value: Result<Value, _> = serde_json::from_slice(&body);
-                        let mut bytes = Vec::new();
-                        if let Ok(value) = value {
-                            ciborium::into_writer(&value, &mut bytes).unwrap();
+            let run = crate::fuzzing::Run::new("json_every_operation", 3_000, 0x0a11_0b5e);
+            let accepted: Vec<AtomicUsize> = seeds.iter().map(|_| AtomicUsize::new(0)).collect();
+            run.parallel(
+                || (),
+                |(), rng, i| {
+                    let pick = rng.below(seeds.len());
+                    let (op, seed_body) = &seeds[pick];
+                    let body = mutate(rng, seed_body);
+                    let cbor = rng.chance(4);
+                    let shown = || {
+                        format!(
+                            "{op} {}{}",
+                            if cbor { "(as CBOR) " } else { "" },
+                            crate::fuzzing::show(&body)
+                        )
+                    };
+                    let outcome = run.input(i, shown, || {
+                        if cbor {
+                            let value: Result<Value, _> = serde_json::from_slice(&body);
+                            let mut bytes = Vec::new();
+                            if let Ok(value) = value {
+                                ciborium::into_writer(&value, &mut bytes).unwrap();
+                            } else {
+                                bytes = body.clone();
+                            }
+                            dispatch_body(*op, &crate::protocol::cbor::CborCodec, &bytes)
                         } else {
-                            bytes = body.clone();
+                            dispatch_body(*op, &JsonCodec, &body)
                         }
-                        dispatch_body(*op, &crate::protocol::cbor::CborCodec, &bytes)
-                    } else {
-                        dispatch_body(*op, &JsonCodec, &body)
+                    });
+                    match outcome {
+                        Ok(()) => {
+                            accepted[pick].fetch_add(1, Relaxed);
+                        }
+                        Err(e) if e.code == ErrorCode::SerializationException => assert!(
+                            cbor || aws_serialization_text(&e.message),
+                            "{op}: not an AWS text: {:?} for {}",
+                            e.message,
+                            shown()
+                        ),
+                        Err(e) if e.code == ErrorCode::ValidationException => assert!(
+                            aws_validation_text(&e.message),
+                            "{op}: not AWS's format: {:?} for {}",
+                            e.message,
+                            shown()
+                        ),
+                        Err(e) if cbor && e.code == ErrorCode::InvalidArgumentException => {}
+                        Err(e) => panic!("{op}: {e:?} for {}", shown()),
                     }
-                });
-                match outcome {
-                    Ok(()) => accepted[pick] += 1,
-                    Err(e) if e.code == ErrorCode::SerializationException => assert!(
-                        cbor || aws_serialization_text(&e.message),
-                        "{op}: not an AWS text: {:?} for {}",
-                        e.message,
-                        shown()
-                    ),
-                    Err(e) if e.code == ErrorCode::ValidationException => assert!(
-                        aws_validation_text(&e.message),
-                        "{op}: not AWS's format: {:?} for {}",
-                        e.message,
-                        shown()
-                    ),
-                    Err(e) if cbor && e.code == ErrorCode::InvalidArgumentException => {}
-                    Err(e) => panic!("{op}: {e:?} for {}", shown()),
-                }
-            }
+                },
+            );
             run.finish();
         }
     }

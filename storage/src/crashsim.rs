@@ -9,8 +9,12 @@
 //! durable (captured when the fsync started, committed when it returned), and every change
 //! to a directory's entries. `tests.rs` replays the events, builds the disk states a power
 //! cut could leave at each point and opens them with the real recovery.
+//!
+//! Feature `crash-sim` turns the same recorder and the crash-state builder ([`states`]) on
+//! outside this crate's tests, for the broker's power-cut test (`tests/power_cut/`); only
+//! dev-dependencies enable it, so a release build keeps the empty hooks.
 
-#[cfg(not(test))]
+#[cfg(not(any(test, feature = "crash-sim")))]
 mod hooks {
     use std::fs::File;
     use std::path::Path;
@@ -44,15 +48,21 @@ mod hooks {
     pub(crate) fn flushed(_: &Path, _: u64) {}
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "crash-sim"))]
 mod hooks {
     pub(crate) use super::recorder::{created, flushed, fsync, fsync_dir, removed, renamed, wrote};
 }
 
 pub(crate) use hooks::*;
 
-#[cfg(test)]
-pub(crate) mod recorder;
+// A test-only API whose types are documented where they matter, not field by field.
+#[cfg(any(test, feature = "crash-sim"))]
+#[allow(missing_docs)]
+pub mod recorder;
+
+#[cfg(any(test, feature = "crash-sim"))]
+#[allow(missing_docs)]
+pub mod states;
 
 #[cfg(test)]
 mod tests;

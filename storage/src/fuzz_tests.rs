@@ -425,10 +425,9 @@ fn fuzzed_log_recovery_never_panics_or_serves_garbage() {
         .collect();
     files.sort();
     assert!(files.len() >= 4, "{files:?}");
-    let work = scratch();
-    let mut run = Run::new("storage_log_recovery", 300, 0x4ec0_7e41);
-    for i in 0..run.iterations() {
-        let rng = &mut run.rng;
+    let run = Run::new("storage_log_recovery", 300, 0x4ec0_7e41);
+    // One scratch directory per worker (on tmpfs when there is one), each input's log in it.
+    run.parallel(scratch, |work, rng, i| {
         let dir = work.path().join(format!("log-{i}"));
         std::fs::create_dir(&dir).unwrap();
         let mut damaged = Vec::new();
@@ -481,6 +480,6 @@ fn fuzzed_log_recovery_never_panics_or_serves_garbage() {
             },
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
+    });
     run.finish();
 }

@@ -282,7 +282,7 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>, sync: bool) -> Result<(Journal, Vec<Vec<u8>>, Recovered)> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+            crate::log::create_dir_durably(dir)?;
         }
         let mut file = OpenOptions::new()
             .read(true)

@@ -57,6 +57,12 @@ pub use meta::MetaStore;
 /// A full disk for integration tests (feature `fault-injection`).
 #[cfg(feature = "fault-injection")]
 pub use segment::disk_full;
+/// The power-cut recorder and crash-state builder for users' tests (feature `crash-sim`).
+#[cfg(feature = "crash-sim")]
+#[doc(hidden)]
+pub mod crash_sim {
+    pub use crate::crashsim::{recorder, states};
+}
 
 /// When an append counts as durable, i.e. when [`Log::wait_durable`] resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,7 +72,7 @@ impl MetaStore {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
+        crate::log::create_dir_durably(&dir)?;
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         Ok(MetaStore {

@@ -7,6 +7,10 @@
 
 #![allow(dead_code)] // Each test module uses a different subset of the helpers.
 
+mod raw_json;
+#[allow(unused_imports)] // Only the targets that drive raw JSON use it.
+pub use raw_json::*;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -17,7 +21,8 @@ use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamStatus,
+    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
+    StreamStatus,
 };
 use kinesis_broker::{Config, Server};
 use md5::{Digest, Md5};
@@ -135,6 +140,23 @@ pub async fn create_stream(client: &Client, name: &str, shards: i32) {
         .send()
         .await
         .unwrap_or_else(|e| panic!("CreateStream {name}: {}", describe_err(&e)));
+    wait_active(client, name).await;
+}
+
+/// Creates an on-demand stream (queues and channels need one) and waits until it is ACTIVE.
+pub async fn create_on_demand(client: &Client, name: &str) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     wait_active(client, name).await;
 }
 

@@ -12,130 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-/// Bound on every single HTTP exchange (long polls included).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// POSTs one Kinesis JSON request; returns (status, body as JSON).
-async fn call(addr: SocketAddr, operation: &str, body: Value) -> (u16, Value) {
-    call_as(addr, ACCESS_KEY, operation, body).await
-}
-
-/// [`call`] signed with `access_key` (a 12-digit key names the caller's account).
-async fn call_as(addr: SocketAddr, access_key: &str, operation: &str, body: Value) -> (u16, Value) {
-    try_call(addr, access_key, operation, body)
-        .await
-        .unwrap_or_else(|e| panic!("{operation}: {e}"))
-}
-
-/// One exchange; a failed connection is reported, not a panic.
-async fn try_call(
-    addr: SocketAddr,
-    access_key: &str,
-    operation: &str,
-    body: Value,
-) -> Result<(u16, Value), String> {
-    let body = serde_json::to_vec(&body).unwrap();
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!(
-            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
-             Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential={access_key}/20261125/us-east-1/kinesis/aws4_request, \
-             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header block in {} bytes", raw.len()))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line: {head}"))?;
-    let mut payload = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload);
-    }
-    let value = if payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&payload).map_err(|e| format!("body is not JSON ({e})"))?
-    };
-    Ok((status, value))
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&data[..line_end])
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .trim(),
-            16,
-        )
-        .unwrap();
-        if size == 0 {
-            return out;
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
-    }
-}
-
-/// Calls and expects 200.
-async fn ok(addr: SocketAddr, operation: &str, body: Value) -> Value {
-    let (status, v) = call(addr, operation, body).await;
-    assert_eq!(status, 200, "{operation}: {v}");
-    v
-}
-
-/// Calls and expects an error of `code`; returns its message.
-async fn fails(addr: SocketAddr, operation: &str, body: Value, code: &str) -> String {
-    let (status, v) = call(addr, operation, body).await;
-    assert_ne!(status, 200, "{operation} should fail with {code}: {v}");
-    let ty = v["__type"].as_str().unwrap_or_default();
-    assert!(ty.ends_with(code), "{operation}: expected {code}, got {v}");
-    v["message"].as_str().unwrap_or_default().to_string()
-}
-
-async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(client, name).await;
-}
-
 const ROLE: &str = "arn:aws:iam::000000000000:role/channel-writer";
 const BUCKET: &str = "arn:aws:s3:::lake";
 
@@ -617,4 +493,107 @@ async fn another_accounts_channel_is_not_reachable() {
         .await
         .1;
     assert_eq!(listed["ChannelSummaries"], json!([]));
+}
+
+/// The body of `GET /metrics`, bounded in time.
+async fn scrape(addr: SocketAddr) -> String {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
+        .await
+        .expect("/metrics answers")
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The value of the series named exactly `series` (name and labels).
+fn series_value(metrics: &str, series: &str) -> Option<i64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_a_channels_lag_and_counters() {
+    let (client, h, _dir) = start_server().await;
+    let addr = h.local_addr();
+    create_on_demand(&client, "od").await;
+    let arn = create_channel(addr, "c", "od").await["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Without --s3-endpoint the channel ends FAILED and delivers nothing: its lag is the
+    // whole stream, and stays put while the clock moves.
+    for _ in 0..MAX_POLLS {
+        let d = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+        if d["ChannelDescription"]["ChannelStatus"] == "FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let labels = format!("{{channel=\"c\",stream=\"od\",account=\"{DEFAULT_ACCOUNT}\"}}");
+    let lag_records = format!("kinesis_broker_channel_lag_records{labels}");
+    let lag_ms = format!("kinesis_broker_channel_lag_milliseconds{labels}");
+    let text = scrape(addr).await;
+    assert_eq!(series_value(&text, &lag_records), Some(0), "{text}");
+    assert_eq!(series_value(&text, &lag_ms), Some(0), "{text}");
+
+    // Five records on the first shard, two on the last.
+    let entry = |hash: &str| {
+        aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+            .data(aws_sdk_kinesis::primitives::Blob::new(
+                b"{\"a\":1}".to_vec(),
+            ))
+            .partition_key("k")
+            .explicit_hash_key(hash)
+            .build()
+            .unwrap()
+    };
+    let last = u128::MAX.to_string();
+    let mut entries: Vec<_> = (0..5).map(|_| entry("0")).collect();
+    entries.extend((0..2).map(|_| entry(&last)));
+    put_all(&client, "od", entries).await;
+    h.broker().clock().advance_ms(7_000).unwrap();
+
+    let text = scrape(addr).await;
+    assert_eq!(series_value(&text, &lag_records), Some(7), "{text}");
+    let age = series_value(&text, &lag_ms).unwrap();
+    assert!((7_000..60_000).contains(&age), "lag {age} ms\n{text}");
+    for counter in [
+        "objects",
+        "bytes",
+        "records",
+        "dead_letter_records",
+        "failed_writes",
+    ] {
+        let series = format!("kinesis_broker_channel_{counter}_total{labels}");
+        assert_eq!(series_value(&text, &series), Some(0), "{series}\n{text}");
+    }
+
+    // The lag counts from where the cursor stands, and not at all on finished shards.
+    let stream = h
+        .broker()
+        .streams()
+        .into_iter()
+        .find(|s| s.key.name == "od")
+        .unwrap();
+    let now = h.broker().clock().now_ms();
+    let mut cursor = kinesis_broker::broker::channel::delivery::Cursor::default();
+    let broker = h.broker();
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 7);
+    cursor.next.insert(0, 3);
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 4);
+    let last_shard = stream.state().shards.last().unwrap().index;
+    cursor.finished.insert(last_shard);
+    assert_eq!(broker.channel_lag(&stream, &cursor, now).records, 2);
+    cursor.next.insert(0, 5);
+    let caught_up = broker.channel_lag(&stream, &cursor, now);
+    assert_eq!((caught_up.records, caught_up.ms), (0, 0));
 }

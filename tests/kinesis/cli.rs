@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode, StreamModeDetails};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use kinesis_broker::broker::faults::{FaultConfig, FaultRules};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -401,19 +401,7 @@ async fn streams_prints_a_table_of_the_account_streams() {
     let (client, server, _dir) = start_server().await;
     let home = tempfile::tempdir().unwrap();
     create_stream(&client, "alpha", 2).await;
-    client
-        .create_stream()
-        .stream_name("beta")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(&client, "beta").await;
+    create_on_demand(&client, "beta").await;
     client
         .increase_stream_retention_period()
         .stream_name("alpha")

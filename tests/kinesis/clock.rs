@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
-use aws_sdk_kinesis::types::{
-    ConsumerStatus, ShardIteratorType, StartingPosition, StreamMode, StreamModeDetails,
-};
+use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,6 +21,8 @@ use crate::common::*;
 const HOUR: i64 = 3_600_000;
 /// AWS's iterator lifetime.
 const ITERATOR_TTL_MS: i64 = 300_000;
+/// AWS's NextToken lifetime (ListShards: "valid for 300 seconds").
+const NEXT_TOKEN_TTL_MS: i64 = 300_000;
 /// Bound on every raw HTTP exchange.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -279,6 +279,51 @@ async fn an_iterator_from_before_a_restart_on_a_clock_set_back_expires_within_it
 }
 
 #[tokio::test]
+async fn list_shards_tokens_expire_by_steady_time_not_by_wall_steps() {
+    let (client, h, _dir) = start_server().await;
+    create_stream(&client, "pages", 3).await;
+    let clock = h.broker().clock().clone();
+    let token = || async {
+        client
+            .list_shards()
+            .stream_name("pages")
+            .max_results(1)
+            .send()
+            .await
+            .expect("ListShards")
+            .next_token()
+            .expect("more shards")
+            .to_string()
+    };
+    let next_page = |token: String| {
+        let client = client.clone();
+        async move { client.list_shards().next_token(token).send().await }
+    };
+
+    // Forward: a token a second old is not 300 s old because the wall clock gained an hour.
+    let fresh = token().await;
+    clock.step_wall_ms(HOUR).unwrap();
+    next_page(fresh).await.unwrap_or_else(|e| {
+        panic!(
+            "a forward step expired a fresh NextToken: {}",
+            describe_err(&e)
+        )
+    });
+
+    // Back: a token issued before the wall clock loses two hours expires after its 300 s.
+    let issued = token().await;
+    clock.step_wall_ms(-2 * HOUR).unwrap();
+    clock.advance_ms(NEXT_TOKEN_TTL_MS - 10_000).unwrap();
+    next_page(issued.clone()).await.expect("younger than 300 s");
+    clock.advance_ms(20_000).unwrap();
+    let err = next_page(issued)
+        .await
+        .expect_err("a backward step lent the NextToken an extra hour");
+    assert_eq!(err.code(), Some("ExpiredNextTokenException"), "{err:?}");
+    h.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn retention_never_trims_early_on_a_forward_step_and_trims_late_by_at_most_a_backward_one() {
     let (client, h, _dir) = start_server().await;
     create_stream(&client, "ret", 1).await;
@@ -315,22 +360,6 @@ async fn retention_never_trims_early_on_a_forward_step_and_trims_late_by_at_most
         "the sweeper deleted nothing"
     );
     h.shutdown().await.expect("shutdown");
-}
-
-async fn create_on_demand(client: &aws_sdk_kinesis::Client, name: &str) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(client, name).await;
 }
 
 async fn receive(addr: SocketAddr, arn: &str) -> Vec<Value> {
@@ -387,6 +416,113 @@ async fn visibility_timeouts_run_on_steady_time() {
     let again = receive(addr, &arn).await;
     assert_eq!(again.len(), 1, "a backward step hid the record for an hour");
     assert_eq!(again[0]["ReceiveCount"], 2);
+    h.shutdown().await.expect("shutdown");
+}
+
+async fn create_queue(addr: SocketAddr, stream: &str, name: &str) -> String {
+    let created = call(
+        addr,
+        "CreateQueue",
+        json!({
+            "QueueName": name,
+            "StreamConfigurationList": [{"StreamARN": stream_arn(stream), "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+        }),
+    )
+    .await;
+    created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .expect("QueueARN")
+        .to_string()
+}
+
+/// The default VisibilityTimeout (s) of a queue, plus a second.
+const VISIBILITY_PASSED_MS: i64 = 31_000;
+
+#[tokio::test]
+async fn in_flight_records_keep_their_visibility_across_restarts_on_a_stepped_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        ClockServer::start(dir.path(), kinesis_broker::broker::Clock::system(), |_| {}).await;
+    create_on_demand(&server.client, "rq").await;
+    put(&server.client, "rq", "job").await;
+    let arn = create_queue(server.addr, "rq", "restarted").await;
+    assert_eq!(receive(server.addr, &arn).await.len(), 1);
+    server.stop().await;
+
+    // The machine's wall clock gained an hour while the broker was down: the record is
+    // seconds into its 30 s of invisibility, not an hour past them.
+    let clock = kinesis_broker::broker::Clock::system_stepped(HOUR).unwrap();
+    let server = ClockServer::start(dir.path(), clock.clone(), |_| {}).await;
+    assert!(
+        receive(server.addr, &arn).await.is_empty(),
+        "a forward step while down made the in-flight record visible at once"
+    );
+    clock.advance_ms(VISIBILITY_PASSED_MS).unwrap();
+    let again = receive(server.addr, &arn).await;
+    assert_eq!(again.len(), 1, "the record never came back");
+    assert_eq!(again[0]["ReceiveCount"], 2);
+    server.stop().await;
+
+    // Now two hours back: the record received last run is visible 30 s later, not 2 h.
+    let clock = kinesis_broker::broker::Clock::system_stepped(-HOUR).unwrap();
+    let server = ClockServer::start(dir.path(), clock.clone(), |_| {}).await;
+    assert!(
+        receive(server.addr, &arn).await.is_empty(),
+        "the record reappeared before its visibility timeout ended"
+    );
+    clock.advance_ms(VISIBILITY_PASSED_MS).unwrap();
+    let again = receive(server.addr, &arn).await;
+    assert_eq!(again.len(), 1, "a backward step while down hid the record");
+    assert_eq!(again[0]["ReceiveCount"], 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reader_lag_and_millis_behind_latest_neither_jump_nor_go_negative_on_steps() {
+    let (client, h, _dir) = start_server().await;
+    create_on_demand(&client, "lag").await;
+    put(&client, "lag", "a").await;
+    put(&client, "lag", "b").await;
+    create_queue(h.local_addr(), "lag", "idle").await;
+    let clock = h.broker().clock().clone();
+    let queue_lag = || {
+        h.broker()
+            .readers_all(clock.now_ms())
+            .into_iter()
+            .find(|r| r.name == "idle")
+            .and_then(|r| r.lag_ms)
+            .expect("the queue's lag")
+    };
+    let shard = client
+        .list_shards()
+        .stream_name("lag")
+        .send()
+        .await
+        .unwrap()
+        .shards()[0]
+        .shard_id()
+        .to_string();
+    let behind = || async {
+        let it = iterator(&client, "lag", &shard, ShardIteratorType::TrimHorizon).await;
+        let read = client
+            .get_records()
+            .shard_iterator(it)
+            .limit(1)
+            .send()
+            .await
+            .expect("GetRecords");
+        read.millis_behind_latest().expect("MillisBehindLatest")
+    };
+    for (step, name) in [(HOUR, "forward"), (-2 * HOUR, "back")] {
+        clock.step_wall_ms(step).unwrap();
+        let lag = queue_lag();
+        assert!((0..60_000).contains(&lag), "{name}: queue lag {lag} ms");
+        let behind = behind().await;
+        assert!(
+            (0..60_000).contains(&behind),
+            "{name}: MillisBehindLatest {behind} ms"
+        );
+    }
     h.shutdown().await.expect("shutdown");
 }
 

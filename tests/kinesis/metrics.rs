@@ -576,22 +576,9 @@ async fn kinesis_call(
 
 #[tokio::test]
 async fn queues_show_in_flight_records_and_their_lag() {
-    use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
     let (client, h, _dir) = start_server().await;
     let addr = h.local_addr();
-    client
-        .create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(&client, "od").await;
+    create_on_demand(&client, "od").await;
     let (status, created) = kinesis_call(
         addr,
         "CreateQueue",

@@ -491,3 +491,409 @@ async fn a_mapping_reads_another_account_only_through_its_policy() {
     assert_eq!(created.body["EventSourceArn"], events);
     server.shutdown().await.unwrap();
 }
+
+/// The reads Lambda's poller makes, granted to the mapping API's account (the requests of
+/// crate::esm::http sign with a non-numeric key: account 000000000000).
+fn poller_policy(stream_arn: &str, actions: &str) -> String {
+    format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"000000000000"}},"Action":{actions},"Resource":"{stream_arn}"}}"#
+    )
+}
+
+const POLLER_ACTIONS: &str = r#"["kinesis:DescribeStream","kinesis:ListShards","kinesis:GetShardIterator","kinesis:GetRecords"]"#;
+
+async fn mapping_result(addr: std::net::SocketAddr, uuid: &str) -> serde_json::Value {
+    let got = crate::esm::http(
+        addr,
+        "GET",
+        &format!("/2015-03-31/event-source-mappings/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    got.body
+}
+
+/// Waits (bounded) until the mapping's LastProcessingResult is `expected`; checks it stays
+/// Enabled meanwhile.
+async fn wait_for_result(addr: std::net::SocketAddr, uuid: &str, expected: &str) {
+    let deadline = tokio::time::Instant::now() + crate::esm::WAIT;
+    loop {
+        let mapping = mapping_result(addr, uuid).await;
+        assert_eq!(mapping["State"], "Enabled", "{mapping}");
+        if mapping["LastProcessingResult"] == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {expected:?}; mapping {mapping}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_delivered(seen: &crate::esm::Seen, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + crate::esm::WAIT;
+    loop {
+        let got = crate::esm::delivered(&seen.lock().unwrap());
+        if got == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; delivered {got:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn put_one(client: &Client, stream_arn: &str, data: &str) {
+    client
+        .put_record()
+        .stream_arn(stream_arn)
+        .partition_key("k")
+        .data(blob(data))
+        .send()
+        .await
+        .expect("PutRecord");
+}
+
+#[tokio::test]
+async fn a_running_mapping_stops_reading_when_the_owner_withdraws_its_policy_and_resumes_when_it_returns()
+ {
+    use crate::esm::{fake_runtime, free_port, http};
+    use kinesis_broker::config::FunctionSpec;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = free_port();
+    let server = start_server_in(dir.path(), |c| {
+        c.functions = vec![FunctionSpec::runtime("fn", runtime)];
+        c.event_source_mapping_delay = std::time::Duration::ZERO;
+    })
+    .await;
+    let addr = server.local_addr();
+    let owner = client_with(addr, OWNER, REGION);
+    create_stream(&owner, "events", 1).await;
+    let events = arn(OWNER, "events");
+    let statement = poller_policy(&events, POLLER_ACTIONS);
+    put_policy(&owner, &events, &statement).await;
+    let (seen, function) = fake_runtime(runtime, |_, _| true);
+    let created = http(
+        addr,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        Some(&json!({"FunctionName": "fn", "EventSourceArn": events, "StartingPosition": "TRIM_HORIZON"})),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{:?}", created.body);
+    let uuid = created.body["UUID"].as_str().unwrap().to_string();
+    put_one(&owner, &events, "granted").await;
+    wait_delivered(&seen, &["granted"]).await;
+    wait_for_result(addr, &uuid, "OK").await;
+
+    // Withdrawn: the mapping reports it and gets nothing more, though it stays Enabled.
+    owner
+        .delete_resource_policy()
+        .resource_arn(&events)
+        .send()
+        .await
+        .expect("DeleteResourcePolicy");
+    let problem = format!(
+        "PROBLEM: Cannot access stream {events}. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, ListShards, and ListStreams Actions on your stream in IAM."
+    );
+    wait_for_result(addr, &uuid, &problem).await;
+    put_one(&owner, &events, "withheld").await;
+    // Longer than two of the poller's once-a-second re-checks.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        crate::esm::delivered(&seen.lock().unwrap()),
+        ["granted"],
+        "nothing is read while the policy is gone"
+    );
+    assert_eq!(
+        mapping_result(addr, &uuid).await["LastProcessingResult"],
+        problem
+    );
+
+    // Restored: delivery resumes where it stopped, nothing lost.
+    put_policy(&owner, &events, &statement).await;
+    wait_delivered(&seen, &["granted", "withheld"]).await;
+    wait_for_result(addr, &uuid, "OK").await;
+
+    // Narrowed to GetRecords alone: the poller also needs GetShardIterator and the rest.
+    put_policy(
+        &owner,
+        &events,
+        &poller_policy(&events, r#""kinesis:GetRecords""#),
+    )
+    .await;
+    wait_for_result(addr, &uuid, &problem).await;
+    put_one(&owner, &events, "narrowed").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        crate::esm::delivered(&seen.lock().unwrap()),
+        ["granted", "withheld"]
+    );
+    function.abort();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_subscription_of_another_account_ends_when_the_consumer_policy_is_withdrawn() {
+    use aws_sdk_kinesis::types::{StartingPosition, SubscribeToShardEventStream};
+    let (owner, reader, server, _dir) = two_accounts().await;
+    create_stream(&owner, "fan", 1).await;
+    let fan = arn(OWNER, "fan");
+    let consumer = owner
+        .register_stream_consumer()
+        .stream_arn(&fan)
+        .consumer_name("shared")
+        .send()
+        .await
+        .unwrap()
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while owner
+        .describe_stream_consumer()
+        .consumer_arn(&consumer)
+        .send()
+        .await
+        .expect("DescribeStreamConsumer")
+        .consumer_description()
+        .unwrap()
+        .consumer_status()
+        != &aws_sdk_kinesis::types::ConsumerStatus::Active
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer never ACTIVE"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    put_policy(
+        &owner,
+        &consumer,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"{READER}"}},"Action":"kinesis:SubscribeToShard","Resource":"{consumer}"}}"#
+        ),
+    )
+    .await;
+    let subscribe = || async {
+        reader
+            .subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id(shard_id(0))
+            .starting_position(
+                StartingPosition::builder()
+                    .r#type(ShardIteratorType::TrimHorizon)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+    };
+    let mut events = subscribe().await.expect("granted").event_stream;
+    put_one(&owner, &fan, "granted").await;
+    // Every data event until the end of the stream (None), bounded.
+    let mut next_data = async || -> Option<Vec<String>> {
+        loop {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.recv())
+                .await
+                .expect("an event or the end within 30 s (heartbeats every 5 s)")
+                .expect("no exception event");
+            match event {
+                None => return None,
+                Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) => {
+                    let data: Vec<String> = e
+                        .records()
+                        .iter()
+                        .map(|r| String::from_utf8_lossy(r.data().as_ref()).into_owned())
+                        .collect();
+                    if !data.is_empty() {
+                        return Some(data);
+                    }
+                }
+                Some(other) => panic!("unexpected event {other:?}"),
+            }
+        }
+    };
+    assert_eq!(next_data().await, Some(vec!["granted".to_string()]));
+    owner
+        .delete_resource_policy()
+        .resource_arn(&consumer)
+        .send()
+        .await
+        .expect("DeleteResourcePolicy");
+    put_one(&owner, &fan, "withheld").await;
+    assert_eq!(
+        next_data().await,
+        None,
+        "the session ends without delivering what was written after the withdrawal"
+    );
+    let again = subscribe().await;
+    assert_error(
+        again,
+        "AccessDeniedException",
+        &no_policy_allows("SubscribeToShard", &consumer),
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// A Kinesis JSON call signed (by shape only, as `--auth open` checks) with `account`'s key;
+/// the SDK has no queue operations. Returns the status and the JSON body.
+async fn call_as(
+    addr: std::net::SocketAddr,
+    account: &str,
+    operation: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{operation}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261125T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={account}/20261125/{REGION}/kinesis/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.read_to_end(&mut raw).await.unwrap();
+    })
+    .await
+    .expect("an answer within 30 s");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, mut payload) = text.split_once("\r\n\r\n").expect("a header block");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = String::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        while let Some((size, rest)) = payload.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.push_str(&rest[..size]);
+            payload = &rest[size + 2..];
+        }
+    } else {
+        body = payload.to_string();
+    }
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_queue_is_shared_with_another_account_only_through_its_policy() {
+    use serde_json::json;
+    let (owner, _reader, server, _dir) = two_accounts().await;
+    let addr = server.local_addr();
+    create_on_demand(&owner, "od").await;
+    let od = arn(OWNER, "od");
+    let (status, created) = call_as(
+        addr,
+        OWNER,
+        "CreateQueue",
+        json!({"QueueName": "work", "StreamConfigurationList": [{"StreamARN": od, "StartingPosition": {"Type": "TRIM_HORIZON"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let queue = created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The queue becomes ACTIVE after the creation delay.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, d) = call_as(addr, OWNER, "DescribeQueue", json!({"QueueARN": queue})).await;
+        if d["QueueDescription"]["QueueStatus"] == "ACTIVE" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue never ACTIVE: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    put_one(&owner, &od, "job").await;
+    let receive = json!({"QueueARN": queue, "WaitTimeSeconds": 1});
+
+    // No policy: the other account is refused, like on a stream.
+    let (status, refused) = call_as(addr, READER, "ReceiveQueueRecords", receive.clone()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["message"],
+        no_policy_allows("ReceiveQueueRecords", &queue)
+    );
+    // An unknown queue of another account is refused the same way (nothing leaks).
+    let unknown = queue.replace(":queue/", ":queue/missing");
+    let (_, refused) = call_as(
+        addr,
+        READER,
+        "ReceiveQueueRecords",
+        json!({"QueueARN": unknown}),
+    )
+    .await;
+    assert_eq!(
+        refused["message"],
+        no_policy_allows("ReceiveQueueRecords", &unknown)
+    );
+
+    // PutResourcePolicy takes a queue ARN (the model's third pattern) and keeps it.
+    put_policy(
+        &owner,
+        &queue,
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"{READER}"}},"Action":["kinesis:ReceiveQueueRecords","kinesis:AcknowledgeQueueRecords"],"Resource":"{queue}"}}"#
+        ),
+    )
+    .await;
+    let got = owner
+        .get_resource_policy()
+        .resource_arn(&queue)
+        .send()
+        .await
+        .expect("GetResourcePolicy on a queue");
+    assert!(
+        got.policy().contains("ReceiveQueueRecords"),
+        "{}",
+        got.policy()
+    );
+    let (status, received) = call_as(addr, READER, "ReceiveQueueRecords", receive.clone()).await;
+    assert_eq!(status, 200, "{received}");
+    let records = received["QueueRecords"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{received}");
+    let (status, acked) = call_as(
+        addr,
+        READER,
+        "AcknowledgeQueueRecords",
+        json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": records[0]["ReceiptHandle"]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acked}");
+    // Granted reads do not extend to managing the queue.
+    let (status, refused) = call_as(addr, READER, "DeleteQueue", json!({"QueueARN": queue})).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["message"], no_policy_allows("DeleteQueue", &queue));
+
+    // Withdrawn: refused again.
+    owner
+        .delete_resource_policy()
+        .resource_arn(&queue)
+        .send()
+        .await
+        .expect("DeleteResourcePolicy on a queue");
+    let (status, refused) = call_as(addr, READER, "ReceiveQueueRecords", receive).await;
+    assert_eq!(status, 400, "{refused}");
+    server.shutdown().await.unwrap();
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails, StreamStatus};
+use aws_sdk_kinesis::types::{StreamMode, StreamStatus};
 
 use crate::common::*;
 
@@ -116,19 +116,7 @@ async fn describe_stream_summary_counts_open_shards_and_gives_the_arn() {
 #[tokio::test]
 async fn on_demand_stream_starts_with_four_shards() {
     let (client, _h, _d) = start_server().await;
-    client
-        .create_stream()
-        .stream_name("ondemand")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_active(&client, "ondemand").await;
+    create_on_demand(&client, "ondemand").await;
     let s = client
         .describe_stream_summary()
         .stream_name("ondemand")

@@ -56,12 +56,7 @@ fn authorize_event_source(
     let actions: &[&str] = if parse_consumer_arn(arn).is_some() {
         &["DescribeStreamConsumer", "SubscribeToShard"]
     } else {
-        &[
-            "DescribeStream",
-            "ListShards",
-            "GetShardIterator",
-            "GetRecords",
-        ]
+        crate::broker::esm::access::POLLER_ACTIONS
     };
     for action in actions {
         resource_policy::authorize(broker, ctx, action, arn).map_err(|_| {

@@ -7,12 +7,14 @@
 //! - [`delivery`]: the task that reads the stream and writes objects to S3, exactly once
 //!   per object.
 //! - [`s3`]: the S3 client (`--s3-endpoint`).
+//! - [`gauges`]: what `/metrics` shows of each channel (lag, objects, bytes, dead letters).
 //!
 //! Each channel is one `storage::MetaStore` file (`channels/<ID>.json`): its settings,
 //! status and delivery cursor, written (fsync, rename) before the operation answers and
 //! before and after each object is written.
 
 pub mod delivery;
+pub mod gauges;
 pub mod registry;
 pub mod s3;
 

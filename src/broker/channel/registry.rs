@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use super::{
     ChannelChange, ChannelError, ChannelMeta, ChannelResult, ChannelStatus, DEFAULT_CHANNEL_LIMIT,
 };
-use crate::broker::catalog::{StreamMode, StreamStatus};
+use crate::broker::resources::{
+    self, ByArn, Owner, Resource, random_bytes, require_active_on_demand, resource_id, stored_files,
+};
 use crate::broker::stream::Stream;
 use crate::broker::{Broker, Error, Result};
 
@@ -60,6 +62,55 @@ impl Channel {
     }
 }
 
+impl Resource for Channel {
+    type Meta = ChannelMeta;
+    const KIND: &'static str = "channel";
+
+    fn meta_ref(&self) -> RwLockReadGuard<'_, ChannelMeta> {
+        Channel::meta_ref(self)
+    }
+
+    fn change_meta<T>(
+        &self,
+        change: impl FnOnce(&mut ChannelMeta) -> T,
+    ) -> Result<(ChannelMeta, T)> {
+        Channel::change_meta(self, change)
+    }
+
+    fn owner(meta: &ChannelMeta) -> Owner<'_> {
+        Owner {
+            name: &meta.name,
+            account: &meta.account,
+            region: &meta.region,
+            stream_uid: meta.stream_uid,
+        }
+    }
+
+    fn arn(meta: &ChannelMeta) -> String {
+        meta.arn()
+    }
+
+    fn tags_mut(meta: &mut ChannelMeta) -> &mut BTreeMap<String, String> {
+        &mut meta.tags
+    }
+
+    fn is_deleting(meta: &ChannelMeta) -> bool {
+        meta.status == ChannelStatus::Deleting
+    }
+
+    fn set_deleting(meta: &mut ChannelMeta) {
+        meta.status = ChannelStatus::Deleting;
+    }
+
+    fn forget(broker: &Broker, arn: &str) -> Result<()> {
+        broker.forget_channel(arn)
+    }
+
+    fn finish_deleting(broker: &Broker, arn: &str) -> Result<()> {
+        broker.finish_channel_transition(arn, ChannelStatus::Deleting)
+    }
+}
+
 fn store(store: &storage::MetaStore, meta: &ChannelMeta) -> Result<()> {
     let bytes = serde_json::to_vec(meta)
         .map_err(|e| Error::Catalog(format!("cannot encode a channel: {e}")))?;
@@ -70,7 +121,7 @@ fn store(store: &storage::MetaStore, meta: &ChannelMeta) -> Result<()> {
 #[derive(Debug)]
 pub struct Channels {
     dir: PathBuf,
-    by_arn: RwLock<BTreeMap<String, Arc<Channel>>>,
+    by_arn: ByArn<Channel>,
     /// Serialises creations, so the name and limit checks and the insert they guard are
     /// atomic.
     create_lock: Mutex<()>,
@@ -88,16 +139,8 @@ impl Channels {
     pub fn open(data_dir: &Path, s3_endpoint: Option<&str>, buffer_bytes: u64) -> Result<Channels> {
         let sink = s3_endpoint.map(|e| Arc::new(super::s3::S3Sink::new(e)));
         let dir = data_dir.join(CHANNELS_DIR);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::Catalog(format!("cannot create {}: {e}", dir.display())))?;
         let mut by_arn = BTreeMap::new();
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Catalog(format!("cannot list {}: {e}", dir.display())))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
+        for path in stored_files(&dir, "json")? {
             let store = storage::MetaStore::open(&path)?;
             let Some(bytes) = store.load()? else {
                 continue;
@@ -138,7 +181,7 @@ impl Channels {
         }
         Ok(Channels {
             dir,
-            by_arn: RwLock::new(by_arn),
+            by_arn: ByArn::new(by_arn),
             create_lock: Mutex::new(()),
             limit: DEFAULT_CHANNEL_LIMIT,
             sink,
@@ -146,27 +189,14 @@ impl Channels {
         })
     }
 
-    fn map(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Channel>>> {
-        self.by_arn.read().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Channels (any status) on stream incarnation `stream_uid`.
     pub fn count_on_stream(&self, stream_uid: u64) -> usize {
-        self.map()
-            .values()
-            .filter(|c| c.meta_ref().stream_uid == stream_uid)
-            .count()
+        self.by_arn.count_on_stream(stream_uid)
     }
 
     /// Channels (any status) of an account in a region.
     pub fn count_in_account(&self, account: &str, region: &str) -> usize {
-        self.map()
-            .values()
-            .filter(|c| {
-                let m = c.meta_ref();
-                m.account == account && m.region == region
-            })
-            .count()
+        self.by_arn.count_in_account(account, region)
     }
 
     /// `ChannelCountLimit`.
@@ -176,24 +206,17 @@ impl Channels {
 
     /// Every channel, in any status.
     pub fn all(&self) -> Vec<Arc<Channel>> {
-        self.map().values().cloned().collect()
+        self.by_arn.all()
     }
 
     /// The channel with this ARN.
     pub fn get(&self, arn: &str) -> Option<Arc<Channel>> {
-        self.map().get(arn).cloned()
+        self.by_arn.get(arn)
     }
 
     /// Every channel of an account and region, sorted by name.
     pub fn list(&self, account: &str, region: &str) -> Vec<ChannelMeta> {
-        let mut all: Vec<ChannelMeta> = self
-            .map()
-            .values()
-            .map(|c| c.meta())
-            .filter(|m| m.account == account && m.region == region)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        self.by_arn.list(account, region)
     }
 }
 
@@ -231,14 +254,7 @@ pub struct NewChannel {
 
 /// A new random `ChannelId`: 20 lowercase letters and digits.
 fn new_id() -> Result<String> {
-    let mut bytes = [0u8; 20];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Catalog(format!("no randomness for a channel id: {e}")))?;
-    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % 36] as char)
-        .collect())
+    Ok(resource_id(&random_bytes("channel")?))
 }
 
 impl Broker {
@@ -263,9 +279,10 @@ impl Broker {
         let stream = self.stream(&new.stream)?;
         let delay = self.settings.create_delay;
         let me = self.clone();
-        let meta = tokio::task::spawn_blocking(move || me.create_channel_now(&stream, new, delay))
-            .await
-            .map_err(|e| Error::Catalog(format!("channel creation failed: {e}")))??;
+        let meta = resources::blocking("channel creation", move || {
+            me.create_channel_now(&stream, new, delay)
+        })
+        .await??;
         if delay.is_zero() {
             self.start_if_active(&meta.arn());
         } else {
@@ -341,28 +358,20 @@ impl Broker {
         let path = self.channels.dir.join(format!("{}.json", meta.id));
         let file = storage::MetaStore::open(&path).map_err(Error::from)?;
         store(&file, &meta)?;
-        self.channels
-            .by_arn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                arn.clone(),
-                Arc::new(Channel {
-                    meta: RwLock::new(meta.clone()),
-                    store: file,
-                    path: path.clone(),
-                    running: AtomicBool::new(false),
-                }),
-            );
+        self.channels.by_arn.insert(
+            arn.clone(),
+            Arc::new(Channel {
+                meta: RwLock::new(meta.clone()),
+                store: file,
+                path: path.clone(),
+                running: AtomicBool::new(false),
+            }),
+        );
         // DeleteStream and the switch to PROVISIONED count channels under the stream's
         // write lock; a channel registered after such a count sees the change here and is
         // undone, so no channel outlives its stream's refusal.
         if let Err(refusal) = refuse_unless_on_demand(stream) {
-            self.channels
-                .by_arn
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&arn);
+            self.channels.by_arn.remove(&arn);
             let _ = remove_file(&path);
             return Err(refusal);
         }
@@ -406,13 +415,7 @@ impl Broker {
     }
 
     fn forget_channel(&self, arn: &str) -> Result<()> {
-        let removed = self
-            .channels
-            .by_arn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(arn);
-        if let Some(c) = removed {
+        if let Some(c) = self.channels.by_arn.remove(arn) {
             c.meta.write().unwrap_or_else(|e| e.into_inner()).status = ChannelStatus::Deleting;
             remove_file(&c.path)?;
             tracing::info!(channel = %c.meta_ref().name, "channel deleted");
@@ -429,7 +432,7 @@ impl Broker {
     ) -> ChannelResult<ChannelMeta> {
         let delay = self.settings.update_delay;
         let c = channel.clone();
-        let meta = tokio::task::spawn_blocking(move || -> ChannelResult<ChannelMeta> {
+        let meta = resources::blocking("channel update", move || -> ChannelResult<ChannelMeta> {
             let (meta, refused) = c.change_meta(|m| {
                 if m.status != ChannelStatus::Active {
                     return Some(m.status);
@@ -450,8 +453,7 @@ impl Broker {
                 None => Ok(meta),
             }
         })
-        .await
-        .map_err(|e| Error::Catalog(format!("channel update failed: {e}")))??;
+        .await??;
         if !delay.is_zero() {
             let arn = meta.arn();
             self.after(delay, move |broker| {
@@ -468,60 +470,20 @@ impl Broker {
         channel: &Arc<Channel>,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> T + Send + 'static,
     ) -> ChannelResult<T> {
-        let c = channel.clone();
-        let (_, out) = tokio::task::spawn_blocking(move || c.change_meta(|m| change(&mut m.tags)))
-            .await
-            .map_err(|e| Error::Catalog(format!("channel tag update failed: {e}")))??;
-        Ok(out)
+        Ok(resources::update_tags(channel, change).await?)
     }
 
     /// DeleteChannel: DELETING at once (nothing more is delivered), gone after the deletion
     /// delay. Deleting a channel already DELETING changes nothing.
     pub async fn delete_channel(self: &Arc<Self>, channel: &Arc<Channel>) -> ChannelResult<()> {
-        let delay = self.settings.delete_delay;
-        let arn = channel.meta_ref().arn();
-        if channel.meta_ref().status == ChannelStatus::Deleting {
-            return Ok(());
-        }
-        let me = self.clone();
-        let c = channel.clone();
-        let arn2 = arn.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if delay.is_zero() {
-                me.forget_channel(&arn2)
-            } else {
-                c.change_meta(|m| m.status = ChannelStatus::Deleting)?;
-                Ok(())
-            }
-        })
-        .await
-        .map_err(|e| Error::Catalog(format!("channel deletion failed: {e}")))??;
-        if !delay.is_zero() {
-            self.after(delay, move |broker| {
-                broker.finish_channel_transition(&arn, ChannelStatus::Deleting)
-            });
-        }
+        self.delete_resource(channel).await?;
         Ok(())
     }
 }
 
 /// Channels need an ACTIVE on-demand stream.
 fn refuse_unless_on_demand(stream: &Stream) -> ChannelResult<()> {
-    let key = &stream.key;
-    let st = stream.state();
-    if st.status != StreamStatus::Active {
-        return Err(Error::StreamNotActive {
-            name: key.name.clone(),
-            account: key.account.clone(),
-            status: st.status,
-        }
-        .into());
-    }
-    if st.mode != StreamMode::OnDemand {
-        return Err(ChannelError::NotOnDemand {
-            name: key.name.clone(),
-            account: key.account.clone(),
-        });
-    }
-    Ok(())
+    require_active_on_demand(&stream.key, &stream.state(), |name, account| {
+        ChannelError::NotOnDemand { name, account }
+    })
 }

@@ -14,6 +14,7 @@
 //! (ResourceInUseException). Delivery runs only while Enabled. A stream being deleted
 //! turns its mappings Disabled and drops their checkpoints (`Broker::event_source_deleted`).
 
+pub mod access;
 pub mod batch;
 pub mod destination;
 pub mod event;

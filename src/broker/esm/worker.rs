@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Mapping;
+use super::access::{self, SourceAccess};
 use super::batch::{self, Item, Verdict};
 use super::destination::{self, Condition, Discard};
 use super::event::{self, EventRecord, Source};
@@ -33,6 +34,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Pause after a storage error before reading again.
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// How often a mapping reading another account's stream re-checks the stream's policy while
+/// it has nothing to deliver or is refused: Lambda polls each shard once a second.
+const ACCESS_RECHECK: Duration = Duration::from_secs(1);
 
 /// Runs a mapping until `stop`: starts each shard whose parents are finished.
 pub(super) async fn run_mapping(
@@ -127,11 +131,19 @@ async fn run_shard(
             }
         }
     };
+    let mut access = SourceAccess::new(&mapping.config().function_arn, &stream);
     loop {
         if *stop.borrow() {
             return None;
         }
         tail.borrow_and_update();
+        if !access.allowed(&stream) {
+            report_access_lost(&mapping, &stream);
+            if pause(&mut stop, ACCESS_RECHECK).await {
+                return None;
+            }
+            continue;
+        }
         let horizon = match broker.trim_horizon(&stream, &shard) {
             Ok(h) => h,
             Err(e) => {
@@ -210,8 +222,28 @@ async fn run_shard(
         tokio::select! {
             changed = tail.changed() => if changed.is_err() { return None },
             _ = tokio::time::sleep(until_window_end), if window_end.is_some() => {}
+            // An idle poller still finds out (and reports) that it lost access.
+            _ = tokio::time::sleep(ACCESS_RECHECK), if access.is_cross_account() => {}
             _ = stopped(&mut stop) => return None,
         }
+    }
+}
+
+/// Shows the refusal in LastProcessingResult (persisted, once per change). The mapping
+/// stays Enabled: Lambda keeps polling and picks up again once the policy allows it.
+fn report_access_lost(mapping: &Arc<Mapping>, stream: &Stream) {
+    let problem = access::access_lost(&stream.arn());
+    let changed = {
+        let mut progress = mapping.progress();
+        let changed = progress.last_result != problem;
+        if changed {
+            progress.last_result = problem;
+        }
+        changed
+    };
+    if changed {
+        tracing::warn!(uuid = %mapping.config().uuid, stream = %stream.arn(), "a mapping lost access to another account's stream");
+        mapping.checkpoint_behind();
     }
 }
 

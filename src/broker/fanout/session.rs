@@ -30,6 +30,7 @@ use super::super::read::Position;
 use super::super::stream::{Shard, Stream};
 use super::super::throttle::SHARD_READ_BYTES_PER_SEC;
 use super::super::{Broker, Error};
+use crate::policy::StandingAccess;
 
 /// How long after a successful SubscribeToShard the same consumer and shard are refused.
 pub const RESUBSCRIBE_WINDOW_MS: i64 = 5_000;
@@ -225,6 +226,9 @@ pub struct Target {
     pub consumer_created_ms: i64,
     /// Where to start.
     pub position: Position,
+    /// For a subscriber of another account: its right to the consumer, which the
+    /// consumer's policy granted at SubscribeToShard and the owner may withdraw meanwhile.
+    pub subscriber_access: Option<StandingAccess>,
 }
 
 /// A running subscription; see the module documentation.
@@ -387,8 +391,20 @@ impl Subscription {
             if *self.taken_over.borrow() {
                 return self.fail(SessionError::InUse);
             }
-            if let Err(e) = self.check_still_there() {
-                return self.fail(e);
+            let policy = match self.check_still_there() {
+                Ok(policy) => policy,
+                Err(e) => return self.fail(e),
+            };
+            if let Some(access) = &mut self.target.subscriber_access
+                && !access.allowed(policy.as_deref())
+            {
+                // The owner withdrew the grant. SubscribeToShard's event stream has no
+                // access-denied event (the model's union lists none), so the session ends
+                // cleanly, as when its lifetime is over, and the client's resubscription
+                // gets the AccessDeniedException. Checked before every read: nothing more
+                // is delivered after the change.
+                self.finished = true;
+                return None;
             }
             // Mark what the tail says now as seen: an append after this wakes `changed()`.
             self.tail.borrow_and_update();
@@ -457,8 +473,9 @@ impl Subscription {
         (at > Instant::now()).then_some(at)
     }
 
-    /// Errors when the consumer was deregistered or the stream deleted since the start.
-    fn check_still_there(&self) -> Result<(), SessionError> {
+    /// Errors when the consumer was deregistered or the stream deleted since the start;
+    /// else the consumer's resource policy now.
+    fn check_still_there(&self) -> Result<Option<String>, SessionError> {
         let stream = &self.target.stream;
         if !self.broker.stream_is_registered(stream.uid) {
             return Err(SessionError::StreamGone);
@@ -475,7 +492,7 @@ impl Subscription {
                 if consumer.created_ms == self.target.consumer_created_ms
                     && consumer.status == super::registry::ConsumerStatus::Active =>
             {
-                Ok(())
+                Ok(consumer.policy)
             }
             _ => Err(SessionError::ConsumerGone),
         }
@@ -651,6 +668,7 @@ mod tests {
                 stream,
                 shard,
                 position,
+                subscriber_access: None,
             })
             .unwrap()
     }

@@ -134,6 +134,9 @@ pub struct QueueMeta {
     pub effective_start_ms: Option<i64>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// The resource policy (PutResourcePolicy), as attached.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl QueueMeta {

@@ -6,6 +6,16 @@
 //! When the journal has grown well past its last snapshot, it is rewritten as a snapshot:
 //! the settings, one frontier per shard, the finished shards and one entry per tracked
 //! record. Its size therefore follows the in-flight set, not the history.
+//!
+//! Visibility deadlines and first-receive times are steady-clock times of the run that
+//! wrote them, and each run has its own steady timeline. So the journal also keeps a
+//! `Mark` of the clock (first in every snapshot, and again before a change whenever the
+//! clock's offset or the wall clock's distance to the steady one moved), and replay
+//! carries every time onto the new run's timeline with `Clock::carry_ms`: on the same boot
+//! exactly, whatever the wall clock did; after a reboot by the wall clock, never to a
+//! deadline later than the time it had left at the last mark. Journals without a mark
+//! (older brokers) read their times as wall times, a deadline at most
+//! [`MAX_VISIBILITY_MS`] away.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use super::QueueMeta;
 use super::delivery::{Change, Delivery};
+use crate::broker::clock::{Clock, ClockMark};
 use crate::broker::{Error, Result};
+
+/// The longest visibility timeout the API grants (VisibilityTimeoutSeconds ≤ 43,200).
+const MAX_VISIBILITY_MS: i64 = 43_200_000;
+/// How far the wall clock may drift from the steady one before a new mark is written
+/// (the two clocks are disciplined differently, so they drift slowly apart by design).
+const MARK_DRIFT_MS: i64 = 1_000;
 
 /// Compact when the journal exceeds this many times its last snapshot's size...
 const COMPACT_FACTOR: u64 = 4;
@@ -23,8 +40,11 @@ const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// One journal entry.
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
-    Meta(QueueMeta),
+    /// Boxed: the settings are far larger than a change (serialised the same).
+    Meta(Box<QueueMeta>),
     Change(Change),
+    /// The clock when the changes that follow were made.
+    Mark(ClockMark),
 }
 
 /// A queue's open journal and what it needs to decide when to compact.
@@ -33,6 +53,9 @@ pub(super) struct QueueJournal {
     journal: storage::Journal,
     snapshot_bytes: u64,
     syncer: storage::JournalSyncer,
+    clock: Clock,
+    /// The last mark written by this run, if any.
+    last_mark: Option<ClockMark>,
 }
 
 /// The journal file of queue `id` in `dir`.
@@ -52,6 +75,7 @@ impl QueueJournal {
     pub(super) fn open(
         path: &Path,
         durability: storage::Durability,
+        clock: &Clock,
     ) -> Result<(Self, Option<QueueMeta>, Delivery)> {
         let sync = matches!(durability, storage::Durability::Flush);
         let (mut journal, entries, recovered) = storage::Journal::open(path, sync)?;
@@ -63,10 +87,15 @@ impl QueueJournal {
         }
         let mut meta: Option<QueueMeta> = None;
         let mut changes = Vec::new();
+        let mut mark = None;
         for (i, bytes) in entries.iter().enumerate() {
             match serde_json::from_slice::<Record>(bytes) {
-                Ok(Record::Meta(m)) => meta = Some(m),
+                Ok(Record::Meta(m)) => meta = Some(*m),
                 Ok(Record::Change(c)) => changes.push(c),
+                // Every change of a journal is on the timeline of the run that wrote its
+                // last snapshot (each run starts with one), and the last mark is the
+                // freshest view of that timeline.
+                Ok(Record::Mark(m)) => mark = Some(m),
                 Err(e) => {
                     return Err(Error::Catalog(format!(
                         "queue journal {} entry {i} does not decode: {e}",
@@ -79,7 +108,10 @@ impl QueueJournal {
             .as_ref()
             .and_then(|m| m.attrs.dead_letter.max_receive_count());
         let mut delivery = Delivery::new(max);
-        for c in &changes {
+        for c in &mut changes {
+            if let Change::Upsert(_, e) = c {
+                carry(clock, mark.as_ref(), e);
+            }
             delivery.apply(c);
         }
         let snapshot_bytes = journal.len_bytes();
@@ -89,6 +121,8 @@ impl QueueJournal {
                 journal,
                 snapshot_bytes,
                 syncer,
+                clock: clock.clone(),
+                last_mark: None,
             },
             meta,
             delivery,
@@ -97,7 +131,7 @@ impl QueueJournal {
 
     /// Appends the settings.
     pub(super) fn write_meta(&mut self, meta: &QueueMeta) -> Result<()> {
-        let bytes = encode(&Record::Meta(meta.clone()))?;
+        let bytes = encode(&Record::Meta(Box::new(meta.clone())))?;
         self.journal.append(&[bytes])?;
         Ok(())
     }
@@ -121,10 +155,15 @@ impl QueueJournal {
         if changes.is_empty() {
             return Ok(None);
         }
-        let encoded = changes
-            .iter()
-            .map(|c| encode(&Record::Change(c.clone())))
-            .collect::<Result<Vec<_>>>()?;
+        let mut encoded = Vec::with_capacity(changes.len() + 1);
+        let mark = self.clock.mark();
+        if self.needs_mark(&mark) {
+            encoded.push(encode(&Record::Mark(mark.clone()))?);
+            self.last_mark = Some(mark);
+        }
+        for c in changes {
+            encoded.push(encode(&Record::Change(c.clone()))?);
+        }
         let ticket = if durable && self.journal.syncs() {
             Some(self.journal.append_deferred(&encoded)?)
         } else {
@@ -139,6 +178,17 @@ impl QueueJournal {
         Ok(ticket)
     }
 
+    /// Whether the changes about to be written need a mark before them: none written yet
+    /// by this run, or the offset or the wall clock moved against the steady timeline.
+    fn needs_mark(&self, now: &ClockMark) -> bool {
+        self.last_mark.as_ref().is_none_or(|last| {
+            let wall_gap = |m: &ClockMark| m.wall_ms.saturating_sub(m.steady_ms);
+            last.timeline != now.timeline
+                || last.offset_ms != now.offset_ms
+                || wall_gap(last).abs_diff(wall_gap(now)) > MARK_DRIFT_MS as u64
+        })
+    }
+
     /// The group-commit handle that makes tickets durable.
     pub(super) fn syncer(&self) -> storage::JournalSyncer {
         self.syncer.clone()
@@ -146,7 +196,11 @@ impl QueueJournal {
 
     /// Rewrites the journal as a snapshot of `meta` and `delivery`.
     pub(super) fn compact(&mut self, meta: &QueueMeta, delivery: &Delivery) -> Result<()> {
-        let mut records = vec![encode(&Record::Meta(meta.clone()))?];
+        let mark = self.clock.mark();
+        let mut records = vec![
+            encode(&Record::Mark(mark.clone()))?,
+            encode(&Record::Meta(Box::new(meta.clone())))?,
+        ];
         for (&shard, &offset) in &delivery.frontier {
             records.push(encode(&Record::Change(Change::Frontier(shard, offset)))?);
         }
@@ -158,7 +212,29 @@ impl QueueJournal {
         }
         self.journal.rewrite(&records)?;
         self.snapshot_bytes = self.journal.len_bytes();
+        self.last_mark = Some(mark);
         Ok(())
+    }
+}
+
+/// Carries an entry's times from the timeline `mark` describes onto `clock`'s.
+fn carry(clock: &Clock, mark: Option<&ClockMark>, e: &mut super::delivery::Entry) {
+    let now = clock.steady_ms();
+    match mark {
+        Some(then) => {
+            e.visible_at_ms = clock.carry_ms(then, e.visible_at_ms);
+            e.first_receive_ms = clock.carry_ms(then, e.first_receive_ms);
+        }
+        None => {
+            // An older broker's steady times began at its start's wall time: read them
+            // as wall times, the only link left between the runs.
+            let wall_gap = clock.now_ms().saturating_sub(now);
+            e.visible_at_ms = e
+                .visible_at_ms
+                .saturating_sub(wall_gap)
+                .min(now.saturating_add(MAX_VISIBILITY_MS));
+            e.first_receive_ms = e.first_receive_ms.saturating_sub(wall_gap).min(now);
+        }
     }
 }
 
@@ -186,14 +262,17 @@ mod tests {
             start: StartingPosition::Latest,
             effective_start_ms: Some(2),
             tags: Default::default(),
+            policy: None,
         }
     }
 
     #[test]
     fn acknowledged_and_received_state_survives_reopen() {
+        let clock = Clock::system();
         let dir = tempfile::tempdir().unwrap();
         let path = journal_path(dir.path(), "abc");
-        let (mut j, none, _) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
+        let (mut j, none, _) =
+            QueueJournal::open(&path, storage::Durability::Flush, &clock).unwrap();
         assert!(none.is_none());
         j.write_meta(&meta()).unwrap();
         let mut d = Delivery::new(Some(6));
@@ -205,8 +284,10 @@ mod tests {
             shard: 0,
             offset: 2,
         };
-        let e1 = d.deliver_new(r1, 0, 30_000);
-        let e2 = d.deliver_new(r2, 0, 30_000);
+        // Replay on the clock that wrote the times gives them back unchanged.
+        let now = clock.steady_ms();
+        let e1 = d.deliver_new(r1, now, 30_000);
+        let e2 = d.deliver_new(r2, now, 30_000);
         let mut changes = vec![
             Change::Upsert(r1, e1),
             Change::Upsert(r2, e2),
@@ -217,7 +298,7 @@ mod tests {
             j.syncer().sync(t).unwrap();
         }
         drop(j);
-        let (mut j, m, d2) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
+        let (mut j, m, d2) = QueueJournal::open(&path, storage::Durability::Flush, &clock).unwrap();
         assert_eq!(m, Some(meta()));
         assert_eq!(d2.entry(r1), None);
         assert_eq!(d2.entry(r2), Some(e2));
@@ -225,7 +306,7 @@ mod tests {
         // A snapshot holds the same state.
         j.compact(&meta(), &d2).unwrap();
         drop(j);
-        let (_, m, d3) = QueueJournal::open(&path, storage::Durability::Flush).unwrap();
+        let (_, m, d3) = QueueJournal::open(&path, storage::Durability::Flush, &clock).unwrap();
         assert_eq!(m, Some(meta()));
         assert_eq!(d3.entry(r2), Some(e2));
         assert_eq!(d3.len(), 1);
@@ -238,7 +319,7 @@ mod tests {
         let page_cache = storage::Durability::PageCache {
             interval: std::time::Duration::from_millis(20),
         };
-        let (mut j, _, _) = QueueJournal::open(&path, page_cache).unwrap();
+        let (mut j, _, _) = QueueJournal::open(&path, page_cache, &Clock::system()).unwrap();
         j.write_meta(&meta()).unwrap();
         let mut d = Delivery::new(Some(6));
         let r = RecordRef {
@@ -263,5 +344,80 @@ mod tests {
         }
         assert!(syncer.all_durable().unwrap());
         assert!(syncer.fsync_count() > before);
+    }
+
+    /// Writes one record received at `received_ms` with a 30 s visibility timeout.
+    fn journal_with_one_in_flight(path: &Path, clock: &Clock, received_ms: i64) {
+        let (mut j, _, _) = QueueJournal::open(path, storage::Durability::Flush, clock).unwrap();
+        j.write_meta(&meta()).unwrap();
+        let mut d = Delivery::new(None);
+        let r = RecordRef {
+            shard: 0,
+            offset: 1,
+        };
+        let e = d.deliver_new(r, received_ms, 30_000);
+        j.write_changes(&[Change::Upsert(r, e)], &meta(), &d, false)
+            .unwrap();
+    }
+
+    fn only_entry(d: &Delivery) -> super::super::delivery::Entry {
+        *d.entries().next().unwrap().1
+    }
+
+    #[test]
+    fn deadlines_cross_a_restart_on_a_stepped_clock_unshifted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "abc");
+        let hour = 3_600_000;
+        for step in [hour, -hour] {
+            let first_run = Clock::system();
+            journal_with_one_in_flight(&path, &first_run, first_run.steady_ms());
+            // The next process starts on a wall clock stepped while the broker was down.
+            let next_run = Clock::system_stepped(step).unwrap();
+            let (_, _, d) =
+                QueueJournal::open(&path, storage::Durability::Flush, &next_run).unwrap();
+            let left = only_entry(&d).visible_at_ms - next_run.steady_ms();
+            assert!(
+                (29_000..=30_000).contains(&left),
+                "step {step}: {left} ms left"
+            );
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_journal_without_marks_is_read_on_the_wall_clock_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "abc");
+        let clock = Clock::system();
+        let r = RecordRef {
+            shard: 0,
+            offset: 1,
+        };
+        // As an older broker wrote it: no mark, a deadline far in the future.
+        let far = clock.now_ms() + 100 * 3_600_000;
+        let entry = Change::Upsert(
+            r,
+            super::super::delivery::Entry {
+                receive_count: 1,
+                first_receive_ms: clock.now_ms(),
+                visible_at_ms: far,
+                delivery: 1,
+                dead: false,
+            },
+        );
+        let (mut j, _) = storage::Journal::open(&path, true)
+            .map(|(j, entries, _)| (j, entries))
+            .unwrap();
+        j.append(&[
+            encode(&Record::Meta(Box::new(meta()))).unwrap(),
+            encode(&Record::Change(entry)).unwrap(),
+        ])
+        .unwrap();
+        drop(j);
+        let (_, _, d) = QueueJournal::open(&path, storage::Durability::Flush, &clock).unwrap();
+        let e = only_entry(&d);
+        assert!(e.visible_at_ms <= clock.steady_ms() + MAX_VISIBILITY_MS);
+        assert!(e.first_receive_ms <= clock.steady_ms());
     }
 }

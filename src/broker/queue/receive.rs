@@ -10,10 +10,8 @@
 //!
 //! Visibility deadlines and first-receive times are on the clock's steady timeline
 //! (`Clock::steady_ms`): a wall-clock step neither makes every record in flight visible at
-//! once (forward) nor hides them for the extra hour (back). The journal keeps them as
-//! numbers and the next run's steady timeline starts at the wall time of its start, so
-//! across a restart they shift by however far the wall clock stepped away from the steady
-//! one (during the previous run or between the runs).
+//! once (forward) nor hides them for the extra hour (back). Across a restart the journal
+//! carries them onto the next run's timeline (see [`super::persist`]).
 
 use std::sync::Arc;
 use std::time::Duration;

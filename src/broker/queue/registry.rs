@@ -17,10 +17,12 @@ use super::delivery::{Change, Delivery};
 use super::persist::{QueueJournal, journal_path};
 use super::receipt::ReceiptCodec;
 use super::{QueueAttrs, QueueError, QueueMeta, QueueResult, QueueStatus, StartingPosition};
-use crate::broker::catalog::{StreamMode, StreamStatus};
 use crate::broker::fanout::registry::MAX_CONSUMERS_PER_STREAM;
+use crate::broker::resources::{
+    self, ByArn, Owner, Resource, random_bytes, require_active_on_demand, resource_id, stored_files,
+};
 use crate::broker::stream::{Stream, StreamKey};
-use crate::broker::{Broker, Error, Position, Result};
+use crate::broker::{Broker, Position, Result};
 
 const QUEUES_DIR: &str = "queues";
 
@@ -78,21 +80,62 @@ impl Queue {
     pub fn frontier(&self) -> BTreeMap<u32, u64> {
         self.lock_state().delivery.frontier.clone()
     }
+}
 
-    /// Changes the settings with `change` and journals them; undone when the journal
-    /// cannot be written. Blocking.
-    fn change_meta(&self, change: impl FnOnce(&mut QueueMeta)) -> Result<QueueMeta> {
+impl Resource for Queue {
+    type Meta = QueueMeta;
+    const KIND: &'static str = "queue";
+
+    fn meta_ref(&self) -> RwLockReadGuard<'_, QueueMeta> {
+        Queue::meta_ref(self)
+    }
+
+    /// Journals the settings; undone when the journal cannot be written.
+    fn change_meta<T>(&self, change: impl FnOnce(&mut QueueMeta) -> T) -> Result<(QueueMeta, T)> {
         let mut state = self.lock_state();
         let mut meta = self.meta.write().unwrap_or_else(|e| e.into_inner());
         let before = meta.clone();
-        change(&mut meta);
+        let out = change(&mut meta);
         if let Err(e) = state.journal.write_meta(&meta) {
             *meta = before;
             return Err(e);
         }
         let max = meta.attrs.dead_letter.max_receive_count();
         state.delivery.set_max_receive(max);
-        Ok(meta.clone())
+        Ok((meta.clone(), out))
+    }
+
+    fn owner(meta: &QueueMeta) -> Owner<'_> {
+        Owner {
+            name: &meta.name,
+            account: &meta.account,
+            region: &meta.region,
+            stream_uid: meta.stream_uid,
+        }
+    }
+
+    fn arn(meta: &QueueMeta) -> String {
+        meta.arn()
+    }
+
+    fn tags_mut(meta: &mut QueueMeta) -> &mut BTreeMap<String, String> {
+        &mut meta.tags
+    }
+
+    fn is_deleting(meta: &QueueMeta) -> bool {
+        meta.status == QueueStatus::Deleting
+    }
+
+    fn set_deleting(meta: &mut QueueMeta) {
+        meta.status = QueueStatus::Deleting;
+    }
+
+    fn forget(broker: &Broker, arn: &str) -> Result<()> {
+        broker.forget_queue(arn)
+    }
+
+    fn finish_deleting(broker: &Broker, arn: &str) -> Result<()> {
+        broker.finish_queue_transition(arn, QueueStatus::Deleting)
     }
 }
 
@@ -102,7 +145,7 @@ pub struct Queues {
     dir: PathBuf,
     pub(super) receipts: ReceiptCodec,
     durability: storage::Durability,
-    by_arn: RwLock<BTreeMap<String, Arc<Queue>>>,
+    by_arn: ByArn<Queue>,
     /// Serialises creations, so the name and consumer-limit checks and the insert they
     /// guard are atomic.
     create_lock: Mutex<()>,
@@ -117,19 +160,12 @@ impl Queues {
         data_dir: &Path,
         secret: &[u8; 32],
         durability: storage::Durability,
+        clock: &crate::broker::Clock,
     ) -> Result<Queues> {
         let dir = data_dir.join(QUEUES_DIR);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::Catalog(format!("cannot create {}: {e}", dir.display())))?;
         let mut by_arn = BTreeMap::new();
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Catalog(format!("cannot list {}: {e}", dir.display())))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("journal") {
-                continue;
-            }
-            let (mut journal, meta, delivery) = QueueJournal::open(&path, durability)?;
+        for path in stored_files(&dir, "journal")? {
+            let (mut journal, meta, delivery) = QueueJournal::open(&path, durability, clock)?;
             let Some(mut meta) = meta else {
                 // Created but its first entry never written: CreateQueue never answered.
                 storage::Journal::remove(&path)?;
@@ -151,7 +187,8 @@ impl Queues {
             }
             let mut delivery = delivery;
             delivery.set_max_receive(meta.attrs.dead_letter.max_receive_count());
-            // Start each run from a snapshot: recovery time follows the in-flight set.
+            // Start each run from a snapshot: recovery time follows the in-flight set, and
+            // every time in the journal is on this run's steady timeline from here on.
             journal.compact(&meta, &delivery)?;
             by_arn.insert(
                 meta.arn(),
@@ -170,53 +207,34 @@ impl Queues {
             dir,
             receipts: ReceiptCodec::new(secret),
             durability,
-            by_arn: RwLock::new(by_arn),
+            by_arn: ByArn::new(by_arn),
             create_lock: Mutex::new(()),
         })
     }
 
-    fn map(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Queue>>> {
-        self.by_arn.read().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Queues (any status) on stream incarnation `stream_uid`.
     pub fn count_on_stream(&self, stream_uid: u64) -> usize {
-        self.map()
-            .values()
-            .filter(|q| q.meta_ref().stream_uid == stream_uid)
-            .count()
+        self.by_arn.count_on_stream(stream_uid)
     }
 
     /// Every queue, in any status.
     pub fn all(&self) -> Vec<Arc<Queue>> {
-        self.by_arn
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.by_arn.all()
     }
 
     /// The queue with this ARN.
     pub fn get(&self, arn: &str) -> Option<Arc<Queue>> {
-        self.map().get(arn).cloned()
+        self.by_arn.get(arn)
     }
 
     /// Every queue of an account and region, sorted by name.
     pub fn list(&self, account: &str, region: &str) -> Vec<QueueMeta> {
-        let mut all: Vec<QueueMeta> = self
-            .map()
-            .values()
-            .map(|q| q.meta())
-            .filter(|m| m.account == account && m.region == region)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        self.by_arn.list(account, region)
     }
 
     /// Wakes every long poll (shutdown: they answer with what they have).
     pub fn wake_all(&self) {
-        for q in self.map().values() {
+        for q in self.by_arn.all() {
             q.changed.notify_waiters();
         }
     }
@@ -239,17 +257,8 @@ pub struct NewQueue {
 
 /// A new random id: the ARN's resource id (20 lowercase letters and digits) and the uid.
 fn new_identity() -> Result<(String, u64)> {
-    let mut bytes = [0u8; 28];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Catalog(format!("no randomness for a queue id: {e}")))?;
-    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let id = bytes[..20]
-        .iter()
-        .map(|b| ALPHABET[*b as usize % 36] as char)
-        .collect();
-    let mut uid = [0u8; 8];
-    uid.copy_from_slice(&bytes[20..]);
-    Ok((id, u64::from_be_bytes(uid)))
+    let id = resource_id(&random_bytes("queue")?);
+    Ok((id, u64::from_be_bytes(random_bytes("queue")?)))
 }
 
 impl Broker {
@@ -277,9 +286,10 @@ impl Broker {
         let stream = self.stream(&new.stream)?;
         let delay = self.settings.create_delay;
         let me = self.clone();
-        let meta = tokio::task::spawn_blocking(move || me.create_queue_now(&stream, new, delay))
-            .await
-            .map_err(|e| Error::Catalog(format!("queue creation failed: {e}")))??;
+        let meta = resources::blocking("queue creation", move || {
+            me.create_queue_now(&stream, new, delay)
+        })
+        .await??;
         if !delay.is_zero() {
             let arn = meta.arn();
             self.after(delay, move |broker| {
@@ -304,27 +314,14 @@ impl Broker {
         let key = &stream.key;
         let (consumers, shards) = {
             let st = stream.state();
-            if st.status != StreamStatus::Active {
-                return Err(Error::StreamNotActive {
-                    name: key.name.clone(),
-                    account: key.account.clone(),
-                    status: st.status,
-                }
-                .into());
-            }
-            if st.mode != StreamMode::OnDemand {
-                return Err(QueueError::NotOnDemand {
-                    name: key.name.clone(),
-                    account: key.account.clone(),
-                });
-            }
+            require_active_on_demand(key, &st, not_on_demand)?;
             (st.consumers.len(), st.shards.clone())
         };
-        let exists = self.queues.map().values().any(|q| {
-            let m = q.meta_ref();
-            m.name == new.name && m.account == key.account && m.region == key.region
-        });
-        if exists {
+        if self
+            .queues
+            .by_arn
+            .has_named(&new.name, &key.account, &key.region)
+        {
             return Err(QueueError::Exists {
                 name: new.name,
                 account: key.account.clone(),
@@ -378,13 +375,14 @@ impl Broker {
             start: new.start,
             effective_start_ms: None,
             tags: new.tags,
+            policy: None,
         };
         if delay.is_zero() {
             meta.status = QueueStatus::Active;
             meta.effective_start_ms = Some(self.effective_start_ms(stream, &meta));
         }
         let path = journal_path(&self.queues.dir, &meta.id);
-        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.durability)?;
+        let (mut journal, _, _) = QueueJournal::open(&path, self.queues.durability, &self.clock)?;
         let written = journal
             .write_meta(&meta)
             .and_then(|_| journal.write_changes(&changes, &meta, &delivery, true))
@@ -405,37 +403,13 @@ impl Broker {
             }),
             changed: Notify::new(),
         });
-        self.queues
-            .by_arn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(meta.arn(), queue);
+        self.queues.by_arn.insert(meta.arn(), queue);
         // DeleteStream and the switch to PROVISIONED count queues under the stream's write
         // lock; a queue registered after such a count sees the change here and is undone, so
         // no queue outlives its stream's refusal.
-        let refusal = {
-            let st = stream.state();
-            if st.status != StreamStatus::Active {
-                Some(QueueError::from(Error::StreamNotActive {
-                    name: key.name.clone(),
-                    account: key.account.clone(),
-                    status: st.status,
-                }))
-            } else if st.mode != StreamMode::OnDemand {
-                Some(QueueError::NotOnDemand {
-                    name: key.name.clone(),
-                    account: key.account.clone(),
-                })
-            } else {
-                None
-            }
-        };
-        if let Some(refusal) = refusal {
-            self.queues
-                .by_arn
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&meta.arn());
+        let refusal = require_active_on_demand(key, &stream.state(), not_on_demand);
+        if let Err(refusal) = refusal {
+            self.queues.by_arn.remove(&meta.arn());
             let _ = storage::Journal::remove(&path);
             return Err(refusal);
         }
@@ -490,13 +464,7 @@ impl Broker {
     }
 
     fn forget_queue(&self, arn: &str) -> Result<()> {
-        let removed = self
-            .queues
-            .by_arn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(arn);
-        if let Some(q) = removed {
+        if let Some(q) = self.queues.by_arn.remove(arn) {
             // Long polls still holding the queue see it is gone and stop delivering.
             q.meta.write().unwrap_or_else(|e| e.into_inner()).status = QueueStatus::Deleting;
             let id = q.meta_ref().id.clone();
@@ -517,7 +485,7 @@ impl Broker {
     ) -> QueueResult<QueueMeta> {
         let delay = self.settings.update_delay;
         let q = queue.clone();
-        let meta = tokio::task::spawn_blocking(move || -> QueueResult<QueueMeta> {
+        let meta = resources::blocking("queue update", move || -> QueueResult<QueueMeta> {
             let current = q.meta();
             if current.status != QueueStatus::Active {
                 return Err(QueueError::NotActive {
@@ -526,17 +494,17 @@ impl Broker {
                 });
             }
             let next = change(current.attrs);
-            Ok(q.change_meta(|m| {
+            let (meta, ()) = q.change_meta(|m| {
                 if delay.is_zero() {
                     m.attrs = next;
                 } else {
                     m.status = QueueStatus::Updating;
                     m.pending_attrs = Some(next);
                 }
-            })?)
+            })?;
+            Ok(meta)
         })
-        .await
-        .map_err(|e| Error::Catalog(format!("queue update failed: {e}")))??;
+        .await??;
         if !delay.is_zero() {
             let arn = meta.arn();
             self.after(delay, move |broker| {
@@ -554,44 +522,35 @@ impl Broker {
         queue: &Arc<Queue>,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> T + Send + 'static,
     ) -> QueueResult<T> {
+        Ok(resources::update_tags(queue, change).await?)
+    }
+
+    /// Sets (or, with `None`, removes) a queue's resource policy and journals it; returns
+    /// whether one was set before.
+    pub async fn replace_queue_policy(
+        self: &Arc<Self>,
+        queue: &Arc<Queue>,
+        policy: Option<String>,
+    ) -> QueueResult<bool> {
         let q = queue.clone();
-        let out = tokio::task::spawn_blocking(move || -> Result<T> {
-            let mut out = None;
-            q.change_meta(|m| out = Some(change(&mut m.tags)))?;
-            out.ok_or_else(|| Error::Catalog("queue tag change did not run".into()))
+        let (_, had) = resources::blocking("queue policy update", move || {
+            q.change_meta(|m| std::mem::replace(&mut m.policy, policy).is_some())
         })
-        .await
-        .map_err(|e| Error::Catalog(format!("queue tag update failed: {e}")))??;
-        Ok(out)
+        .await??;
+        Ok(had)
     }
 
     /// DeleteQueue: DELETING at once (no more deliveries, handles stop working), gone
     /// after the deletion delay. Deleting a queue already DELETING changes nothing.
     pub async fn delete_queue(self: &Arc<Self>, queue: &Arc<Queue>) -> QueueResult<()> {
-        let delay = self.settings.delete_delay;
-        let arn = queue.meta_ref().arn();
-        if queue.meta_ref().status == QueueStatus::Deleting {
-            return Ok(());
-        }
-        let me = self.clone();
-        let q = queue.clone();
-        let arn2 = arn.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if delay.is_zero() {
-                me.forget_queue(&arn2)
-            } else {
-                q.change_meta(|m| m.status = QueueStatus::Deleting)?;
-                Ok(())
-            }
-        })
-        .await
-        .map_err(|e| Error::Catalog(format!("queue deletion failed: {e}")))??;
-        queue.changed.notify_waiters();
-        if !delay.is_zero() {
-            self.after(delay, move |broker| {
-                broker.finish_queue_transition(&arn, QueueStatus::Deleting)
-            });
+        if self.delete_resource(queue).await? {
+            queue.changed.notify_waiters();
         }
         Ok(())
     }
+}
+
+/// Queues need an on-demand stream.
+fn not_on_demand(name: String, account: String) -> QueueError {
+    QueueError::NotOnDemand { name, account }
 }

@@ -5,7 +5,7 @@
 //! number: the file system reuses the inode of a deleted segment, and a crash state may still
 //! hold the deleted file under its old name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Something the workload promised (or started) at a point of the event stream; the checker
 /// derives what a crash state after that point must contain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Note {
+pub enum Note {
     /// Offsets below this were acknowledged as durable (`wait_durable` or `sync` returned).
     LogAcked(u64),
     /// The log's flusher completed a round covering offsets below this.
@@ -37,7 +37,7 @@ pub(crate) enum Note {
 
 /// One recorded step, in the order the code under test made it.
 #[derive(Debug, Clone)]
-pub(crate) enum Event {
+pub enum Event {
     /// File `uid` now holds `bytes` in the page cache.
     Content {
         uid: u64,
@@ -64,12 +64,35 @@ pub(crate) enum Event {
     Note(Note),
 }
 
+/// What a directory entry names when it names a directory (directories have no content).
+pub const DIRECTORY: u64 = u64::MAX;
+
 struct Rec {
     root: PathBuf,
     next_uid: u64,
     by_ino: HashMap<(u64, u64), u64>,
     listing: HashMap<PathBuf, BTreeMap<OsString, u64>>,
     events: Vec<Event>,
+    /// Directories (relative to the root) known to exist: those present when the recording
+    /// started count as durable; one created later is an entry of its parent like a file,
+    /// which a power cut can lose until the parent is fsynced.
+    dirs: HashSet<PathBuf>,
+}
+
+/// Every directory under `root`, relative to it, `root` itself as the empty path.
+fn existing_dirs(root: &Path) -> HashSet<PathBuf> {
+    let mut found = HashSet::from([PathBuf::new()]);
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.insert(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+                todo.push(path);
+            }
+        }
+    }
+    found
 }
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -91,13 +114,13 @@ fn with_rec(f: impl FnOnce(&mut Rec)) {
 }
 
 /// Records everything the hooks report about files under `root` until [`Recording::finish`].
-pub(crate) struct Recording {
+pub struct Recording {
     _session: MutexGuard<'static, ()>,
 }
 
 impl Recording {
     /// `root` must be canonical (the hooks compare path prefixes) and empty.
-    pub(crate) fn start(root: &Path) -> Recording {
+    pub fn start(root: &Path) -> Recording {
         let session = lock(&SESSION);
         *lock(&REC) = Some(Rec {
             root: root.to_path_buf(),
@@ -105,6 +128,7 @@ impl Recording {
             by_ino: HashMap::new(),
             listing: HashMap::new(),
             events: Vec::new(),
+            dirs: existing_dirs(root),
         });
         ACTIVE.store(true, Ordering::Release);
         Recording { _session: session }
@@ -113,7 +137,7 @@ impl Recording {
     /// [`Recording::start`] on a root that already holds files (a crash state to recover):
     /// they and their directories' entries start out durable. Also returns how many events
     /// describe that initial state (a crash cannot happen among them).
-    pub(crate) fn start_on_existing(root: &Path) -> (Recording, usize) {
+    pub fn start_on_existing(root: &Path) -> (Recording, usize) {
         let recording = Recording::start(root);
         with_rec(|r| {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
@@ -167,14 +191,25 @@ impl Recording {
         (recording, initial)
     }
 
-    pub(crate) fn finish(self) -> Vec<Event> {
+    pub fn finish(self) -> Vec<Event> {
         ACTIVE.store(false, Ordering::Release);
         lock(&REC).take().map(|r| r.events).unwrap_or_default()
     }
 }
 
+/// How many events the recording holds so far (0 when none runs). Something the workload saw
+/// acknowledged once this returned `p` must be found in every crash state at a point `>= p`:
+/// whatever made it durable was recorded before.
+#[cfg_attr(not(feature = "crash-sim"), allow(dead_code))]
+pub fn position() -> usize {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return 0;
+    }
+    lock(&REC).as_ref().map_or(0, |r| r.events.len())
+}
+
 /// Adds a note from the workload at this point of the stream.
-pub(crate) fn note(n: Note) {
+pub fn note(n: Note) {
     with_rec(|r| r.events.push(Event::Note(n)));
 }
 
@@ -197,7 +232,36 @@ impl Rec {
         self.by_ino.get(&(m.dev(), m.ino())).copied()
     }
 
+    /// `dir` and its ancestors exist: those not known yet were created since the last look
+    /// and become entries of their parents (the code under test creates directories without
+    /// telling the hooks: `create_dir_all`).
+    fn note_dirs(&mut self, dir: &Path) {
+        let mut path = PathBuf::new();
+        for part in dir.components() {
+            let parent = path.clone();
+            path.push(part);
+            if self.dirs.insert(path.clone()) {
+                self.link(parent, part.as_os_str().to_owned(), Some(DIRECTORY));
+            }
+        }
+    }
+
+    /// Subdirectories of `dir` (relative) that exist now, before its fsync captures its entries.
+    fn note_subdirs(&mut self, dir: &Path) {
+        let subdirs: Vec<PathBuf> = std::fs::read_dir(self.root.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| dir.join(e.file_name()))
+            .collect();
+        for sub in subdirs {
+            self.note_dirs(&sub);
+        }
+    }
+
     fn link(&mut self, dir: PathBuf, name: OsString, uid: Option<u64>) {
+        self.note_dirs(&dir);
         let l = self.listing.entry(dir.clone()).or_default();
         let old = match uid {
             Some(u) => l.insert(name.clone(), u),
@@ -343,6 +407,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> SyncGuard {
             return;
         };
         let rel = rel.to_path_buf();
+        r.note_subdirs(&rel);
         let listing = r.listing.get(&rel).cloned().unwrap_or_default();
         pending = Some(Pending::Dir {
             dir: rel,
