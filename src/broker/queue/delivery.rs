@@ -169,7 +169,16 @@ impl Delivery {
     /// Applies a journal change.
     pub fn apply(&mut self, change: &Change) {
         match *change {
-            Change::Upsert(r, e) => self.upsert(r, e),
+            Change::Upsert(r, e) => {
+                self.upsert(r, e);
+                // A tracked record was handed out from its shard's frontier, in offset
+                // order, and the receive journals the frontier after its records. A power
+                // cut can keep a prefix of that write: the records without the frontier
+                // past them, which would otherwise be handed out once more as new, beside
+                // their own redelivery.
+                let frontier = self.frontier.entry(r.shard).or_insert(0);
+                *frontier = (*frontier).max(r.offset.saturating_add(1));
+            }
             Change::Remove(r) => {
                 self.remove(r);
             }
@@ -438,5 +447,23 @@ mod tests {
         assert_eq!(replayed.frontier.get(&0), Some(&3));
         // The replayed state never reissues a delivery number already handed out.
         assert!(replayed.deliver_new(r(3), 0, 0).delivery > e2.delivery);
+    }
+
+    #[test]
+    fn a_replayed_record_without_its_frontier_is_not_new_again() {
+        let mut d = Delivery::new(Some(3));
+        let e1 = d.deliver_new(r(4), 0, 5);
+        let e2 = d.deliver_new(r(5), 0, 5);
+        // The write was [Upsert 4, Upsert 5, Frontier 6]; the power cut kept the first one.
+        let mut replayed = Delivery::new(Some(3));
+        replayed.apply(&Change::Upsert(r(4), e1));
+        assert_eq!(replayed.frontier.get(&0), Some(&5));
+        // The whole write replays to the frontier it wrote.
+        replayed.apply(&Change::Upsert(r(5), e2));
+        replayed.apply(&Change::Frontier(0, 6));
+        assert_eq!(replayed.frontier.get(&0), Some(&6));
+        // A record of a shard whose frontier is already past it leaves the frontier alone.
+        replayed.apply(&Change::Upsert(r(4), e1));
+        assert_eq!(replayed.frontier.get(&0), Some(&6));
     }
 }

@@ -1,7 +1,8 @@
 //! A queue's journal: one `storage::Journal` file per queue (`queues/<ID>.journal`) whose
 //! entries are JSON [`Record`]s. The queue's settings are written as a `Meta` entry (the
 //! last one wins), and every change of its delivery state as a `Change` entry, appended
-//! (and, in the broker's flush durability mode, fsynced) before the operation answers.
+//! (and, in the broker's flush durability mode, fsynced: receives included) before the
+//! operation answers.
 //!
 //! When the journal has grown well past its last snapshot, it is rewritten as a snapshot:
 //! the settings, one frontier per shard, the finished shards and one entry per tracked
@@ -137,14 +138,24 @@ impl QueueJournal {
     }
 
     /// Appends changes of the delivery state (one write), compacting afterwards when the
-    /// journal has grown enough. `durable` (acknowledgements, visibility changes,
-    /// restores): in the flush durability mode, the returned ticket must be passed to
-    /// [`QueueJournal::syncer`]'s `sync` before the operation answers; the caller can
-    /// release the queue's lock first, so concurrent workers share one fsync (group
-    /// commit). Otherwise (receives, or the page-cache mode) the write is only in the page
-    /// cache until the next fsync (a later durable write, or the page-cache mode's
-    /// background flush): it survives kill -9, and losing a receive in a power cut means a
-    /// record is delivered again with a lower receive count, which queues allow.
+    /// journal has grown enough. `durable` (the changes an answer stands for: records
+    /// handed out, acknowledgements, visibility changes, restores): in the flush
+    /// durability mode, the returned ticket must be passed to [`QueueJournal::syncer`]'s
+    /// `sync` before the operation answers; the caller can release the queue's lock first,
+    /// so concurrent workers share one fsync (group commit). A receive is durable too: it
+    /// promises the record to its reader for the visibility timeout, and its receive count
+    /// decides when the record becomes a dead letter, so forgetting it in a power cut
+    /// would hand the record to a second reader inside that timeout and let a poison
+    /// record outlive `MaxReceiveCount`. Otherwise (changes no answer stands for, or the
+    /// page-cache mode) the write is only in the page cache until the next fsync (a later
+    /// durable write, or the page-cache mode's background flush): it survives kill -9, and
+    /// in the page-cache mode a power cut can take the last flush interval's receives, so
+    /// those records are delivered again with a lower receive count (at-least-once, as
+    /// queues document).
+    ///
+    /// A power cut may keep a prefix of one write's entries; replay keeps that consistent
+    /// (a record kept without the frontier after it still moves the frontier past it, see
+    /// [`Delivery::apply`]).
     pub(super) fn write_changes(
         &mut self,
         changes: &[Change],
@@ -344,6 +355,44 @@ mod tests {
         }
         assert!(syncer.all_durable().unwrap());
         assert!(syncer.fsync_count() > before);
+    }
+
+    #[test]
+    fn every_prefix_of_a_receive_replays_without_a_record_past_its_frontier() {
+        let clock = Clock::system();
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "abc");
+        let (mut j, _, _) = QueueJournal::open(&path, storage::Durability::Flush, &clock).unwrap();
+        j.write_meta(&meta()).unwrap();
+        let before = j.journal.len_bytes();
+        // One receive as `receive_now` writes it: the records, then the frontier past them.
+        let mut d = Delivery::new(Some(6));
+        let mut changes = Vec::new();
+        for offset in 0..3 {
+            let r = RecordRef { shard: 0, offset };
+            changes.push(Change::Upsert(r, d.deliver_new(r, 0, 30_000)));
+        }
+        changes.push(Change::Frontier(0, 3));
+        if let Some(t) = j.write_changes(&changes, &meta(), &d, true).unwrap() {
+            j.syncer().sync(t).unwrap();
+        }
+        let full = std::fs::read(&path).unwrap();
+        drop(j);
+        // A power cut keeps any prefix of the write (pages lost after a hole end the
+        // journal just the same).
+        let cut = journal_path(dir.path(), "cut");
+        for len in before as usize..=full.len() {
+            std::fs::write(&cut, &full[..len]).unwrap();
+            let (_, _, d) = QueueJournal::open(&cut, storage::Durability::Flush, &clock).unwrap();
+            for (r, _) in d.entries() {
+                let frontier = d.frontier.get(&r.shard).copied().unwrap_or(0);
+                assert!(
+                    r.offset < frontier,
+                    "cut at {len}: record {r:?} tracked, frontier {frontier}: it would be new again"
+                );
+            }
+            std::fs::remove_file(&cut).unwrap();
+        }
     }
 
     /// Writes one record received at `received_ms` with a 30 s visibility timeout.

@@ -6,7 +6,9 @@
 //! A receive first hands out again records whose visibility timeout has ended (oldest
 //! deadline first), then records never handed out, shard by shard, a closed shard before
 //! its children. A record the stream's retention has dropped is forgotten instead of
-//! delivered. Every change is journaled before the call answers.
+//! delivered. Every change is journaled before the call answers; in the flush durability
+//! mode what a call answers for (records handed out, acknowledged, made visible, restored)
+//! is also fsynced first, one group commit shared by the calls of the same moment.
 //!
 //! Visibility deadlines and first-receive times are on the clock's steady timeline
 //! (`Clock::steady_ms`): a wall-clock step neither makes every record in flight visible at
@@ -158,8 +160,9 @@ impl Broker {
         }
     }
 
-    /// One look at the queue (blocking): what can be handed out now, journaled; and when
-    /// the next record becomes visible if nothing could.
+    /// One look at the queue (blocking): what can be handed out now, journaled (durable in
+    /// the flush mode before it returns); and when the next record becomes visible if
+    /// nothing could.
     fn receive_now(
         &self,
         queue: &Queue,
@@ -282,15 +285,32 @@ impl Broker {
                 }
             }
         }
-        let state = &mut *state;
-        state
-            .journal
-            .write_changes(&changes, &meta, &state.delivery, false)?;
-        let next_visible = if out.is_empty() {
-            state.delivery.next_visible(path)
-        } else {
-            None
+        // What is handed out is promised to its reader for the visibility timeout, with a
+        // receive count that decides when it becomes a dead letter: in the flush mode it is
+        // durable before the answer, like an acknowledgement. A look that hands out nothing
+        // promises nothing (dead-letter moves and retention removals are found again from
+        // the durable entries), so an empty long poll never waits for an fsync.
+        let promised = !out.is_empty();
+        let (ticket, syncer) = {
+            let st = &mut *state;
+            let ticket = st
+                .journal
+                .write_changes(&changes, &meta, &st.delivery, promised)?;
+            (ticket, st.journal.syncer())
         };
+        let next_visible = if promised {
+            None
+        } else {
+            state.delivery.next_visible(path)
+        };
+        // As in `batch_now`: the fsync runs after the queue's lock is released, so receivers
+        // and acknowledgements of the same moment share it. Until it returns no other
+        // receive can take these records (they are in flight in memory); if it fails, the
+        // reader gets an error and the records come back when their timeout ends.
+        drop(state);
+        if let Some(t) = ticket {
+            syncer.sync(t)?;
+        }
         Ok((out, next_visible))
     }
 
@@ -441,4 +461,148 @@ async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterat
         std::task::Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::broker::catalog::StreamMode;
+    use crate::broker::queue::registry::NewQueue;
+    use crate::broker::queue::{QueueAttrs, StartingPosition};
+    use crate::broker::stream::StreamKey;
+    use crate::broker::{MIN_SEGMENT_BYTES, PutEntry, hash};
+    use crate::config::{Config, DurabilityMode};
+
+    /// A broker in `durability` with one on-demand stream holding `records` records and a
+    /// queue reading it from the start.
+    async fn queue_with_records(
+        dir: &std::path::Path,
+        durability: DurabilityMode,
+        records: usize,
+    ) -> (Arc<Broker>, Arc<Queue>) {
+        let mut c = Config::new();
+        c.data_dir = dir.to_path_buf();
+        c.create_stream_delay = Duration::ZERO;
+        c.delete_stream_delay = Duration::ZERO;
+        c.segment_bytes = MIN_SEGMENT_BYTES;
+        c.durability = durability;
+        // Long enough that the page-cache mode's background flush never runs in a test.
+        c.flush_interval = Duration::from_secs(3_600);
+        let broker = Broker::open(&c).unwrap();
+        let key = StreamKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: "s".into(),
+        };
+        broker
+            .create_stream(key.clone(), 1, StreamMode::OnDemand, BTreeMap::new())
+            .await
+            .unwrap();
+        let stream = broker.stream(&key).unwrap();
+        let entries: Vec<PutEntry<'static>> = (0..records)
+            .map(|_| PutEntry {
+                hash_key: hash::partition_key_hash(b"k"),
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data: b"x",
+            })
+            .collect();
+        for written in broker.put(&stream, &entries, 0).await.unwrap() {
+            written.unwrap();
+        }
+        let meta = broker
+            .create_queue(NewQueue {
+                name: "q".into(),
+                stream: key,
+                start: StartingPosition::TrimHorizon,
+                attrs: QueueAttrs::default(),
+                tags: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        let queue = broker.queue(&meta.account, &meta.arn()).unwrap();
+        (broker, queue)
+    }
+
+    fn syncer_of(queue: &Queue) -> storage::JournalSyncer {
+        queue.lock_state().journal.syncer()
+    }
+
+    async fn receive(broker: &Arc<Broker>, queue: &Arc<Queue>, limit: usize) -> usize {
+        let received = tokio::time::timeout(
+            Duration::from_secs(10),
+            broker.receive_queue_records(queue, Path::Normal, limit, Duration::ZERO, None),
+        )
+        .await
+        .expect("a receive without a wait answers at once")
+        .unwrap();
+        received.len()
+    }
+
+    #[tokio::test]
+    async fn a_receive_is_on_disk_before_it_answers_in_flush_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, queue) = queue_with_records(dir.path(), DurabilityMode::Flush, 5).await;
+        let syncer = syncer_of(&queue);
+        let before = syncer.fsync_count();
+        assert_eq!(receive(&broker, &queue, 3).await, 3);
+        // A power cut now must not forget that three records are promised to a reader.
+        assert!(syncer.all_durable().unwrap());
+        assert_eq!(syncer.fsync_count(), before + 1);
+        // An empty look promises nothing and waits for no fsync.
+        assert_eq!(receive(&broker, &queue, 10).await, 2);
+        let before = syncer.fsync_count();
+        assert_eq!(receive(&broker, &queue, 10).await, 0);
+        assert_eq!(syncer.fsync_count(), before);
+    }
+
+    #[tokio::test]
+    async fn a_receive_in_page_cache_mode_answers_without_an_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, queue) = queue_with_records(dir.path(), DurabilityMode::PageCache, 5).await;
+        let syncer = syncer_of(&queue);
+        let before = syncer.fsync_count();
+        assert_eq!(receive(&broker, &queue, 3).await, 3);
+        assert_eq!(syncer.fsync_count(), before);
+        assert!(!syncer.all_durable().unwrap());
+    }
+
+    /// The cost of durable receives: receivers of the same moment share fsyncs. Prints the
+    /// measured fsyncs per receive (`--nocapture`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_receivers_share_fsyncs() {
+        const RECEIVERS: usize = 16;
+        const ROUNDS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, queue) =
+            queue_with_records(dir.path(), DurabilityMode::Flush, RECEIVERS * ROUNDS).await;
+        let syncer = syncer_of(&queue);
+        let before = syncer.fsync_count();
+        let mut tasks = Vec::new();
+        for _ in 0..RECEIVERS {
+            let (broker, queue) = (broker.clone(), queue.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut got = 0;
+                for _ in 0..ROUNDS {
+                    got += receive(&broker, &queue, 1).await;
+                }
+                got
+            }));
+        }
+        let mut received = 0;
+        for t in tasks {
+            received += t.await.unwrap();
+        }
+        let fsyncs = syncer.fsync_count() - before;
+        eprintln!(
+            "{RECEIVERS} concurrent receivers: {received} receives, {fsyncs} fsyncs ({:.2} per receive)",
+            fsyncs as f64 / received as f64
+        );
+        assert_eq!(received, RECEIVERS * ROUNDS);
+        assert!(syncer.all_durable().unwrap());
+        // Never more than one fsync per receive, and at least one for all of them.
+        assert!((1..=received as u64).contains(&fsyncs), "{fsyncs} fsyncs");
+    }
 }
