@@ -63,6 +63,8 @@ enum Ack {
     QueueExists,
     /// The queue acknowledged (deleted) the record with this data.
     QueueDeleted(String),
+    /// A receive answered with the record with this data (once per answer).
+    QueueReceived(String),
 }
 
 /// What the workload did, with the point of the recording where each thing was acknowledged.
@@ -310,6 +312,7 @@ impl Workload {
 
     /// Receives a few queue records and acknowledges some of them; the others stay in flight.
     async fn receive_and_delete(&mut self, arn: &str) {
+        let at = self.send();
         let (status, v) = call(
             self.addr,
             "ReceiveQueueRecords",
@@ -318,6 +321,9 @@ impl Workload {
         .await;
         assert_eq!(status, 200, "ReceiveQueueRecords: {v}");
         let got = v["QueueRecords"].as_array().cloned().unwrap_or_default();
+        for r in &got {
+            self.ack(at, Ack::QueueReceived(data_of(r)));
+        }
         let chosen: Vec<&Value> = got.iter().filter(|_| !self.rng.chance(3)).collect();
         if chosen.is_empty() {
             return;
@@ -586,7 +592,8 @@ async fn check_provisioned_extras(client: &Client, due: &Due<'_>) -> Result<(), 
 }
 
 /// The queue: present once acknowledged; drained, it hands out every record of the stream it
-/// was not acknowledged to have deleted, once, and none it deleted.
+/// was not acknowledged to have deleted, once, and none it deleted, each with a receive count
+/// above the receives answered before (a receive is durable before it answers).
 async fn check_queue(addr: SocketAddr, due: &Due<'_>) -> Result<(), String> {
     let arn = &due.rec.queue_arn;
     let (status, v) = try_call(addr, "DescribeQueue", json!({"QueueARN": arn})).await?;
@@ -633,6 +640,18 @@ async fn check_queue(addr: SocketAddr, due: &Due<'_>) -> Result<(), String> {
         last_batch = batch.len();
         for r in &batch {
             let data = data_of(r);
+            let answered = due
+                .acks
+                .iter()
+                .filter(|a| matches!(a, Ack::QueueReceived(d) if *d == data))
+                .count() as u64;
+            let count = r["ReceiveCount"].as_u64().unwrap_or(0);
+            if count <= answered {
+                return Err(format!(
+                    "queue delivered {:?} with receive count {count} after answering {answered} receives of it",
+                    &data[..data.len().min(24)]
+                ));
+            }
             if !got.insert(data.clone()) {
                 return Err(format!(
                     "queue delivered {:?} twice in one drain",
