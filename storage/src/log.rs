@@ -1151,8 +1151,11 @@ impl Log {
     }
 
     /// Seals the log (e.g. a closed shard): the active segment is trimmed, mapped read-only and
-    /// flushed, and the flusher thread stops (a sealed log runs no thread, also when reopened);
-    /// later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
+    /// flushed, and the flusher thread stops; the segment files are closed (their maps stay)
+    /// and the directory's `LOCK` is released. A sealed log runs no thread and holds no file
+    /// descriptor, also when reopened (a second `Log` of it in this process is still refused;
+    /// other processes are kept off by the owner's lock on a directory above, see
+    /// [`crate::DirLock`]). Later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
     /// sealed. Idempotent. Reads, retention and `wait_durable` keep working. Blocks on disk I/O.
     ///
     /// ```
