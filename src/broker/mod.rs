@@ -95,6 +95,11 @@ struct Registry {
 
 /// The broker. Shared as `Arc<Broker>` by every request.
 pub struct Broker {
+    /// `<data dir>/LOCK`, flock'ed while the broker lives: keeps a second broker process off
+    /// the data directory. Shard logs lock their own directories only while writable, so
+    /// without it nothing would keep another process off closed shards (sealed logs hold no
+    /// descriptor, see storage's `lock` module) or off a data directory with no stream.
+    _data_dir_lock: storage::DirLock,
     settings: Settings,
     clock: Clock,
     iterators: IteratorCodec,
@@ -162,6 +167,12 @@ impl Broker {
                 data_dir.display()
             ))
         })?;
+        let data_dir_lock = storage::DirLock::acquire(&data_dir).map_err(|e| {
+            Error::Catalog(format!(
+                "data directory {} is in use by another broker process: {e}",
+                data_dir.display()
+            ))
+        })?;
         let durability = match config.durability {
             DurabilityMode::Flush => storage::Durability::Flush,
             DurabilityMode::PageCache => storage::Durability::PageCache {
@@ -198,6 +209,7 @@ impl Broker {
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let queues = queue::Queues::open(&config.data_dir, &secret, durability, &clock)?;
         let broker = Arc::new(Broker {
+            _data_dir_lock: data_dir_lock,
             settings,
             clock,
             iterators,

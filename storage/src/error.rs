@@ -90,8 +90,9 @@ pub enum Error {
     /// The log was closed (dropped) before the awaited data became durable.
     #[error("log was closed before the data became durable")]
     Closed,
-    /// The log directory is already open, in this process or another (it holds a `LOCK` file
-    /// with an exclusive `flock`). Two writers on one log would corrupt it.
+    /// The directory is already open: a log open in this process, or a writable log or a
+    /// [`DirLock`](crate::DirLock) of another process (an exclusive `flock` of its `LOCK`
+    /// file). Two writers on one log would corrupt it.
     #[error("log directory {path} is already open (in this or another process)")]
     Locked {
         /// The log directory.

@@ -391,9 +391,7 @@ impl FlushShared {
             ));
         }
         for seg in sealed {
-            let sync = crate::crashsim::fsync(&seg.file);
-            seg.file.sync_all().map_err(|e| (seg.path.clone(), e))?;
-            sync.done();
+            seg.sync_all().map_err(|e| (seg.path.clone(), e))?;
         }
         if dir_dirty {
             let _sync = crate::crashsim::fsync_dir(&self.dir);

@@ -41,6 +41,7 @@ mod flusher;
 mod frame;
 mod index;
 mod journal;
+mod lock;
 mod log;
 mod meta;
 mod recovery;
@@ -52,6 +53,7 @@ mod fuzz_tests;
 pub use error::{Error, Result};
 pub use flusher::{FlushLatency, WaitDurable, block_on, flush_latency};
 pub use journal::{Journal, JournalSyncer, MAX_ENTRY_BYTES, Recovered, SyncTicket};
+pub use lock::DirLock;
 pub use log::{Appender, Log, ReadBatch, SharedData};
 pub use meta::MetaStore;
 /// A full disk for integration tests (feature `fault-injection`).

@@ -6,7 +6,7 @@
 //!    00000000000000004711.log  .idx   sealed
 //!    00000000000000009000.log  .idx   active   (allocated ahead of the writer in growing steps; written with pwrite, read through a read-only map)
 //!    SEALED                           present once Log::seal was called
-//!    LOCK                             exclusively flock'ed while a Log has the directory open
+//!    LOCK                             exclusively flock'ed while the log can be written
 //!
 //!  active segment:
 //!  | header | frame | frame | ... | frame |  zeros ...                              |
@@ -31,12 +31,11 @@ use std::time::Instant;
 use crate::flusher::{FlushShared, WaitDurable};
 use crate::frame::{self, Decoded};
 use crate::index::{self, IndexEntry};
+use crate::lock::{Claim, DirLock};
 use crate::recovery;
 use crate::segment::{self, FileKind, Growth, Published, SEGMENT_HEADER_BYTES, Segment};
 use crate::{Appended, Bounds, Error, LogOptions, Record, RecordView, Result};
 
-/// Name of the lock file (see [`lock_dir`]).
-const LOCK_FILE: &str = "LOCK";
 /// Name of the marker file written by [`Log::seal`].
 const SEALED_MARKER: &str = "SEALED";
 /// Smallest accepted [`LogOptions::segment_bytes`].
@@ -86,8 +85,12 @@ impl std::fmt::Debug for Log {
 
 struct Shared {
     dir: PathBuf,
-    /// `<dir>/LOCK`, exclusively `flock`ed while the log is open; released when dropped.
-    _lock: File,
+    /// Keeps a second `Log` of this directory out of this process, sealed or not.
+    _claim: Claim,
+    /// `<dir>/LOCK`, keeping other processes off the directory while the log can be written.
+    /// `None` once sealed: what a second process could corrupt is the writer's tail, and a
+    /// descriptor per closed shard adds up (see `crate::lock`).
+    dir_lock: Mutex<Option<DirLock>>,
     opts: LogOptions,
     writer: Mutex<Writer>,
     /// Oldest first; the last one is the newest (active unless the log is sealed). Never empty.
@@ -348,51 +351,6 @@ fn validate(opts: &LogOptions) -> Result<()> {
     Ok(())
 }
 
-/// Takes the exclusive lock of the log directory (`<dir>/LOCK`, `flock`), so a second `Log` on
-/// the same directory, in this process or another, fails with [`Error::Locked`] instead of
-/// writing over the first one's tail.
-fn lock_dir(dir: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("creating lock file", &path, e))?;
-    let mut waited = std::time::Duration::ZERO;
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        // SAFETY: plain syscall on a file descriptor that `file` owns for the whole call; no
-        // memory is shared with the kernel.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(file);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) if waited < LOCK_WAIT => {
-                // A process that forked in the instant the previous owner closed the lock
-                // keeps a copy of its descriptor until it execs, and with it the lock: wait
-                // that out instead of failing a reopen that is about to succeed.
-                std::thread::sleep(pause);
-                waited += pause;
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-            }
-            Some(libc::EWOULDBLOCK) => {
-                return Err(Error::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            _ => return Err(Error::io("locking", &path, err)),
-        }
-    }
-}
-
-/// How long opening a log waits for its directory lock before reporting [`Error::Locked`].
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Creates `dir` and its missing ancestors, fsyncing the parent of each one it creates: a new
 /// directory's entry is durable only once its parent is fsynced, and a power cut would lose
 /// it with every file in it, fsynced or not (the broker's power-cut test lost every record
@@ -433,7 +391,9 @@ impl Log {
         validate(&opts)?;
         let dir = dir.as_ref().to_path_buf();
         create_dir_durably(&dir)?;
-        let lock = lock_dir(&dir)?;
+        let claim = Claim::take(&dir)?;
+        // Also taken for a sealed log, during recovery: another process may still be writing it.
+        let dir_lock = DirLock::acquire(&dir)?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| Error::io("listing log directory", &dir, e))? {
@@ -537,7 +497,8 @@ impl Log {
         };
         let shared = Arc::new(Shared {
             dir: dir.clone(),
-            _lock: lock,
+            _claim: claim,
+            dir_lock: Mutex::new(Some(dir_lock)),
             opts,
             writer: Mutex::new(writer),
             segments: RwLock::new(slots),
@@ -554,9 +515,11 @@ impl Log {
             flusher: Mutex::new(Some(flusher)),
         };
         if sealed {
-            // Whatever recovery left pending is flushed before the thread goes.
+            // Whatever recovery left pending is flushed before the thread goes, and the
+            // directory lock with it.
             log.sync()?;
             log.stop_flusher();
+            lock(&log.shared.dir_lock).take();
         }
         Ok(log)
     }
@@ -1188,8 +1151,11 @@ impl Log {
     }
 
     /// Seals the log (e.g. a closed shard): the active segment is trimmed, mapped read-only and
-    /// flushed, and the flusher thread stops (a sealed log runs no thread, also when reopened);
-    /// later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
+    /// flushed, and the flusher thread stops; the segment files are closed (their maps stay)
+    /// and the directory's `LOCK` is released. A sealed log runs no thread and holds no file
+    /// descriptor, also when reopened (a second `Log` of it in this process is still refused;
+    /// other processes are kept off by the owner's lock on a directory above, see
+    /// [`crate::DirLock`]). Later appends fail with [`Error::Sealed`]. Persistent: a reopened log stays
     /// sealed. Idempotent. Reads, retention and `wait_durable` keep working. Blocks on disk I/O.
     ///
     /// ```
@@ -1229,8 +1195,10 @@ impl Log {
         drop(w);
         self.sync()?;
         fsync_dir(&sh.dir)?;
-        // Everything is durable and nothing more can be appended: the flusher's work is done.
+        // Everything is durable and nothing more can be appended: the flusher's work is done,
+        // and the directory lock's too.
         self.stop_flusher();
+        lock(&sh.dir_lock).take();
         Ok(())
     }
 
@@ -1282,12 +1250,13 @@ fn previous_loaded(sh: &Shared, base: u64) -> Option<Arc<Segment>> {
 
 /// Trims the active segment `old` to `end` and returns it as a sealed, read-only segment.
 fn seal_segment(old: &Segment, end: u64) -> Result<Segment> {
-    old.file
+    let old_file = old.writable_file()?;
+    old_file
         .set_len(end)
-        .inspect(|_| crate::crashsim::wrote(&old.file))
+        .inspect(|_| crate::crashsim::wrote(old_file))
         .map_err(|e| Error::io("trimming segment", &old.path, e))?;
-    let file = old
-        .file
+    // Only to map it: `sealed_from` closes the duplicate once mapped.
+    let file = old_file
         .try_clone()
         .map_err(|e| Error::io("duplicating handle of", &old.path, e))?;
     let published = Published {

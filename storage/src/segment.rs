@@ -466,8 +466,12 @@ pub(crate) struct Segment {
     pub path: PathBuf,
     /// The `.idx` file.
     pub idx_path: PathBuf,
-    /// Open handle, for fsync and trimming.
-    pub file: File,
+    /// Open handle of the active segment, for writes, allocation, fsync and trimming. `None`
+    /// for a sealed segment: nothing writes it again, its map stays valid without the
+    /// descriptor (a mapping holds its own reference to the file), and a closed shard kept
+    /// for its retention period must not cost one descriptor per segment (the soak counted
+    /// them growing with every reshard).
+    file: Option<File>,
     map: Map,
     /// Published end position: every byte in `[0, end)` is a complete, immutable frame
     /// (or the header). Stored with Release after the bytes are written, loaded with Acquire.
@@ -546,7 +550,7 @@ impl Segment {
                 base,
                 path: path.clone(),
                 idx_path: idx_path.clone(),
-                file,
+                file: Some(file),
                 map: Map::Active(map),
                 end: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
                 next_offset: AtomicU64::new(base),
@@ -586,7 +590,7 @@ impl Segment {
             base,
             path,
             idx_path,
-            file,
+            Some(file),
             Map::Active(map),
             published,
             index,
@@ -594,7 +598,8 @@ impl Segment {
         ))
     }
 
-    /// Wraps a sealed (trimmed, immutable) file as a read-only segment.
+    /// Wraps a sealed (trimmed, immutable) file as a read-only segment, and closes `file`:
+    /// the segment keeps only its map.
     pub(crate) fn sealed_from(
         base: u64,
         path: PathBuf,
@@ -608,18 +613,27 @@ impl Segment {
         // writes the active segment, and recovery only touches the newest segment before any
         // map of it exists); the log directory is owned by this process. Its length is at
         // least the header, so the map is not empty.
+        //
+        // Closing `file` below does not end the map: POSIX keeps a mapping valid after the
+        // descriptor it came from is closed (`mmap(2)`: "closing the file descriptor does not
+        // unmap the region"), and the kernel keeps the file's pages reachable through the map
+        // even after the file is unlinked (retention). Tested by
+        // `log::tests::sealed_logs_hold_no_file_descriptor`, which reads every record back
+        // after the descriptors are gone.
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| Error::io("mapping sealed segment", &path, e))?;
-        Ok(Segment::assemble(
+        let mut seg = Segment::assemble(
             base,
             path,
             idx_path,
-            file,
+            Some(file),
             Map::Sealed(map),
             published,
             index,
             damage,
-        ))
+        );
+        seg.file = None;
+        Ok(seg)
     }
 
     #[allow(clippy::too_many_arguments)] // private constructor shared by the three public ones
@@ -627,14 +641,17 @@ impl Segment {
         base: u64,
         path: PathBuf,
         idx_path: PathBuf,
-        file: File,
+        file: Option<File>,
         map: Map,
         p: Published,
         index: Vec<IndexEntry>,
         damage: Option<(u64, String)>,
     ) -> Segment {
         // The file's length: the caller (recovery, sealing) has just set it.
-        let allocated = file.metadata().map_or(p.end, |m| m.len());
+        let allocated = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(p.end, |m| m.len());
         Segment {
             base,
             path,
@@ -728,9 +745,10 @@ impl Segment {
         let cap = self.capacity();
         let needed = align_up(to).min(cap).max(to);
         let wanted = align_up(have.saturating_add(step)).min(cap).max(needed);
-        let result = match allocate(&self.file, &self.path, have, wanted) {
+        let file = self.writable_file()?;
+        let result = match allocate(file, &self.path, have, wanted) {
             Err(Error::NoSpace { .. }) if wanted > needed => {
-                allocate(&self.file, &self.path, have, needed).map(|()| needed)
+                allocate(file, &self.path, have, needed).map(|()| needed)
             }
             other => other.map(|()| wanted),
         };
@@ -758,9 +776,21 @@ impl Segment {
                 std::io::Error::other(msg),
             ));
         }
-        let written = self.file.write_all_at(bytes, pos);
-        crate::crashsim::wrote(&self.file);
+        let file = self.writable_file()?;
+        let written = file.write_all_at(bytes, pos);
+        crate::crashsim::wrote(file);
         written.map_err(|e| Error::io("writing segment", &self.path, e))
+    }
+
+    /// The descriptor of the active segment; an error for a sealed one, which has none.
+    pub(crate) fn writable_file(&self) -> Result<&File> {
+        self.file.as_ref().ok_or_else(|| {
+            Error::io(
+                "writing segment",
+                &self.path,
+                std::io::Error::other("the segment is sealed"),
+            )
+        })
     }
 
     /// Publishes frames written below `end`: the new end, next offset and last arrival.
@@ -776,8 +806,30 @@ impl Segment {
     /// writes the file's size when an allocation grew it: the size is needed to read the data
     /// back, which is what `fdatasync` guarantees.)
     pub(crate) fn sync_data(&self) -> std::io::Result<()> {
-        let _sync = crate::crashsim::fsync(&self.file);
-        self.file.sync_data()
+        match &self.file {
+            Some(file) => {
+                let _sync = crate::crashsim::fsync(file);
+                file.sync_data()
+            }
+            None => self.sync_all(),
+        }
+    }
+
+    /// `fsync` of the segment file, data and metadata (a segment just sealed). A sealed
+    /// segment has no descriptor of its own and opens its file for the call.
+    pub(crate) fn sync_all(&self) -> std::io::Result<()> {
+        let opened;
+        let file = match &self.file {
+            Some(file) => file,
+            None => {
+                opened = File::open(&self.path)?;
+                &opened
+            }
+        };
+        let sync = crate::crashsim::fsync(file);
+        file.sync_all()?;
+        sync.done();
+        Ok(())
     }
 
     /// Drops from this process's resident set the mapped pages a read starting at `pos` has

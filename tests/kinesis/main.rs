@@ -31,5 +31,6 @@ mod persistence;
 mod policies;
 mod queues;
 mod records;
+mod resharding;
 mod streams;
 mod tls;

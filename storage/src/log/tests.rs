@@ -121,6 +121,114 @@ fn second_open_of_same_dir_is_allowed() {
     Log::open(dir.path(), opts(4096, 64)).unwrap();
 }
 
+/// Open descriptors of this process whose target lies under `dir`. Only those: the test
+/// binary runs other tests in parallel threads, whose descriptors come and go.
+fn descriptors_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let dir = fs::canonicalize(dir).unwrap();
+    let mut v: Vec<_> = fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&dir))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn sealed_logs_hold_no_file_descriptor() {
+    const LOGS: usize = 6;
+    let root = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..LOGS)
+        .map(|i| root.path().join(format!("shard-{i}")))
+        .collect();
+    // 512-byte segments: 40 records make several sealed segments per log.
+    let logs: Vec<Log> = dirs
+        .iter()
+        .map(|d| Log::open(d, opts(512, 64)).unwrap())
+        .collect();
+    for log in &logs {
+        fill(log, 40, 1_000);
+        assert!(segment_files(log.dir()).len() > 3);
+        // Map every sealed segment, as a reader of a closed shard does.
+        assert_eq!(read_all(log, 0).unwrap().len(), 40);
+        // A rolled segment keeps its descriptor until the flush that fsyncs it.
+        log.sync().unwrap();
+    }
+    let writable = descriptors_under(root.path());
+    assert!(
+        writable.len() >= LOGS * 2,
+        "each writable log holds its LOCK and its active segment: {writable:?}"
+    );
+    assert!(
+        writable
+            .iter()
+            .all(|p| !p.ends_with("00000000000000000000.log")),
+        "sealed segments (the first of each log) hold no descriptor: {writable:?}"
+    );
+
+    for log in &logs {
+        log.seal().unwrap();
+    }
+    assert_eq!(
+        descriptors_under(root.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    // The maps outlive the descriptors: every record reads back, and retention works.
+    for log in &logs {
+        assert_eq!(read_all(log, 0).unwrap(), (0..40).collect::<Vec<_>>());
+        assert_eq!(log.offset_at_time(1_020).unwrap(), 20);
+    }
+    assert!(logs[0].drop_older_than(1_020).unwrap() > 0);
+    assert_eq!(
+        descriptors_under(root.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    // Still one Log per directory in this process, sealed or not.
+    match Log::open(&dirs[1], opts(512, 64)) {
+        Err(Error::Locked { path }) => assert_eq!(path, dirs[1]),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+
+    // Reopened sealed logs (a restart) load their segments lazily, and close them as well.
+    drop(logs);
+    let logs: Vec<Log> = dirs
+        .iter()
+        .map(|d| Log::open(d, opts(512, 64)).unwrap())
+        .collect();
+    assert_eq!(
+        descriptors_under(root.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    for (i, log) in logs.iter().enumerate() {
+        assert!(log.is_sealed());
+        let first = if i == 0 { log.bounds().first_offset } else { 0 };
+        assert_eq!(read_all(log, 0).unwrap(), (first..40).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        descriptors_under(root.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    // Deleting a closed shard's log still works without its descriptors.
+    let mut logs = logs;
+    logs.pop().unwrap().delete().unwrap();
+    assert!(!dirs[LOGS - 1].exists());
+}
+
+#[test]
+fn writable_log_lets_another_process_lock_its_directory() {
+    // The flock that keeps another process off a writable log (a DirLock is what another
+    // process would take: a separate open file description, as in another process).
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(4096, 64)).unwrap();
+    assert!(matches!(
+        crate::DirLock::acquire(dir.path()),
+        Err(Error::Locked { .. })
+    ));
+    log.seal().unwrap();
+    // Sealed: nothing left to write, the lock is given back with its descriptor.
+    drop(crate::DirLock::acquire(dir.path()).unwrap());
+}
+
 #[test]
 fn fresh_log_is_not_empty() {
     let dir = tempfile::tempdir().unwrap();
