@@ -475,6 +475,7 @@ def test_stream_page_shows_a_channel_with_its_destination_and_lag(browser, chann
     assert re.fullmatch(r"\d+ ms · 5 records", lag), cells
     assert destination.startswith(f"s3://{bucket}/"), cells
     assert channel_cells(browser, other) is None, "a channel of another stream is listed"
+    js(browser, "document.getElementById('channels').scrollIntoView();")
     screenshot(browser, "channel")
 
     # Past DataFreshnessInSeconds (the broker's clock moved on) the channel writes its
