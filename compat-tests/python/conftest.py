@@ -112,6 +112,16 @@ def make_stream(kinesis):
             pass
 
 
+@pytest.fixture(scope="module")
+def s3_url():
+    """A real S3-compatible server (moto) for the module's channels; its URL."""
+    # Imported here: channel_support imports this module.
+    from channel_support import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
 def md5_hash_key(partition_key):
     return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
 

@@ -1,6 +1,7 @@
 """Channels (issue 22) with boto3: the five operations, and delivery to a real S3-compatible
-server (moto's server mode, started here on a free 127.0.0.1 port) read back with boto3's
-S3 client, including exactly-once objects across a kill -9 of the broker.
+server (moto's server mode on a free 127.0.0.1 port: the `s3_url` fixture, conftest.py)
+read back with boto3's S3 client, including exactly-once objects across a kill -9 of the
+broker.
 
 Each test starts a broker of its own (KINESIS_BROKER_BIN) with --s3-endpoint pointing at
 the moto server.
@@ -9,131 +10,19 @@ the moto server.
 import base64
 import gzip
 import json
-import os
-import shutil
-import signal
-import socket
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
-import boto3
 import pytest
 import zstandard
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from channel_support import Broker, s3_client
 from conftest import ACCOUNT, MAX_POLLS, REGION, arn, make_client, wait_active
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/channel-writer"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, log_path):
-    for _ in range(MAX_POLLS):
-        assert proc.poll() is None, open(log_path).read()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.025)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
-    with tempfile.TemporaryDirectory() as d:
-        port = free_port()
-        log_path = os.path.join(d, "moto.log")
-        log = open(log_path, "ab")
-        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        try:
-            wait_port(port, proc, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait(timeout=60)
-            log.close()
-
-
-def s3_client(url):
-    return boto3.session.Session().client(
-        "s3", endpoint_url=url, region_name=REGION,
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "dummy-secret"),
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-    )
-
-
-class Broker:
-    """A broker process of this test's own, restartable on the same data directory."""
-
-    def __init__(self, data_dir, s3_url, buffer_bytes):
-        self.data_dir = data_dir
-        self.s3_url = s3_url
-        self.buffer_bytes = buffer_bytes
-        self.proc = None
-        self.port = None
-
-    def start(self):
-        binary = os.environ.get("KINESIS_BROKER_BIN")
-        if not binary:
-            pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-        self.port = free_port()
-        self.log_path = os.path.join(self.data_dir, f"broker-{self.port}.log")
-        self.log = open(self.log_path, "ab")
-        env = dict(os.environ)
-        env.setdefault("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        env.setdefault("AWS_SECRET_ACCESS_KEY", "dummy-secret")
-        self.proc = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", os.path.join(self.data_dir, "data"),
-             "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
-             "--update-stream-delay-ms", "0",
-             "--s3-endpoint", self.s3_url, "--channel-buffer-bytes", str(self.buffer_bytes)],
-            env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-        )
-        wait_port(self.port, self.proc, self.log_path)
-        # The port is bound before recovery ends; /ready says when requests are served.
-        for _ in range(MAX_POLLS):
-            try:
-                if urllib.request.urlopen(f"{self.url}/ready", timeout=5).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.025)
-        raise AssertionError(open(self.log_path).read())
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-    def advance_clock(self, ms):
-        req = urllib.request.Request(f"{self.url}/_broker/clock", data=json.dumps({"advance_ms": ms}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
 
 
 @pytest.fixture

@@ -9,12 +9,15 @@ AWS's published SigV4 test suite and against an independent Python implementatio
 """
 
 import datetime
+import gzip
 import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +28,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from channel_support import Broker, s3_client
 from conftest import MAX_POLLS, endpoint, make_client, unique, wait_active
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "console"
@@ -222,8 +226,8 @@ def csp_violations(driver):
     return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
-def sign_in(driver, access_key):
-    driver.get(f"{endpoint()}/console#/signin")
+def sign_in(driver, access_key, url=None):
+    driver.get(f"{url or endpoint()}/console#/signin")
     wait_for(driver, lambda d: css(d, "#signin"), "the sign-in form")
     for field, value in (("accessKeyId", access_key), ("secretAccessKey", "console-secret"), ("region", "us-east-1")):
         box = css(driver, f"#signin-{field}")[0]
@@ -396,6 +400,97 @@ def test_stream_page_charts_throughput_and_lists_readers(browser, data, client):
     queue = wait_for(browser, lambda d: css(d, f'#queues tr[data-reader="{data["queue"]}"]'), "the queue")[0]
     cells = [td.text for td in queue.find_elements("css selector", "td")]
     assert cells[1] in ("CREATING", "ACTIVE"), cells
+
+
+@pytest.fixture(scope="module")
+def channel_broker(s3_url):
+    """A broker of this module's own, delivering channels to the moto S3 server: the shared
+    broker has no --s3-endpoint, so its channels can only fail."""
+    with tempfile.TemporaryDirectory() as d:
+        broker = Broker(d, s3_url, 5 * 1024 * 1024).start()
+        try:
+            yield broker
+        finally:
+            if broker.proc.poll() is None:
+                broker.kill()
+
+
+def channel_cells(driver, channel):
+    rows = css(driver, f'#channels tr[data-reader="{channel}"]')
+    return [td.text for td in rows[0].find_elements("css selector", "td")] if rows else None
+
+
+def test_stream_page_shows_a_channel_with_its_destination_and_lag(browser, channel_broker, s3_url):
+    kinesis = make_client(url=channel_broker.url, access_key=ACCOUNT)
+    s3 = s3_client(s3_url)
+    bucket = unique("console-lake")
+    s3.create_bucket(Bucket=bucket)
+    stream = unique("console-delivered")
+    kinesis.create_stream(StreamName=stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(kinesis, stream)
+    stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    channel = unique("console-channel")
+    channel_arn = kinesis.create_channel(
+        ChannelName=channel,
+        ServiceExecutionRoleARN=f"arn:aws:iam::{ACCOUNT}:role/channel-writer",
+        StreamConfigurationList=[{"StreamARN": stream_arn, "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+        S3DestinationConfiguration={
+            "StorageConfiguration": {"BucketARN": f"arn:aws:s3:::{bucket}", "ExpectedBucketOwner": ACCOUNT, "CompressionType": "GZIP"}
+        },
+    )["ChannelDescription"]["ChannelARN"]
+    for _ in range(MAX_POLLS):
+        if kinesis.describe_channel(ChannelARN=channel_arn)["ChannelDescription"]["ChannelStatus"] == "ACTIVE":
+            break
+        time.sleep(0.025)
+    else:
+        raise AssertionError("the channel never became ACTIVE")
+    # A channel on another stream of the same broker, which this stream's page must not list.
+    other_stream = unique("console-undelivered")
+    kinesis.create_stream(StreamName=other_stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(kinesis, other_stream)
+    other_arn = kinesis.describe_stream_summary(StreamName=other_stream)["StreamDescriptionSummary"]["StreamARN"]
+    other = unique("console-other-channel")
+    kinesis.create_channel(
+        ChannelName=other,
+        ServiceExecutionRoleARN=f"arn:aws:iam::{ACCOUNT}:role/channel-writer",
+        StreamConfigurationList=[{"StreamARN": other_arn, "RecordConfiguration": {"RecordFormatType": "STRING"}}],
+        S3DestinationConfiguration={
+            "StorageConfiguration": {"BucketARN": f"arn:aws:s3:::{bucket}", "ExpectedBucketOwner": ACCOUNT, "CompressionType": "NONE"}
+        },
+    )
+    # Under the channel's 5 MiB and 300 s: nothing is written yet, all five records wait.
+    records = [{"n": i} for i in range(5)]
+    for record in records:
+        kinesis.put_record(StreamName=stream, PartitionKey="one-shard", Data=json.dumps(record).encode())
+
+    sign_in(browser, ACCOUNT, url=channel_broker.url)
+    js(browser, "location.hash = arguments[0];", f"#/stream/{stream}")
+    cells = wait_for(
+        browser,
+        lambda d: (lambda c: c if c and c[2].endswith("· 5 records") and c[6] else None)(channel_cells(d, channel)),
+        "the channel with five records of lag and its destination",
+    )
+    name, status, lag, fmt, compression, destination, freshness, _since = cells
+    assert (name, status, fmt, compression, freshness) == (channel, "ACTIVE", "JSON", "GZIP", "300 s"), cells
+    assert re.fullmatch(r"\d+ ms · 5 records", lag), cells
+    assert destination.startswith(f"s3://{bucket}/"), cells
+    assert channel_cells(browser, other) is None, "a channel of another stream is listed"
+    js(browser, "document.getElementById('channels').scrollIntoView();")
+    screenshot(browser, "channel")
+
+    # Past DataFreshnessInSeconds (the broker's clock moved on) the channel writes its
+    # object; the page's next poll shows nothing left to deliver.
+    channel_broker.advance_clock(301_000)
+    cells = wait_for(
+        browser,
+        lambda d: (lambda c: c if c and c[2] == "0 ms · 0 records" else None)(channel_cells(d, channel)),
+        "the channel caught up",
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert len(keys) == 1, keys
+    body = gzip.decompress(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+    assert [json.loads(line) for line in body.decode().splitlines()] == records
+    assert csp_violations(browser) == []
 
 
 def read_page(driver, position, limit=25, sequence=None, when=None):

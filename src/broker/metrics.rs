@@ -39,17 +39,20 @@ pub struct QueueGauge {
 /// Someone reading a stream, and how far behind they are.
 #[derive(Debug, Clone)]
 pub struct Reader {
-    /// `consumer`, `queue` or `event-source-mapping` (the console's names).
+    /// `consumer`, `queue`, `event-source-mapping` or `channel` (the console's names).
     pub kind: &'static str,
-    /// Consumer or queue name, or mapping UUID.
+    /// Consumer, queue or channel name, or mapping UUID.
     pub name: String,
     /// The stream's name.
     pub stream: String,
     /// The stream's account.
     pub account: String,
     /// Milliseconds behind the stream's newest record; `None` when unknown (a consumer
-    /// with no recent subscription).
+    /// with no recent subscription, a deleting channel).
     pub lag_ms: Option<i64>,
+    /// Records not yet delivered, for channels (whose delivery waits for a size or an age,
+    /// so a lag in records says more than its age); `None` for the other kinds.
+    pub lag_records: Option<u64>,
 }
 
 impl Broker {
@@ -92,9 +95,36 @@ impl Broker {
             .collect()
     }
 
-    /// The readers of one stream: its fan-out consumers, queues and event-source mappings.
+    /// The readers of one stream: its fan-out consumers, queues, event-source mappings and
+    /// channels.
     pub fn readers(&self, stream: &Arc<Stream>, now_ms: i64) -> Vec<Reader> {
-        self.readers_among(stream, now_ms, &self.mapping_list())
+        let mut readers = self.readers_among(stream, now_ms, &self.mapping_list());
+        // Channels here and not in `readers_among`: `/metrics` already has their lag
+        // (`kinesis_broker_channel_lag_*`, from the same gauges), which `readers_all` would
+        // read a second time on every scrape.
+        readers.extend(self.channel_readers(stream, now_ms));
+        readers
+    }
+
+    /// The channels delivering `stream`, with the lag their gauges report.
+    fn channel_readers(&self, stream: &Stream, now_ms: i64) -> Vec<Reader> {
+        self.channels
+            .all()
+            .into_iter()
+            .filter(|channel| channel.meta().stream_uid == stream.uid)
+            .map(|channel| {
+                let gauge = self.channel_gauge(&channel, now_ms);
+                Reader {
+                    kind: "channel",
+                    name: gauge.name,
+                    stream: gauge.stream,
+                    account: gauge.account,
+                    // A deleting channel has no lag at all, not one of zero records.
+                    lag_records: gauge.lag_ms.map(|_| gauge.lag_records),
+                    lag_ms: gauge.lag_ms,
+                }
+            })
+            .collect()
     }
 
     /// Every mapping's figures (`mapping_stats`), read once for all streams.
@@ -117,6 +147,7 @@ impl Broker {
             stream: stream.key.name.clone(),
             account: stream.key.account.clone(),
             lag_ms,
+            lag_records: None,
         };
         let mut out = Vec::new();
         for consumer in stream.state().consumers.clone() {
@@ -189,7 +220,14 @@ impl Broker {
         let readers: Vec<Value> = self
             .readers(&stream, now_ms)
             .into_iter()
-            .map(|r| json!({"Kind": r.kind, "Name": r.name, "LagMilliseconds": r.lag_ms}))
+            .map(|r| {
+                let mut reader =
+                    json!({"Kind": r.kind, "Name": r.name, "LagMilliseconds": r.lag_ms});
+                if let Some(records) = r.lag_records {
+                    reader["LagRecords"] = json!(records);
+                }
+                reader
+            })
             .collect();
         Some(json!({
             "StreamARN": stream.arn(),

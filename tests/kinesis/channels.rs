@@ -495,22 +495,51 @@ async fn another_accounts_channel_is_not_reachable() {
     assert_eq!(listed["ChannelSummaries"], json!([]));
 }
 
-/// The body of `GET /metrics`, bounded in time.
-async fn scrape(addr: SocketAddr) -> String {
+/// The body of `GET path` (a 200), bounded in time.
+async fn get(addr: SocketAddr, path: &str) -> String {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await?;
         let mut raw = String::new();
         s.read_to_string(&mut raw).await?;
         Ok::<_, std::io::Error>(raw)
     };
     let raw = tokio::time::timeout(CALL_TIMEOUT, exchange)
         .await
-        .expect("/metrics answers")
+        .unwrap_or_else(|_| panic!("{path} answers"))
         .unwrap();
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The body of `GET /metrics`.
+async fn scrape(addr: SocketAddr) -> String {
+    get(addr, "/metrics").await
+}
+
+/// The `Readers` of `GET /_broker/throughput` for `stream` (the console's reader rows).
+async fn readers(addr: SocketAddr, stream: &str) -> Value {
+    let body = get(
+        addr,
+        &format!("/_broker/throughput?StreamARN={}", stream_arn(stream)),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    answer["Readers"].clone()
+}
+
+/// Polls DescribeChannel until the channel is `status`.
+async fn wait_channel_status(addr: SocketAddr, arn: &str, status: &str) {
+    let mut last = Value::Null;
+    for _ in 0..MAX_POLLS {
+        last = ok(addr, "DescribeChannel", json!({"ChannelARN": arn})).await;
+        if last["ChannelDescription"]["ChannelStatus"] == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("channel {arn} never {status}: {last}");
 }
 
 /// The value of the series named exactly `series` (name and labels).
@@ -596,4 +625,93 @@ async fn metrics_show_a_channels_lag_and_counters() {
     cursor.next.insert(0, 5);
     let caught_up = broker.channel_lag(&stream, &cursor, now);
     assert_eq!((caught_up.records, caught_up.ms), (0, 0));
+}
+
+#[tokio::test]
+async fn throughput_lists_a_streams_channels_with_their_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    // Deletion takes long enough to see a DELETING channel among the readers.
+    let h = start_server_in(dir.path(), |c| {
+        c.delete_stream_delay = Duration::from_secs(600);
+    })
+    .await;
+    let addr = h.local_addr();
+    let client = client_for(addr);
+    create_on_demand(&client, "od").await;
+    create_on_demand(&client, "other").await;
+    let arn = create_channel(addr, "c", "od").await["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let elsewhere = create_channel(addr, "elsewhere", "other").await["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Without --s3-endpoint the channels end FAILED and deliver nothing: their lag is
+    // their whole stream.
+    wait_channel_status(addr, &arn, "FAILED").await;
+    wait_channel_status(addr, &elsewhere, "FAILED").await;
+    assert_eq!(
+        readers(addr, "od").await,
+        json!([{"Kind": "channel", "Name": "c", "LagMilliseconds": 0, "LagRecords": 0}])
+    );
+
+    let entries = (0..5)
+        .map(|i| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .data(aws_sdk_kinesis::primitives::Blob::new(
+                    b"{\"a\":1}".to_vec(),
+                ))
+                .partition_key(format!("k{i}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    put_all(&client, "od", entries).await;
+    h.broker().clock().advance_ms(7_000).unwrap();
+
+    // The same figures as the channel's gauges in /metrics.
+    let found = readers(addr, "od").await;
+    let text = scrape(addr).await;
+    let labels = format!("{{channel=\"c\",stream=\"od\",account=\"{DEFAULT_ACCOUNT}\"}}");
+    let gauge_records = series_value(
+        &text,
+        &format!("kinesis_broker_channel_lag_records{labels}"),
+    )
+    .unwrap();
+    let gauge_ms = series_value(
+        &text,
+        &format!("kinesis_broker_channel_lag_milliseconds{labels}"),
+    )
+    .unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    let channel = &found[0];
+    assert_eq!(
+        (&channel["Kind"], &channel["Name"]),
+        (&json!("channel"), &json!("c"))
+    );
+    assert_eq!(
+        channel["LagRecords"],
+        json!(gauge_records),
+        "{found}\n{text}"
+    );
+    assert_eq!(gauge_records, 5);
+    let lag_ms = channel["LagMilliseconds"].as_i64().unwrap();
+    assert!((7_000..60_000).contains(&lag_ms), "{found}");
+    // Read a moment apart on the same clock: the endpoint's figure is not the later one.
+    assert!(lag_ms <= gauge_ms, "{found}\n{text}");
+    // The channel is not a reader of /metrics' reader-lag series: its own gauges say it.
+    assert!(
+        !text.contains("kinesis_broker_reader_lag_milliseconds{kind=\"channel\""),
+        "{text}"
+    );
+
+    // A channel being deleted reads nothing: no lag rather than none left.
+    ok(addr, "DeleteChannel", json!({"ChannelARN": elsewhere})).await;
+    wait_channel_status(addr, &elsewhere, "DELETING").await;
+    assert_eq!(
+        readers(addr, "other").await,
+        json!([{"Kind": "channel", "Name": "elsewhere", "LagMilliseconds": null}])
+    );
+    assert_eq!(readers(addr, "od").await.as_array().map(Vec::len), Some(1));
 }

@@ -50,7 +50,8 @@ impl Broker {
             .collect()
     }
 
-    fn channel_gauge(&self, channel: &Arc<Channel>, now_ms: i64) -> ChannelGauge {
+    /// One channel's figures (also the console's reader row for it, `broker::metrics`).
+    pub(crate) fn channel_gauge(&self, channel: &Arc<Channel>, now_ms: i64) -> ChannelGauge {
         let meta = channel.meta();
         let stream = (meta.status != ChannelStatus::Deleting)
             .then(|| self.registry().streams.get(&meta.stream_uid).cloned())

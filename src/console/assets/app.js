@@ -436,18 +436,65 @@
     return el('ul', { className: 'tree', id: 'shard-tree' }, roots.map((r) => shardNode(r, childrenOf)));
   }
 
-  function readersTable(kind, rows, lagOf) {
+  const lagText = (reader) => {
+    if (!reader) return '–';
+    if (reader.LagMilliseconds === null || reader.LagMilliseconds === undefined) return 'n/a';
+    const records = reader.LagRecords === undefined ? '' : ` · ${reader.LagRecords} record${reader.LagRecords === 1 ? '' : 's'}`;
+    return `${reader.LagMilliseconds} ms${records}`;
+  };
+
+  const statusCell = (status, reason) =>
+    el('td', {}, el('span', { className: `status ${status}` }, status), reason ? el('div', { className: 'muted reason' }, reason) : null);
+
+  // `readerOf(row)` is the row's entry in the throughput endpoint's `Readers`, if any.
+  function readersTable(kind, rows, readerOf) {
     if (!rows.length) return el('p', { className: 'muted' }, `No ${kind}.`);
     return table(
       ['Name', 'Status', { label: 'Lag', num: true }, 'Since'],
+      rows.map((r) =>
+        el(
+          'tr',
+          { dataset: { reader: r.names[0] } },
+          el('td', {}, el('code', {}, r.names[0])),
+          statusCell(r.status),
+          el('td', { className: 'num lag' }, lagText(readerOf(r))),
+          el('td', {}, r.since ? new Date(r.since * 1000).toLocaleString() : ''),
+        ),
+      ),
+    );
+  }
+
+  // Channels show where they deliver too; `r.detail` is their DescribeChannel, once read.
+  function channelsTable(rows, readerOf) {
+    if (!rows.length) return el('p', { className: 'muted' }, 'No channels.');
+    return table(
+      ['Name', 'Status', { label: 'Lag', num: true }, 'Format', 'Compression', 'Destination', { label: 'Freshness', num: true }, 'Since'],
       rows.map((r) => {
-        const lag = lagOf(r.names);
+        const reader = readerOf(r);
+        const d = r.detail || {};
+        const stream = (d.StreamConfigurationList || [])[0] || {};
+        const s3 = d.S3DestinationConfiguration || {};
+        const storage = s3.StorageConfiguration || {};
+        const bucket = (storage.BucketARN || '').replace(/^arn:[^:]*:s3:::/, '');
+        const pending = r.detail === undefined ? '…' : '';
         return el(
           'tr',
           { dataset: { reader: r.names[0] } },
           el('td', {}, el('code', {}, r.names[0])),
-          el('td', {}, el('span', { className: `status ${r.status}` }, r.status)),
-          el('td', { className: 'num lag' }, lag === undefined ? '–' : lag === null ? 'n/a' : `${lag} ms`),
+          statusCell(r.status, r.reason),
+          el(
+            'td',
+            { className: 'num lag', dataset: reader && reader.LagRecords !== undefined ? { lagRecords: String(reader.LagRecords) } : {} },
+            lagText(reader),
+          ),
+          el('td', { className: 'format' }, (stream.RecordConfiguration && stream.RecordConfiguration.RecordFormatType) || pending),
+          el('td', { className: 'compression' }, storage.CompressionType || pending),
+          el(
+            'td',
+            { className: 'destination' },
+            bucket ? el('code', {}, `s3://${bucket}/${storage.OutputKeyTemplate || ''}`) : r.detailError ? errorBox(r.detailError) : pending,
+          ),
+          el('td', { className: 'num' }, s3.DataFreshnessInSeconds ? `${s3.DataFreshnessInSeconds} s` : pending),
           el('td', {}, r.since ? new Date(r.since * 1000).toLocaleString() : ''),
         );
       }),
@@ -468,6 +515,7 @@
     const consumersBox = el('div', { id: 'consumers' });
     const queuesBox = el('div', { id: 'queues' });
     const mappingsBox = el('div', { id: 'mappings' });
+    const channelsBox = el('div', { id: 'channels' });
     show(
       el('div', { className: 'crumbs' }, link('#/streams', 'Streams')),
       el('h1', { id: 'stream-name' }, name),
@@ -484,6 +532,8 @@
       queuesBox,
       el('h2', {}, 'Event-source mappings'),
       mappingsBox,
+      el('h2', {}, 'Channels (delivery to S3)'),
+      channelsBox,
     );
 
     let summary;
@@ -512,15 +562,14 @@
     );
 
     let readers = [];
-    const lagOf = (names) => {
-      const found = readers.find((r) => names.includes(r.Name));
-      return found ? found.LagMilliseconds : undefined;
-    };
-    const readerRows = { consumers: [], queues: [], mappings: [] };
+    // By kind as well as name: a queue and a channel may share a name.
+    const readerOf = (row) => readers.find((r) => r.Kind === row.kind && row.names.includes(r.Name));
+    const readerRows = { consumers: [], queues: [], mappings: [], channels: [] };
     const drawReaders = () => {
-      consumersBox.replaceChildren(readersTable('consumers', readerRows.consumers, lagOf));
-      queuesBox.replaceChildren(readersTable('queues', readerRows.queues, lagOf));
-      mappingsBox.replaceChildren(readersTable('event-source mappings', readerRows.mappings, lagOf));
+      consumersBox.replaceChildren(readersTable('consumers', readerRows.consumers, readerOf));
+      queuesBox.replaceChildren(readersTable('queues', readerRows.queues, readerOf));
+      mappingsBox.replaceChildren(readersTable('event-source mappings', readerRows.mappings, readerOf));
+      channelsBox.replaceChildren(channelsTable(readerRows.channels, readerOf));
     };
 
     const poll = async () => {
@@ -565,27 +614,68 @@
     const readerLists = [
       allPages('ListStreamConsumers', { StreamARN: arn }, 'Consumers', (t) => ({ StreamARN: arn, NextToken: t })).then((list) => {
         readerRows.consumers = list.map((c) => ({
+          kind: 'consumer',
           names: [c.ConsumerName, c.ConsumerARN],
           status: c.ConsumerStatus,
           since: c.ConsumerCreationTimestamp,
         }));
       }),
-      allPages('ListQueues', { StreamFilter: [{ StreamARN: arn }] }, 'QueueSummaries', (t) => ({ NextToken: t })).then((list) => {
-        readerRows.queues = list.map((q) => ({ names: [q.QueueName, q.QueueARN], status: q.QueueStatus, since: q.QueueCreationTimestamp }));
+      allPages('ListQueues', { StreamFilter: [{ StreamARN: arn }] }, 'QueueSummaries', (t) => ({
+        // A token belongs to the filter it was issued under (src/api/pagination.rs).
+        StreamFilter: [{ StreamARN: arn }],
+        NextToken: t,
+      })).then((list) => {
+        readerRows.queues = list.map((q) => ({
+          kind: 'queue',
+          names: [q.QueueName, q.QueueARN],
+          status: q.QueueStatus,
+          since: q.QueueCreationTimestamp,
+        }));
       }),
       eventSourceMappings(arn).then((list) => {
         readerRows.mappings = list.map((m) => ({
+          kind: 'event-source-mapping',
           names: [m.UUID, m.FunctionArn, (m.FunctionArn || '').split(':').pop()],
           status: m.State,
           since: m.LastModified,
         }));
       }),
+      allPages('ListChannels', { StreamFilter: [{ StreamARN: arn }] }, 'ChannelSummaries', (t) => ({
+        StreamFilter: [{ StreamARN: arn }],
+        NextToken: t,
+      })).then((list) => {
+        readerRows.channels = list.map((c) => ({
+          kind: 'channel',
+          names: [c.ChannelName, c.ChannelARN],
+          arn: c.ChannelARN,
+          status: c.ChannelStatus,
+          reason: c.ChannelStatusReason,
+          since: c.ChannelCreationTimestamp,
+        }));
+      }),
     ];
-    const boxes = [consumersBox, queuesBox, mappingsBox];
+    const boxes = [consumersBox, queuesBox, mappingsBox, channelsBox];
     const settled = await Promise.allSettled(readerLists);
     if (token !== pageToken) return;
     drawReaders();
     settled.forEach((result, i) => result.status === 'rejected' && boxes[i].replaceChildren(errorBox(result.reason)));
+
+    // Where each channel delivers: DescribeChannel, a few at a time (the control plane's
+    // rates apply), each row filled in as its answer comes.
+    const describe = limited(4);
+    for (const row of readerRows.channels) {
+      describe(() => kinesis('DescribeChannel', { ChannelARN: row.arn }))
+        .then(({ ChannelDescription: d }) => {
+          row.detail = d;
+          row.status = d.ChannelStatus;
+          row.reason = d.ChannelStatusReason;
+        })
+        .catch((e) => {
+          row.detail = null;
+          row.detailError = e;
+        })
+        .finally(() => token === pageToken && drawReaders());
+    }
   }
 
   // ---- record browser --------------------------------------------------------------------
