@@ -822,3 +822,54 @@ fn check_num(v: &mut Violations, path: &Path<'_>, n: i64, min: Option<i64>, max:
     }
 }
 "#;
+
+#[cfg(test)]
+mod char_class_tests {
+    use super::char_class;
+
+    #[test]
+    fn one_repeated_class_becomes_a_scan() {
+        assert_eq!(
+            char_class("[a-zA-Z0-9_.-]+"),
+            Some((
+                "matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-')".into(),
+                true
+            ))
+        );
+        assert_eq!(
+            char_class("[^:*]*"),
+            Some(("!matches!(c, ':' | '*')".into(), false))
+        );
+        assert_eq!(
+            char_class("^[a-z0-9]+$"),
+            Some(("matches!(c, 'a'..='z' | '0'..='9')".into(), true))
+        );
+        assert_eq!(
+            char_class("[\\.\\-_/#A-Za-z0-9]+"),
+            Some((
+                "matches!(c, '.' | '-' | '_' | '/' | '#' | 'A'..='Z' | 'a'..='z' | '0'..='9')"
+                    .into(),
+                true
+            ))
+        );
+    }
+
+    #[test]
+    fn anything_else_keeps_the_regex() {
+        for pattern in [
+            "\\d{12}",
+            "[a-z0-9]{20}-[a-z0-9]{3}",
+            "^(0|([1-9]\\d{0,38}))$",
+            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            "[\\d]+",
+            "[a-z]+x",
+            "[a-z]",
+            "[a-z-_]+",
+            "[[:alpha:]]+",
+            "[é]+",
+            "[a-z]+\\$",
+        ] {
+            assert_eq!(char_class(pattern), None, "{pattern}");
+        }
+    }
+}
