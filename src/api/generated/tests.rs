@@ -21,9 +21,60 @@ fn message<T: Validate>(input: &T) -> String {
 
 #[test]
 fn every_pattern_compiles() {
-    for re in validate::ALL_PATTERNS {
-        let _ = &***re;
+    for pattern in validate::ALL_PATTERNS {
+        let _ = &*pattern.regex;
     }
+}
+
+/// A pattern matched by a scan of its characters answers as its regex does: on every ASCII
+/// character and a few others (alone, around valid characters, repeated), and the empty value.
+#[test]
+fn character_scans_answer_as_their_regex() {
+    let mut scanned = 0;
+    let others = [
+        '\u{0}',
+        '\n',
+        '\r',
+        ' ',
+        '\u{7f}',
+        '\u{80}',
+        'é',
+        'ß',
+        '\u{3000}',
+        '\u{1F600}',
+        '\u{FFFD}',
+    ];
+    let chars: Vec<char> = (0u8..128).map(char::from).chain(others).collect();
+    for pattern in validate::ALL_PATTERNS {
+        let Some(_) = pattern.repeated else { continue };
+        scanned += 1;
+        let mut values = vec![String::new()];
+        for &c in &chars {
+            for value in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}a"),
+                format!("0{c}z"),
+                c.to_string().repeat(3),
+            ] {
+                values.push(value);
+            }
+        }
+        values.push("A".repeat(5000));
+        values.push(format!("{}!", "a".repeat(5000)));
+        for value in &values {
+            assert_eq!(
+                pattern.is_match(value),
+                pattern.regex.is_match(value),
+                "{:?} on {value:?}",
+                pattern.regex.as_str()
+            );
+        }
+    }
+    assert!(
+        scanned >= 5,
+        "the model's name patterns are scanned ({scanned})"
+    );
 }
 
 #[test]

@@ -206,6 +206,31 @@ impl<K: Render, V: Render> Render for BTreeMap<K, V> {
     }
 }
 
+/// A model pattern, matched against the whole value: its regex, compiled on first use, and
+/// for a pattern that is one character class repeated, the same test as a plain scan of the
+/// value's characters (the regex engine took most of a request's validation on a name of
+/// 20,000 characters; the generated tests compare the two answers).
+pub(crate) struct Pattern {
+    pub(crate) regex: LazyLock<Regex>,
+    pub(crate) repeated: Option<Repeated>,
+}
+
+/// `[class]+` (`non_empty`) or `[class]*`: every character in `allowed`.
+#[derive(Clone, Copy)]
+pub(crate) struct Repeated {
+    pub(crate) allowed: fn(char) -> bool,
+    pub(crate) non_empty: bool,
+}
+
+impl Pattern {
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match self.repeated {
+            Some(r) => !(r.non_empty && s.is_empty()) && s.chars().all(r.allowed),
+            None => self.regex.is_match(s),
+        }
+    }
+}
+
 /// Length of a string for `min`/`max`: in Unicode code points, as the Smithy spec defines
 /// the `length` constraint for strings (smithy.io, constraint traits, `length`). Whether
 /// AWS's Java service counts UTF-16 units instead (a difference for characters outside the
@@ -219,12 +244,12 @@ fn check_str(
     v: &mut Violations,
     path: &Path<'_>,
     s: &str,
-    pattern: Option<(&LazyLock<Regex>, &str)>,
+    pattern: Option<(&Pattern, &str)>,
     min: Option<i64>,
     max: Option<i64>,
 ) {
-    if let Some((re, text)) = pattern
-        && !re.is_match(s)
+    if let Some((p, text)) = pattern
+        && !p.is_match(s)
     {
         v.push(
             Some(s.to_owned()),
@@ -281,83 +306,200 @@ fn check_num(v: &mut Violations, path: &Path<'_>, n: i64, min: Option<i64>, max:
 
 // Patterns of the model, each compiled once, matched against the whole value.
 
-static RE_BUCKET_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws[-a-z0-9]*:s3:::[a-z0-9._-]{3,63})$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_CHANNEL_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:channel/\\S+)$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_CHANNEL_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)"));
-static RE_CLOUD_WATCH_LOG_GROUP_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:[\\.\\-_/#A-Za-z0-9]+)$").expect("model pattern compiles (tested)")
-});
-static RE_CLOUD_WATCH_LOG_STREAM_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[^:*]*)$").expect("model pattern compiles (tested)"));
-static RE_CONSUMER_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+)$").expect("model pattern compiles (tested)")
-});
-static RE_CONSUMER_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)"));
-static RE_EXPECTED_BUCKET_OWNER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:\\d{12})$").expect("model pattern compiles (tested)"));
-static RE_GSR_SCHEMA_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws[-a-z0-9]*:glue:[-a-z0-9]+:\\d{12}:schema/[-a-zA-Z0-9_$#.]+/[-a-zA-Z0-9_$#.]+)$").expect("model pattern compiles (tested)")
-});
-static RE_HASH_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:^(0|([1-9]\\d{0,38}))$)$").expect("model pattern compiles (tested)")
-});
-static RE_PARTITION_SOURCE_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:[a-zA-Z0-9\\.\\_]+)$").expect("model pattern compiles (tested)")
-});
-static RE_QUEUE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:queue/\\S+)$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_QUEUE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)"));
-static RE_RESOURCE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:.*(stream|channel|queue)/\\S+)$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws[-a-z0-9]*:iam::\\d{12}:role/[a-zA-Z_0-9+=,.@\\-_/]+)$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_S3_ERROR_OUTPUT_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:[0-9A-Za-z!\\-_'.*()\\/]+)$").expect("model pattern compiles (tested)")
-});
-static RE_S3_OUTPUT_KEY_TEMPLATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:[0-9A-Za-z!\\-_'.*()\\/=:{}]+)$").expect("model pattern compiles (tested)")
-});
-static RE_S3_TABLES_NAMESPACE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[0-9a-z_]+)$").expect("model pattern compiles (tested)"));
-static RE_S3_TABLES_TABLE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[0-9a-z_]+)$").expect("model pattern compiles (tested)"));
-static RE_SEQUENCE_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:^(0|([1-9]\\d{0,128}))$)$").expect("model pattern compiles (tested)")
-});
-static RE_SHARD_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)"));
-static RE_STREAM_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+)$")
-        .expect("model pattern compiles (tested)")
-});
-static RE_STREAM_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:[a-z0-9]{20}-[a-z0-9]{3})$").expect("model pattern compiles (tested)")
-});
-static RE_STREAM_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)"));
-static RE_TABLE_BUCKET_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new("^(?:arn:aws[-a-z0-9]*:s3tables:[-a-z0-9]+:\\d{12}:bucket/[a-z0-9_-]{3,63})$")
-        .expect("model pattern compiles (tested)")
-});
+static RE_BUCKET_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws[-a-z0-9]*:s3:::[a-z0-9._-]{3,63})$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_CHANNEL_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:channel/\\S+)$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_CHANNEL_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-'),
+        non_empty: true,
+    }),
+};
+static RE_CLOUD_WATCH_LOG_GROUP_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[\\.\\-_/#A-Za-z0-9]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, '.' | '-' | '_' | '/' | '#' | 'A'..='Z' | 'a'..='z' | '0'..='9'),
+        non_empty: true,
+    }),
+};
+static RE_CLOUD_WATCH_LOG_STREAM_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| Regex::new("^(?:[^:*]*)$").expect("model pattern compiles (tested)")),
+    repeated: Some(Repeated {
+        allowed: |c| !matches!(c, ':' | '*'),
+        non_empty: false,
+    }),
+};
+static RE_CONSUMER_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_CONSUMER_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-'),
+        non_empty: true,
+    }),
+};
+static RE_EXPECTED_BUCKET_OWNER: Pattern = Pattern {
+    regex: LazyLock::new(|| Regex::new("^(?:\\d{12})$").expect("model pattern compiles (tested)")),
+    repeated: None,
+};
+static RE_GSR_SCHEMA_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws[-a-z0-9]*:glue:[-a-z0-9]+:\\d{12}:schema/[-a-zA-Z0-9_$#.]+/[-a-zA-Z0-9_$#.]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_HASH_KEY: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:^(0|([1-9]\\d{0,38}))$)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_PARTITION_SOURCE_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9\\.\\_]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_'),
+        non_empty: true,
+    }),
+};
+static RE_QUEUE_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:queue/\\S+)$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_QUEUE_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-'),
+        non_empty: true,
+    }),
+};
+static RE_RESOURCE_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:.*(stream|channel|queue)/\\S+)$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_ROLE_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws[-a-z0-9]*:iam::\\d{12}:role/[a-zA-Z_0-9+=,.@\\-_/]+)$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_S3_ERROR_OUTPUT_PREFIX: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[0-9A-Za-z!\\-_'.*()\\/]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, '0'..='9' | 'A'..='Z' | 'a'..='z' | '!' | '-' | '_' | '\'' | '.' | '*' | '(' | ')' | '/'),
+        non_empty: true,
+    }),
+};
+static RE_S3_OUTPUT_KEY_TEMPLATE: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[0-9A-Za-z!\\-_'.*()\\/=:{}]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, '0'..='9' | 'A'..='Z' | 'a'..='z' | '!' | '-' | '_' | '\'' | '.' | '*' | '(' | ')' | '/' | '=' | ':' | '{' | '}'),
+        non_empty: true,
+    }),
+};
+static RE_S3_TABLES_NAMESPACE: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[0-9a-z_]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, '0'..='9' | 'a'..='z' | '_'),
+        non_empty: true,
+    }),
+};
+static RE_S3_TABLES_TABLE_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[0-9a-z_]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, '0'..='9' | 'a'..='z' | '_'),
+        non_empty: true,
+    }),
+};
+static RE_SEQUENCE_NUMBER: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:^(0|([1-9]\\d{0,128}))$)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_SHARD_ID: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-'),
+        non_empty: true,
+    }),
+};
+static RE_STREAM_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+)$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_STREAM_ID: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-z0-9]{20}-[a-z0-9]{3})$").expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
+static RE_STREAM_NAME: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:[a-zA-Z0-9_.-]+)$").expect("model pattern compiles (tested)")
+    }),
+    repeated: Some(Repeated {
+        allowed: |c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-'),
+        non_empty: true,
+    }),
+};
+static RE_TABLE_BUCKET_ARN: Pattern = Pattern {
+    regex: LazyLock::new(|| {
+        Regex::new("^(?:arn:aws[-a-z0-9]*:s3tables:[-a-z0-9]+:\\d{12}:bucket/[a-z0-9_-]{3,63})$")
+            .expect("model pattern compiles (tested)")
+    }),
+    repeated: None,
+};
 
-/// Every pattern, for the test that compiles them all.
+/// Every pattern, for the tests that compile them all and compare each [`Repeated`]
+/// matcher with its regex.
 #[cfg(test)]
-pub(crate) static ALL_PATTERNS: &[&LazyLock<Regex>] = &[
+pub(crate) static ALL_PATTERNS: &[&Pattern] = &[
     &RE_BUCKET_ARN,
     &RE_CHANNEL_ARN,
     &RE_CHANNEL_NAME,
@@ -390,8 +532,9 @@ fn len_ok(len: usize, min: Option<i64>, max: Option<i64>) -> bool {
     min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
 }
 
-fn str_ok(s: &str, pattern: Option<&Regex>, min: Option<i64>, max: Option<i64>) -> bool {
-    pattern.is_none_or(|re| re.is_match(s)) && len_ok(str_len(s), min, max)
+/// Length first: it is cheaper than the pattern, and either failing fails the element.
+fn str_ok(s: &str, pattern: Option<&Pattern>, min: Option<i64>, max: Option<i64>) -> bool {
+    len_ok(str_len(s), min, max) && pattern.is_none_or(|p| p.is_match(s))
 }
 
 /// Whether a `TagKey` element satisfies its shape.

@@ -88,14 +88,20 @@ pub fn codegen(ir: &Ir) -> String {
     );
     for (shape, name) in &g.patterns {
         let pattern = g.ir.model.shape(shape).pattern.as_ref().expect("pattern");
+        let chars = match char_class(pattern) {
+            Some((allowed, non_empty)) => {
+                format!("Some(Repeated {{ allowed: |c| {allowed}, non_empty: {non_empty} }})")
+            }
+            None => "None".into(),
+        };
         writeln!(
             s,
-            "static {name}: LazyLock<Regex> =\n    LazyLock::new(|| Regex::new({}).expect(\"model pattern compiles (tested)\"));",
+            "static {name}: Pattern = Pattern {{\n    regex: LazyLock::new(|| Regex::new({}).expect(\"model pattern compiles (tested)\")),\n    repeated: {chars},\n}};",
             lit(&format!("^(?:{pattern})$"))
         )
         .unwrap();
     }
-    s.push_str("\n/// Every pattern, for the test that compiles them all.\n#[cfg(test)]\npub(crate) static ALL_PATTERNS: &[&LazyLock<Regex>] = &[");
+    s.push_str("\n/// Every pattern, for the tests that compile them all and compare each [`Repeated`]\n/// matcher with its regex.\n#[cfg(test)]\npub(crate) static ALL_PATTERNS: &[&Pattern] = &[");
     for name in g.patterns.values() {
         write!(s, "&{name}, ").unwrap();
     }
@@ -110,6 +116,69 @@ pub fn codegen(ir: &Ir) -> String {
     s.push_str(&enum_consts);
     s.push_str(&impls);
     s
+}
+
+/// A model pattern that is one character class repeated (`[a-zA-Z0-9_.-]+`, `[^:*]*`, also
+/// between `^` and `$`), as a Rust `matches!` over `c` and whether it needs one character:
+/// such a pattern is checked by a scan of the value's characters instead of the regex, which
+/// on a name of 20,000 characters took most of a request's validation. `None` for anything
+/// else, and for any class syntax not read here (Perl classes like `\d`, nested classes,
+/// non-ASCII): those keep the regex. The generated tests compare each scan with its regex.
+pub(crate) fn char_class(pattern: &str) -> Option<(String, bool)> {
+    let p = pattern.strip_prefix('^').unwrap_or(pattern);
+    let p = match p.strip_suffix('$') {
+        Some(rest) if !rest.ends_with('\\') => rest,
+        _ => p,
+    };
+    let (body, non_empty) = if let Some(b) = p.strip_suffix("]+") {
+        (b, true)
+    } else {
+        (p.strip_suffix("]*")?, false)
+    };
+    let body = body.strip_prefix('[')?;
+    let (body, negated) = match body.strip_prefix('^') {
+        Some(b) => (b, true),
+        None => (body, false),
+    };
+    // The class's characters, each with whether it was escaped (an escaped `-` is no range).
+    let mut tokens = Vec::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '\\' => match chars.next()? {
+                e if e.is_ascii_punctuation() => (e, true),
+                _ => return None,
+            },
+            '[' | ']' | '&' | '~' => return None,
+            c if c.is_ascii() && !c.is_ascii_control() => (c, false),
+            _ => return None,
+        });
+    }
+    let mut alternatives = Vec::new();
+    let mut i = 0;
+    loop {
+        match tokens[i..] {
+            [(from, false), ('-', false), (to, false), ..] => {
+                if !(from.is_ascii_alphanumeric() && to.is_ascii_alphanumeric() && from <= to) {
+                    return None;
+                }
+                alternatives.push(format!("{from:?}..={to:?}"));
+                i += 3;
+            }
+            // A plain dash is literal only first or last.
+            [('-', false), ..] if i != 0 && i + 1 != tokens.len() => return None,
+            [(c, _), ..] => {
+                alternatives.push(format!("{c:?}"));
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    if alternatives.is_empty() {
+        return None;
+    }
+    let set = format!("matches!(c, {})", alternatives.join(" | "));
+    Some((if negated { format!("!{set}") } else { set }, non_empty))
 }
 
 fn constraints(shape: &Shape, ir: &Ir, shape_name: &str) -> Vec<String> {
@@ -401,7 +470,7 @@ impl Gen<'_, '_> {
             Ty::String => {
                 self.helpers.extend(["str_ok", "len_ok"]);
                 let pattern = match &shape.pattern {
-                    Some(_) => format!("Some(&*{})", self.pattern_static(shape_name)),
+                    Some(_) => format!("Some(&{})", self.pattern_static(shape_name)),
                     None => "None".into(),
                 };
                 format!(
@@ -462,8 +531,9 @@ const HELPERS: &[(&str, &str)] = &[
     ),
     (
         "str_ok",
-        "fn str_ok(s: &str, pattern: Option<&Regex>, min: Option<i64>, max: Option<i64>) -> bool {
-    pattern.is_none_or(|re| re.is_match(s)) && len_ok(str_len(s), min, max)
+        "/// Length first: it is cheaper than the pattern, and either failing fails the element.
+fn str_ok(s: &str, pattern: Option<&Pattern>, min: Option<i64>, max: Option<i64>) -> bool {
+    len_ok(str_len(s), min, max) && pattern.is_none_or(|p| p.is_match(s))
 }
 ",
     ),
@@ -674,6 +744,31 @@ impl<K: Render, V: Render> Render for BTreeMap<K, V> {
     }
 }
 
+/// A model pattern, matched against the whole value: its regex, compiled on first use, and
+/// for a pattern that is one character class repeated, the same test as a plain scan of the
+/// value's characters (the regex engine took most of a request's validation on a name of
+/// 20,000 characters; the generated tests compare the two answers).
+pub(crate) struct Pattern {
+    pub(crate) regex: LazyLock<Regex>,
+    pub(crate) repeated: Option<Repeated>,
+}
+
+/// `[class]+` (`non_empty`) or `[class]*`: every character in `allowed`.
+#[derive(Clone, Copy)]
+pub(crate) struct Repeated {
+    pub(crate) allowed: fn(char) -> bool,
+    pub(crate) non_empty: bool,
+}
+
+impl Pattern {
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match self.repeated {
+            Some(r) => !(r.non_empty && s.is_empty()) && s.chars().all(r.allowed),
+            None => self.regex.is_match(s),
+        }
+    }
+}
+
 /// Length of a string for `min`/`max`: in Unicode code points, as the Smithy spec defines
 /// the `length` constraint for strings (smithy.io, constraint traits, `length`). Whether
 /// AWS's Java service counts UTF-16 units instead (a difference for characters outside the
@@ -687,12 +782,12 @@ fn check_str(
     v: &mut Violations,
     path: &Path<'_>,
     s: &str,
-    pattern: Option<(&LazyLock<Regex>, &str)>,
+    pattern: Option<(&Pattern, &str)>,
     min: Option<i64>,
     max: Option<i64>,
 ) {
-    if let Some((re, text)) = pattern
-        && !re.is_match(s)
+    if let Some((p, text)) = pattern
+        && !p.is_match(s)
     {
         v.push(Some(s.to_owned()), path, &format!("Member must satisfy regular expression pattern: {text}"));
     }
@@ -727,3 +822,54 @@ fn check_num(v: &mut Violations, path: &Path<'_>, n: i64, min: Option<i64>, max:
     }
 }
 "#;
+
+#[cfg(test)]
+mod char_class_tests {
+    use super::char_class;
+
+    #[test]
+    fn one_repeated_class_becomes_a_scan() {
+        assert_eq!(
+            char_class("[a-zA-Z0-9_.-]+"),
+            Some((
+                "matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-')".into(),
+                true
+            ))
+        );
+        assert_eq!(
+            char_class("[^:*]*"),
+            Some(("!matches!(c, ':' | '*')".into(), false))
+        );
+        assert_eq!(
+            char_class("^[a-z0-9]+$"),
+            Some(("matches!(c, 'a'..='z' | '0'..='9')".into(), true))
+        );
+        assert_eq!(
+            char_class("[\\.\\-_/#A-Za-z0-9]+"),
+            Some((
+                "matches!(c, '.' | '-' | '_' | '/' | '#' | 'A'..='Z' | 'a'..='z' | '0'..='9')"
+                    .into(),
+                true
+            ))
+        );
+    }
+
+    #[test]
+    fn anything_else_keeps_the_regex() {
+        for pattern in [
+            "\\d{12}",
+            "[a-z0-9]{20}-[a-z0-9]{3}",
+            "^(0|([1-9]\\d{0,38}))$",
+            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            "[\\d]+",
+            "[a-z]+x",
+            "[a-z]",
+            "[a-z-_]+",
+            "[[:alpha:]]+",
+            "[é]+",
+            "[a-z]+\\$",
+        ] {
+            assert_eq!(char_class(pattern), None, "{pattern}");
+        }
+    }
+}
