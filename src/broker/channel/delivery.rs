@@ -365,7 +365,12 @@ impl Broker {
                 };
                 let body_len = built.body.len() as u64;
                 let put = sink
-                    .put(d.bucket.name(), &built.key, std::mem::take(&mut built.body), &options)
+                    .put(
+                        d.bucket.name(),
+                        &built.key,
+                        std::mem::take(&mut built.body),
+                        &options,
+                    )
                     .await;
                 if put.is_ok() {
                     written_bytes += body_len;
