@@ -654,7 +654,8 @@ fn encode_record(
             if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(data) {
                 return Err(("InvalidJson", format!("The record is not valid JSON: {e}")));
             }
-            if data.iter().any(|&b| b == b'\n' || b == b'\r') {
+            // A byte-at-a-time scan here was 6% of a channel's broker's CPU.
+            if memchr::memchr2(b'\n', b'\r', data).is_some() {
                 let value: serde_json::Value = serde_json::from_slice(data)
                     .map_err(|e| ("InvalidJson", format!("The record is not valid JSON: {e}")))?;
                 serde_json::to_writer(&mut *out, &value)
