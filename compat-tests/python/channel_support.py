@@ -73,8 +73,9 @@ def s3_client(url):
 class Broker:
     """A broker process of this test's own, restartable on the same data directory."""
 
-    def __init__(self, data_dir, s3_url, buffer_bytes):
+    def __init__(self, data_dir, s3_url, buffer_bytes, extra_args=()):
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.s3_url = s3_url
         self.buffer_bytes = buffer_bytes
         self.proc = None
@@ -95,7 +96,8 @@ class Broker:
              "--data-dir", os.path.join(self.data_dir, "data"),
              "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
              "--update-stream-delay-ms", "0",
-             "--s3-endpoint", self.s3_url, "--channel-buffer-bytes", str(self.buffer_bytes)],
+             "--s3-endpoint", self.s3_url, "--channel-buffer-bytes", str(self.buffer_bytes),
+             *self.extra_args],
             env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
         )
         wait_port(self.port, self.proc, self.log_path)

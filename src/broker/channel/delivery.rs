@@ -142,11 +142,12 @@ impl Broker {
     /// One look at a channel: writes the pending object, reads what is new, writes what is
     /// due. Returns how long until the oldest waiting record is due.
     ///
-    /// Due objects go in waves of at most [`BUILD_WAVE`]: their bytes are built (encoded and
-    /// compressed, the CPU of delivery) in parallel on blocking threads, then written one
-    /// after the other, each stored as pending before its upload. Building touches no
-    /// durable state, so a wave cut short by a failure is simply worked out again from the
-    /// cursor.
+    /// Due objects are built (encoded and compressed: the CPU of delivery) in parallel on
+    /// blocking threads, at most [`BUILD_WAVE`] at a time, and written one after the other,
+    /// each stored as pending before its upload. Building runs ahead of writing: while one
+    /// object uploads the next ones compress (waiting for each upload with nothing building
+    /// left a third of a core idle; benches/RESULTS.md, issue 22). Building touches no durable
+    /// state, so builds cut short by a failure are simply worked out again from the cursor.
     async fn channel_step(
         self: &Arc<Self>,
         channel: &Arc<Channel>,
@@ -160,48 +161,53 @@ impl Broker {
             self.write_object(channel, stream, sink, p, None).await?;
             buffers.remove(&p.shard);
         }
+        // Where each shard's objects being built end: the cursor moves there only as they
+        // are written, and reading goes on from there.
+        let mut claimed = BTreeMap::new();
+        let mut building = std::collections::VecDeque::new();
+        let mut more_due = true;
+        let mut wait = None;
         loop {
-            let (due, wait) = self
-                .due_objects(channel, stream, buffers, buffer_bytes)
-                .await?;
-            if due.is_empty() {
-                return Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)));
-            }
-            let full_wave = due.len() >= BUILD_WAVE;
-            let meta = Arc::new(channel.meta());
-            let builds: Vec<_> = due
-                .iter()
-                .map(|&(p, ref shard)| {
-                    let (broker, meta, stream, shard) =
-                        (self.clone(), meta.clone(), stream.clone(), shard.clone());
-                    tokio::task::spawn_blocking(move || {
-                        broker.build_object(&meta, &stream, &shard, p, None)
-                    })
-                })
-                .collect();
-            for ((p, _), build) in due.into_iter().zip(builds) {
-                let built = build
-                    .await
-                    .map_err(|e| Error::Catalog(format!("building a channel object: {e}")))??;
-                self.write_object(channel, stream, sink, p, Some(built))
+            if more_due && building.len() < BUILD_WAVE {
+                let room = BUILD_WAVE - building.len();
+                let (due, next_wait) = self
+                    .due_objects(channel, stream, buffers, buffer_bytes, &mut claimed, room)
                     .await?;
+                wait = next_wait;
+                more_due = due.len() == room;
+                let meta = Arc::new(channel.meta());
+                for (p, shard) in due {
+                    let (broker, meta, stream) = (self.clone(), meta.clone(), stream.clone());
+                    let build = tokio::task::spawn_blocking(move || {
+                        broker.build_object(&meta, &stream, &shard, p, None)
+                    });
+                    building.push_back((p, build));
+                }
             }
-            if !full_wave {
-                return Ok(wait.map(|ms| Duration::from_millis(ms.max(0) as u64)));
-            }
+            let Some((p, build)) = building.pop_front() else {
+                return Ok(wait.map(|ms: i64| Duration::from_millis(ms.max(0) as u64)));
+            };
+            let built = build
+                .await
+                .map_err(|e| Error::Catalog(format!("building a channel object: {e}")))??;
+            self.write_object(channel, stream, sink, p, Some(built))
+                .await?;
         }
     }
 
-    /// Reads what is new on every shard the channel may read and returns the objects that
-    /// are due (at most [`BUILD_WAVE`], in shard order, a shard's in offset order) and, in
-    /// ms, how long until the oldest record still waiting is due. Marks shards read to
-    /// their closed end as finished.
+    /// Reads what is new on every shard the channel may read, from the cursor or past the
+    /// objects already `claimed` (being built), and returns the objects that are due (at most
+    /// `limit`, in shard order, a shard's in offset order; each is claimed) and, in ms, how
+    /// long until the oldest record still waiting is due. Marks shards read to their closed
+    /// end, with nothing left to write, as finished.
     async fn due_objects(
         self: &Arc<Self>,
         channel: &Arc<Channel>,
         stream: &Arc<Stream>,
         buffers: &mut BTreeMap<u32, Buffered>,
         buffer_bytes: u64,
+        claimed: &mut BTreeMap<u32, u64>,
+        limit: usize,
     ) -> Result<(Vec<(PendingObject, Arc<Shard>)>, Option<i64>)> {
         let meta = channel.meta();
         let cursor = &meta.cursor;
@@ -211,7 +217,7 @@ impl Broker {
         let mut wait: Option<i64> = None;
         let mut due = Vec::new();
         for shard in &shards {
-            if due.len() >= BUILD_WAVE {
+            if due.len() >= limit {
                 break;
             }
             if cursor.finished.contains(&shard.index) {
@@ -224,18 +230,19 @@ impl Broker {
             if !parents_done {
                 continue;
             }
-            let mut start = cursor
-                .next
+            let written = cursor.next.get(&shard.index).copied().unwrap_or(0);
+            let mut start = claimed
                 .get(&shard.index)
                 .copied()
                 .unwrap_or(0)
+                .max(written)
                 .max(self.trim_horizon(stream, shard)?);
             let end = Broker::shard_end(shard);
             // Every object that is due is taken; only the last, partial one waits (for more
             // records, its freshness or the shard's close). Otherwise a backlog with no new
             // appends to wake the loop (after a restart, or a channel created on a full
             // stream) would go out one object per shard per idle period.
-            while due.len() < BUILD_WAVE {
+            while due.len() < limit {
                 let buf = buffers.entry(shard.index).or_insert(Buffered {
                     first: start,
                     end: start,
@@ -283,6 +290,7 @@ impl Broker {
                             end: buf.end,
                         };
                         buffers.remove(&shard.index);
+                        claimed.insert(shard.index, p.end);
                         due.push((p, shard.clone()));
                         start = p.end;
                         if p.end < end {
@@ -292,7 +300,9 @@ impl Broker {
                         let left = freshness_ms - age;
                         wait = Some(wait.map_or(left, |w| w.min(left)));
                     }
-                } else if read_to_close {
+                } else if read_to_close && claimed.get(&shard.index).is_none_or(|&e| e <= written) {
+                    // With an object still being built, writing it marks the shard finished:
+                    // marking it here first would lose that object's records in a crash.
                     let index = shard.index;
                     buffers.remove(&index);
                     change_cursor(channel, move |c| {
