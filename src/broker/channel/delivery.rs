@@ -47,8 +47,8 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Longest pause after a failed write before the same object is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Most due objects built at once (in parallel, on blocking threads) before they are written
-/// one by one: enough to keep both cores of a small machine compressing while one object
+/// Most objects being built at once (in parallel, on blocking threads, ahead of their
+/// upload): enough to keep both cores of a small machine compressing while one object
 /// uploads, few enough that a backlog holds only this many objects in memory.
 const BUILD_WAVE: usize = 4;
 /// The most a channel sets aside for an object's uncompressed bytes before reading them
