@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,29 +16,9 @@ import time
 import urllib.request
 
 import boto3
-import pytest
 from botocore.config import Config
 
-from conftest import MAX_POLLS, REGION
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, log_path):
-    for _ in range(MAX_POLLS):
-        assert proc.poll() is None, open(log_path).read()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.025)
-    raise AssertionError(f"nothing listens on {port}")
+from conftest import MAX_POLLS, REGION, broker_binary, free_port, wait_port
 
 
 @contextlib.contextmanager
@@ -82,9 +61,7 @@ class Broker:
         self.port = None
 
     def start(self):
-        binary = os.environ.get("KINESIS_BROKER_BIN")
-        if not binary:
-            pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
+        binary = broker_binary()
         self.port = free_port()
         self.log_path = os.path.join(self.data_dir, f"broker-{self.port}.log")
         self.log = open(self.log_path, "ab")

@@ -7,6 +7,7 @@ Expected AWS answers, with sources: compat-tests/AWS_BEHAVIOUR.md.
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +20,33 @@ from botocore.exceptions import ClientError
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 MAX_POLLS = 400  # bound on polling loops; never an assertion about elapsed time
+
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on, for a process the test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, log_path):
+    """Waits until something listens on PORT; fails with PROC's log if PROC ends first."""
+    for _ in range(MAX_POLLS):
+        assert proc.poll() is None, open(log_path).read()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.025)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def broker_binary():
+    """The release binary compat-tests/run built, for suites that start brokers of their own."""
+    path = os.environ.get("KINESIS_BROKER_BIN")
+    if not path:
+        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
+    return path
 
 
 def endpoint():

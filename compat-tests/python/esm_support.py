@@ -20,16 +20,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from conftest import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_LAMBDA = os.path.join(os.path.dirname(HERE), "node-lambda")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def required_env(name):

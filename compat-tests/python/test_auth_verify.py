@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, REGION, cli_env, wait_active
+from conftest import MAX_POLLS, REGION, broker_binary, cli_env, wait_active
 
 ALICE = ("AKIDALICE", "alice-secret")
 BOB = ("AKIDBOB", "bob/secret+1")
@@ -49,13 +49,6 @@ UNKNOWN = "The security token included in the request is invalid."
 HTTP = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=30), retries=False)
 
 
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
-
-
 @pytest.fixture(scope="module")
 def broker():
     with tempfile.TemporaryDirectory() as d:
@@ -69,7 +62,7 @@ def broker():
         log_path = os.path.join(d, "broker.log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+                [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
                  "--auth", "verify", "--credentials-file", creds,
                  "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,

@@ -20,7 +20,7 @@ import zstandard
 from botocore.exceptions import ClientError
 
 from channel_support import Broker, s3_client
-from conftest import ACCOUNT, MAX_POLLS, REGION, arn, make_client, wait_active
+from conftest import ACCOUNT, MAX_POLLS, REGION, arn, make_client, put_all, wait_active
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/channel-writer"
 
@@ -250,19 +250,12 @@ def test_objects_are_exactly_once_across_a_kill(broker_factory, s3_url):
     assert sorted(docs) == list(range(total))
 
 
-def put_all(kinesis, stream, numbers, key=None):
-    """Records {"n": i} for i in NUMBERS, 100 per PutRecords, throttled ones sent again."""
+def put_numbers(kinesis, stream, numbers, key=None):
+    """Records {"n": i} for i in NUMBERS, 100 per PutRecords (throttled ones sent again)."""
     numbers = list(numbers)
     for start in range(0, len(numbers), 100):
-        pending = [{"PartitionKey": key or f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
-                   for i in numbers[start:start + 100]]
-        for _ in range(MAX_POLLS):
-            out = kinesis.put_records(StreamName=stream, Records=pending)
-            pending = [r for r, o in zip(pending, out["Records"]) if "ErrorCode" in o]
-            if not pending:
-                break
-            time.sleep(0.05)
-        assert not pending, "records still throttled"
+        put_all(kinesis, stream, [{"PartitionKey": key or f"k{i}", "Data": json.dumps({"n": i, "pad": "y" * 30}).encode()}
+                                  for i in numbers[start:start + 100]])
 
 
 def test_a_resharded_stream_is_delivered_exactly_once(broker_factory, s3_url):
@@ -274,11 +267,11 @@ def test_a_resharded_stream_is_delivered_exactly_once(broker_factory, s3_url):
     kinesis = make_client(url=b.url)
     numbered_records_behind_a_channel(b, s3, "split", 300)
     # One partition key far over a shard's write limit makes its shard hot.
-    put_all(kinesis, "split", range(300, 1200), key="hot")
+    put_numbers(kinesis, "split", range(300, 1200), key="hot")
     wait_for(lambda: len(kinesis.list_shards(StreamName="split")["Shards"]) > 4, "the autoscaler's split")
     wait_active(kinesis, "split")
-    put_all(kinesis, "split", range(1200, 1500))
-    put_all(kinesis, "split", range(1500, 1600), key="hot")
+    put_numbers(kinesis, "split", range(1200, 1500))
+    put_numbers(kinesis, "split", range(1500, 1600), key="hot")
     b.advance_clock(301_000)
     docs = wait_for(lambda: (lambda d: d if len(d) >= 1600 else None)(numbers_in(s3, "split-lake")),
                     "every record of the parents and the children")

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 import urllib.error
@@ -29,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from channel_support import Broker, s3_client
-from conftest import MAX_POLLS, endpoint, make_client, unique, wait_active
+from conftest import MAX_POLLS, endpoint, free_port, make_client, unique, wait_active
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "console"
 # An account of its own: the console must show its streams and no one else's.
@@ -160,12 +159,6 @@ def data(client):
         if admin("DELETE", f"/_broker/functions/{function}", None, check=False) != 409:
             break
         time.sleep(0.05)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def admin(method, path, body, check=True):

@@ -15,24 +15,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, make_client, wait_active
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
 
 
 @pytest.fixture
@@ -41,7 +26,7 @@ def setup():
         port, runtime_port = free_port(), free_port()
         log = open(os.path.join(d, "broker.log"), "ab")
         broker = subprocess.Popen(
-            [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+            [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
              "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
              "--event-source-mapping-delay-ms", "0",
              "--function", f"fn=runtime://127.0.0.1:{runtime_port}"],

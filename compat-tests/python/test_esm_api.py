@@ -14,24 +14,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, make_client, wait_active, wait_deleted
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_deleted
 
 DELAY_MS = 300
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
 
 
 @pytest.fixture
@@ -41,7 +26,7 @@ def broker_url():
         log_path = os.path.join(d, "broker.log")
         log = open(log_path, "ab")
         broker = subprocess.Popen(
-            [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+            [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
              "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
              "--event-source-mapping-delay-ms", str(DELAY_MS),
              "--function", f"fn=runtime://127.0.0.1:{free_port()}"],

@@ -14,27 +14,11 @@ import time
 import urllib.request
 
 import boto3
-import pytest
 from botocore.config import Config
 
-from conftest import MAX_POLLS, make_client, wait_active
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
 
 
 def alive(pid):
@@ -65,7 +49,7 @@ def test_broker_started_awslambdaric_gets_every_record_and_stops_with_the_broker
         log_path = os.path.join(d, "broker.log")
         log = open(log_path, "ab")
         broker = subprocess.Popen(
-            [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+            [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
              "--create-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
              "--function-command", f"fn={command}", "--function", "fn=runtime://127.0.0.1:0?timeout=30"],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

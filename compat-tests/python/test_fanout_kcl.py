@@ -28,18 +28,11 @@ from collections import defaultdict
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
-from conftest import MAX_POLLS, arn, make_client, make_subscriber, put_all, register_consumer, shard_id, wait_active
+from conftest import MAX_POLLS, arn, broker_binary, make_client, make_subscriber, put_all, register_consumer, shard_id, wait_active
 
 LIFETIME_MS = 3000
 STREAM = "kcl-fanout"
 MAX = 2**128 - 1
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def broker():
         log_path = os.path.join(d, "broker.log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+                [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
                  "--subscription-lifetime-ms", str(LIFETIME_MS),
                  "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
                  "--register-consumer-delay-ms", "0", "--deregister-consumer-delay-ms", "0"],

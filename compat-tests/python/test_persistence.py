@@ -12,14 +12,7 @@ import time
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from conftest import MAX_POLLS, make_client, read_shard, shard_id, wait_active
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
+from conftest import MAX_POLLS, broker_binary, make_client, read_shard, shard_id, wait_active
 
 
 class Broker:
@@ -33,7 +26,7 @@ class Broker:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [binary(), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", data_dir,
+                [broker_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", data_dir,
                  "--durability", durability,
                  "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0", "--update-stream-delay-ms", "0"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,

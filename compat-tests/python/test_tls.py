@@ -4,7 +4,6 @@ directory), driven by boto3 with verify= the certificate it wrote and by the AWS
 
 import json
 import os
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -16,25 +15,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import SSLError
 
-from conftest import MAX_POLLS, read_shard, shard_id, unique, wait_active
+from conftest import MAX_POLLS, broker_binary, free_port, read_shard, shard_id, unique, wait_active
 
 CERT_FILE = "tls-self-signed-cert.pem"
 KEY_FILE = "tls-self-signed-key.pem"
-
-
-def binary():
-    path = os.environ.get("KINESIS_BROKER_BIN")
-    if not path:
-        pytest.exit("KINESIS_BROKER_BIN is not set: run these suites through compat-tests/run", 2)
-    return path
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class TlsBroker:
@@ -45,7 +29,7 @@ class TlsBroker:
         self.log_path = os.path.join(workdir, f"broker-{self.port}.log")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [binary(), "--host", "127.0.0.1", "--port", str(self.port),
+                [broker_binary(), "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", os.path.join(workdir, "data"), "--create-stream-delay-ms", "0", *extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
