@@ -7,10 +7,8 @@ Expected texts and their sources: compat-tests/AWS_BEHAVIOUR.md section 13f."""
 import datetime
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import time
 from unittest import mock
 
 import boto3
@@ -23,7 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, REGION, broker_binary, cli_env, wait_active
+from conftest import REGION, broker_binary, cli_env, free_port, wait_active, wait_port
 
 ALICE = ("AKIDALICE", "alice-secret")
 BOB = ("AKIDBOB", "bob/secret+1")
@@ -55,10 +53,7 @@ def broker():
         creds = os.path.join(d, "credentials.ini")
         with open(creds, "w") as f:
             f.write(CREDENTIALS)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         log_path = os.path.join(d, "broker.log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -68,16 +63,7 @@ def broker():
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         try:
-            for _ in range(MAX_POLLS):
-                if proc.poll() is not None:
-                    raise AssertionError(f"broker exited {proc.returncode}: {open(log_path).read()}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.025)
-            else:
-                raise AssertionError("broker never listened")
+            wait_port(port, proc, log_path)
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.kill()

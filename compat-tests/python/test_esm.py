@@ -4,7 +4,6 @@ interface client (`awslambdaric`) against the Runtime API the broker serves for 
 function (`--function fn=runtime://127.0.0.1:PORT`)."""
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,13 +33,7 @@ def setup():
         )
         procs = [broker]
         try:
-            for _ in range(MAX_POLLS):
-                assert broker.poll() is None, open(os.path.join(d, "broker.log")).read()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.025)
+            wait_port(port, broker, os.path.join(d, "broker.log"))
             yield d, f"http://127.0.0.1:{port}", runtime_port, procs
         finally:
             for p in procs:

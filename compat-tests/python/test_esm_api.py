@@ -4,7 +4,6 @@ Enabled, Updating, Disabling → Disabled, Enabling, Deleting → gone, each asy
 while a transition is under way, and what a mapping shows once its stream is deleted."""
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_deleted
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_deleted, wait_port
 
 DELAY_MS = 300
 
@@ -33,13 +32,7 @@ def broker_url():
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         try:
-            for _ in range(MAX_POLLS):
-                assert broker.poll() is None, open(log_path).read()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.025)
+            wait_port(port, broker, log_path)
             yield f"http://127.0.0.1:{port}"
         finally:
             broker.kill()

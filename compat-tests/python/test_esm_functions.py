@@ -6,7 +6,6 @@ the function on `/_broker/functions`, and stops the runtimes when it stops."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
-from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,13 +55,7 @@ def test_broker_started_awslambdaric_gets_every_record_and_stops_with_the_broker
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            for _ in range(MAX_POLLS):
-                assert broker.poll() is None, open(log_path).read()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.025)
+            wait_port(port, broker, log_path)
             listed = json.load(urllib.request.urlopen(f"{url}/_broker/functions"))["functions"]
             assert [f["name"] for f in listed] == ["fn"]
             assert listed[0]["kind"] == "runtime" and listed[0]["timeout_s"] == 30

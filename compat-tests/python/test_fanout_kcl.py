@@ -18,7 +18,6 @@ It must see every acknowledged record exactly once, in sequence-number order per
 import os
 import random
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -28,7 +27,18 @@ from collections import defaultdict
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
-from conftest import MAX_POLLS, arn, broker_binary, make_client, make_subscriber, put_all, register_consumer, shard_id, wait_active
+from conftest import (
+    arn,
+    broker_binary,
+    free_port,
+    make_client,
+    make_subscriber,
+    put_all,
+    register_consumer,
+    shard_id,
+    wait_active,
+    wait_port,
+)
 
 LIFETIME_MS = 3000
 STREAM = "kcl-fanout"
@@ -39,10 +49,7 @@ MAX = 2**128 - 1
 def broker():
     """A broker of our own: short subscription lifetime, zero lifecycle delays."""
     with tempfile.TemporaryDirectory() as d:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         log_path = os.path.join(d, "broker.log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -53,16 +60,7 @@ def broker():
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         try:
-            for _ in range(MAX_POLLS):
-                if proc.poll() is not None:
-                    raise AssertionError(f"broker exited {proc.returncode}: {open(log_path).read()}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.025)
-            else:
-                raise AssertionError("broker never listened")
+            wait_port(port, proc, log_path)
             yield proc, f"http://127.0.0.1:{port}", log_path
         finally:
             if proc.poll() is None:

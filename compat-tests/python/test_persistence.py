@@ -3,7 +3,6 @@ free port, with its own data directory), so it can stop them with SIGTERM or SIG
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -12,17 +11,23 @@ import time
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from conftest import MAX_POLLS, broker_binary, make_client, read_shard, shard_id, wait_active
+from conftest import (
+    MAX_POLLS,
+    broker_binary,
+    free_port,
+    make_client,
+    read_shard,
+    shard_id,
+    wait_active,
+    wait_port,
+)
 
 
 class Broker:
     """One broker process; SIGKILLed at the end of the test if still running."""
 
     def __init__(self, data_dir, log_path, durability="flush"):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
+        self.port = free_port()
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -32,15 +37,7 @@ class Broker:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        for _ in range(MAX_POLLS):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"broker exited {self.proc.returncode}: {open(log_path).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.025)
-        raise AssertionError("broker never listened")
+        wait_port(self.port, self.proc, log_path)
 
     def client(self, attempts=10):
         return make_client(url=self.endpoint, attempts=attempts)
