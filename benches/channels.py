@@ -2,7 +2,8 @@
 """Channel throughput (issue 22): a 4-shard ON_DEMAND stream delivered to S3 as GZIP JSON
 objects, beside the PutRecords rate measured in the same run.
 
-Per S3 target (`--s3 moto`, `null` or both), with a fresh release broker pointed at it:
+Per S3 target (`--s3 moto`, `null` or both), with a fresh release broker pointed at it,
+after `--warm-up` seconds of PutRecords that are not recorded:
 
   (a) PutRecords at full speed, 1 KiB JSON records (`kinesis-loadgen put-records --payload
       json`) on a 4-shard on-demand stream with no channel: the rate R;
@@ -327,7 +328,15 @@ def run_target(args, target, loadgen, binary, out_path):
         result = {"target": target, "label": args.label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "load_before": os.getloadavg(), "busy_before": busy_processes(),
                   "duration_s": args.duration, "fraction": args.fraction,
-                  "buffer_bytes": args.buffer_bytes}
+                  "buffer_bytes": args.buffer_bytes, "warm_up_s": args.warm_up}
+
+        # A warm-up, not recorded: the first seconds of a fresh broker and data directory
+        # (page-cache growth, the allocator) measured a third lower R than the next run.
+        if args.warm_up:
+            on_demand_stream(kinesis, "chbench-warm-up")
+            run_loadgen(loadgen, broker, "chbench-warm-up", ["--duration", f"{args.warm_up}s"],
+                        f"channels-{target}-warm-up", os.devnull)
+            kinesis.delete_stream(StreamName="chbench-warm-up")
 
         # (a) the PutRecords rate, no channel anywhere.
         on_demand_stream(kinesis, "chbench-rate")
@@ -509,6 +518,7 @@ def main():
     ap.add_argument("--s3", default="moto,null", help="S3 targets, comma-separated: moto, null")
     ap.add_argument("--duration", type=int, default=30, help="seconds of paced producing, (b) and (c)")
     ap.add_argument("--rate-duration", type=int, default=10, help="seconds of (a)")
+    ap.add_argument("--warm-up", type=int, default=5, help="seconds of unrecorded PutRecords before (a)")
     ap.add_argument("--fraction", type=float, default=0.5, help="producer rate / PutRecords rate")
     ap.add_argument("--buffer-bytes", type=int, default=5 * 1024 * 1024, help="--channel-buffer-bytes")
     ap.add_argument("--catch-up", type=float, default=5.0, help="seconds after the producer stops "
