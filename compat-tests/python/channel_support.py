@@ -18,7 +18,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
-from conftest import MAX_POLLS, REGION, broker_binary, free_port, wait_port
+from conftest import MAX_POLLS, REGION, broker_binary, free_port, serving, wait_port
 
 
 @contextlib.contextmanager
@@ -27,17 +27,8 @@ def moto_server():
     moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
     with tempfile.TemporaryDirectory() as d:
         port = free_port()
-        log_path = os.path.join(d, "moto.log")
-        log = open(log_path, "ab")
-        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        try:
-            wait_port(port, proc, log_path)
+        with serving([moto, "-H", "127.0.0.1", "-p", str(port)], port, os.path.join(d, "moto.log")):
             yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait(timeout=60)
-            log.close()
 
 
 def s3_client(url):

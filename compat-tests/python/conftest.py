@@ -4,6 +4,7 @@ broker that compat-tests/run started (its URL is in KINESIS_BROKER_ENDPOINT).
 Expected AWS answers, with sources: compat-tests/AWS_BEHAVIOUR.md.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,21 @@ def wait_port(port, proc, log_path):
         except OSError:
             time.sleep(0.025)
     raise AssertionError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def serving(args, port, log_path, env=None):
+    """Runs ARGS, a server that listens on 127.0.0.1:PORT (its output appended to LOG_PATH),
+    for as long as the block runs; yields the process once it listens, kills it at the end."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        wait_port(port, proc, log_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
 
 
 def broker_binary():

@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import REGION, broker_binary, cli_env, free_port, wait_active, wait_port
+from conftest import REGION, broker_binary, cli_env, free_port, serving, wait_active
 
 ALICE = ("AKIDALICE", "alice-secret")
 BOB = ("AKIDBOB", "bob/secret+1")
@@ -54,20 +54,11 @@ def broker():
         with open(creds, "w") as f:
             f.write(CREDENTIALS)
         port = free_port()
-        log_path = os.path.join(d, "broker.log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
-                 "--auth", "verify", "--credentials-file", creds,
-                 "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )
-        try:
-            wait_port(port, proc, log_path)
+        args = [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+                "--auth", "verify", "--credentials-file", creds,
+                "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0"]
+        with serving(args, port, os.path.join(d, "broker.log")):
             yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait(timeout=60)
 
 
 def client(url, key, service="kinesis"):

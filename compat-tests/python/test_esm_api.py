@@ -4,7 +4,6 @@ Enabled, Updating, Disabling → Disabled, Enabling, Deleting → gone, each asy
 while a transition is under way, and what a mapping shows once its stream is deleted."""
 
 import os
-import subprocess
 import tempfile
 import time
 
@@ -13,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import MAX_POLLS, broker_binary, free_port, make_client, wait_active, wait_deleted, wait_port
+from conftest import MAX_POLLS, broker_binary, free_port, make_client, serving, wait_active, wait_deleted
 
 DELAY_MS = 300
 
@@ -22,22 +21,12 @@ DELAY_MS = 300
 def broker_url():
     with tempfile.TemporaryDirectory() as d:
         port = free_port()
-        log_path = os.path.join(d, "broker.log")
-        log = open(log_path, "ab")
-        broker = subprocess.Popen(
-            [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
-             "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
-             "--event-source-mapping-delay-ms", str(DELAY_MS),
-             "--function", f"fn=runtime://127.0.0.1:{free_port()}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )
-        try:
-            wait_port(port, broker, log_path)
+        args = [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+                "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0",
+                "--event-source-mapping-delay-ms", str(DELAY_MS),
+                "--function", f"fn=runtime://127.0.0.1:{free_port()}"]
+        with serving(args, port, os.path.join(d, "broker.log")):
             yield f"http://127.0.0.1:{port}"
-        finally:
-            broker.kill()
-            broker.wait(timeout=60)
-            log.close()
 
 
 def lambda_client(url):

@@ -18,7 +18,6 @@ It must see every acknowledged record exactly once, in sequence-number order per
 import os
 import random
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -35,9 +34,9 @@ from conftest import (
     make_subscriber,
     put_all,
     register_consumer,
+    serving,
     shard_id,
     wait_active,
-    wait_port,
 )
 
 LIFETIME_MS = 3000
@@ -51,21 +50,12 @@ def broker():
     with tempfile.TemporaryDirectory() as d:
         port = free_port()
         log_path = os.path.join(d, "broker.log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
-                 "--subscription-lifetime-ms", str(LIFETIME_MS),
-                 "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
-                 "--register-consumer-delay-ms", "0", "--deregister-consumer-delay-ms", "0"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )
-        try:
-            wait_port(port, proc, log_path)
+        args = [broker_binary(), "--host", "127.0.0.1", "--port", str(port), "--data-dir", os.path.join(d, "data"),
+                "--subscription-lifetime-ms", str(LIFETIME_MS),
+                "--create-stream-delay-ms", "0", "--delete-stream-delay-ms", "0", "--update-stream-delay-ms", "0",
+                "--register-consumer-delay-ms", "0", "--deregister-consumer-delay-ms", "0"]
+        with serving(args, port, log_path) as proc:
             yield proc, f"http://127.0.0.1:{port}", log_path
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=60)
 
 
 class FanOutConsumer:
